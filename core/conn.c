@@ -1,0 +1,434 @@
+/*
+ * conn.c - client connections and HTTP/1.1 request handling (see conn.h).
+ *
+ * State machine per connection:
+ *   HEAD -> (BODY) -> BUSY -> respond -> HEAD (keep-alive) or DRAIN
+ *                         \-> WS (upgrade: session.c takes the bytes)
+ * One timer per connection bounds the time to receive a request (against
+ * slow clients) and the idle time between requests.
+ */
+#include "conn.h"
+#include "log.h"
+#include "msg.h"
+#include "rest.h"
+#include "server.h"
+#include "session.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct cc_conn *all_conns;
+static uint64_t n_conns;
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_process(struct cc_conn *c);
+
+static void *xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n, sz);
+    if (!p)
+        abort();
+    return p;
+}
+
+uint64_t cc_conn_count(void)
+{
+    return n_conns;
+}
+
+static void format_peer(char *out, size_t n, const struct sockaddr *sa)
+{
+    char addr[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
+        port = ntohs(in->sin_port);
+        snprintf(out, n, "%s:%d", addr, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
+        port = ntohs(in6->sin6_port);
+        snprintf(out, n, "[%s]:%d", addr, port);
+    } else {
+        snprintf(out, n, "unix");
+    }
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct cc_conn *c = arg;
+
+    if (c->state == CC_CONN_HEAD && c->bev &&
+        evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+        cc_conn_close(c); /* idle keep-alive connection */
+        return;
+    }
+    if (c->state == CC_CONN_HEAD || c->state == CC_CONN_BODY) {
+        cc_log(CC_LOG_INFO, "http", "%s: request timeout", c->peer);
+        c->keep_alive = 0;
+        if (!c->req)
+            c->req = xcalloc(1, sizeof *c->req);
+        c->state = CC_CONN_BUSY;
+        cc_conn_respond_error(c, 408, "Request timeout");
+        return;
+    }
+    if (c->state == CC_CONN_DRAIN)
+        cc_conn_close(c); /* client stopped reading our last response */
+}
+
+static void arm_timer(struct cc_conn *c, uint64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000),
+                          (suseconds_t)(ms % 1000) * 1000 };
+
+    evtimer_add(c->timer, &tv);
+}
+
+void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen)
+{
+    struct cc_conn *c;
+    int one = 1;
+
+    if (cc_srv->shutting_down ||
+        n_conns >= cc_srv->lim.max_connections) {
+        close(fd);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c = xcalloc(1, sizeof *c);
+    c->id = ++cc_srv->next_id;
+    format_peer(c->peer, sizeof c->peer, sa);
+    c->bev = bufferevent_socket_new(cc_srv->base, fd,
+                                    BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(cc_srv->base, timer_cb, c);
+    if (!c->bev || !c->timer)
+        abort();
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->state = CC_CONN_HEAD;
+    c->reading = 1;
+    arm_timer(c, cc_srv->lim.request_timeout_ms);
+    c->next = all_conns;
+    if (all_conns)
+        all_conns->prev = c;
+    all_conns = c;
+    n_conns++;
+}
+
+static void request_free(struct cc_conn *c)
+{
+    if (!c->req)
+        return;
+    free(c->req->head);
+    free(c->req->body);
+    free(c->req);
+    c->req = NULL;
+}
+
+static void conn_free(struct cc_conn *c)
+{
+    cc_session_free(c);
+    request_free(c);
+    if (c->timer)
+        event_free(c->timer);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        all_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    n_conns--;
+    free(c);
+}
+
+void cc_conn_close(struct cc_conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = 1;
+    if (c->bev) {
+        bufferevent_free(c->bev); /* closes the socket */
+        c->bev = NULL;
+    }
+    evtimer_del(c->timer);
+    if (c->pending == 0)
+        conn_free(c);
+}
+
+void cc_conn_close_after_write(struct cc_conn *c)
+{
+    if (c->dead)
+        return;
+    c->state = CC_CONN_DRAIN;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        cc_conn_close(c);
+        return;
+    }
+    arm_timer(c, cc_srv->lim.request_timeout_ms);
+}
+
+void cc_conn_hold(struct cc_conn *c)
+{
+    c->pending++;
+}
+
+int cc_conn_release(struct cc_conn *c)
+{
+    c->pending--;
+    if (!c->dead)
+        return 1;
+    if (c->pending == 0)
+        conn_free(c);
+    return 0;
+}
+
+/* Access log: one line per answered request; the target is redacted
+ * because ?token= may carry a bearer token. */
+static void access_log(struct cc_conn *c, int status)
+{
+    char target[512];
+    const struct cc_http_request *h = &c->req->h;
+
+    if (!c->req->head) {
+        cc_log(CC_LOG_INFO, "http", "%s - %d", c->peer, status);
+        return;
+    }
+    cc_log_redact(target, sizeof target, h->target.p, h->target.n);
+    cc_log(CC_LOG_INFO, "http", "%s \"%.*s %s\" %d", c->peer,
+           (int)h->method_str.n, h->method_str.p, target, status);
+}
+
+void cc_conn_respond(struct cc_conn *c, int status, const char *extra_headers,
+                     const char *body, size_t len)
+{
+    struct evbuffer *out;
+
+    if (c->dead)
+        return;
+    out = bufferevent_get_output(c->bev);
+    if (cc_srv->shutting_down)
+        c->keep_alive = 0;
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\n"
+                        "Server: carechat\r\n"
+                        "Cache-Control: no-store\r\n"
+                        "Content-Length: %zu\r\n"
+                        "%s%s%s\r\n",
+                        status, cc_http_reason(status), len,
+                        len ? "Content-Type: application/json\r\n" : "",
+                        c->keep_alive ? "" : "Connection: close\r\n",
+                        extra_headers ? extra_headers : "");
+    if (len && !(c->req && c->req->h.method == CC_HTTP_HEAD))
+        evbuffer_add(out, body, len);
+    if (c->req)
+        access_log(c, status);
+    request_free(c);
+    if (!c->keep_alive) {
+        cc_conn_close_after_write(c);
+        return;
+    }
+    c->state = CC_CONN_HEAD;
+    c->reading = 0;
+    bufferevent_enable(c->bev, EV_READ);
+    arm_timer(c, cc_srv->lim.keepalive_timeout_ms);
+    /* A pipelined request may already be buffered. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        conn_process(c);
+}
+
+void cc_conn_respond_error(struct cc_conn *c, int status, const char *msg)
+{
+    struct cc_sbuf b = { 0 };
+
+    cc_json_error(&b, msg);
+    cc_conn_respond(c, status, NULL, b.p, b.len);
+    cc_sbuf_free(&b);
+}
+
+/* Fail the request being read: answer status and close. */
+static void fail_request(struct cc_conn *c, int status, const char *msg)
+{
+    c->keep_alive = 0;
+    c->state = CC_CONN_BUSY;
+    bufferevent_disable(c->bev, EV_READ);
+    if (!c->req)
+        c->req = xcalloc(1, sizeof *c->req);
+    cc_conn_respond_error(c, status, msg);
+}
+
+static const char *head_error_message(int status)
+{
+    switch (status) {
+    case 431: return "Request header fields too large";
+    case 505: return "HTTP version not supported";
+    default: return "Malformed HTTP request";
+    }
+}
+
+/* Parse a buffered request head.  Returns 1 when a request is ready for
+ * its body, 0 to wait for more bytes, -1 when the request failed. */
+static int read_head(struct cc_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    size_t look = avail < cc_srv->lim.max_head ? avail
+                                                : cc_srv->lim.max_head;
+    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+    struct cc_http_request h;
+    int rc = cc_http_parse_head(p, look, cc_srv->lim.max_head, &h);
+
+    if (rc == 0 && look >= cc_srv->lim.max_head)
+        rc = -431;
+    if (rc == 0)
+        return 0;
+    if (rc < 0) {
+        fail_request(c, -rc, head_error_message(-rc));
+        return -1;
+    }
+    c->req = xcalloc(1, sizeof *c->req);
+    c->req->head = malloc((size_t)rc + 1);
+    if (!c->req->head)
+        abort();
+    memcpy(c->req->head, p, (size_t)rc);
+    c->req->head[rc] = '\0';
+    c->req->head_len = (size_t)rc;
+    evbuffer_drain(in, (size_t)rc);
+    /* Re-parse over our own copy so the request's pointers stay valid. */
+    cc_http_parse_head(c->req->head, (size_t)rc, (size_t)rc + 1,
+                       &c->req->h);
+    c->keep_alive = c->req->h.keep_alive;
+    if (c->req->h.has_transfer_encoding) {
+        fail_request(c, 501, "Transfer-Encoding is not supported; "
+                             "send a Content-Length");
+        return -1;
+    }
+    if (c->req->h.content_length > (int64_t)cc_srv->lim.max_body) {
+        fail_request(c, 413, "Request body too large");
+        return -1;
+    }
+    c->state = CC_CONN_BODY;
+    return 1;
+}
+
+/* Move the body into the request once it is all here.  Returns 1 when
+ * complete, 0 to wait. */
+static int read_body(struct cc_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t need = c->req->h.content_length > 0
+                      ? (size_t)c->req->h.content_length : 0;
+
+    if (evbuffer_get_length(in) < need)
+        return 0;
+    c->req->body = malloc(need + 1);
+    if (!c->req->body)
+        abort();
+    evbuffer_remove(in, c->req->body, need);
+    c->req->body[need] = '\0';
+    c->req->body_len = need;
+    return 1;
+}
+
+static void dispatch(struct cc_conn *c)
+{
+    c->state = CC_CONN_BUSY;
+    evtimer_del(c->timer);
+    if (cc_session_is_ws_path(c)) {
+        cc_session_upgrade(c);
+        return;
+    }
+    cc_rest_handle(c);
+}
+
+/* Read as far as the buffered bytes allow. */
+static void conn_process(struct cc_conn *c)
+{
+    if (c->state == CC_CONN_HEAD) {
+        if (!c->reading) {
+            /* First byte of a request on a kept-alive connection: the
+             * request deadline replaces the idle timeout, once (so a
+             * client trickling bytes cannot extend it). */
+            c->reading = 1;
+            arm_timer(c, cc_srv->lim.request_timeout_ms);
+        }
+        if (read_head(c) <= 0)
+            return;
+    }
+    if (c->state == CC_CONN_BODY) {
+        if (!read_body(c))
+            return;
+        dispatch(c);
+    }
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct cc_conn *c = arg;
+
+    switch (c->state) {
+    case CC_CONN_HEAD:
+    case CC_CONN_BODY:
+        conn_process(c);
+        break;
+    case CC_CONN_WS:
+        cc_session_on_read(c);
+        break;
+    default:
+        break; /* BUSY/DRAIN: later bytes wait (pipelining) */
+    }
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct cc_conn *c = arg;
+
+    if (c->state == CC_CONN_DRAIN)
+        cc_conn_close(c);
+    else if (c->state == CC_CONN_WS)
+        cc_session_on_write(c);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct cc_conn *c = arg;
+
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (c->state == CC_CONN_WS)
+            cc_log(CC_LOG_DEBUG, "ws", "%s: connection lost", c->peer);
+        cc_conn_close(c);
+    }
+}
+
+void cc_conn_shutdown_all(void)
+{
+    struct cc_conn *c, *next;
+
+    for (c = all_conns; c; c = next) {
+        next = c->next;
+        if (c->dead)
+            continue;
+        if (c->state == CC_CONN_WS)
+            cc_session_close(c, 1001, "Server shutting down");
+        else if (c->state == CC_CONN_HEAD)
+            cc_conn_close(c);
+        else
+            c->keep_alive = 0; /* answer the request in flight, then close */
+    }
+}

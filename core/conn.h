@@ -1,0 +1,92 @@
+/*
+ * conn.h - one client TCP connection: accept, HTTP/1.1 request reading
+ * with limits and timeouts, keep-alive, responses, and the hand-over to
+ * the WebSocket session (session.c) on upgrade.
+ *
+ * A connection owns all its memory (request, body, WebSocket state) and
+ * closing it frees everything - once no asynchronous operation still
+ * refers to it (cc_conn_hold/cc_conn_release).  Loop thread only.
+ */
+#ifndef CC_CONN_H
+#define CC_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "http.h"
+#include "host.h"
+
+struct bufferevent;
+struct event;
+struct sockaddr;
+struct cc_ws;
+
+enum cc_conn_state {
+    CC_CONN_HEAD,   /* reading a request head */
+    CC_CONN_BODY,   /* reading a request body */
+    CC_CONN_BUSY,   /* a request is being answered (maybe async) */
+    CC_CONN_DRAIN,  /* closing once the output is written */
+    CC_CONN_WS      /* upgraded: session.c owns the bytes */
+};
+
+/* The request being answered; freed when the response is written. */
+struct cc_request {
+    struct cc_http_request h;  /* points into head */
+    char *head;
+    size_t head_len;
+    char *body;                /* NUL-terminated, body_len bytes */
+    size_t body_len;
+    struct cc_auth_req auth;   /* principal once authenticated */
+    int status;                /* response status, for the access log */
+};
+
+struct cc_conn {
+    uint64_t id;
+    struct bufferevent *bev;
+    struct event *timer;       /* request deadline or keep-alive idle */
+    enum cc_conn_state state;
+    int pending;               /* async operations referring to this */
+    int dead;                  /* socket gone; free when pending == 0 */
+    int keep_alive;            /* keep the connection after the response */
+    int reading;               /* a request has begun: its deadline runs */
+    struct cc_request *req;
+    struct cc_ws *ws;          /* set in CC_CONN_WS */
+    struct cc_conn *prev, *next; /* all connections */
+    char peer[48];             /* client address, for logs */
+};
+
+/* Accept a new client socket (nonblocking, owned from now on). */
+void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen);
+
+/* Send the response to the current request and finish it: the status
+ * line, Content-Type: application/json (when body), Content-Length,
+ * Connection, extra_headers (CRLF-terminated lines, or NULL), the body.
+ * Then read the next request or close, per keep-alive. */
+void cc_conn_respond(struct cc_conn *c, int status, const char *extra_headers,
+                     const char *body, size_t len);
+
+/* cc_conn_respond with a string literal body. */
+#define cc_conn_respond_lit(c, status, headers, body) \
+    cc_conn_respond(c, status, headers, body, sizeof(body) - 1)
+
+/* cc_conn_respond with {"error": msg}. */
+void cc_conn_respond_error(struct cc_conn *c, int status, const char *msg);
+
+/* An async operation starts / ends.  cc_conn_release returns 1 when the
+ * connection is still alive (so the callback may use it), 0 when it is
+ * gone (it may have been freed by this call). */
+void cc_conn_hold(struct cc_conn *c);
+int cc_conn_release(struct cc_conn *c);
+
+/* Close now: stop reading and writing, free when no operation holds c. */
+void cc_conn_close(struct cc_conn *c);
+
+/* Close after everything queued has been written. */
+void cc_conn_close_after_write(struct cc_conn *c);
+
+/* Shutdown: close idle HTTP connections, ask sessions to close (1001). */
+void cc_conn_shutdown_all(void);
+
+/* Live connections. */
+uint64_t cc_conn_count(void);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * log.c - one line per event on stderr (see log.h).
+ */
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/time.h>
+
+static int log_level = CC_LOG_INFO;
+static const char *level_names[] = { "error", "warn", "info", "debug" };
+
+void cc_log_set_level(int level)
+{
+    log_level = level;
+}
+
+int cc_log_level(void)
+{
+    return log_level;
+}
+
+int cc_log_level_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(s, level_names[i]) == 0)
+            return i;
+    if (strcasecmp(s, "warning") == 0)
+        return CC_LOG_WARN;
+    return -1;
+}
+
+/* Format the line into one buffer and write it with a single write(2), so
+ * lines from several threads never interleave. */
+void cc_logv(int level, const char *component, const char *fmt, va_list ap)
+{
+    char line[2048];
+    struct timeval tv;
+    struct tm tm;
+    size_t n;
+    int r;
+
+    if (level > log_level)
+        return;
+    if (level < 0)
+        level = 0;
+    if (level > 3)
+        level = 3;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+    r = snprintf(line + n, sizeof line - n, ".%03ldZ %-5s %s: ",
+                 (long)tv.tv_usec / 1000, level_names[level],
+                 component ? component : "carechatd");
+    if (r > 0)
+        n += (size_t)r < sizeof line - n ? (size_t)r : sizeof line - n - 1;
+    r = vsnprintf(line + n, sizeof line - n, fmt, ap);
+    if (r > 0)
+        n += (size_t)r < sizeof line - n ? (size_t)r : sizeof line - n - 1;
+    if (n >= sizeof line - 1)
+        n = sizeof line - 2;
+    line[n++] = '\n';
+    if (write(STDERR_FILENO, line, n) < 0)
+        return;
+}
+
+void cc_log(int level, const char *component, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    cc_logv(level, component, fmt, ap);
+    va_end(ap);
+}
+
+/* Is src[i..] the start of a secret-bearing query parameter name followed
+ * by '='?  Returns the length of "name=" or 0. */
+static size_t secret_param_at(const char *src, size_t n, size_t i)
+{
+    static const char *names[] = { "token=", "access_token=" };
+
+    if (i > 0 && src[i - 1] != '?' && src[i - 1] != '&' && src[i - 1] != ';')
+        return 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        size_t len = strlen(names[k]);
+        if (n - i >= len && strncasecmp(src + i, names[k], len) == 0)
+            return len;
+    }
+    return 0;
+}
+
+char *cc_log_redact(char *dst, size_t dst_size, const char *src, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    static const char mark[] = "[redacted]";
+    size_t o = 0, i = 0;
+
+    if (dst_size == 0)
+        return dst;
+    while (i < n && o + 1 < dst_size) {
+        size_t plen = secret_param_at(src, n, i);
+        if (plen) {
+            for (size_t k = 0; k < plen && o + 1 < dst_size; k++)
+                dst[o++] = src[i + k];
+            i += plen;
+            for (size_t k = 0; mark[k] && o + 1 < dst_size; k++)
+                dst[o++] = mark[k];
+            while (i < n && src[i] != '&' && src[i] != ';' && src[i] != ' ')
+                i++;
+            continue;
+        }
+        unsigned char c = (unsigned char)src[i++];
+        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+            if (o + 5 >= dst_size)
+                break;
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 15];
+        } else {
+            dst[o++] = (char)c;
+        }
+    }
+    dst[o] = '\0';
+    return dst;
+}

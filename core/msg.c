@@ -1,0 +1,322 @@
+/*
+ * msg.c - protocol JSON in and out (see msg.h).
+ *
+ * Output is written by hand rather than through jansson: every broadcast
+ * message is encoded here once, and a direct writer is both faster and
+ * byte-for-byte predictable.
+ */
+#include "msg.h"
+#include "timefmt.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void sbuf_reserve(struct cc_sbuf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    b->p = realloc(b->p, cap);
+    if (!b->p)
+        abort();
+    b->cap = cap;
+}
+
+void cc_sbuf_add(struct cc_sbuf *b, const void *data, size_t n)
+{
+    sbuf_reserve(b, n);
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void cc_sbuf_adds(struct cc_sbuf *b, const char *s)
+{
+    cc_sbuf_add(b, s, strlen(s));
+}
+
+void cc_sbuf_printf(struct cc_sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    sbuf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void cc_sbuf_free(struct cc_sbuf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+void cc_json_str(struct cc_sbuf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i = 0, run;
+
+    sbuf_reserve(b, n + 2);
+    b->p[b->len++] = '"';
+    while (i < n) {
+        for (run = i; run < n; run++) {
+            unsigned char c = (unsigned char)s[run];
+            if (c < 0x20 || c == '"' || c == '\\')
+                break;
+        }
+        if (run > i)
+            cc_sbuf_add(b, s + i, run - i);
+        if (run >= n)
+            break;
+        unsigned char c = (unsigned char)s[run];
+        char esc[6] = { '\\', 0 };
+        size_t elen = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
+            esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
+            elen = 6;
+        }
+        cc_sbuf_add(b, esc, elen);
+        i = run + 1;
+    }
+    cc_sbuf_add(b, "\"", 1);
+}
+
+const char *cc_side_name(int side)
+{
+    return side == CC_SIDE_PATIENT ? "patient" : "professional";
+}
+
+static void json_time(struct cc_sbuf *b, int64_t us)
+{
+    char t[CC_TIME_LEN + 1];
+
+    cc_time_format(us, t);
+    cc_sbuf_add(b, "\"", 1);
+    cc_sbuf_add(b, t, CC_TIME_LEN);
+    cc_sbuf_add(b, "\"", 1);
+}
+
+static void json_id(struct cc_sbuf *b, const char *id)
+{
+    if (!id) {
+        cc_sbuf_adds(b, "null");
+        return;
+    }
+    cc_json_str(b, id, strlen(id));
+}
+
+void cc_json_message(struct cc_sbuf *b, const struct cc_message *m,
+                     int with_is_read)
+{
+    cc_sbuf_adds(b, "{\"id\": ");
+    json_id(b, m->id);
+    cc_sbuf_adds(b, ", \"content\": ");
+    cc_json_str(b, m->content, m->content_len);
+    cc_sbuf_adds(b, ", \"sender_type\": \"");
+    cc_sbuf_adds(b, cc_side_name(m->sender_type));
+    cc_sbuf_adds(b, "\", \"created_at\": ");
+    json_time(b, m->created_at_us);
+    if (with_is_read)
+        cc_sbuf_adds(b, m->is_read ? ", \"is_read\": true"
+                                   : ", \"is_read\": false");
+    cc_sbuf_adds(b, "}");
+}
+
+void cc_json_chat(struct cc_sbuf *b, const struct cc_chat *c)
+{
+    cc_sbuf_adds(b, "{\"id\": ");
+    json_id(b, c->id);
+    cc_sbuf_adds(b, ", \"patient\": ");
+    json_id(b, c->patient_id);
+    cc_sbuf_adds(b, ", \"professional\": ");
+    json_id(b, c->professional_id);
+    cc_sbuf_adds(b, ", \"last_message\": ");
+    if (c->last_message)
+        cc_json_message(b, c->last_message, 1);
+    else
+        cc_sbuf_adds(b, "null");
+    cc_sbuf_printf(b, ", \"unread_count\": %lld",
+                   (long long)c->unread_count);
+    cc_sbuf_adds(b, ", \"created_at\": ");
+    json_time(b, c->created_at_us);
+    cc_sbuf_adds(b, ", \"updated_at\": ");
+    json_time(b, c->updated_at_us);
+    cc_sbuf_adds(b, "}");
+}
+
+void cc_json_error(struct cc_sbuf *b, const char *msg)
+{
+    cc_sbuf_adds(b, "{\"error\": ");
+    cc_json_str(b, msg, strlen(msg));
+    cc_sbuf_adds(b, "}");
+}
+
+/* Decode one UTF-8 code point at s[*i] (input already valid). */
+static uint32_t utf8_next(const unsigned char *s, size_t n, size_t *i)
+{
+    uint32_t c = s[(*i)++];
+    int more = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+
+    if (more)
+        c &= 0x3fu >> more;
+    while (more-- > 0 && *i < n)
+        c = (c << 6) | (s[(*i)++] & 0x3fu);
+    return c;
+}
+
+/* Python's str.isspace() set. */
+static int is_space_cp(uint32_t c)
+{
+    return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) ||
+           c == 0x85 || c == 0xa0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
+           c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
+int cc_text_blank(const char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n)
+        if (!is_space_cp(utf8_next((const unsigned char *)s, n, &i)))
+            return 0;
+    return 1;
+}
+
+size_t cc_utf8_chars(const char *s, size_t n)
+{
+    size_t count = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] & 0xc0) != 0x80)
+            count++;
+    return count;
+}
+
+int cc_role_parse(const char *s, size_t n)
+{
+    if (n == 7 && memcmp(s, "patient", 7) == 0)
+        return CC_SIDE_PATIENT;
+    if ((n == 12 && memcmp(s, "professional", 12) == 0) ||
+        (n == 8 && memcmp(s, "provider", 8) == 0))
+        return CC_SIDE_PROFESSIONAL;
+    return -1;
+}
+
+int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
+                     struct cc_inbound *out, const char **error,
+                     char *err_buf, size_t err_size)
+{
+    json_error_t jerr;
+    json_t *root, *content, *role;
+
+    memset(out, 0, sizeof *out);
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        *error = CC_ERR_JSON;
+        return -1;
+    }
+    out->json = root;
+    content = json_object_get(root, "content");
+    role = json_object_get(root, "role");
+    if (content && !json_is_string(content) && !json_is_null(content)) {
+        *error = "Message content must be a string";
+        goto fail;
+    }
+    if (!content || json_is_null(content) ||
+        cc_text_blank(json_string_value(content),
+                      json_string_length(content))) {
+        *error = CC_ERR_EMPTY;
+        goto fail;
+    }
+    out->content = json_string_value(content);
+    out->content_len = json_string_length(content);
+    if (max_chars && cc_utf8_chars(out->content, out->content_len) >
+                         max_chars) {
+        snprintf(err_buf, err_size,
+                 "Message content too long (max %zu characters)", max_chars);
+        *error = err_buf;
+        goto fail;
+    }
+    out->role = CC_SIDE_NONE;
+    if (role && !json_is_null(role)) {
+        int r = json_is_string(role)
+                    ? cc_role_parse(json_string_value(role),
+                                    json_string_length(role))
+                    : -1;
+        if (r < 0) {
+            *error = "Invalid role: use patient, professional or provider";
+            goto fail;
+        }
+        out->role = r;
+    }
+    return 0;
+fail:
+    cc_inbound_free(out);
+    return -1;
+}
+
+void cc_inbound_free(struct cc_inbound *in)
+{
+    json_decref(in->json);
+    memset(in, 0, sizeof *in);
+}
+
+int cc_role_resolve(const char *my_patient, const char *my_professional,
+                    const char *chat_patient, const char *chat_professional,
+                    int requested, const char **error)
+{
+    int is_pat = my_patient && my_patient[0] &&
+                 strcmp(my_patient, chat_patient) == 0;
+    int is_pro = my_professional && my_professional[0] &&
+                 strcmp(my_professional, chat_professional) == 0;
+
+    if (requested == CC_SIDE_PATIENT) {
+        if (is_pat)
+            return CC_SIDE_PATIENT;
+        *error = "You are not the patient in this chat";
+        return -1;
+    }
+    if (requested == CC_SIDE_PROFESSIONAL) {
+        if (is_pro)
+            return CC_SIDE_PROFESSIONAL;
+        *error = "You are not the professional in this chat";
+        return -1;
+    }
+    if (is_pat && is_pro) {
+        *error = "Role required: you are both the patient and the "
+                 "professional in this chat";
+        return -1;
+    }
+    if (is_pat)
+        return CC_SIDE_PATIENT;
+    if (is_pro)
+        return CC_SIDE_PROFESSIONAL;
+    *error = "You are not a participant in this chat";
+    return -1;
+}

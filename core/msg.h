@@ -1,0 +1,96 @@
+/*
+ * msg.h - the protocol's JSON: parsing what clients send (a chat message,
+ * REST bodies go through jansson directly) and writing what the server
+ * sends (messages, chats, errors) with exactly the spec's field names.
+ *
+ * Output goes into a growable byte buffer (struct cc_sbuf) owned by the
+ * caller.  Pure functions; any thread.
+ */
+#ifndef CC_MSG_H
+#define CC_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <carechat/storage.h>
+
+/* A growable byte buffer; zero-initialise, free with cc_sbuf_free. */
+struct cc_sbuf {
+    char *p;
+    size_t len, cap;
+};
+
+void cc_sbuf_add(struct cc_sbuf *b, const void *data, size_t n);
+void cc_sbuf_adds(struct cc_sbuf *b, const char *s);
+void cc_sbuf_printf(struct cc_sbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void cc_sbuf_free(struct cc_sbuf *b);
+
+/* Append s[0..n) as a JSON string literal (quotes included).  s must be
+ * valid UTF-8; it is copied through except for the characters JSON
+ * requires escaped. */
+void cc_json_str(struct cc_sbuf *b, const char *s, size_t n);
+
+/* Append a message object {"id","content","sender_type","created_at"}
+ * (and "is_read" when with_is_read). */
+void cc_json_message(struct cc_sbuf *b, const struct cc_message *m,
+                     int with_is_read);
+
+/* Append a chat object {"id","patient","professional","last_message",
+ * "unread_count","created_at","updated_at"}. */
+void cc_json_chat(struct cc_sbuf *b, const struct cc_chat *c);
+
+/* Append {"error": msg}. */
+void cc_json_error(struct cc_sbuf *b, const char *msg);
+
+/* "patient" / "professional" for a CC_SIDE_*. */
+const char *cc_side_name(int side);
+
+/* What a client's chat message asks for. */
+struct cc_inbound {
+    const char *content;  /* points into the parsed JSON; see below */
+    size_t content_len;
+    int role;             /* CC_SIDE_NONE when not given */
+    void *json;           /* owner of content; cc_inbound_free() it */
+};
+
+/* The spec's error strings, exact. */
+#define CC_ERR_EMPTY "Message content cannot be empty"
+#define CC_ERR_NOT_FOUND "Chat not found"
+#define CC_ERR_JSON "Invalid JSON"
+
+/* Parse a client's text frame as {"content": str, "role"?: str}.  Returns
+ * 0, or -1 with *error set to a static client-facing message:
+ * CC_ERR_JSON (not JSON, not an object, duplicate keys), CC_ERR_EMPTY
+ * (content missing, empty or only whitespace), "Message content must be
+ * a string", "Invalid role: use patient, professional or provider",
+ * "Message content too long (max N characters)" (N = max_chars, counted
+ * in Unicode code points; 0 means no limit).  err_buf holds the last. */
+int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
+                     struct cc_inbound *out, const char **error,
+                     char *err_buf, size_t err_size);
+void cc_inbound_free(struct cc_inbound *in);
+
+/* 1 when s[0..n) is empty or only whitespace (Python str.isspace()
+ * semantics: ASCII and Unicode spaces). */
+int cc_text_blank(const char *s, size_t n);
+
+/* Number of Unicode code points in valid UTF-8 s[0..n). */
+size_t cc_utf8_chars(const char *s, size_t n);
+
+/* Parse a role string: "patient", "professional" or "provider".
+ * Returns CC_SIDE_* or -1. */
+int cc_role_parse(const char *s, size_t n);
+
+
+
+/* The side a principal with profiles (my_patient, my_professional; "" when
+ * absent) speaks as in the chat between chat_patient and
+ * chat_professional, honouring an explicit requested side (CC_SIDE_NONE
+ * for none).  Returns CC_SIDE_PATIENT or CC_SIDE_PROFESSIONAL, or -1 with
+ * a client-facing *error: the requested role is not the caller's in this
+ * chat, the caller holds both sides and gave no role, or neither. */
+int cc_role_resolve(const char *my_patient, const char *my_professional,
+                    const char *chat_patient, const char *chat_professional,
+                    int requested, const char **error);
+
+#endif

@@ -1,0 +1,791 @@
+/*
+ * rest.c - the REST API (see rest.h).
+ *
+ *   GET  /healthz                              liveness, no auth
+ *   POST /chat/chats/                          create or get a chat
+ *   GET  /chat/chats/                          the caller's chats
+ *   GET  /chat/chats/{id}/                     one chat
+ *   GET  /chat/chats/{id}/messages/            history, oldest first
+ *   POST /chat/chats/{id}/send_message/        store and broadcast
+ *   POST /chat/chats/{id}/mark_read/           mark the other side's read
+ *   POST /chat/profiles/                       admin: register a profile
+ *
+ * Trailing slashes are optional.  Every error is {"error": "..."}.
+ */
+#include "rest.h"
+#include "auth.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "msg.h"
+#include "server.h"
+#include "timefmt.h"
+#include "uuid.h"
+
+#include <carechat/auth.h>
+#include <carechat/fanout.h>
+#include <carechat/storage.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PAGE_DEFAULT 64
+#define PAGE_MAX 200
+
+enum route {
+    R_NONE, R_HEALTH, R_CHATS, R_CHAT, R_MESSAGES, R_SEND, R_MARK_READ,
+    R_PROFILES
+};
+
+/* One REST request in flight; the connection is held while it exists. */
+struct op {
+    struct cc_conn *c;
+    enum route route;
+    char chat_id[37];
+    json_t *body;           /* parsed JSON body, or NULL */
+    int side;               /* resolved side of the caller in the chat */
+    uint32_t limit;
+    int64_t after, before;  /* message cursors */
+};
+
+static void *xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n, sz);
+    if (!p)
+        abort();
+    return p;
+}
+
+static const struct cc_principal *me(const struct op *op)
+{
+    return &op->c->req->auth.principal;
+}
+
+static void op_free(struct op *op)
+{
+    json_decref(op->body);
+    free(op);
+}
+
+static void respond_sbuf(struct op *op, int status, struct cc_sbuf *b)
+{
+    cc_conn_respond(op->c, status, NULL, b->p, b->len);
+    cc_sbuf_free(b);
+}
+
+static void fail(struct op *op, int status, const char *msg)
+{
+    cc_conn_respond_error(op->c, status, msg);
+    op_free(op);
+}
+
+static void storage_fail(struct op *op, int status,
+                         const struct cc_store_result *res)
+{
+    if (status == CC_E_NOTFOUND) {
+        fail(op, 404, CC_ERR_NOT_FOUND);
+        return;
+    }
+    cc_log(CC_LOG_WARN, "rest", "storage error %d: %s", status,
+           res && res->error ? res->error : "-");
+    fail(op, 503, status == CC_E_BUSY ? "Server busy; try again"
+                                      : "Storage unavailable; try again");
+}
+
+/* Queue-time failure of a storage call: the op is still ours. */
+static int check_queued(struct op *op, int rc)
+{
+    if (rc == CC_OK) {
+        cc_conn_hold(op->c);
+        return 0;
+    }
+    storage_fail(op, rc, NULL);
+    return -1;
+}
+
+/* In a storage callback: 1 when the connection is still there. */
+static int op_alive(struct op *op)
+{
+    if (cc_conn_release(op->c))
+        return 1;
+    op_free(op);
+    return 0;
+}
+
+/* ----------------------------------------------------------- routing */
+
+/* Match path against "/chat/chats/{id}/suffix/" forms.  Fills id. */
+static enum route route_path(struct cc_http_str path, char id[37],
+                             int *bad_id)
+{
+    static const char base[] = "/chat/chats";
+    const char *p = path.p, *end = path.p + path.n, *seg;
+    size_t blen = sizeof base - 1;
+
+    *bad_id = 0;
+    if (path.n == 8 && memcmp(p, "/healthz", 8) == 0)
+        return R_HEALTH;
+    if ((path.n == 14 || path.n == 15) &&
+        memcmp(p, "/chat/profiles/", path.n) == 0)
+        return R_PROFILES;
+    if (path.n < blen || memcmp(p, base, blen) != 0)
+        return R_NONE;
+    p += blen;
+    if (p == end || (p + 1 == end && *p == '/'))
+        return R_CHATS;
+    if (*p++ != '/')
+        return R_NONE;
+    seg = p;
+    while (p < end && *p != '/')
+        p++;
+    if (cc_uuid_canon(seg, (size_t)(p - seg), id) < 0)
+        *bad_id = 1;
+    if (p < end)
+        p++; /* the slash after the id */
+    if (p == end)
+        return R_CHAT;
+    seg = p;
+    while (p < end && *p != '/')
+        p++;
+    if (p < end && p + 1 != end)
+        return R_NONE; /* more segments */
+    size_t n = (size_t)(p - seg);
+    if (n == 8 && memcmp(seg, "messages", 8) == 0)
+        return R_MESSAGES;
+    if (n == 12 && memcmp(seg, "send_message", 12) == 0)
+        return R_SEND;
+    if (n == 9 && memcmp(seg, "mark_read", 9) == 0)
+        return R_MARK_READ;
+    return R_NONE;
+}
+
+static const char *route_allow(enum route r)
+{
+    switch (r) {
+    case R_HEALTH: return "GET, HEAD";
+    case R_CHATS: return "GET, POST";
+    case R_CHAT: case R_MESSAGES: return "GET, HEAD";
+    default: return "POST";
+    }
+}
+
+static int route_method_ok(enum route r, enum cc_http_method m)
+{
+    int get = m == CC_HTTP_GET || m == CC_HTTP_HEAD;
+
+    switch (r) {
+    case R_HEALTH: case R_CHAT: case R_MESSAGES: return get;
+    case R_CHATS: return get || m == CC_HTTP_POST;
+    default: return m == CC_HTTP_POST;
+    }
+}
+
+/* The absolute base for links: http://host */
+static void add_link(struct cc_sbuf *b, struct op *op, const char *path,
+                     const char *cursor, uint32_t limit)
+{
+    const struct cc_http_header *host = cc_http_header(&op->c->req->h,
+                                                       "Host");
+    struct cc_sbuf u = { 0 };
+
+    cc_sbuf_adds(&u, "http://");
+    if (host)
+        cc_sbuf_add(&u, host->value.p, host->value.n);
+    cc_sbuf_printf(&u, "%s?cursor=%s&page_size=%u", path, cursor, limit);
+    cc_json_str(b, u.p, u.len);
+    cc_sbuf_free(&u);
+}
+
+/* Parse page_size and cursor.  Returns 0 or -1 after answering 400. */
+static int parse_paging(struct op *op, char *cursor, size_t cursor_size)
+{
+    struct cc_http_str q = op->c->req->h.query;
+    char ps[16];
+    long n = cc_http_query_param(q, "page_size", ps, sizeof ps);
+
+    op->limit = PAGE_DEFAULT;
+    if (n != -1) {
+        uint64_t v;
+        const char *why;
+        if (n < 0 || cc_conf_parse_u64(ps, 0, 1000000000, &v, &why) < 0 || v < 1) {
+            fail(op, 400, "page_size must be a positive integer");
+            return -1;
+        }
+        op->limit = v > PAGE_MAX ? PAGE_MAX : (uint32_t)v;
+    }
+    cursor[0] = '\0';
+    n = cc_http_query_param(q, "cursor", cursor, cursor_size);
+    if (n == -2) {
+        fail(op, 400, "Invalid cursor");
+        return -1;
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------- chats */
+
+static void chat_done(void *arg, int status, const struct cc_store_result *res)
+{
+    struct op *op = arg;
+    struct cc_sbuf b = { 0 };
+
+    if (!op_alive(op))
+        return;
+    if (status != CC_OK) {
+        if (status == CC_E_NOTFOUND && res->missing_side)
+            fail(op, 404, res->missing_side == CC_SIDE_PATIENT
+                              ? "Patient not found"
+                              : "Professional not found");
+        else
+            storage_fail(op, status, res);
+        return;
+    }
+    cc_json_chat(&b, res->chat);
+    respond_sbuf(op, op->route == R_CHATS && res->created ? 201 : 200, &b);
+    op_free(op);
+}
+
+/* A UUID member of the body: 0 absent, 1 present (canonical in out),
+ * -1 present but not a UUID. */
+static int body_uuid(json_t *body, const char *key, char out[37])
+{
+    json_t *v = json_object_get(body, key);
+
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v) ||
+        cc_uuid_canon(json_string_value(v), json_string_length(v), out) < 0)
+        return -1;
+    return 1;
+}
+
+/* POST /chat/chats/: the caller's side is inferred from their profile. */
+static void open_chat(struct op *op)
+{
+    const struct cc_principal *p = me(op);
+    char pat[37], pro[37];
+    const char *use_pat = NULL, *use_pro = NULL;
+    int hp = body_uuid(op->body, "patient", pat);
+    int hr = body_uuid(op->body, "professional", pro);
+    char id[CC_UUID_LEN + 1];
+    int64_t now = cc_time_now_us();
+
+    if (hp < 0 || hr < 0) {
+        fail(op, 400, hp < 0 ? "patient must be a UUID"
+                             : "professional must be a UUID");
+        return;
+    }
+    if (!p->patient_id[0] && !p->professional_id[0] && !p->is_admin) {
+        fail(op, 403, "Your token carries no patient or professional "
+                      "profile");
+        return;
+    }
+    if (hp && hr) {
+        if (p->is_admin || strcmp(pat, p->patient_id) == 0) {
+            use_pat = pat;
+            use_pro = pro;
+        } else if (strcmp(pro, p->professional_id) == 0) {
+            use_pat = pat;
+            use_pro = pro;
+        } else {
+            fail(op, 400, "One of patient or professional must be your "
+                          "own profile");
+            return;
+        }
+    } else if (hr) {
+        if (!p->patient_id[0]) {
+            fail(op, 400, "You have no patient profile: as a professional, "
+                          "send the patient's id as \"patient\"");
+            return;
+        }
+        use_pat = p->patient_id;
+        use_pro = pro;
+    } else if (hp) {
+        if (!p->professional_id[0]) {
+            fail(op, 400, "You have no professional profile: as a patient, "
+                          "send the professional's id as \"professional\"");
+            return;
+        }
+        use_pat = pat;
+        use_pro = p->professional_id;
+    } else {
+        fail(op, 400, p->patient_id[0]
+                          ? "professional is required"
+                          : "patient is required");
+        return;
+    }
+    cc_uuid_v7(now, id);
+    check_queued(op, cc_srv->st->chat_open(cc_srv->storage.inst, id, use_pat,
+                                           use_pro, now, chat_done, op));
+}
+
+static struct cc_viewer viewer_of(const struct op *op)
+{
+    const struct cc_principal *p = me(op);
+    struct cc_viewer v = { .struct_size = sizeof v };
+
+    v.patient_id = p->patient_id[0] ? p->patient_id : NULL;
+    v.professional_id = p->professional_id[0] ? p->professional_id : NULL;
+    return v;
+}
+
+static void list_done(void *arg, int status, const struct cc_store_result *res)
+{
+    struct op *op = arg;
+    struct cc_sbuf b = { 0 };
+    char cursor[80];
+
+    if (!op_alive(op))
+        return;
+    if (status != CC_OK) {
+        storage_fail(op, status, res);
+        return;
+    }
+    cc_sbuf_printf(&b, "{\"count\": %lld, \"next\": ", (long long)res->count);
+    if (res->more && res->n_chats) {
+        const struct cc_chat *last = res->chats[res->n_chats - 1];
+        snprintf(cursor, sizeof cursor, "u%lld_%s",
+                 (long long)last->updated_at_us, last->id);
+        add_link(&b, op, "/chat/chats/", cursor, op->limit);
+    } else {
+        cc_sbuf_adds(&b, "null");
+    }
+    cc_sbuf_adds(&b, ", \"previous\": null, \"results\": [");
+    for (size_t i = 0; i < res->n_chats; i++) {
+        if (i)
+            cc_sbuf_adds(&b, ", ");
+        cc_json_chat(&b, res->chats[i]);
+    }
+    cc_sbuf_adds(&b, "]}");
+    respond_sbuf(op, 200, &b);
+    op_free(op);
+}
+
+static void list_chats(struct op *op)
+{
+    struct cc_chat_query q = { .struct_size = sizeof q };
+    char cursor[80], id[37];
+    long long us = 0;
+
+    if (parse_paging(op, cursor, sizeof cursor) < 0)
+        return;
+    if (cursor[0]) {
+        char *us_end;
+        if (cursor[0] != 'u' || (us = strtoll(cursor + 1, &us_end, 10)) <= 0
+            || *us_end != '_' ||
+            cc_uuid_canon(us_end + 1, strlen(us_end + 1), id) < 0) {
+            fail(op, 400, "Invalid cursor");
+            return;
+        }
+        q.before_updated_us = us;
+        q.before_id = id;
+    }
+    q.viewer = viewer_of(op);
+    q.limit = op->limit;
+    check_queued(op, cc_srv->st->chat_list(cc_srv->storage.inst, &q,
+                                           list_done, op));
+}
+
+/* ------------------------------------------------ one chat, its messages */
+
+static void messages_done(void *arg, int status,
+                          const struct cc_store_result *res)
+{
+    struct op *op = arg;
+    struct cc_sbuf b = { 0 };
+    char path[80], cursor[32];
+    int64_t first = 0, last = 0;
+    int has_newer, has_older;
+
+    if (!op_alive(op))
+        return;
+    if (status != CC_OK) {
+        storage_fail(op, status, res);
+        return;
+    }
+    if (res->n_messages) {
+        first = res->messages[0]->seq;
+        last = res->messages[res->n_messages - 1]->seq;
+    }
+    if (op->before > 0) {
+        has_older = res->more;
+        has_newer = res->n_messages ? last < res->count
+                                    : op->before <= res->count;
+        if (!res->n_messages)
+            last = op->before - 1;
+    } else {
+        has_newer = res->more;
+        has_older = res->n_messages ? first > 1 : op->after > 0;
+        if (!res->n_messages)
+            first = op->after + 1;
+    }
+    snprintf(path, sizeof path, "/chat/chats/%s/messages/", op->chat_id);
+    cc_sbuf_printf(&b, "{\"count\": %lld, \"next\": ", (long long)res->count);
+    if (has_newer) {
+        snprintf(cursor, sizeof cursor, "a%lld", (long long)last);
+        add_link(&b, op, path, cursor, op->limit);
+    } else {
+        cc_sbuf_adds(&b, "null");
+    }
+    cc_sbuf_adds(&b, ", \"previous\": ");
+    if (has_older) {
+        snprintf(cursor, sizeof cursor, "b%lld", (long long)first);
+        add_link(&b, op, path, cursor, op->limit);
+    } else {
+        cc_sbuf_adds(&b, "null");
+    }
+    cc_sbuf_adds(&b, ", \"results\": [");
+    for (size_t i = 0; i < res->n_messages; i++) {
+        if (i)
+            cc_sbuf_adds(&b, ", ");
+        cc_json_message(&b, res->messages[i], 1);
+    }
+    cc_sbuf_adds(&b, "]}");
+    respond_sbuf(op, 200, &b);
+    op_free(op);
+}
+
+static void list_messages(struct op *op)
+{
+    struct cc_message_query q = { .struct_size = sizeof q };
+    char cursor[32];
+    char *end;
+    long long v;
+
+    if (parse_paging(op, cursor, sizeof cursor) < 0)
+        return;
+    if (cursor[0]) {
+        v = strtoll(cursor + 1, &end, 10);
+        if ((cursor[0] != 'a' && cursor[0] != 'b') || *end || v < 0 ||
+            (cursor[0] == 'b' && v < 1) || end == cursor + 1) {
+            fail(op, 400, "Invalid cursor");
+            return;
+        }
+        if (cursor[0] == 'a')
+            op->after = v;
+        else
+            op->before = v;
+    }
+    q.chat_id = op->chat_id;
+    q.viewer_side = op->side;
+    q.after_seq = op->after;
+    q.before_seq = op->before;
+    q.limit = op->limit;
+    check_queued(op, cc_srv->st->message_list(cc_srv->storage.inst, &q,
+                                              messages_done, op));
+}
+
+static void sent_done(void *arg, int status, const struct cc_store_result *res)
+{
+    struct op *op = arg;
+    struct cc_sbuf b = { 0 };
+    int alive = op_alive(op);
+
+    if (status == CC_OK && res->message) {
+        /* Broadcast whether or not the sender is still connected. */
+        cc_sbuf_adds(&b, "{\"message\": ");
+        cc_json_message(&b, res->message, 0);
+        cc_sbuf_adds(&b, "}");
+        if (cc_srv->fo->publish(cc_srv->fanout.inst, op->chat_id,
+                                res->message->seq, b.p, b.len) != CC_OK)
+            cc_log(CC_LOG_ERROR, "rest", "fan-out failed for a stored "
+                   "message in chat %s", op->chat_id);
+        b.len = 0;
+        if (alive) {
+            cc_json_message(&b, res->message, 1);
+            respond_sbuf(op, 201, &b);
+        }
+        cc_sbuf_free(&b);
+        if (alive)
+            op_free(op);
+        return;
+    }
+    if (alive)
+        storage_fail(op, status, res);
+}
+
+static void send_message(struct op *op, const struct cc_chat *chat)
+{
+    struct cc_inbound in;
+    const char *error;
+    char ebuf[96];
+    char id[CC_UUID_LEN + 1];
+    int64_t now = cc_time_now_us();
+    struct cc_message m = { .struct_size = sizeof m };
+    int side;
+
+    if (cc_inbound_parse(op->c->req->body, op->c->req->body_len,
+                         cc_srv->lim.max_content_chars, &in, &error, ebuf,
+                         sizeof ebuf) < 0) {
+        fail(op, 400, error);
+        return;
+    }
+    side = cc_role_resolve(me(op)->patient_id, me(op)->professional_id,
+                           chat->patient_id, chat->professional_id, in.role,
+                           &error);
+    if (side < 0) {
+        cc_inbound_free(&in);
+        fail(op, 403, error);
+        return;
+    }
+    cc_uuid_v7(now, id);
+    m.id = id;
+    m.chat_id = op->chat_id;
+    m.sender_id = side == CC_SIDE_PATIENT ? chat->patient_id
+                                          : chat->professional_id;
+    m.content = in.content;
+    m.content_len = in.content_len;
+    m.created_at_us = now;
+    m.sender_type = side;
+    check_queued(op, cc_srv->st->message_append(cc_srv->storage.inst, &m,
+                                                sent_done, op));
+    cc_inbound_free(&in);
+}
+
+static void marked_done(void *arg, int status,
+                        const struct cc_store_result *res)
+{
+    struct op *op = arg;
+    struct cc_sbuf b = { 0 };
+
+    if (!op_alive(op))
+        return;
+    if (status != CC_OK) {
+        storage_fail(op, status, res);
+        return;
+    }
+    cc_sbuf_printf(&b, "{\"marked_read\": %lld}", (long long)res->count);
+    respond_sbuf(op, 200, &b);
+    op_free(op);
+}
+
+static void mark_read(struct op *op)
+{
+    check_queued(op, cc_srv->st->mark_read(cc_srv->storage.inst, op->chat_id,
+                                           op->side, marked_done, op));
+}
+
+/* The chat exists: check the caller is a party, then do the route. */
+static void chat_checked(void *arg, int status,
+                         const struct cc_store_result *res)
+{
+    struct op *op = arg;
+    const struct cc_principal *p;
+    struct cc_sbuf b = { 0 };
+    int is_pat, is_pro;
+
+    if (!op_alive(op))
+        return;
+    if (status != CC_OK) {
+        storage_fail(op, status, res);
+        return;
+    }
+    p = me(op);
+    is_pat = p->patient_id[0] &&
+             strcmp(p->patient_id, res->chat->patient_id) == 0;
+    is_pro = p->professional_id[0] &&
+             strcmp(p->professional_id, res->chat->professional_id) == 0;
+    if (!is_pat && !is_pro) {
+        fail(op, 404, CC_ERR_NOT_FOUND); /* other people's chats */
+        return;
+    }
+    op->side = is_pat && is_pro ? CC_SIDE_NONE
+               : is_pat        ? CC_SIDE_PATIENT
+                               : CC_SIDE_PROFESSIONAL;
+    switch (op->route) {
+    case R_CHAT:
+        cc_json_chat(&b, res->chat);
+        respond_sbuf(op, 200, &b);
+        op_free(op);
+        break;
+    case R_MESSAGES:
+        list_messages(op);
+        break;
+    case R_SEND:
+        send_message(op, res->chat);
+        break;
+    default:
+        mark_read(op);
+        break;
+    }
+}
+
+static void with_chat(struct op *op)
+{
+    struct cc_viewer v = viewer_of(op);
+
+    check_queued(op, cc_srv->st->chat_get(cc_srv->storage.inst, op->chat_id,
+                                          &v, chat_checked, op));
+}
+
+/* ------------------------------------------------------------- admin */
+
+static void profile_done(void *arg, int status,
+                         const struct cc_store_result *res)
+{
+    struct op *op = arg;
+
+    if (!op_alive(op))
+        return;
+    if (status != CC_OK) {
+        storage_fail(op, status, res);
+        return;
+    }
+    /* Echo what was registered. */
+    char *out = json_dumps(op->body, JSON_COMPACT | JSON_SORT_KEYS);
+    cc_conn_respond(op->c, 201, NULL, out, strlen(out));
+    free(out);
+    op_free(op);
+}
+
+/* POST /chat/profiles/ {"kind": "patient"|"professional"|"provider",
+ * "id": uuid, "user_id": optional string}; admin tokens only. */
+static void register_profile(struct op *op)
+{
+    json_t *kind = json_object_get(op->body, "kind");
+    json_t *user = json_object_get(op->body, "user_id");
+    char id[37];
+    int side;
+
+    if (!me(op)->is_admin) {
+        fail(op, 403, "Admin privileges required");
+        return;
+    }
+    side = json_is_string(kind) ? cc_role_parse(json_string_value(kind),
+                                                json_string_length(kind))
+                                : -1;
+    if (side < 0) {
+        fail(op, 400, "kind must be patient or professional");
+        return;
+    }
+    if (body_uuid(op->body, "id", id) != 1) {
+        fail(op, 400, "id must be a UUID");
+        return;
+    }
+    if (user && !json_is_null(user) && !json_is_string(user)) {
+        fail(op, 400, "user_id must be a string");
+        return;
+    }
+    json_t *echo = json_pack("{s:s, s:s, s:o}", "kind", cc_side_name(side),
+                             "id", id, "user_id",
+                             json_is_string(user) ? json_copy(user)
+                                                  : json_null());
+    json_decref(op->body);
+    op->body = echo;
+    check_queued(op, cc_srv->st->profile_put(
+                         cc_srv->storage.inst, side, id,
+                         json_is_string(user) ? json_string_value(user) : NULL,
+                         profile_done, op));
+}
+
+/* --------------------------------------------------------------- entry */
+
+/* Parse a JSON object body.  Returns 0 or -1 after answering. */
+static int parse_body(struct op *op)
+{
+    const struct cc_request *r = op->c->req;
+    const struct cc_http_header *ct = cc_http_header(&r->h, "Content-Type");
+    json_error_t jerr;
+
+    if (op->route == R_SEND)
+        return 0; /* parsed by the message rules (exact spec errors) */
+    if (r->body_len == 0) {
+        op->body = json_object();
+        return 0;
+    }
+    if (!ct || ct->value.n < 16 ||
+        strncasecmp(ct->value.p, "application/json", 16) != 0 ||
+        (ct->value.n > 16 && ct->value.p[16] != ';' &&
+         ct->value.p[16] != ' ')) {
+        fail(op, 415, "Content-Type must be application/json");
+        return -1;
+    }
+    op->body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES,
+                          &jerr);
+    if (!op->body || !json_is_object(op->body)) {
+        fail(op, 400, CC_ERR_JSON);
+        return -1;
+    }
+    return 0;
+}
+
+static void run_route(struct op *op)
+{
+    switch (op->route) {
+    case R_CHATS:
+        if (op->c->req->h.method == CC_HTTP_POST)
+            open_chat(op);
+        else
+            list_chats(op);
+        break;
+    case R_PROFILES:
+        register_profile(op);
+        break;
+    default:
+        with_chat(op);
+        break;
+    }
+}
+
+static void authed(void *arg, int status, struct cc_auth_req *req)
+{
+    struct op *op = arg;
+
+    if (!op_alive(op))
+        return;
+    if (status != CC_AUTH_OK) {
+        struct cc_sbuf b = { 0 };
+        cc_json_error(&b, req->error);
+        cc_conn_respond(op->c, 401, "WWW-Authenticate: Bearer\r\n", b.p,
+                        b.len);
+        cc_sbuf_free(&b);
+        op_free(op);
+        return;
+    }
+    if (parse_body(op) == 0)
+        run_route(op);
+}
+
+void cc_rest_handle(struct cc_conn *c)
+{
+    struct op *op;
+    char id[37] = "";
+    int bad_id;
+    enum route r = route_path(c->req->h.path, id, &bad_id);
+    char token[8192];
+    char allow[64];
+
+    if (r == R_NONE || (bad_id && r != R_CHATS && r != R_HEALTH &&
+                        r != R_PROFILES)) {
+        cc_conn_respond_error(c, 404, r == R_NONE ? "Not found"
+                                                  : CC_ERR_NOT_FOUND);
+        return;
+    }
+    if (!route_method_ok(r, c->req->h.method)) {
+        snprintf(allow, sizeof allow, "Allow: %s\r\n", route_allow(r));
+        cc_conn_respond_lit(c, 405, allow,
+                            "{\"error\": \"Method not allowed\"}");
+        return;
+    }
+    if (r == R_HEALTH) {
+        cc_conn_respond_lit(c, 200, NULL, "{\"status\": \"ok\"}");
+        return;
+    }
+    op = xcalloc(1, sizeof *op);
+    op->c = c;
+    op->route = r;
+    memcpy(op->chat_id, id, sizeof id);
+    if (cc_auth_find_token(&c->req->h, 0, token, sizeof token) ==
+        CC_TOKEN_NONE) {
+        cc_conn_respond_lit(c, 401, "WWW-Authenticate: Bearer\r\n",
+                            "{\"error\": \"Authentication required\"}");
+        op_free(op);
+        return;
+    }
+    cc_auth_req_init(&c->req->auth, ++cc_srv->next_id);
+    cc_conn_hold(c);
+    cc_auth_run(&c->req->auth, token, strlen(token), c->peer, authed, op);
+}

@@ -1,0 +1,386 @@
+/*
+ * server.c - settings, plugins, listeners, signals, shutdown (see
+ * server.h).
+ */
+#include "server.h"
+#include "auth.h"
+#include "config.h"
+#include "conn.h"
+#include "hub.h"
+#include "log.h"
+
+#include <carechat/auth.h>
+#include <carechat/fanout.h>
+#include <carechat/storage.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MAX_LISTENERS 16
+#define SHUTDOWN_GRACE_MS 10000
+
+struct cc_server *cc_srv;
+
+static struct evconnlistener *listeners[MAX_LISTENERS];
+static size_t n_listeners;
+static struct event *sig_events[3];
+static struct event *drain_timer;
+static uint64_t drain_ticks;
+
+/* --------------------------------------------------------- settings */
+
+enum kind { K_SIZE, K_DURATION, K_COUNT };
+
+static const struct setting {
+    const char *key;
+    enum kind kind;
+    size_t offset;
+    uint64_t def, min, max;
+} settings[] = {
+#define L(f) offsetof(struct cc_limits, f)
+    { "max_header_size", K_SIZE, L(max_head), 16384, 1024, 1 << 20 },
+    { "max_body_size", K_SIZE, L(max_body), 65536, 1024, 64 << 20 },
+    { "max_message_size", K_SIZE, L(max_ws_message), 65536, 1024,
+      64 << 20 },
+    { "max_content_length", K_COUNT, L(max_content_chars), 10000, 1,
+      16 << 20 },
+    { "output_high_water", K_SIZE, L(out_high_water), 1 << 20, 4096,
+      1ull << 32 },
+    { "request_timeout", K_DURATION, L(request_timeout_ms), 10000, 100,
+      3600000 },
+    { "keepalive_timeout", K_DURATION, L(keepalive_timeout_ms), 60000, 100,
+      3600000 },
+    { "ping_interval", K_DURATION, L(ping_interval_ms), 30000, 100,
+      3600000 },
+    { "pong_timeout", K_DURATION, L(pong_timeout_ms), 10000, 100, 3600000 },
+    { "max_connections", K_COUNT, L(max_connections), 100000, 1, 10000000 },
+#undef L
+};
+
+static const char *known_sections[] = { "server", "storage", "auth",
+                                        "fanout" };
+
+static int set_limit(struct cc_limits *lim, const struct setting *st,
+                     const char *v, const char **why)
+{
+    uint64_t *dst = (uint64_t *)((char *)lim + st->offset);
+
+    switch (st->kind) {
+    case K_SIZE:
+        return cc_conf_parse_size(v, st->min, st->max, dst, why);
+    case K_DURATION:
+        return cc_conf_parse_duration_ms(v, st->min, st->max, dst, why);
+    default:
+        return cc_conf_parse_u64(v, st->min, st->max, dst, why);
+    }
+}
+
+static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
+                      const char **why)
+{
+    size_t i;
+
+    if (strcmp(e->key, "listen") == 0) {
+        free(s->listen);
+        s->listen = strdup(e->value);
+        return 0;
+    }
+    if (strcmp(e->key, "plugin_dir") == 0) {
+        free(s->plugin_dir);
+        s->plugin_dir = strdup(e->value);
+        return 0;
+    }
+    if (strcmp(e->key, "log_level") == 0) {
+        int lvl = cc_log_level_parse(e->value);
+        if (lvl < 0) {
+            *why = "expected error, warn, info or debug";
+            return -1;
+        }
+        cc_log_set_level(lvl);
+        return 0;
+    }
+    for (i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        if (strcmp(e->key, settings[i].key) == 0)
+            return set_limit(&s->lim, &settings[i], e->value, why);
+    *why = "unknown key";
+    return -1;
+}
+
+int cc_server_configure(struct cc_server *s, struct cc_conf *conf)
+{
+    const struct cc_conf_section *sec;
+    const struct cc_conf_entry *e;
+    size_t i;
+
+    s->conf = conf;
+    for (i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        *(uint64_t *)((char *)&s->lim + settings[i].offset) = settings[i].def;
+    s->listen = strdup("127.0.0.1:8000");
+    s->plugin_dir = strdup(CC_PLUGINDIR);
+    for (sec = conf->sections; sec; sec = sec->next) {
+        for (i = 0; i < 4; i++)
+            if (strcmp(sec->name, known_sections[i]) == 0)
+                break;
+        if (i == 4) {
+            cc_log(CC_LOG_ERROR, "config", "%s:%d: unknown section [%s] "
+                   "(expected server, storage, auth or fanout)", conf->path,
+                   sec->line, sec->name);
+            return -1;
+        }
+    }
+    sec = cc_conf_section(conf, "server");
+    for (e = sec ? sec->entries : NULL; e; e = e->next) {
+        const char *why = NULL;
+        if (server_key(s, e, &why) < 0) {
+            cc_log(CC_LOG_ERROR, "config", "%s:%d: [server] %s: %s",
+                   conf->path, e->line, e->key, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------- plugins */
+
+static int load_one(struct cc_server *s, uint32_t kind, const char *section,
+                    const char *def, struct cc_plugin_inst *out)
+{
+    const struct cc_conf_section *sec = cc_conf_section(s->conf, section);
+    const char *name = cc_conf_get(sec, "plugin");
+    char err[1024];
+    char *path;
+    int rc;
+
+    if (!name || !name[0])
+        name = def;
+    path = cc_plugin_path(s->plugin_dir, section, name);
+    rc = cc_plugin_load(path, kind, s->conf, sec, out, err, sizeof err);
+    free(path);
+    if (rc < 0) {
+        cc_log(CC_LOG_ERROR, "plugin", "%s", err);
+        return -1;
+    }
+    cc_log(CC_LOG_INFO, "plugin", "%s plugin \"%s\" %s loaded from %s",
+           section, out->desc->name,
+           out->desc->version ? out->desc->version : "", out->path);
+    return 0;
+}
+
+static int load_plugins(struct cc_server *s)
+{
+    if (load_one(s, CC_KIND_STORAGE, "storage", "sqlite", &s->storage) < 0 ||
+        load_one(s, CC_KIND_AUTH, "auth", "jwt", &s->auth) < 0 ||
+        load_one(s, CC_KIND_FANOUT, "fanout", "local", &s->fanout) < 0)
+        return -1;
+    s->st = s->storage.iface;
+    s->au = s->auth.iface;
+    s->fo = s->fanout.iface;
+    return 0;
+}
+
+/* -------------------------------------------------------- listeners */
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int socklen, void *arg)
+{
+    cc_conn_accept(fd, sa, socklen);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+
+    /* EMFILE and friends: pause briefly rather than spin. */
+    cc_log(CC_LOG_WARN, "server", "accept failed: %s",
+           evutil_socket_error_to_string(err));
+}
+
+/* Bind one "host:port" or "[v6]:port". */
+static int bind_one(struct cc_server *s, const char *spec)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    struct evconnlistener *l;
+
+    if (n_listeners == MAX_LISTENERS) {
+        cc_log(CC_LOG_ERROR, "server", "too many listen addresses");
+        return -1;
+    }
+    memset(&ss, 0, sizeof ss);
+    if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) < 0
+        || ((struct sockaddr_in *)&ss)->sin_port == 0) {
+        cc_log(CC_LOG_ERROR, "config", "%s: [server] listen: \"%s\" is not "
+               "an address:port (e.g. 127.0.0.1:8000 or [::1]:8000)",
+               s->conf->path, spec);
+        return -1;
+    }
+    l = evconnlistener_new_bind(s->base, on_accept, s,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                    LEV_OPT_CLOSE_ON_EXEC,
+                                1024, (struct sockaddr *)&ss, sslen);
+    if (!l) {
+        cc_log(CC_LOG_ERROR, "server", "cannot listen on %s: %s", spec,
+               strerror(errno));
+        return -1;
+    }
+    evconnlistener_set_error_cb(l, on_accept_error);
+    listeners[n_listeners++] = l;
+    cc_log(CC_LOG_INFO, "server", "listening on %s", spec);
+    return 0;
+}
+
+static int bind_all(struct cc_server *s)
+{
+    char *list = strdup(s->listen), *save = NULL, *tok;
+    int rc = 0;
+
+    for (tok = strtok_r(list, ", ", &save); tok && rc == 0;
+         tok = strtok_r(NULL, ", ", &save))
+        rc = bind_one(s, tok);
+    free(list);
+    if (rc == 0 && n_listeners == 0) {
+        cc_log(CC_LOG_ERROR, "config", "%s: [server] listen is empty",
+               s->conf->path);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ signals */
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct cc_server *s = arg;
+
+    if (sig == SIGHUP) {
+        cc_log(CC_LOG_INFO, "server", "SIGHUP: reloading plugins");
+        struct cc_plugin_inst *ps[] = { &s->storage, &s->auth, &s->fanout };
+        for (int i = 0; i < 3; i++)
+            if (ps[i]->desc->reload)
+                ps[i]->desc->reload(ps[i]->inst);
+        return;
+    }
+    if (s->shutting_down) {
+        cc_log(CC_LOG_WARN, "server", "second signal: exiting now");
+        event_base_loopbreak(s->base);
+        return;
+    }
+    cc_log(CC_LOG_INFO, "server", "%s: shutting down",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    cc_server_shutdown(s);
+}
+
+static void host_fanout_deliver(const char *chat_id, int64_t seq,
+                                const char *payload, size_t len)
+{
+    cc_hub_deliver(chat_id, seq, payload, len);
+}
+
+int cc_server_start(struct cc_server *s)
+{
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+    struct cc_host_hooks hooks = {
+        .auth_lookup = cc_auth_lookup,
+        .auth_complete = cc_auth_complete,
+        .fanout_deliver = host_fanout_deliver,
+    };
+    char err[1024];
+
+    cc_srv = s;
+    signal(SIGPIPE, SIG_IGN);
+    cc_host_init(s->base, &hooks);
+    if (load_plugins(s) < 0)
+        return -1;
+    if (cc_plugin_start(&s->storage, err, sizeof err) < 0 ||
+        cc_plugin_start(&s->auth, err, sizeof err) < 0 ||
+        cc_plugin_start(&s->fanout, err, sizeof err) < 0) {
+        cc_log(CC_LOG_ERROR, "plugin", "%s", err);
+        return -1;
+    }
+    if (bind_all(s) < 0)
+        return -1;
+    for (int i = 0; i < 3; i++) {
+        sig_events[i] = evsignal_new(s->base, sigs[i], on_signal, s);
+        event_add(sig_events[i], NULL);
+    }
+    return 0;
+}
+
+/* Load the plugins' configuration only (carechatd -t). */
+int cc_server_check(struct cc_server *s)
+{
+    struct cc_host_hooks hooks = { 0 };
+    int rc;
+
+    cc_srv = s;
+    cc_host_init(s->base, &hooks);
+    rc = load_plugins(s);
+    struct cc_plugin_inst *ps[] = { &s->storage, &s->auth, &s->fanout };
+    for (int i = 0; i < 3; i++) {
+        if (ps[i]->desc)
+            ps[i]->desc->destroy(ps[i]->inst);
+        free(ps[i]->ctx);
+        free(ps[i]->path);
+        memset(ps[i], 0, sizeof *ps[i]);
+    }
+    return rc;
+}
+
+/* ----------------------------------------------------------- shutdown */
+
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct cc_server *s = arg;
+
+    drain_ticks++;
+    if (cc_conn_count() == 0 || drain_ticks * 50 >= SHUTDOWN_GRACE_MS) {
+        if (cc_conn_count())
+            cc_log(CC_LOG_WARN, "server", "%llu connections still open "
+                   "after %d ms; exiting", (unsigned long long)cc_conn_count(),
+                   SHUTDOWN_GRACE_MS);
+        event_base_loopexit(s->base, NULL);
+    }
+}
+
+void cc_server_shutdown(struct cc_server *s)
+{
+    struct timeval tv = { 0, 50000 };
+
+    s->shutting_down = 1;
+    for (size_t i = 0; i < n_listeners; i++)
+        evconnlistener_free(listeners[i]);
+    n_listeners = 0;
+    cc_conn_shutdown_all();
+    drain_timer = event_new(s->base, -1, EV_PERSIST, drain_tick, s);
+    event_add(drain_timer, &tv);
+}
+
+void cc_server_free(struct cc_server *s)
+{
+    struct cc_plugin_inst *ps[] = { &s->fanout, &s->auth, &s->storage };
+
+    for (size_t i = 0; i < n_listeners; i++)
+        evconnlistener_free(listeners[i]);
+    n_listeners = 0;
+    /* Storage last: its stop() finishes queued writes. */
+    for (int i = 0; i < 3; i++)
+        cc_plugin_unload(ps[i]);
+    for (int i = 0; i < 3; i++)
+        if (sig_events[i])
+            event_free(sig_events[i]);
+    if (drain_timer)
+        event_free(drain_timer);
+    cc_auth_free();
+    cc_hub_free();
+    cc_host_shutdown();
+    free(s->listen);
+    free(s->plugin_dir);
+}

@@ -1,0 +1,67 @@
+/*
+ * server.h - the running server: its settings ([server] section), the
+ * loaded plugins, listeners, signals and the shutdown sequence.
+ *
+ * One server per process, reachable as cc_srv from every core module
+ * (conn, session, rest, hub).  Loop thread only.
+ */
+#ifndef CC_SERVER_H
+#define CC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "host.h"
+
+struct event_base;
+struct cc_conf;
+
+struct cc_limits {
+    uint64_t max_head;            /* request line + headers, bytes */
+    uint64_t max_body;            /* REST body, bytes */
+    uint64_t max_ws_message;      /* one WebSocket message, bytes */
+    uint64_t max_content_chars;   /* chat message content, code points */
+    uint64_t out_high_water;      /* unread output before disconnect */
+    uint64_t request_timeout_ms;  /* to receive a whole request */
+    uint64_t keepalive_timeout_ms;/* idle between requests */
+    uint64_t ping_interval_ms;    /* idle WebSocket gets a ping */
+    uint64_t pong_timeout_ms;     /* no answer to the ping: dropped */
+    uint64_t max_connections;     /* process-wide */
+};
+
+struct cc_server {
+    struct event_base *base;
+    struct cc_conf *conf;
+    struct cc_limits lim;
+    char *listen;                 /* "addr:port[,addr:port...]" */
+    char *plugin_dir;
+    struct cc_plugin_inst storage, auth, fanout;
+    const struct cc_storage_api *st;
+    const struct cc_fanout_api *fo;
+    const struct cc_auth_api *au;
+    int shutting_down;
+    uint64_t n_conns;
+    uint64_t next_id;             /* ids for connections and auth reqs */
+};
+
+extern struct cc_server *cc_srv;
+
+/* Read and validate [server] (unknown keys and bad values are errors
+ * with file:line).  Returns 0 or -1 after logging. */
+int cc_server_configure(struct cc_server *s, struct cc_conf *conf);
+
+/* Load and start plugins, bind listeners.  Returns 0 or -1 after
+ * logging; on success the caller runs the loop. */
+int cc_server_start(struct cc_server *s);
+
+/* Begin graceful shutdown: stop accepting, close WebSockets with 1001,
+ * let storage finish, then break the loop. */
+void cc_server_shutdown(struct cc_server *s);
+
+/* Load (create and destroy) the plugins to check their configuration,
+ * without starting them (carechatd -t).  Returns 0 or -1 after logging. */
+int cc_server_check(struct cc_server *s);
+
+/* Free everything after the loop returned. */
+void cc_server_free(struct cc_server *s);
+
+#endif

@@ -1,0 +1,649 @@
+/*
+ * session.c - chat over WebSocket (see session.h).
+ *
+ * Life of a session:
+ *   upgrade request -> handshake checks (HTTP errors) -> token -> auth
+ *   -> chat lookup -> 101 -> either joined (messages flow) or an error
+ *   frame / close with a 4xxx code.
+ * Frames are decoded by ws.c; this file decides what they mean.
+ */
+#include "session.h"
+#include "auth.h"
+#include "conn.h"
+#include "hub.h"
+#include "log.h"
+#include "msg.h"
+#include "server.h"
+#include "timefmt.h"
+#include "uuid.h"
+#include "ws.h"
+
+#include <carechat/auth.h>
+#include <carechat/fanout.h>
+#include <carechat/storage.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CLOSE_WAIT_MS 3000   /* how long we wait for the client's close */
+#define TOKEN_MAX 8192
+
+struct cc_ws {
+    struct cc_ws_reader rd;
+    struct cc_auth_req auth;        /* the principal once authenticated */
+    char chat_id[37];
+    char chat_patient[37];
+    char chat_professional[37];
+    struct cc_hub_member *member;   /* set while joined */
+    struct event *timer;            /* ping / pong / close wait */
+    struct event *expiry;           /* token expiry */
+    uint64_t last_rx_ms;            /* last frame from the client */
+    int open;                       /* 101 sent */
+    int ping_outstanding;
+    int close_sent;
+    int auth_pending;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void arm(struct event *ev, uint64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000),
+                          (suseconds_t)(ms % 1000) * 1000 };
+
+    evtimer_add(ev, &tv);
+}
+
+/* ---------------------------------------------------------------- frames */
+
+struct cc_frame *cc_frame_text(const char *payload, size_t len)
+{
+    unsigned char hdr[10];
+    size_t hlen = cc_ws_header_encode(hdr, CC_WS_OP_TEXT, len);
+    struct cc_frame *f = malloc(sizeof *f + hlen + len);
+
+    if (!f)
+        abort();
+    f->refs = 1;
+    f->len = hlen + len;
+    memcpy(f->data, hdr, hlen);
+    memcpy(f->data + hlen, payload, len);
+    return f;
+}
+
+void cc_frame_unref(struct cc_frame *f)
+{
+    if (--f->refs == 0)
+        free(f);
+}
+
+static void frame_cleanup(const void *data, size_t len, void *arg)
+{
+    cc_frame_unref(arg);
+}
+
+/* Drop a client that does not read (design invariant 5).  Returns 1 when
+ * c was dropped. */
+static int over_high_water(struct cc_conn *c)
+{
+    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+    if (queued <= cc_srv->lim.out_high_water)
+        return 0;
+    cc_log(CC_LOG_WARN, "ws", "%s: client is not reading (%zu bytes "
+           "queued); disconnecting", c->peer, queued);
+    cc_conn_close(c);
+    return 1;
+}
+
+void cc_session_send_frame(struct cc_conn *c, struct cc_frame *f)
+{
+    if (c->dead || !c->ws || c->ws->close_sent || over_high_water(c))
+        return;
+    f->refs++;
+    if (evbuffer_add_reference(bufferevent_get_output(c->bev), f->data,
+                               f->len, frame_cleanup, f) < 0)
+        cc_frame_unref(f);
+}
+
+/* Send a control or small text frame built here. */
+static void send_raw(struct cc_conn *c, int opcode, const void *data,
+                     size_t len)
+{
+    unsigned char hdr[10];
+    size_t hlen = cc_ws_header_encode(hdr, opcode, len);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    evbuffer_add(out, hdr, hlen);
+    if (len)
+        evbuffer_add(out, data, len);
+}
+
+static void send_error(struct cc_conn *c, const char *msg)
+{
+    struct cc_sbuf b = { 0 };
+
+    if (c->dead || c->ws->close_sent)
+        return;
+    cc_json_error(&b, msg);
+    send_raw(c, CC_WS_OP_TEXT, b.p, b.len);
+    cc_sbuf_free(&b);
+}
+
+static void send_close(struct cc_conn *c, int code, const char *reason)
+{
+    unsigned char p[125];
+    size_t n = 0;
+
+    if (code != CC_WS_CLOSE_NO_STATUS)
+        n = cc_ws_close_payload(p, code, reason);
+    send_raw(c, CC_WS_OP_CLOSE, p, n);
+    c->ws->close_sent = 1;
+}
+
+void cc_session_close(struct cc_conn *c, int code, const char *reason)
+{
+    struct cc_ws *ws = c->ws;
+
+    if (c->dead || !ws || ws->close_sent)
+        return;
+    if (!ws->open) {
+        c->keep_alive = 0;
+        cc_conn_respond_error(c, 503, reason);
+        return;
+    }
+    send_close(c, code, reason);
+    cc_hub_leave(ws->member);
+    ws->member = NULL;
+    arm(ws->timer, CLOSE_WAIT_MS); /* then drop, answered or not */
+}
+
+/* A protocol fault: close with code and drop without waiting. */
+static void fail(struct cc_conn *c, int code, const char *reason)
+{
+    cc_log(CC_LOG_INFO, "ws", "%s: closing with %d: %s", c->peer, code,
+           reason);
+    if (!c->ws->close_sent)
+        send_close(c, code, reason);
+    cc_conn_close_after_write(c);
+}
+
+static const char *fault_reason(int code)
+{
+    switch (code) {
+    case CC_WS_CLOSE_UNSUPPORTED: return "Binary frames are not supported";
+    case CC_WS_CLOSE_INVALID_DATA: return "Invalid UTF-8";
+    case CC_WS_CLOSE_TOO_BIG: return "Message too big";
+    default: return "Protocol error";
+    }
+}
+
+/* -------------------------------------------------------------- messages */
+
+struct send_op {
+    struct cc_conn *conn;   /* held until the callback */
+    char chat_id[37];
+};
+
+static void append_done(void *arg, int status,
+                        const struct cc_store_result *res)
+{
+    struct send_op *op = arg;
+    int alive = cc_conn_release(op->conn);
+
+    if (status == CC_OK && res->message) {
+        struct cc_sbuf b = { 0 };
+        cc_sbuf_adds(&b, "{\"message\": ");
+        cc_json_message(&b, res->message, 0);
+        cc_sbuf_adds(&b, "}");
+        if (cc_srv->fo->publish(cc_srv->fanout.inst, op->chat_id,
+                                res->message->seq, b.p, b.len) != CC_OK)
+            cc_log(CC_LOG_ERROR, "ws", "fan-out failed for a stored message "
+                   "in chat %s", op->chat_id);
+        cc_sbuf_free(&b);
+    } else {
+        cc_log(CC_LOG_WARN, "ws", "message not stored in chat %s: %s",
+               op->chat_id, res->error ? res->error : "storage error");
+        if (alive)
+            send_error(op->conn, status == CC_E_NOTFOUND
+                                     ? CC_ERR_NOT_FOUND
+                                     : "Message could not be stored; "
+                                       "try again");
+    }
+    free(op);
+}
+
+/* Store the message; it is broadcast only once storage has it. */
+static void store_message(struct cc_conn *c, const struct cc_inbound *in,
+                          int side)
+{
+    struct cc_ws *ws = c->ws;
+    struct send_op *op = calloc(1, sizeof *op);
+    char id[CC_UUID_LEN + 1];
+    int64_t now = cc_time_now_us();
+    struct cc_message m = { .struct_size = sizeof m };
+    int rc;
+
+    if (!op)
+        abort();
+    cc_uuid_v7(now, id);
+    m.id = id;
+    m.chat_id = ws->chat_id;
+    m.sender_id = side == CC_SIDE_PATIENT ? ws->chat_patient
+                                          : ws->chat_professional;
+    m.content = in->content;
+    m.content_len = in->content_len;
+    m.created_at_us = now;
+    m.sender_type = side;
+    op->conn = c;
+    memcpy(op->chat_id, ws->chat_id, sizeof op->chat_id);
+    rc = cc_srv->st->message_append(cc_srv->storage.inst, &m, append_done,
+                                    op);
+    if (rc != CC_OK) {
+        free(op);
+        send_error(c, rc == CC_E_BUSY
+                          ? "Server busy: message not stored; try again"
+                          : "Message could not be stored; try again");
+        return;
+    }
+    cc_conn_hold(c);
+}
+
+static void on_text(void *arg, const char *data, size_t len)
+{
+    struct cc_conn *c = arg;
+    struct cc_ws *ws = c->ws;
+    struct cc_inbound in;
+    const char *error;
+    char ebuf[96];
+    int side;
+
+    if (ws->close_sent)
+        return;
+    if (cc_inbound_parse(data, len, cc_srv->lim.max_content_chars, &in,
+                         &error, ebuf, sizeof ebuf) < 0) {
+        send_error(c, error);
+        return;
+    }
+    side = cc_role_resolve(ws->auth.principal.patient_id,
+                           ws->auth.principal.professional_id,
+                           ws->chat_patient, ws->chat_professional,
+                           in.role, &error);
+    if (side < 0)
+        send_error(c, error);
+    else
+        store_message(c, &in, side);
+    cc_inbound_free(&in);
+}
+
+static void on_ping(void *arg, const unsigned char *data, size_t len)
+{
+    struct cc_conn *c = arg;
+
+    if (!c->ws->close_sent)
+        send_raw(c, CC_WS_OP_PONG, data, len);
+}
+
+static void on_pong(void *arg, const unsigned char *data, size_t len)
+{
+}
+
+static void on_close(void *arg, int code, const char *reason, size_t len)
+{
+    struct cc_conn *c = arg;
+
+    if (!c->ws->close_sent)
+        send_close(c, code, ""); /* echo the code (RFC 6455 5.5.1) */
+    cc_conn_close_after_write(c);
+}
+
+static const struct cc_ws_handler handler = {
+    .on_text = on_text,
+    .on_ping = on_ping,
+    .on_pong = on_pong,
+    .on_close = on_close,
+};
+
+/* Decode and handle one buffered frame.  Returns 1 to continue, 0 when
+ * more bytes are needed or the connection is closing. */
+static int read_frame(struct cc_conn *c)
+{
+    struct cc_ws *ws = c->ws;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    unsigned char hdr[CC_WS_MAX_HEADER];
+    struct cc_ws_frame f;
+    ev_ssize_t n = evbuffer_copyout(in, hdr, sizeof hdr);
+    int rc = cc_ws_parse_header(hdr, n > 0 ? (size_t)n : 0, 1,
+                                cc_srv->lim.max_ws_message, &f);
+    unsigned char *p;
+
+    if (rc < 0) {
+        fail(c, -rc, fault_reason(-rc));
+        return 0;
+    }
+    if (rc == 0 || avail < f.header_len + f.payload_len)
+        return 0;
+    p = evbuffer_pullup(in, (ev_ssize_t)(f.header_len + f.payload_len));
+    ws->last_rx_ms = now_ms();
+    ws->ping_outstanding = 0;
+    cc_conn_hold(c);
+    rc = cc_ws_reader_frame(&ws->rd, &f, p + f.header_len, &handler, c);
+    if (!cc_conn_release(c) || c->dead)
+        return 0;
+    if (c->state != CC_CONN_WS || !c->bev)
+        return 0;
+    evbuffer_drain(in, f.header_len + f.payload_len);
+    if (rc) {
+        fail(c, rc, fault_reason(rc));
+        return 0;
+    }
+    return c->state == CC_CONN_WS;
+}
+
+void cc_session_on_read(struct cc_conn *c)
+{
+    if (!c->ws || !c->ws->open)
+        return; /* bytes wait until the handshake completes */
+    while (!c->dead && c->state == CC_CONN_WS && read_frame(c))
+        ;
+}
+
+void cc_session_on_write(struct cc_conn *c)
+{
+}
+
+/* ------------------------------------------------------------ liveness */
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct cc_conn *c = arg;
+    struct cc_ws *ws = c->ws;
+    uint64_t idle = now_ms() - ws->last_rx_ms;
+
+    if (ws->close_sent) {
+        cc_conn_close(c); /* no close reply in time */
+        return;
+    }
+    if (ws->ping_outstanding) {
+        cc_log(CC_LOG_INFO, "ws", "%s: no answer to ping; dropping",
+               c->peer);
+        cc_conn_close(c);
+        return;
+    }
+    if (idle + 50 >= cc_srv->lim.ping_interval_ms) {
+        send_raw(c, CC_WS_OP_PING, "", 0);
+        ws->ping_outstanding = 1;
+        arm(ws->timer, cc_srv->lim.pong_timeout_ms);
+        return;
+    }
+    arm(ws->timer, cc_srv->lim.ping_interval_ms - idle);
+}
+
+static void expiry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct cc_conn *c = arg;
+
+    cc_log(CC_LOG_INFO, "ws", "%s: token expired; closing", c->peer);
+    cc_session_close(c, CC_CLOSE_TOKEN_EXPIRED, "Token expired");
+}
+
+/* ------------------------------------------------------------ handshake */
+
+int cc_session_is_ws_path(const struct cc_conn *c)
+{
+    const struct cc_http_str *p = &c->req->h.path;
+
+    return p->n >= 4 && memcmp(p->p, "/ws/", 4) == 0;
+}
+
+/* The chat id of /ws/chat/{id} or /ws/chat/{id}/ into out (raw, maybe not
+ * a UUID).  Returns 0, or -1 when the path is not of that form. */
+static int parse_chat_path(struct cc_http_str path, char *out, size_t n)
+{
+    static const char prefix[] = "/ws/chat/";
+    size_t plen = sizeof prefix - 1, idlen;
+
+    if (path.n <= plen || memcmp(path.p, prefix, plen) != 0)
+        return -1;
+    idlen = path.n - plen;
+    if (path.p[path.n - 1] == '/')
+        idlen--;
+    if (idlen == 0 || idlen >= n || memchr(path.p + plen, '/', idlen))
+        return -1;
+    memcpy(out, path.p + plen, idlen);
+    out[idlen] = '\0';
+    return 0;
+}
+
+/* Check the upgrade request; on failure answer it and return -1. */
+static int check_handshake(struct cc_conn *c, char accept[29])
+{
+    const struct cc_http_request *h = &c->req->h;
+    const struct cc_http_header *up = cc_http_header(h, "Upgrade");
+    const struct cc_http_header *conn = cc_http_header(h, "Connection");
+    const struct cc_http_header *ver =
+        cc_http_header(h, "Sec-WebSocket-Version");
+    const struct cc_http_header *key = cc_http_header(h, "Sec-WebSocket-Key");
+
+    c->keep_alive = 0; /* whatever happens, this connection is not reused */
+    if (h->method != CC_HTTP_GET) {
+        cc_conn_respond_lit(c, 405, "Allow: GET\r\n",
+                        "{\"error\": \"Method not allowed\"}");
+        return -1;
+    }
+    if (!up || !cc_http_has_token(up->value, "websocket")) {
+        cc_conn_respond_lit(c, 426, "Upgrade: websocket\r\n"
+                        "Sec-WebSocket-Version: 13\r\n",
+                        "{\"error\": \"WebSocket upgrade required\"}");
+        return -1;
+    }
+    if (!ver || ver->value.n != 2 || memcmp(ver->value.p, "13", 2) != 0) {
+        cc_conn_respond_lit(c, 426, "Sec-WebSocket-Version: 13\r\n",
+                        "{\"error\": \"Unsupported WebSocket version\"}");
+        return -1;
+    }
+    if (h->version_minor < 1 || !cc_http_header(h, "Host") || !conn ||
+        !cc_http_has_token(conn->value, "upgrade") || !key ||
+        cc_ws_accept_key(key->value.p, key->value.n, accept) < 0) {
+        cc_conn_respond_error(c, 400, "Invalid WebSocket handshake");
+        return -1;
+    }
+    return 0;
+}
+
+static void send_101(struct cc_conn *c, const char *accept)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 101 Switching Protocols\r\n"
+                        "Upgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: %s\r\n"
+                        "Server: carechat\r\n\r\n", accept);
+}
+
+/* Switch protocols; from here on the client hears close codes. */
+static void open_session(struct cc_conn *c)
+{
+    struct cc_ws *ws = c->ws;
+    char target[512];
+    const struct cc_http_request *h = &c->req->h;
+    char accept[29];
+    const struct cc_http_header *key = cc_http_header(h, "Sec-WebSocket-Key");
+
+    cc_ws_accept_key(key->value.p, key->value.n, accept);
+    send_101(c, accept);
+    cc_log_redact(target, sizeof target, h->target.p, h->target.n);
+    cc_log(CC_LOG_INFO, "http", "%s \"GET %s\" 101", c->peer, target);
+    free(c->req->head);
+    free(c->req->body);
+    free(c->req);
+    c->req = NULL;
+    ws->open = 1;
+    ws->last_rx_ms = now_ms();
+    arm(ws->timer, cc_srv->lim.ping_interval_ms);
+}
+
+static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
+{
+    struct cc_ws *ws = c->ws;
+    const struct cc_principal *p = &ws->auth.principal;
+    int64_t now_s;
+
+    open_session(c);
+    if (!((p->patient_id[0] && strcmp(p->patient_id, chat->patient_id) == 0)
+          || (p->professional_id[0] &&
+              strcmp(p->professional_id, chat->professional_id) == 0))) {
+        cc_log(CC_LOG_INFO, "ws", "%s: user %s is not a party of chat %s",
+               c->peer, p->user_id, ws->chat_id);
+        cc_session_close(c, CC_CLOSE_FORBIDDEN, "Access denied");
+        return;
+    }
+    snprintf(ws->chat_patient, sizeof ws->chat_patient, "%s",
+             chat->patient_id);
+    snprintf(ws->chat_professional, sizeof ws->chat_professional, "%s",
+             chat->professional_id);
+    ws->member = cc_hub_join(c, ws->chat_id);
+    if (p->expires_at > 0) {
+        now_s = cc_time_now_us() / 1000000;
+        ws->expiry = evtimer_new(cc_srv->base, expiry_cb, c);
+        arm(ws->expiry, p->expires_at > now_s
+                            ? (uint64_t)(p->expires_at - now_s) * 1000 : 0);
+    }
+    cc_log(CC_LOG_DEBUG, "ws", "%s: user %s joined chat %s", c->peer,
+           p->user_id, ws->chat_id);
+    cc_session_on_read(c); /* frames sent before the 101 was read */
+}
+
+static void chat_lookup_done(void *arg, int status,
+                             const struct cc_store_result *res)
+{
+    struct cc_conn *c = arg;
+
+    if (!cc_conn_release(c))
+        return;
+    if (status == CC_OK && res->chat) {
+        chat_found(c, res->chat);
+        return;
+    }
+    if (status == CC_E_NOTFOUND) {
+        open_session(c);
+        send_error(c, CC_ERR_NOT_FOUND);
+        cc_session_close(c, CC_CLOSE_NOT_FOUND, CC_ERR_NOT_FOUND);
+        return;
+    }
+    cc_log(CC_LOG_WARN, "ws", "chat lookup failed: %s",
+           res->error ? res->error : "storage error");
+    cc_conn_respond_error(c, 503, "Storage unavailable; try again");
+}
+
+static void lookup_chat(struct cc_conn *c)
+{
+    struct cc_ws *ws = c->ws;
+    struct cc_viewer v = { .struct_size = sizeof v };
+    char canon[37];
+
+    if (cc_uuid_canon(ws->chat_id, strlen(ws->chat_id), canon) < 0) {
+        struct cc_store_result none = { .struct_size = sizeof none };
+        cc_conn_hold(c);
+        chat_lookup_done(c, CC_E_NOTFOUND, &none);
+        return;
+    }
+    memcpy(ws->chat_id, canon, sizeof canon);
+    cc_conn_hold(c);
+    if (cc_srv->st->chat_get(cc_srv->storage.inst, ws->chat_id, &v,
+                             chat_lookup_done, c) != CC_OK) {
+        cc_conn_release(c);
+        cc_conn_respond_error(c, 503, "Server busy; try again");
+    }
+}
+
+static void auth_done(void *arg, int status, struct cc_auth_req *req)
+{
+    struct cc_conn *c = arg;
+
+    c->ws->auth_pending = 0;
+    if (status != CC_AUTH_OK) {
+        cc_log(CC_LOG_INFO, "ws", "%s: authentication failed: %s", c->peer,
+               req->error);
+        open_session(c);
+        cc_session_close(c, CC_CLOSE_UNAUTHORIZED, req->error);
+        return;
+    }
+    lookup_chat(c);
+}
+
+void cc_session_upgrade(struct cc_conn *c)
+{
+    struct cc_ws *ws;
+    char accept[29];
+    char chat[64];
+    char *token;
+    int where;
+
+    if (parse_chat_path(c->req->h.path, chat, sizeof chat) < 0) {
+        c->keep_alive = 0;
+        cc_conn_respond_error(c, 404, "Not found");
+        return;
+    }
+    if (check_handshake(c, accept) < 0)
+        return;
+    ws = calloc(1, sizeof *ws);
+    if (!ws)
+        abort();
+    c->ws = ws;
+    c->state = CC_CONN_WS;
+    cc_ws_reader_init(&ws->rd, cc_srv->lim.max_ws_message);
+    ws->timer = evtimer_new(cc_srv->base, timer_cb, c);
+    snprintf(ws->chat_id, sizeof ws->chat_id, "%.36s", chat);
+    if (strlen(chat) != CC_UUID_LEN)
+        ws->chat_id[0] = '\0'; /* not a UUID: "Chat not found" below */
+    cc_auth_req_init(&ws->auth, ++cc_srv->next_id);
+    token = malloc(TOKEN_MAX);
+    if (!token)
+        abort();
+    where = cc_auth_find_token(&c->req->h, 1, token, TOKEN_MAX);
+    if (where == CC_TOKEN_NONE) {
+        free(token);
+        snprintf(ws->auth.error, sizeof ws->auth.error,
+                 "Authentication required");
+        auth_done(c, CC_AUTH_DENY, &ws->auth);
+        return;
+    }
+    ws->auth_pending = 1;
+    cc_auth_run(&ws->auth, token, strlen(token), c->peer, auth_done, c);
+    OPENSSL_cleanse(token, TOKEN_MAX);
+    free(token);
+}
+
+void cc_session_free(struct cc_conn *c)
+{
+    struct cc_ws *ws = c->ws;
+
+    if (!ws)
+        return;
+    if (ws->auth_pending)
+        cc_auth_cancel(&ws->auth);
+    cc_hub_leave(ws->member);
+    if (ws->timer)
+        event_free(ws->timer);
+    if (ws->expiry)
+        event_free(ws->expiry);
+    cc_ws_reader_free(&ws->rd);
+    free(ws);
+    c->ws = NULL;
+}

@@ -1,0 +1,58 @@
+/*
+ * session.h - a chat over WebSocket: the upgrade handshake on
+ * /ws/chat/{chat_id}/, authentication and access check, then frames in
+ * (ws.c decodes) and messages out, pings, token expiry and closing.
+ *
+ * A session lives inside its connection (struct cc_conn, state
+ * CC_CONN_WS) and is freed with it.  Loop thread only.
+ */
+#ifndef CC_SESSION_H
+#define CC_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cc_conn;
+
+/* Application close codes (documented in README). */
+#define CC_CLOSE_UNAUTHORIZED 4401  /* no, malformed or refused token */
+#define CC_CLOSE_FORBIDDEN 4403     /* not the chat's patient/professional */
+#define CC_CLOSE_NOT_FOUND 4404     /* no such chat */
+#define CC_CLOSE_TOKEN_EXPIRED 4408 /* token expired while connected */
+
+/* A text frame shared by every recipient (design invariant 3). */
+struct cc_frame {
+    int refs;
+    size_t len;
+    unsigned char data[];
+};
+
+/* A new frame holding the whole text frame for payload; refs = 1. */
+struct cc_frame *cc_frame_text(const char *payload, size_t len);
+void cc_frame_unref(struct cc_frame *f);
+
+/* 1 when the request on c is a WebSocket chat path (/ws/chat/...). */
+int cc_session_is_ws_path(const struct cc_conn *c);
+
+/* Take over c for the request that asked for /ws/chat/...: validate the
+ * handshake (answering 400/405/426 itself), authenticate, look up the
+ * chat, then switch protocols. */
+void cc_session_upgrade(struct cc_conn *c);
+
+/* Bytes arrived on an upgraded connection. */
+void cc_session_on_read(struct cc_conn *c);
+
+/* Output drained (bufferevent write callback). */
+void cc_session_on_write(struct cc_conn *c);
+
+/* Queue a shared frame to c (no copy).  Disconnects a client whose unread
+ * output passed the high-water mark. */
+void cc_session_send_frame(struct cc_conn *c, struct cc_frame *f);
+
+/* Start the closing handshake with code and reason. */
+void cc_session_close(struct cc_conn *c, int code, const char *reason);
+
+/* Free the session state of c (called when c is freed). */
+void cc_session_free(struct cc_conn *c);
+
+#endif

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install what carechat needs to build and test, from the distribution's
+# packages.  Debian/Ubuntu (apt), Fedora (dnf) and Alpine (apk).  Runs as
+# root, or through sudo.
+set -e
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+if command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    # Refresh the package lists once a day at most.
+    if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+        $SUDO apt-get update -qq
+    fi
+    $SUDO apt-get install -y -qq --no-install-recommends \
+        build-essential autoconf automake libtool pkg-config \
+        libevent-dev libjansson-dev libjwt-dev libsqlite3-dev \
+        libinih-dev libssl-dev python3 python3-websockets ca-certificates \
+        >/dev/null
+elif command -v dnf >/dev/null 2>&1; then
+    $SUDO dnf install -y gcc make autoconf automake libtool pkgconf \
+        libevent-devel jansson-devel libjwt-devel sqlite-devel inih-devel \
+        openssl-devel python3 python3-websockets
+elif command -v apk >/dev/null 2>&1; then
+    $SUDO apk add build-base autoconf automake libtool pkgconf \
+        libevent-dev jansson-dev libjwt-dev sqlite-dev inih-dev \
+        openssl-dev python3 py3-websockets
+else
+    echo "deps.sh: unknown package manager; install the packages listed" \
+         "in README.md by hand" >&2
+    exit 1
+fi

@@ -1,0 +1,416 @@
+"""ccharness - start a real carechatd and talk to it as clients do.
+
+One helper to start the daemon (Redis' start_server idea): a temporary
+directory with a config, a SQLite database and a secret; a free loopback
+port; the daemon's stderr in a log file the tests can read.  Also: HS256
+token minting (stdlib only), a small REST client, a raw RFC 6455 client for
+protocol cases, and a unittest runner that prints TAP for automake.
+
+Runs with Debian's /usr/bin/python3 (python3-websockets 10.x).
+"""
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+BUILDDIR = os.environ.get("CC_BUILDDIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+SRCDIR = os.environ.get("CC_SRCDIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+SECRET = "integration-test-secret-0123456789abcdef"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def mint(claims, secret=SECRET, alg="HS256", header=None):
+    """A signed JWT for claims (dict)."""
+    hdr = {"alg": alg, "typ": "JWT"}
+    if header:
+        hdr.update(header)
+    digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384,
+              "HS512": hashlib.sha512}.get(alg, hashlib.sha256)
+    signing = b64url(json.dumps(hdr).encode()) + "." + \
+        b64url(json.dumps(claims).encode())
+    sig = hmac.new(secret.encode(), signing.encode(), digest).digest()
+    return signing + "." + b64url(sig)
+
+
+def token(user_id=None, patient=None, professional=None, exp_in=3600,
+          admin=False, secret=SECRET, **extra):
+    """A token for a user with the given profile ids."""
+    now = int(time.time())
+    claims = {"user_id": user_id or str(uuid.uuid4()), "iat": now,
+              "exp": now + exp_in}
+    if patient:
+        claims["patient_id"] = patient
+    if professional:
+        claims["professional_id"] = professional
+    if admin:
+        claims["carechat_admin"] = True
+    claims.update(extra)
+    return mint(claims, secret=secret)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A carechatd process on a free loopback port.
+
+    conf: {"server": {...}, "storage": {...}, ...} merged over defaults.
+    """
+
+    def __init__(self, conf=None, tmpdir=None):
+        self.own_tmp = tmpdir is None
+        self.tmp = tmpdir or tempfile.mkdtemp(prefix="carechat-test-")
+        self.port = free_port()
+        self.conf = {
+            "server": {"listen": "127.0.0.1:%d" % self.port,
+                       "plugin_dir": os.path.join(BUILDDIR, "plugins",
+                                                  ".libs"),
+                       "log_level": "debug"},
+            "storage": {"plugin": "sqlite",
+                        "path": os.path.join(self.tmp, "carechat.db")},
+            "auth": {"plugin": "jwt", "secret": SECRET},
+            "fanout": {"plugin": "local"},
+        }
+        for sec, kv in (conf or {}).items():
+            self.conf.setdefault(sec, {}).update(kv)
+            for k, v in list(self.conf[sec].items()):
+                if v is None:
+                    del self.conf[sec][k]
+        self.conf_path = os.path.join(self.tmp, "carechat.conf")
+        self.log_path = os.path.join(self.tmp, "carechatd.log")
+        self.proc = None
+
+    def write_conf(self):
+        with open(self.conf_path, "w") as f:
+            for sec, kv in self.conf.items():
+                f.write("[%s]\n" % sec)
+                for k, v in kv.items():
+                    f.write("%s = %s\n" % (k, v))
+                f.write("\n")
+
+    def start(self, wait=True):
+        self.write_conf()
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [os.path.join(BUILDDIR, "carechatd"), "-c", self.conf_path],
+            stdout=self.log, stderr=self.log)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("carechatd exited with %s:\n%s" %
+                                   (self.proc.returncode, self.read_log()))
+            try:
+                status, _, _ = self.request("GET", "/healthz")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("carechatd did not become ready:\n" +
+                           self.read_log())
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Signal the daemon and return its exit status."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("carechatd did not stop within %ss" % timeout)
+        finally:
+            self.log.close()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def close(self):
+        try:
+            self.stop()
+        finally:
+            if self.own_tmp and not os.environ.get("CC_KEEP_TMP"):
+                shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    # -------------------------------------------------------------- REST
+    def request(self, method, path, body=None, token=None, headers=None,
+                raw_body=None):
+        """(status, headers dict lower-cased, parsed JSON or None)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        hdrs = dict(headers or {})
+        if token:
+            hdrs["Authorization"] = "Bearer " + token
+        data = raw_body
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            payload = resp.read()
+            rh = {k.lower(): v for k, v in resp.getheaders()}
+        finally:
+            conn.close()
+        parsed = None
+        if payload:
+            try:
+                parsed = json.loads(payload)
+            except ValueError:
+                parsed = payload
+        return resp.status, rh, parsed
+
+    def ws_url(self, chat_id, tok=None):
+        url = "ws://127.0.0.1:%d/ws/chat/%s/" % (self.port, chat_id)
+        if tok:
+            url += "?token=" + tok
+        return url
+
+
+class World:
+    """Profiles, tokens and chats on a server, made through the API."""
+
+    def __init__(self, server):
+        self.srv = server
+        self.admin = token("admin", admin=True)
+
+    def profile(self, kind):
+        pid = str(uuid.uuid4())
+        status, _, body = self.srv.request(
+            "POST", "/chat/profiles/", {"kind": kind, "id": pid},
+            token=self.admin)
+        assert status == 201, (status, body)
+        return pid
+
+    def pair(self):
+        """A new patient and professional with a chat between them:
+        (chat_id, patient_token, professional_token, patient_id, pro_id)."""
+        pat, pro = self.profile("patient"), self.profile("professional")
+        pt = token("u-" + pat[:8], patient=pat)
+        rt = token("u-" + pro[:8], professional=pro)
+        status, _, chat = self.srv.request(
+            "POST", "/chat/chats/", {"professional": pro}, token=pt)
+        assert status == 201, (status, chat)
+        return chat["id"], pt, rt, pat, pro
+
+
+# ---------------------------------------------------------------- raw WS
+class RawWS:
+    """A minimal RFC 6455 client over a socket, for protocol cases."""
+
+    def __init__(self, port, path, headers=None, timeout=5):
+        self.sock = socket.create_connection(("127.0.0.1", port),
+                                             timeout=timeout)
+        self.buf = b""
+        key = base64.b64encode(os.urandom(16)).decode()
+        hdrs = {"Host": "127.0.0.1:%d" % port, "Upgrade": "websocket",
+                "Connection": "Upgrade", "Sec-WebSocket-Key": key,
+                "Sec-WebSocket-Version": "13"}
+        hdrs.update(headers or {})
+        req = "GET %s HTTP/1.1\r\n" % path + "".join(
+            "%s: %s\r\n" % kv for kv in hdrs.items() if kv[1] is not None)
+        self.sock.sendall((req + "\r\n").encode())
+        head = self._read_until(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                self.headers[k.strip().lower()] = v.strip()
+        self.body = b""
+        if self.status != 101:
+            n = int(self.headers.get("content-length", "0"))
+            while len(self.buf) < n:
+                self._fill()
+            self.body, self.buf = self.buf[:n], self.buf[n:]
+        else:
+            want = base64.b64encode(hashlib.sha1(
+                (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()
+            ).digest()).decode()
+            assert self.headers.get("sec-websocket-accept") == want
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.buf += data
+
+    def _read_until(self, marker):
+        while marker not in self.buf:
+            self._fill()
+        i = self.buf.index(marker) + len(marker)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def _read_n(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    @staticmethod
+    def frame(opcode, payload=b"", fin=True, mask=True, rsv=0,
+              length=None):
+        if isinstance(payload, str):
+            payload = payload.encode()
+        n = len(payload) if length is None else length
+        b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+        if n < 126:
+            hdr = struct.pack("!BB", b0, (0x80 if mask else 0) | n)
+        elif n < 65536:
+            hdr = struct.pack("!BBH", b0, (0x80 if mask else 0) | 126, n)
+        else:
+            hdr = struct.pack("!BBQ", b0, (0x80 if mask else 0) | 127, n)
+        if mask:
+            key = os.urandom(4)
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+            hdr += key
+        return hdr + payload
+
+    def send(self, opcode, payload=b"", **kw):
+        self.sock.sendall(self.frame(opcode, payload, **kw))
+
+    def send_text(self, text):
+        self.send(0x1, text)
+
+    def send_json(self, obj):
+        self.send(0x1, json.dumps(obj))
+
+    def recv(self):
+        """(fin, opcode, payload bytes) of the next frame."""
+        b0, b1 = self._read_n(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._read_n(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._read_n(8))[0]
+        assert not b1 & 0x80, "server frames must not be masked"
+        return bool(b0 & 0x80), b0 & 0x0F, self._read_n(n)
+
+    def recv_json(self):
+        """The next text message as JSON (skipping pings)."""
+        while True:
+            fin, op, data = self.recv()
+            if op == 0x9:
+                continue
+            assert op == 0x1, "expected text, got opcode %d" % op
+            return json.loads(data)
+
+    def recv_close(self):
+        """(code, reason) of the close frame, skipping other frames."""
+        while True:
+            fin, op, data = self.recv()
+            if op == 0x8:
+                if len(data) < 2:
+                    return 1005, ""
+                return struct.unpack("!H", data[:2])[0], \
+                    data[2:].decode()
+
+    def closed_by_peer(self, timeout=5):
+        """True when the server closes the TCP connection in time."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def run(coro, timeout=30):
+    """Run an asyncio coroutine with a time bound."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+# ------------------------------------------------------------ TAP runner
+class TapResult(unittest.TestResult):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def _line(self, ok, test, extra=""):
+        self.n += 1
+        name = test.id().split(".", 1)[-1]
+        print("%sok %d - %s%s" % ("" if ok else "not ", self.n, name, extra))
+        sys.stdout.flush()
+
+    def addSuccess(self, test):
+        self._line(True, test)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._line(False, test)
+        self._diag(err)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._line(False, test)
+        self._diag(err)
+
+    def addSkip(self, test, reason):
+        if os.environ.get("CI") == "true":
+            self._line(False, test, " # skipped under CI: %s" % reason)
+            self.failures.append((test, reason))
+        else:
+            self._line(True, test, " # SKIP %s" % reason)
+
+    def addExpectedFailure(self, test, err):
+        self._line(True, test, " # TODO expected failure")
+
+    def addUnexpectedSuccess(self, test):
+        self._line(False, test, " # unexpected success")
+
+    def _diag(self, err):
+        import traceback
+        for line in "".join(traceback.format_exception(*err)).splitlines():
+            print("# " + line)
+
+
+def main():
+    """Run the calling module's tests, printing TAP."""
+    module = sys.modules["__main__"]
+    suite = unittest.defaultTestLoader.loadTestsFromModule(module)
+    result = TapResult()
+    suite.run(result)
+    print("1..%d" % result.n)
+    sys.exit(0 if result.wasSuccessful() else 1)

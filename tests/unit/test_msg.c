@@ -1,0 +1,183 @@
+/* test_msg.c - protocol JSON: inbound validation, outbound encoding,
+ * role resolution. */
+#include "msg.h"
+#include "tap.h"
+
+#include <jansson.h>
+#include <string.h>
+
+#define PAT "11111111-1111-4111-8111-111111111111"
+#define PRO "22222222-2222-4222-8222-222222222222"
+#define OTHER "33333333-3333-4333-8333-333333333333"
+
+static const char *parse_err(const char *text, size_t max_chars)
+{
+    static char ebuf[96];
+    struct cc_inbound in;
+    const char *err = NULL;
+
+    if (cc_inbound_parse(text, strlen(text), max_chars, &in, &err, ebuf,
+                         sizeof ebuf) == 0) {
+        cc_inbound_free(&in);
+        return NULL;
+    }
+    return err;
+}
+
+static void test_inbound(void)
+{
+    struct cc_inbound in;
+    const char *err = NULL;
+    char ebuf[96];
+    const char *t = "{\"content\": \"Hello, how can I help you?\", "
+                    "\"role\": \"patient\"}";
+
+    is_int(cc_inbound_parse(t, strlen(t), 0, &in, &err, ebuf, sizeof ebuf),
+           0, "spec example parses");
+    is_str(in.content, "Hello, how can I help you?", "content");
+    is_int(in.role, CC_SIDE_PATIENT, "role patient");
+    cc_inbound_free(&in);
+    t = "{\"content\": \"a\\\"b\\\\c\\u00e9\\ud83d\\ude00\"}";
+    is_int(cc_inbound_parse(t, strlen(t), 0, &in, &err, ebuf, sizeof ebuf),
+           0, "escapes parse");
+    is_str(in.content, "a\"b\\c\xc3\xa9\xf0\x9f\x98\x80",
+           "escapes decode to exact UTF-8");
+    is_int(in.role, CC_SIDE_NONE, "no role");
+    cc_inbound_free(&in);
+
+    is_str(parse_err("not json", 0), CC_ERR_JSON, "not JSON");
+    is_str(parse_err("[1,2]", 0), CC_ERR_JSON, "array is not an object");
+    is_str(parse_err("\"content\"", 0), CC_ERR_JSON, "string is not an object");
+    is_str(parse_err("{\"content\": \"a\", \"content\": \"b\"}", 0),
+           CC_ERR_JSON, "duplicate keys refused");
+    is_str(parse_err("{}", 0), CC_ERR_EMPTY, "missing content");
+    is_str(parse_err("{\"content\": \"\"}", 0), CC_ERR_EMPTY, "empty content");
+    is_str(parse_err("{\"content\": \" \\t\\n \"}", 0), CC_ERR_EMPTY,
+           "ASCII whitespace only");
+    is_str(parse_err("{\"content\": \"\\u3000\\u00a0\\u2003\"}", 0),
+           CC_ERR_EMPTY, "Unicode whitespace only");
+    is_str(parse_err("{\"content\": null}", 0), CC_ERR_EMPTY, "null content");
+    is_str(parse_err("{\"content\": 42}", 0),
+           "Message content must be a string", "number content");
+    is_str(parse_err("{\"content\": \"hi\", \"role\": \"admin\"}", 0),
+           "Invalid role: use patient, professional or provider",
+           "unknown role");
+    is_str(parse_err("{\"content\": \"hi\", \"role\": 1}", 0),
+           "Invalid role: use patient, professional or provider",
+           "non-string role");
+    is_str(parse_err("{\"content\": \"hi\", \"role\": \"Patient\"}", 0),
+           "Invalid role: use patient, professional or provider",
+           "roles are case-sensitive");
+    ok(parse_err("{\"content\": \"hi\", \"role\": \"provider\"}", 0) == NULL,
+       "provider is accepted");
+    ok(parse_err("{\"content\": \"\xc3\xa9\xc3\xa9\xc3\xa9\"}", 3) == NULL,
+       "3 two-byte characters fit a limit of 3");
+    is_str(parse_err("{\"content\": \"abcd\"}", 3),
+           "Message content too long (max 3 characters)", "over the limit");
+    ok(parse_err("{\"content\": \" x \"}", 0) == NULL,
+       "content with surrounding spaces is not blank");
+    ok(parse_err("{\"content\": \"hi\", \"extra\": [1]}", 0) == NULL,
+       "unknown members are ignored");
+}
+
+static void test_encode(void)
+{
+    struct cc_sbuf b = { 0 };
+    struct cc_message m = {
+        .struct_size = sizeof m,
+        .id = "019af85c-74bb-7000-8000-000000000001",
+        .content = "quote \" backslash \\ nl \n tab \t \x01 \xd7\xa9",
+        .created_at_us = 1765103400123456LL,
+        .sender_type = CC_SIDE_PROFESSIONAL,
+    };
+    json_t *j, *msg;
+
+    m.content_len = strlen(m.content);
+    cc_sbuf_adds(&b, "{\"message\": ");
+    cc_json_message(&b, &m, 0);
+    cc_sbuf_adds(&b, "}");
+    j = json_loadb(b.p, b.len, 0, NULL);
+    ok(j != NULL, "encoded message is JSON: %s", b.p);
+    msg = json_object_get(j, "message");
+    is_int((long long)json_object_size(msg), 4, "exactly four fields");
+    is_str(json_string_value(json_object_get(msg, "content")), m.content,
+           "content round-trips byte-exact");
+    is_str(json_string_value(json_object_get(msg, "sender_type")),
+           "professional", "sender_type");
+    is_str(json_string_value(json_object_get(msg, "created_at")),
+           "2025-12-07T10:30:00.123456Z", "created_at");
+    ok(strstr(b.p, "\\u0001") != NULL, "control character escaped");
+    ok(strstr(b.p, "\xd7\xa9") != NULL, "non-ASCII passed through raw");
+    json_decref(j);
+    b.len = 0;
+    m.is_read = 1;
+    cc_json_message(&b, &m, 1);
+    ok(strstr(b.p, "\"is_read\": true}") != NULL, "is_read when asked");
+
+    struct cc_chat c = { .struct_size = sizeof c, .id = OTHER,
+                         .patient_id = PAT, .professional_id = PRO,
+                         .created_at_us = 0, .updated_at_us = 1000000,
+                         .unread_count = 3 };
+    b.len = 0;
+    cc_json_chat(&b, &c);
+    j = json_loadb(b.p, b.len, 0, NULL);
+    ok(j != NULL, "chat is JSON");
+    is_int((long long)json_object_size(j), 7, "chat has seven fields");
+    ok(json_is_null(json_object_get(j, "last_message")),
+       "no last message is null");
+    is_int(json_integer_value(json_object_get(j, "unread_count")), 3,
+           "unread_count");
+    is_str(json_string_value(json_object_get(j, "updated_at")),
+           "1970-01-01T00:00:01.000000Z", "updated_at");
+    json_decref(j);
+    b.len = 0;
+    cc_json_error(&b, "Chat not found");
+    is_str(b.p, "{\"error\": \"Chat not found\"}", "error object");
+    cc_sbuf_free(&b);
+}
+
+static void test_roles(void)
+{
+    const char *err = NULL;
+
+    is_int(cc_role_resolve(PAT, "", PAT, PRO, CC_SIDE_NONE, &err),
+           CC_SIDE_PATIENT, "patient inferred");
+    is_int(cc_role_resolve("", PRO, PAT, PRO, CC_SIDE_NONE, &err),
+           CC_SIDE_PROFESSIONAL, "professional inferred");
+    is_int(cc_role_resolve(PAT, OTHER, PAT, PRO, CC_SIDE_NONE, &err),
+           CC_SIDE_PATIENT, "multi-profile: patient in this chat");
+    is_int(cc_role_resolve(OTHER, PRO, PAT, PRO, CC_SIDE_NONE, &err),
+           CC_SIDE_PROFESSIONAL, "multi-profile: professional here");
+    is_int(cc_role_resolve(PAT, OTHER, PAT, PRO, CC_SIDE_PROFESSIONAL, &err),
+           -1, "cannot send as professional where you are the patient");
+    is_str(err, "You are not the professional in this chat", "why");
+    is_int(cc_role_resolve(OTHER, PRO, PAT, PRO, CC_SIDE_PATIENT, &err), -1,
+           "cannot send as patient where you are the professional");
+    is_str(err, "You are not the patient in this chat", "why");
+    is_int(cc_role_resolve(PAT, PRO, PAT, PRO, CC_SIDE_NONE, &err), -1,
+           "both sides of one chat need a role");
+    is_int(cc_role_resolve(PAT, PRO, PAT, PRO, CC_SIDE_PROFESSIONAL, &err),
+           CC_SIDE_PROFESSIONAL, "both sides: explicit role works");
+    is_int(cc_role_resolve(OTHER, "", PAT, PRO, CC_SIDE_NONE, &err), -1,
+           "outsider refused");
+}
+
+static void test_text(void)
+{
+    ok(cc_text_blank("", 0), "empty is blank");
+    ok(cc_text_blank("\x1c\x1f \xc2\x85", 5), "Python isspace controls");
+    ok(!cc_text_blank("\xe2\x80\x8b", 3), "zero-width space is not space");
+    is_int((long long)cc_utf8_chars("a\xc3\xa9\xf0\x9f\x98\x80", 7), 3,
+           "code points counted");
+    is_int(cc_role_parse("provider", 8), CC_SIDE_PROFESSIONAL, "alias");
+    is_int(cc_role_parse("patients", 8), -1, "near miss refused");
+}
+
+int main(void)
+{
+    test_inbound();
+    test_encode();
+    test_roles();
+    test_text();
+    return done_testing();
+}

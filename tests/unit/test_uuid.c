@@ -1,0 +1,76 @@
+/* test_uuid.c - UUID parsing, UUIDv7 generation, protocol timestamps. */
+#include "tap.h"
+#include "timefmt.h"
+#include "uuid.h"
+
+#include <stdint.h>
+#include <string.h>
+
+static void test_canon(void)
+{
+    char out[37];
+    const char *up = "550E8400-E29B-41D4-A716-446655440000";
+
+    is_int(cc_uuid_canon(up, strlen(up), out), 0, "upper-case UUID parses");
+    is_str(out, "550e8400-e29b-41d4-a716-446655440000",
+           "canonical form is lower case");
+    is_int(cc_uuid_canon(up, 35, out), -1, "35 characters refused");
+    is_int(cc_uuid_canon("550e8400e29b41d4a716446655440000xxxx", 36, out),
+           -1, "missing dashes refused");
+    is_int(cc_uuid_canon("550e8400-e29b-41d4-a716-44665544000g", 36, out),
+           -1, "non-hex digit refused");
+    is_int(cc_uuid_canon("550e8400-e29b-41d4-a716-4466554400-0", 36, out),
+           -1, "dash in the wrong place refused");
+    ok(cc_uuid_valid("00000000-0000-0000-0000-000000000000"),
+       "nil UUID is a valid UUID");
+    ok(!cc_uuid_valid(""), "empty string is not a UUID");
+    ok(!cc_uuid_valid("../../etc/passwd"), "path is not a UUID");
+    ok(!cc_uuid_valid(NULL), "NULL is not a UUID");
+}
+
+static void test_v7(void)
+{
+    char a[37], b[37], c[37];
+    int64_t t = 1765103400123456LL; /* 2025-12-07T10:30:00.123456Z */
+
+    cc_uuid_v7(t, a);
+    cc_uuid_v7(t, b);
+    cc_uuid_v7(t + 1000, c);
+    ok(cc_uuid_valid(a), "v7 is a UUID");
+    is_int(a[14], '7', "version nibble is 7");
+    ok(strchr("89ab", a[19]) != NULL, "variant is RFC 9562");
+    ok(strncmp(a, "019af85c-", 9) == 0,
+       "first 48 bits are the unix milliseconds (%.9s)", a);
+    ok(strcmp(a, b) != 0, "two ids in the same microsecond differ");
+    ok(strcmp(a, c) < 0 && strcmp(b, c) < 0,
+       "a later millisecond sorts after");
+    cc_uuid_v7(t + 500, c);
+    ok(strncmp(a, c, 18) < 0, "sub-millisecond fraction orders ids");
+}
+
+static void test_time(void)
+{
+    char out[CC_TIME_LEN + 1];
+
+    is_str(cc_time_format(1765103400123456LL, out),
+           "2025-12-07T10:30:00.123456Z", "spec example timestamp");
+    is_str(cc_time_format(0, out), "1970-01-01T00:00:00.000000Z", "epoch");
+    is_str(cc_time_format(951782400000001LL, out),
+           "2000-02-29T00:00:00.000001Z", "leap day 2000");
+    is_str(cc_time_format(4107542399999999LL, out),
+           "2100-02-28T23:59:59.999999Z", "2100 is not a leap year");
+    is_str(cc_time_format(-1, out), "1969-12-31T23:59:59.999999Z",
+           "one microsecond before the epoch");
+    is_str(cc_time_format(INT64_MAX, out), "9999-12-31T23:59:59.999999Z",
+           "far future is clamped");
+    is_int((long long)strlen(out), CC_TIME_LEN, "fixed width");
+    ok(cc_time_now_us() > 1700000000000000LL, "clock reads the present");
+}
+
+int main(void)
+{
+    test_canon();
+    test_v7();
+    test_time();
+    return done_testing();
+}
