@@ -205,6 +205,8 @@ void cc_conf_free(struct cc_conf *c)
         for (e = s->entries; e; e = en) {
             en = e->next;
             free(e->key);
+            /* values may be secrets (secret = ...): wipe before free */
+            explicit_bzero(e->value, strlen(e->value));
             free(e->value);
             free(e);
         }
@@ -324,7 +326,8 @@ int cc_conf_parse_size(const char *v, uint64_t min, uint64_t max,
         case 'g': case 'G': mult = 1024 * 1024 * 1024; break;
         default: mult = 0;
         }
-        if (!mult || (end[1] && strcasecmp(end + 1, "b") && strcasecmp(end + 1, "ib"))) {
+        if (!mult || (end[1] && strcasecmp(end + 1, "b") &&
+                      strcasecmp(end + 1, "ib"))) {
             *why = "expected a size such as 65536, 64k or 1m";
             return -1;
         }

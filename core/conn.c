@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -282,6 +283,19 @@ static const char *head_error_message(int status)
     }
 }
 
+/* curl and others send "Expect: 100-continue" before a body and wait for
+ * the interim answer: give it once the head was accepted. */
+static void expect_continue(struct cc_conn *c)
+{
+    const struct cc_http_header *e = cc_http_header(&c->req->h, "Expect");
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+    if (!e || c->req->h.content_length <= 0 || c->req->h.version_minor < 1)
+        return;
+    if (e->value.n == 12 && strncasecmp(e->value.p, "100-continue", 12) == 0)
+        evbuffer_add(bufferevent_get_output(c->bev), cont, sizeof cont - 1);
+}
+
 /* Parse a buffered request head.  Returns 1 when a request is ready for
  * its body, 0 to wait for more bytes, -1 when the request failed. */
 static int read_head(struct cc_conn *c)
@@ -324,6 +338,7 @@ static int read_head(struct cc_conn *c)
         return -1;
     }
     c->state = CC_CONN_BODY;
+    expect_continue(c);
     return 1;
 }
 

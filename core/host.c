@@ -101,6 +101,24 @@ static int h_cfg_iter(cc_plugin_ctx *ctx, cc_cfg_cb cb, void *arg)
     return CC_OK;
 }
 
+static void h_cfg_error(cc_plugin_ctx *ctx, const char *key,
+                        const char *fmt, ...)
+{
+    const struct cc_conf_entry *e = key ? cc_conf_entry(ctx->section, key)
+                                        : NULL;
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cc_log(CC_LOG_ERROR, "config", "%s:%d: [%s]%s%s: %s",
+           ctx->conf ? ctx->conf->path : "?",
+           e ? e->line : ctx->section ? ctx->section->line : 0,
+           ctx->section ? ctx->section->name : ctx->name, key ? " " : "",
+           key ? key : "", msg);
+}
+
 static uint64_t h_now_mono_ns(void)
 {
     struct timespec ts;
@@ -189,7 +207,8 @@ static cc_timer *h_timer_add(cc_plugin_ctx *ctx, uint64_t ms, int repeat,
                              cc_timer_cb cb, void *arg)
 {
     struct cc_timer *t = xcalloc(1, sizeof *t);
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    struct timeval tv = { (time_t)(ms / 1000),
+                          (suseconds_t)(ms % 1000) * 1000 };
 
     t->cb = cb;
     t->arg = arg;
@@ -331,6 +350,7 @@ static const struct cc_host_api host_api = {
     .log = h_log,
     .cfg_get = h_cfg_get,
     .cfg_iter = h_cfg_iter,
+    .cfg_error = h_cfg_error,
     .now_mono_ns = h_now_mono_ns,
     .now_real_us = h_now_real_us,
     .random_bytes = h_random_bytes,

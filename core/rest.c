@@ -210,7 +210,7 @@ static int parse_paging(struct op *op, char *cursor, size_t cursor_size)
     if (n != -1) {
         uint64_t v;
         const char *why;
-        if (n < 0 || cc_conf_parse_u64(ps, 0, 1000000000, &v, &why) < 0 || v < 1) {
+        if (n < 0 || cc_conf_parse_u64(ps, 1, 1000000000, &v, &why) < 0) {
             fail(op, 400, "page_size must be a positive integer");
             return -1;
         }

@@ -518,8 +518,10 @@ static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
     snprintf(ws->chat_professional, sizeof ws->chat_professional, "%s",
              chat->professional_id);
     ws->member = cc_hub_join(c, ws->chat_id);
-    if (p->expires_at > 0) {
-        now_s = cc_time_now_us() / 1000000;
+    /* Tokens valid for more than ten years need no timer (and would
+     * overflow the arithmetic). */
+    now_s = cc_time_now_us() / 1000000;
+    if (p->expires_at > 0 && p->expires_at - now_s < 10LL * 365 * 86400) {
         ws->expiry = evtimer_new(cc_srv->base, expiry_cb, c);
         arm(ws->expiry, p->expires_at > now_s
                             ? (uint64_t)(p->expires_at - now_s) * 1000 : 0);

@@ -120,6 +120,14 @@ struct cc_host_api {
      * Returns CC_OK, or the first error cb returned (already reported). */
     int (*cfg_iter)(cc_plugin_ctx *ctx, cc_cfg_cb cb, void *arg);
 
+    /* Report a configuration error found after iterating (a missing key,
+     * keys that conflict, a file that cannot be read) as
+     * "file:line: [section] key: message", with the line of key, or of
+     * the section header when key is NULL or absent.  create() then
+     * returns CC_E_INVAL. */
+    void (*cfg_error)(cc_plugin_ctx *ctx, const char *key,
+                      const char *fmt, ...) CC_PRINTF(3, 4);
+
     /* Clocks: monotonic nanoseconds, and wall-clock microseconds since the
      * Unix epoch. */
     uint64_t (*now_mono_ns)(void);

@@ -89,7 +89,9 @@ struct cc_store_result {
     int32_t missing_side; /* chat_open CC_E_NOTFOUND: the missing profile */
     int32_t more;         /* lists: 1 when items lie beyond this page in
                              the direction of the query */
-    int64_t count;        /* mark_read: messages newly marked */
+    int64_t count;        /* mark_read: messages newly marked;
+                             chat_list: the viewer's chats in all;
+                             message_list: the chat's messages in all */
     const struct cc_chat *chat;       /* chat_open, chat_get */
     const struct cc_message *message; /* message_append: as stored */
     size_t n_chats;
