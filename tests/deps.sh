@@ -15,6 +15,7 @@ if command -v apt-get >/dev/null 2>&1; then
         build-essential autoconf automake libtool pkg-config \
         libevent-dev libjansson-dev libjwt-dev libsqlite3-dev \
         libinih-dev libssl-dev python3 python3-websockets ca-certificates \
+        abigail-tools \
         >/dev/null
 elif command -v dnf >/dev/null 2>&1; then
     $SUDO dnf install -y gcc make autoconf automake libtool pkgconf \
