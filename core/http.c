@@ -109,6 +109,8 @@ static int content_length(struct cc_http_str v, struct cc_http_request *r)
 {
     const char *p = v.p, *end = v.p + v.n;
 
+    if (v.n == 0)
+        return -400;
     while (p < end) {
         int64_t n = 0;
         const char *digits;
@@ -221,6 +223,15 @@ incomplete:
     for (const char *c = p; c < end; c++)
         if (*c == '\0')
             return -400;
+    if (req->method_str.p == NULL) {
+        /* Still in the request line: a method is tchars then SP, so a
+         * TLS handshake or binary junk is refused now, not at timeout. */
+        const char *c = p;
+        while (c < end && is_tchar((unsigned char)*c))
+            c++;
+        if (c < end && *c != ' ' && *c != '\r' && *c != '\n')
+            return -400;
+    }
     return 0;
 }
 

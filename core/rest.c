@@ -227,6 +227,8 @@ static int parse_paging(struct op *op, char *cursor, size_t cursor_size)
 
 /* ----------------------------------------------------------- chats */
 
+static struct cc_viewer viewer_of(const struct op *op);
+
 static void chat_done(void *arg, int status, const struct cc_store_result *res)
 {
     struct op *op = arg;
@@ -241,6 +243,17 @@ static void chat_done(void *arg, int status, const struct cc_store_result *res)
                               : "Professional not found");
         else
             storage_fail(op, status, res);
+        return;
+    }
+    if (op->route == R_CHATS && !res->created) {
+        /* An existing chat: chat_open knows no viewer, so fetch it again
+         * for the caller's unread_count (answered 200 as R_CHAT). */
+        struct cc_viewer v = viewer_of(op);
+        snprintf(op->chat_id, sizeof op->chat_id, "%s", res->chat->id);
+        op->route = R_CHAT;
+        check_queued(op, cc_srv->st->chat_get(cc_srv->storage.inst,
+                                              op->chat_id, &v, chat_done,
+                                              op));
         return;
     }
     cc_json_chat(&b, res->chat);
@@ -675,6 +688,7 @@ static void register_profile(struct op *op)
                                                   : json_null());
     json_decref(op->body);
     op->body = echo;
+    user = json_object_get(echo, "user_id"); /* the old one is freed */
     check_queued(op, cc_srv->st->profile_put(
                          cc_srv->storage.inst, side, id,
                          json_is_string(user) ? json_string_value(user) : NULL,
@@ -690,10 +704,9 @@ static int parse_body(struct op *op)
     const struct cc_http_header *ct = cc_http_header(&r->h, "Content-Type");
     json_error_t jerr;
 
-    if (op->route == R_SEND)
-        return 0; /* parsed by the message rules (exact spec errors) */
     if (r->body_len == 0) {
-        op->body = json_object();
+        if (op->route != R_SEND)
+            op->body = json_object();
         return 0;
     }
     if (!ct || ct->value.n < 16 ||
@@ -703,6 +716,8 @@ static int parse_body(struct op *op)
         fail(op, 415, "Content-Type must be application/json");
         return -1;
     }
+    if (op->route == R_SEND)
+        return 0; /* parsed by the message rules (exact spec errors) */
     op->body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES,
                           &jerr);
     if (!op->body || !json_is_object(op->body)) {

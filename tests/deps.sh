@@ -14,17 +14,20 @@ if command -v apt-get >/dev/null 2>&1; then
     $SUDO apt-get install -y -qq --no-install-recommends \
         build-essential autoconf automake libtool pkg-config \
         libevent-dev libjansson-dev libjwt-dev libsqlite3-dev \
-        libinih-dev libssl-dev python3 python3-websockets ca-certificates \
-        abigail-tools \
+        libinih-dev libssl-dev libpq-dev libhiredis-dev \
+        python3 python3-websockets ca-certificates abigail-tools \
+        postgresql redis-server \
         >/dev/null
 elif command -v dnf >/dev/null 2>&1; then
     $SUDO dnf install -y gcc make autoconf automake libtool pkgconf \
         libevent-devel jansson-devel libjwt-devel sqlite-devel inih-devel \
-        openssl-devel python3 python3-websockets
+        openssl-devel libpq-devel hiredis-devel python3 python3-websockets \
+        postgresql-server redis
 elif command -v apk >/dev/null 2>&1; then
     $SUDO apk add build-base autoconf automake libtool pkgconf \
         libevent-dev jansson-dev libjwt-dev sqlite-dev inih-dev \
-        openssl-dev python3 py3-websockets
+        openssl-dev libpq-dev hiredis-dev python3 py3-websockets \
+        postgresql redis
 else
     echo "deps.sh: unknown package manager; install the packages listed" \
          "in README.md by hand" >&2

@@ -3,7 +3,7 @@
  *
  * Threads (DESIGN invariant 4: the event loop never waits on disk):
  *  - the loop thread validates a request, copies what it needs into a
- *    struct req and queues it; it never touches SQLite;
+ *    struct sq_req and queues it; it never touches SQLite;
  *  - one writer thread owns the read-write connection and drains its
  *    queue in groups: one BEGIN IMMEDIATE ... COMMIT per group, with a
  *    SAVEPOINT per request so one failing request rolls back only itself
@@ -16,9 +16,13 @@
  * COMMIT, so anything read after that sees it.
  *
  * Only prepared statements with bound parameters; never SQL built from
- * data.  Built like any third-party plugin: public headers only.
+ * data.  Built like any third-party plugin: public headers only.  The
+ * requests, queues, results and the API table are plugins/common/storeq.c
+ * (shared with `postgres`); this file is what is SQLite's.
  */
 #include <carechat/storage.h>
+
+#include "storeq.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,60 +32,6 @@
 #include <string.h>
 
 #define SCHEMA_VERSION 1
-
-enum op {
-    OP_PROFILE_PUT, OP_CHAT_OPEN, OP_MSG_APPEND, OP_MARK_READ, /* writes */
-    OP_PROFILE_GET, OP_CHAT_GET, OP_CHAT_LIST, OP_MSG_LIST     /* reads */
-};
-
-/* A message or chat as handed to a callback, with the memory behind it. */
-struct omsg {
-    struct cc_message m;
-    char id[37], chat[37], sender[37];
-    char *content;
-};
-
-struct ochat {
-    struct cc_chat c;
-    char id[37], pat[37], pro[37];
-    struct omsg last;
-};
-
-/* One request, from the loop to a worker and back. */
-struct req {
-    enum op op;
-    struct sq *sq;
-    cc_store_cb cb;
-    void *arg;
-    /* inputs (copies) */
-    int32_t side;
-    char a[37], b[37], c[37];   /* ids, by op */
-    char vpat[37], vpro[37];    /* viewer */
-    char *user;
-    char *content;
-    size_t content_len;
-    int64_t t, after, before, cursor_us;
-    uint32_t limit;
-    /* outputs */
-    int status;
-    char error[160];
-    struct cc_store_result res;
-    struct ochat *chats;
-    const struct cc_chat **chat_ptrs;
-    struct omsg *msgs;
-    const struct cc_message **msg_ptrs;
-    size_t n;                   /* chats filled */
-    size_t nm;                  /* messages filled */
-    struct req *next;
-};
-
-struct queue {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct req *head, *tail;
-    size_t n;
-    int stop;
-};
 
 /* Statements, prepared once per connection. */
 enum stmt {
@@ -170,6 +120,7 @@ struct db {
 };
 
 struct sq {
+    struct sq_backend base;     /* first: the storage API's inst */
     const struct cc_host_api *host;
     cc_plugin_ctx *ctx;
     char *path;
@@ -178,38 +129,12 @@ struct sq {
     size_t queue_max;
     int full_sync;
     struct db w, r;
-    struct queue wq, rq;
+    struct sq_queue wq, rq;
     pthread_t writer, reader;
     int running;
 };
 
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (!p)
-        abort();
-    return p;
-}
-
-static void copy_id(char dst[37], const char *src)
-{
-    snprintf(dst, 37, "%s", src ? src : "");
-}
-
 /* ----------------------------------------------------------- config */
-
-static int parse_int(const char *v, long min, long max, long *out)
-{
-    char *end;
-    long n;
-
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < min || n > max)
-        return -1;
-    *out = n;
-    return 0;
-}
 
 static int cfg_key(void *arg, const char *key, const char *value,
                    const char **reason)
@@ -225,19 +150,19 @@ static int cfg_key(void *arg, const char *key, const char *value,
         free(sq->path);
         sq->path = strdup(value);
     } else if (strcmp(key, "busy_timeout") == 0) {
-        if (parse_int(value, 0, 600000, &n) < 0) {
+        if (sq_parse_long(value, 0, 600000, &n) < 0) {
             *reason = "expected milliseconds, 0 to 600000";
             return CC_E_INVAL;
         }
         sq->busy_timeout = (int)n;
     } else if (strcmp(key, "batch_max") == 0) {
-        if (parse_int(value, 1, 100000, &n) < 0) {
+        if (sq_parse_long(value, 1, 100000, &n) < 0) {
             *reason = "expected a number from 1 to 100000";
             return CC_E_INVAL;
         }
         sq->batch_max = (int)n;
     } else if (strcmp(key, "queue_max") == 0) {
-        if (parse_int(value, 1, 100000000, &n) < 0) {
+        if (sq_parse_long(value, 1, 100000000, &n) < 0) {
             *reason = "expected a number from 1 to 100000000";
             return CC_E_INVAL;
         }
@@ -256,13 +181,16 @@ static int cfg_key(void *arg, const char *key, const char *value,
     return CC_OK;
 }
 
+static int sq_submit(struct sq_backend *b, struct sq_req *r);
+
 static int sq_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
                      void **inst)
 {
-    struct sq *sq = xcalloc(1, sizeof *sq);
+    struct sq *sq = sq_xcalloc(1, sizeof *sq);
 
-    sq->host = host;
-    sq->ctx = ctx;
+    sq->base.host = sq->host = host;
+    sq->base.ctx = sq->ctx = ctx;
+    sq->base.submit = sq_submit;
     sq->busy_timeout = 5000;
     sq->batch_max = 256;
     sq->queue_max = 65536;
@@ -273,6 +201,8 @@ static int sq_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
                         "database file)");
         goto fail;
     }
+    sq_queue_init(&sq->wq, sq->queue_max);
+    sq_queue_init(&sq->rq, sq->queue_max);
     *inst = sq;
     return CC_OK;
 fail:
@@ -343,6 +273,9 @@ static int migrate(struct sq *sq)
                       SCHEMA_VERSION);
         return -1;
     }
+    if (sqlite3_exec(h, "PRAGMA journal_mode = WAL", NULL, NULL, NULL) !=
+        SQLITE_OK)
+        goto fail;
     if (version == SCHEMA_VERSION)
         return 0;
     /* version 0: a new database */
@@ -381,10 +314,10 @@ static int db_open(struct sq *sq, struct db *d, int readonly)
         return -1;
     }
     sqlite3_busy_timeout(d->h, sq->busy_timeout);
-    snprintf(pragmas, sizeof pragmas, "%sPRAGMA foreign_keys = ON; "
-             "PRAGMA synchronous = %s;",
-             readonly ? "" : "PRAGMA journal_mode = WAL; ",
-             sq->full_sync ? "FULL" : "NORMAL");
+    /* journal_mode = WAL is set by migrate(), once the file is accepted:
+     * it is a lasting change to the file. */
+    snprintf(pragmas, sizeof pragmas, "PRAGMA foreign_keys = ON; "
+             "PRAGMA synchronous = %s;", sq->full_sync ? "FULL" : "NORMAL");
     if (sqlite3_exec(d->h, pragmas, NULL, NULL, &err) != SQLITE_OK) {
         sq->host->log(sq->ctx, CC_LOG_ERROR, "%s: %s", sq->path,
                       err ? err : sqlite3_errmsg(d->h));
@@ -399,39 +332,32 @@ static int db_open(struct sq *sq, struct db *d, int readonly)
 
 static void col_id(sqlite3_stmt *q, int i, char dst[37])
 {
-    copy_id(dst, (const char *)sqlite3_column_text(q, i));
+    sq_copy_id(dst, (const char *)sqlite3_column_text(q, i));
 }
 
 /* A message row: id, seq, sender_type, sender_id, content, created_at,
  * is_read. */
-static void read_msg(sqlite3_stmt *q, const char *chat_id, struct omsg *o)
+static void read_msg(sqlite3_stmt *q, const char *chat_id, struct sq_msg *o)
 {
     int n = sqlite3_column_bytes(q, 4);
     const void *p = sqlite3_column_text(q, 4);
 
     col_id(q, 0, o->id);
-    copy_id(o->chat, chat_id);
+    sq_copy_id(o->chat, chat_id);
     col_id(q, 3, o->sender);
     o->content = malloc((size_t)n + 1);
     if (!o->content)
         abort();
     memcpy(o->content, p ? p : "", (size_t)n);
     o->content[n] = '\0';
-    o->m.struct_size = sizeof o->m;
-    o->m.id = o->id;
-    o->m.chat_id = o->chat;
-    o->m.sender_id = o->sender;
-    o->m.content = o->content;
-    o->m.content_len = (size_t)n;
-    o->m.seq = sqlite3_column_int64(q, 1);
-    o->m.sender_type = sqlite3_column_int(q, 2);
-    o->m.created_at_us = sqlite3_column_int64(q, 5);
-    o->m.is_read = sqlite3_column_int(q, 6);
+    sq_msg_link(o, (size_t)n, sqlite3_column_int64(q, 1),
+                sqlite3_column_int(q, 2), sqlite3_column_int64(q, 5),
+                sqlite3_column_int(q, 6));
 }
 
 /* Fill last_message and unread_count of a chat row already read into o
  * (last_seq in seq).  viewer_side decides whose unread count. */
-static int complete_chat(struct db *d, struct ochat *o, int64_t last_seq,
+static int complete_chat(struct db *d, struct sq_chat *o, int64_t last_seq,
                          int viewer_side)
 {
     sqlite3_stmt *q;
@@ -470,40 +396,18 @@ static int complete_chat(struct db *d, struct ochat *o, int64_t last_seq,
 }
 
 /* A chat row: id, patient, professional, created, updated, last_seq. */
-static int64_t read_chat(sqlite3_stmt *q, struct ochat *o)
+static int64_t read_chat(sqlite3_stmt *q, struct sq_chat *o)
 {
     col_id(q, 0, o->id);
     col_id(q, 1, o->pat);
     col_id(q, 2, o->pro);
-    o->c.struct_size = sizeof o->c;
-    o->c.id = o->id;
-    o->c.patient_id = o->pat;
-    o->c.professional_id = o->pro;
-    o->c.created_at_us = sqlite3_column_int64(q, 3);
-    o->c.updated_at_us = sqlite3_column_int64(q, 4);
+    sq_chat_link(o, sqlite3_column_int64(q, 3), sqlite3_column_int64(q, 4));
     return sqlite3_column_int64(q, 5);
-}
-
-static int viewer_side_of(const struct req *r, const struct ochat *o)
-{
-    if (r->vpat[0] && strcmp(r->vpat, o->pat) == 0)
-        return CC_SIDE_PATIENT;
-    if (r->vpro[0] && strcmp(r->vpro, o->pro) == 0)
-        return CC_SIDE_PROFESSIONAL;
-    return CC_SIDE_NONE;
-}
-
-static struct ochat *one_chat(struct req *r)
-{
-    r->chats = xcalloc(1, sizeof *r->chats);
-    r->n = 1;
-    r->res.chat = &r->chats[0].c;
-    return &r->chats[0];
 }
 
 /* Look a chat up by id into r (res.chat).  Returns SQLITE_ROW, DONE (not
  * found) or an error code. */
-static int load_chat(struct db *d, struct req *r, const char *id,
+static int load_chat(struct db *d, struct sq_req *r, const char *id,
                      int64_t *last_seq)
 {
     sqlite3_stmt *q = stmt(d, S_CHAT_GET);
@@ -514,14 +418,14 @@ static int load_chat(struct db *d, struct req *r, const char *id,
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW)
-        *last_seq = read_chat(q, one_chat(r));
+        *last_seq = read_chat(q, sq_one_chat(r));
     sqlite3_reset(q);
     return rc;
 }
 
 /* ---------------------------------------------------------- the ops */
 
-static int fail(struct req *r, struct db *d)
+static int fail(struct sq_req *r, struct db *d)
 {
     snprintf(r->error, sizeof r->error, "sqlite: %s", sqlite3_errmsg(d->h));
     return CC_E_FAIL;
@@ -542,7 +446,7 @@ static int profile_exists(struct db *d, int side, const char *id, int *yes)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int do_profile_put(struct db *d, struct req *r)
+static int do_profile_put(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q = stmt(d, S_PROFILE_PUT);
 
@@ -560,7 +464,7 @@ static int do_profile_put(struct db *d, struct req *r)
     return CC_OK;
 }
 
-static int do_profile_get(struct db *d, struct req *r)
+static int do_profile_get(struct db *d, struct sq_req *r)
 {
     int yes;
 
@@ -570,7 +474,7 @@ static int do_profile_get(struct db *d, struct req *r)
 }
 
 /* a = new id, b = patient, c = professional. */
-static int do_chat_open(struct db *d, struct req *r)
+static int do_chat_open(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q;
     int yes, rc;
@@ -602,7 +506,7 @@ static int do_chat_open(struct db *d, struct req *r)
     sqlite3_bind_text(q, 2, r->c, -1, SQLITE_STATIC);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW)
-        last_seq = read_chat(q, one_chat(r));
+        last_seq = read_chat(q, sq_one_chat(r));
     sqlite3_reset(q);
     if (rc != SQLITE_ROW || complete_chat(d, &r->chats[0], last_seq,
                                           CC_SIDE_NONE) < 0)
@@ -611,11 +515,10 @@ static int do_chat_open(struct db *d, struct req *r)
 }
 
 /* a = message id, b = chat id, c = sender id. */
-static int do_msg_append(struct db *d, struct req *r)
+static int do_msg_append(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q;
     int64_t last_seq;
-    struct omsg *o;
     int rc = load_chat(d, r, r->b, &last_seq);
 
     if (rc == SQLITE_DONE)
@@ -640,26 +543,11 @@ static int do_msg_append(struct db *d, struct req *r)
     sqlite3_reset(q);
     if (rc != SQLITE_DONE)
         return fail(r, d);
-    r->res.chat = NULL;
-    r->msgs = xcalloc(1, sizeof *r->msgs);
-    r->nm = 1;
-    o = &r->msgs[0];
-    copy_id(o->id, r->a);
-    copy_id(o->chat, r->b);
-    copy_id(o->sender, r->c);
-    o->content = r->content;   /* ownership moves to the result */
-    r->content = NULL;
-    o->m = (struct cc_message){
-        .struct_size = sizeof o->m, .id = o->id, .chat_id = o->chat,
-        .sender_id = o->sender, .content = o->content,
-        .content_len = r->content_len, .created_at_us = r->t,
-        .seq = last_seq + 1, .sender_type = r->side, .is_read = 0,
-    };
-    r->res.message = &o->m;
+    sq_append_result(r, last_seq + 1);
     return CC_OK;
 }
 
-static int do_mark_read(struct db *d, struct req *r)
+static int do_mark_read(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q;
     int64_t last_seq;
@@ -680,7 +568,7 @@ static int do_mark_read(struct db *d, struct req *r)
     return CC_OK;
 }
 
-static int do_chat_get(struct db *d, struct req *r)
+static int do_chat_get(struct db *d, struct sq_req *r)
 {
     int64_t last_seq;
     int rc = load_chat(d, r, r->a, &last_seq);
@@ -691,12 +579,12 @@ static int do_chat_get(struct db *d, struct req *r)
     }
     if (rc != SQLITE_ROW ||
         complete_chat(d, &r->chats[0], last_seq,
-                      viewer_side_of(r, &r->chats[0])) < 0)
+                      sq_viewer_side(r, &r->chats[0])) < 0)
         return fail(r, d);
     return CC_OK;
 }
 
-static int do_chat_list(struct db *d, struct req *r)
+static int do_chat_list(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q = stmt(d, S_CHAT_COUNT);
     int64_t *seqs;
@@ -716,8 +604,8 @@ static int do_chat_list(struct db *d, struct req *r)
     sqlite3_bind_int64(q, 3, r->cursor_us);
     sqlite3_bind_text(q, 4, r->a, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 5, (int64_t)r->limit + 1);
-    r->chats = xcalloc(r->limit + 1, sizeof *r->chats);
-    seqs = xcalloc(r->limit + 1, sizeof *seqs);
+    sq_alloc_chats(r, r->limit + 1);
+    seqs = sq_xcalloc(r->limit + 1, sizeof *seqs);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW && r->n <= r->limit)
         seqs[r->n] = read_chat(q, &r->chats[r->n]), r->n++;
     sqlite3_reset(q);
@@ -731,21 +619,17 @@ static int do_chat_list(struct db *d, struct req *r)
     }
     for (size_t i = 0; i < r->n; i++)
         if (complete_chat(d, &r->chats[i], seqs[i],
-                          viewer_side_of(r, &r->chats[i])) < 0) {
+                          sq_viewer_side(r, &r->chats[i])) < 0) {
             free(seqs);
             return fail(r, d);
         }
     free(seqs);
-    r->chat_ptrs = xcalloc(r->n + 1, sizeof *r->chat_ptrs);
-    for (size_t i = 0; i < r->n; i++)
-        r->chat_ptrs[i] = &r->chats[i].c;
-    r->res.chats = r->chat_ptrs;
-    r->res.n_chats = r->n;
+    sq_finish_chats(r);
     return CC_OK;
 }
 
 /* b = chat id. */
-static int do_msg_list(struct db *d, struct req *r)
+static int do_msg_list(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q;
     int64_t last_seq;
@@ -761,7 +645,7 @@ static int do_msg_list(struct db *d, struct req *r)
     sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, desc ? r->before : r->after);
     sqlite3_bind_int64(q, 3, (int64_t)r->limit + 1);
-    r->msgs = xcalloc(r->limit + 1, sizeof *r->msgs);
+    sq_alloc_msgs(r, r->limit + 1);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW && n <= r->limit)
         read_msg(q, r->b, &r->msgs[n++]);
     sqlite3_reset(q);
@@ -772,111 +656,31 @@ static int do_msg_list(struct db *d, struct req *r)
         r->res.more = 1;
         n = r->limit;
     }
-    r->msg_ptrs = xcalloc(n + 1, sizeof *r->msg_ptrs);
-    for (size_t i = 0; i < n; i++)
-        r->msg_ptrs[desc ? n - 1 - i : i] = &r->msgs[i].m;
-    r->res.messages = r->msg_ptrs;
-    r->res.n_messages = n;
+    sq_finish_msgs(r, n, desc);
     return CC_OK;
 }
 
-static int run_op(struct db *d, struct req *r)
+static int run_op(struct db *d, struct sq_req *r)
 {
     switch (r->op) {
-    case OP_PROFILE_PUT: return do_profile_put(d, r);
-    case OP_CHAT_OPEN: return do_chat_open(d, r);
-    case OP_MSG_APPEND: return do_msg_append(d, r);
-    case OP_MARK_READ: return do_mark_read(d, r);
-    case OP_PROFILE_GET: return do_profile_get(d, r);
-    case OP_CHAT_GET: return do_chat_get(d, r);
-    case OP_CHAT_LIST: return do_chat_list(d, r);
+    case SQ_PROFILE_PUT: return do_profile_put(d, r);
+    case SQ_CHAT_OPEN: return do_chat_open(d, r);
+    case SQ_MSG_APPEND: return do_msg_append(d, r);
+    case SQ_MARK_READ: return do_mark_read(d, r);
+    case SQ_PROFILE_GET: return do_profile_get(d, r);
+    case SQ_CHAT_GET: return do_chat_get(d, r);
+    case SQ_CHAT_LIST: return do_chat_list(d, r);
     default: return do_msg_list(d, r);
     }
 }
 
-/* ------------------------------------------------------------ queues */
-
-static void req_free(struct req *r)
-{
-    for (size_t i = 0; r->chats && i < r->n; i++)
-        free(r->chats[i].last.content);
-    for (size_t i = 0; r->msgs && i < r->nm; i++)
-        free(r->msgs[i].content);
-    free(r->chats);
-    free(r->chat_ptrs);
-    free(r->msgs);
-    free(r->msg_ptrs);
-    free(r->user);
-    free(r->content);
-    free(r);
-}
-
-/* On the loop: run a group's callbacks in queue order, then free. */
-static void deliver(void *arg)
-{
-    struct req *r = arg, *next;
-
-    for (; r; r = next) {
-        next = r->next;
-        r->res.struct_size = sizeof r->res;
-        if (r->status != CC_OK && r->error[0])
-            r->res.error = r->error;
-        r->cb(r->arg, r->status, &r->res);
-        req_free(r);
-    }
-}
-
-/* Take up to max requests off q, waiting for the first.  NULL when the
- * queue is stopped and empty. */
-static struct req *take(struct queue *q, int max)
-{
-    struct req *head, *last;
-    int n = 1;
-
-    pthread_mutex_lock(&q->mu);
-    while (!q->head && !q->stop)
-        pthread_cond_wait(&q->cv, &q->mu);
-    head = last = q->head;
-    if (head) {
-        while (last->next && n < max) {
-            last = last->next;
-            n++;
-        }
-        q->head = last->next;
-        if (!q->head)
-            q->tail = NULL;
-        last->next = NULL;
-        q->n -= (size_t)n;
-    }
-    pthread_mutex_unlock(&q->mu);
-    return head;
-}
-
-static int put(struct sq *sq, struct queue *q, struct req *r)
-{
-    pthread_mutex_lock(&q->mu);
-    if (q->stop || q->n >= sq->queue_max) {
-        int stopped = q->stop;
-        pthread_mutex_unlock(&q->mu);
-        req_free(r);
-        return stopped ? CC_E_UNAVAIL : CC_E_BUSY;
-    }
-    if (q->tail)
-        q->tail->next = r;
-    else
-        q->head = r;
-    q->tail = r;
-    q->n++;
-    pthread_cond_signal(&q->cv);
-    pthread_mutex_unlock(&q->mu);
-    return CC_OK;
-}
+/* ----------------------------------------------------------- workers */
 
 /* One group on the writer: BEGIN, a savepoint per request, COMMIT. */
-static void write_group(struct sq *sq, struct req *group)
+static void write_group(struct sq *sq, struct sq_req *group)
 {
     struct db *d = &sq->w;
-    struct req *r;
+    struct sq_req *r;
 
     if (exec_simple(d, S_BEGIN) < 0) {
         for (r = group; r; r = r->next)
@@ -912,11 +716,11 @@ static void write_group(struct sq *sq, struct req *group)
 static void *writer_main(void *arg)
 {
     struct sq *sq = arg;
-    struct req *group;
+    struct sq_req *group;
 
-    while ((group = take(&sq->wq, sq->batch_max))) {
+    while ((group = sq_queue_take(&sq->wq, sq->batch_max))) {
         write_group(sq, group);
-        sq->host->post(sq->ctx, deliver, group);
+        sq->host->post(sq->ctx, sq_deliver, group);
     }
     return NULL;
 }
@@ -924,32 +728,18 @@ static void *writer_main(void *arg)
 static void *reader_main(void *arg)
 {
     struct sq *sq = arg;
-    struct req *group, *r;
+    struct sq_req *group, *r;
 
-    while ((group = take(&sq->rq, 64))) {
+    while ((group = sq_queue_take(&sq->rq, 64))) {
         for (r = group; r; r = r->next) {
             /* One read transaction per query: a consistent snapshot. */
             exec_simple(&sq->r, S_READ_BEGIN);
             r->status = run_op(&sq->r, r);
             exec_simple(&sq->r, S_READ_END);
         }
-        sq->host->post(sq->ctx, deliver, group);
+        sq->host->post(sq->ctx, sq_deliver, group);
     }
     return NULL;
-}
-
-static void queue_init(struct queue *q)
-{
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->cv, NULL);
-}
-
-static void queue_stop(struct queue *q)
-{
-    pthread_mutex_lock(&q->mu);
-    q->stop = 1;
-    pthread_cond_broadcast(&q->cv);
-    pthread_mutex_unlock(&q->mu);
 }
 
 /* ------------------------------------------------------- lifecycle */
@@ -958,8 +748,6 @@ static int sq_start(void *inst)
 {
     struct sq *sq = inst;
 
-    queue_init(&sq->wq);
-    queue_init(&sq->rq);
     if (db_open(sq, &sq->w, 0) < 0)
         return CC_E_FAIL;
     if (migrate(sq) < 0 || db_open(sq, &sq->r, 1) < 0) {
@@ -982,8 +770,8 @@ static void sq_stop(void *inst, cc_post_cb done, void *arg)
     struct sq *sq = inst;
 
     if (sq->running) {
-        queue_stop(&sq->wq);
-        queue_stop(&sq->rq);
+        sq_queue_stop(&sq->wq);
+        sq_queue_stop(&sq->rq);
         pthread_join(sq->writer, NULL);
         pthread_join(sq->reader, NULL);
         sq->running = 0;
@@ -998,191 +786,24 @@ static void sq_destroy(void *inst)
 
     db_close(&sq->r);
     db_close(&sq->w);
+    sq_queue_destroy(&sq->wq);
+    sq_queue_destroy(&sq->rq);
     free(sq->path);
     free(sq);
 }
 
 /* ------------------------------------------------- the storage API */
 
-static int valid_id(const char *s)
+static int sq_submit(struct sq_backend *b, struct sq_req *r)
 {
-    return s && strlen(s) == 36;
+    struct sq *sq = (struct sq *)b;
+
+    return sq_queue_put(SQ_IS_WRITE(r->op) ? &sq->wq : &sq->rq, r);
 }
-
-static struct req *new_req(struct sq *sq, enum op op, cc_store_cb cb,
-                           void *arg)
-{
-    struct req *r = xcalloc(1, sizeof *r);
-
-    r->op = op;
-    r->sq = sq;
-    r->cb = cb;
-    r->arg = arg;
-    r->t = sq->host->now_real_us();
-    return r;
-}
-
-static int submit(struct sq *sq, struct req *r)
-{
-    return put(sq, r->op <= OP_MARK_READ ? &sq->wq : &sq->rq, r);
-}
-
-static int api_profile_put(void *inst, int32_t side, const char *id,
-                           const char *user, cc_store_cb cb, void *arg)
-{
-    struct req *r;
-
-    if ((side != CC_SIDE_PATIENT && side != CC_SIDE_PROFESSIONAL) ||
-        !valid_id(id) || !cb)
-        return CC_E_INVAL;
-    r = new_req(inst, OP_PROFILE_PUT, cb, arg);
-    r->side = side;
-    copy_id(r->a, id);
-    if (user && !(r->user = strdup(user)))
-        abort();
-    return submit(inst, r);
-}
-
-static int api_profile_get(void *inst, int32_t side, const char *id,
-                           cc_store_cb cb, void *arg)
-{
-    struct req *r;
-
-    if ((side != CC_SIDE_PATIENT && side != CC_SIDE_PROFESSIONAL) ||
-        !valid_id(id) || !cb)
-        return CC_E_INVAL;
-    r = new_req(inst, OP_PROFILE_GET, cb, arg);
-    r->side = side;
-    copy_id(r->a, id);
-    return submit(inst, r);
-}
-
-static int api_chat_open(void *inst, const char *new_id, const char *pat,
-                         const char *pro, int64_t now_us, cc_store_cb cb,
-                         void *arg)
-{
-    struct req *r;
-
-    if (!valid_id(new_id) || !valid_id(pat) || !valid_id(pro) || !cb)
-        return CC_E_INVAL;
-    r = new_req(inst, OP_CHAT_OPEN, cb, arg);
-    copy_id(r->a, new_id);
-    copy_id(r->b, pat);
-    copy_id(r->c, pro);
-    r->t = now_us;
-    return submit(inst, r);
-}
-
-static void set_viewer(struct req *r, const struct cc_viewer *v)
-{
-    if (!v)
-        return;
-    if (v->patient_id && valid_id(v->patient_id))
-        copy_id(r->vpat, v->patient_id);
-    if (v->professional_id && valid_id(v->professional_id))
-        copy_id(r->vpro, v->professional_id);
-}
-
-static int api_chat_get(void *inst, const char *chat_id,
-                        const struct cc_viewer *viewer, cc_store_cb cb,
-                        void *arg)
-{
-    struct req *r;
-
-    if (!valid_id(chat_id) || !cb)
-        return CC_E_INVAL;
-    r = new_req(inst, OP_CHAT_GET, cb, arg);
-    copy_id(r->a, chat_id);
-    set_viewer(r, viewer);
-    return submit(inst, r);
-}
-
-static int api_chat_list(void *inst, const struct cc_chat_query *q,
-                         cc_store_cb cb, void *arg)
-{
-    struct req *r;
-
-    if (!q || !cb || q->limit < 1 || q->limit > 100000)
-        return CC_E_INVAL;
-    r = new_req(inst, OP_CHAT_LIST, cb, arg);
-    set_viewer(r, &q->viewer);
-    r->cursor_us = q->before_updated_us > 0 ? q->before_updated_us : 0;
-    copy_id(r->a, q->before_id);
-    r->limit = q->limit;
-    return submit(inst, r);
-}
-
-static int api_message_append(void *inst, const struct cc_message *m,
-                              cc_store_cb cb, void *arg)
-{
-    struct req *r;
-
-    if (!m || !cb || !valid_id(m->id) || !valid_id(m->chat_id) ||
-        !valid_id(m->sender_id) || !m->content ||
-        m->content_len > 0x7fffffff ||
-        (m->sender_type != CC_SIDE_PATIENT &&
-         m->sender_type != CC_SIDE_PROFESSIONAL))
-        return CC_E_INVAL;
-    r = new_req(inst, OP_MSG_APPEND, cb, arg);
-    copy_id(r->a, m->id);
-    copy_id(r->b, m->chat_id);
-    copy_id(r->c, m->sender_id);
-    r->side = m->sender_type;
-    r->t = m->created_at_us;
-    r->content_len = m->content_len;
-    r->content = malloc(m->content_len + 1);
-    if (!r->content)
-        abort();
-    memcpy(r->content, m->content, m->content_len);
-    r->content[m->content_len] = '\0';
-    return submit(inst, r);
-}
-
-static int api_message_list(void *inst, const struct cc_message_query *q,
-                            cc_store_cb cb, void *arg)
-{
-    struct req *r;
-
-    if (!q || !cb || !valid_id(q->chat_id) || q->limit < 1 ||
-        q->limit > 100000 || q->after_seq < 0 || q->before_seq < 0)
-        return CC_E_INVAL;
-    r = new_req(inst, OP_MSG_LIST, cb, arg);
-    copy_id(r->b, q->chat_id);
-    r->side = q->viewer_side;
-    r->after = q->after_seq;
-    r->before = q->before_seq;
-    r->limit = q->limit;
-    return submit(inst, r);
-}
-
-static int api_mark_read(void *inst, const char *chat_id, int32_t side,
-                         cc_store_cb cb, void *arg)
-{
-    struct req *r;
-
-    if (!valid_id(chat_id) || !cb)
-        return CC_E_INVAL;
-    r = new_req(inst, OP_MARK_READ, cb, arg);
-    copy_id(r->b, chat_id);
-    r->side = side;
-    return submit(inst, r);
-}
-
-static const struct cc_storage_api sq_api = {
-    .struct_size = sizeof(struct cc_storage_api),
-    .profile_put = api_profile_put,
-    .profile_get = api_profile_get,
-    .chat_open = api_chat_open,
-    .chat_get = api_chat_get,
-    .chat_list = api_chat_list,
-    .message_append = api_message_append,
-    .message_list = api_message_list,
-    .mark_read = api_mark_read,
-};
 
 static const void *sq_get_interface(void *inst, uint32_t kind)
 {
-    return kind == CC_KIND_STORAGE ? &sq_api : NULL;
+    return kind == CC_KIND_STORAGE ? &sq_storage_api : NULL;
 }
 
 static const struct cc_plugin sq_plugin = {

@@ -9,7 +9,9 @@ protocol cases, and a unittest runner that prints TAP for automake.
 Runs with Debian's /usr/bin/python3 (python3-websockets 10.x).
 """
 import asyncio
+import atexit
 import base64
+import glob
 import contextlib
 import hashlib
 import hmac
@@ -26,12 +28,23 @@ import tempfile
 import time
 import unittest
 import uuid
+import pwd
 
 BUILDDIR = os.environ.get("CC_BUILDDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 SRCDIR = os.environ.get("CC_SRCDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 SECRET = "integration-test-secret-0123456789abcdef"
+# The storage backend the suite runs against: sqlite (default) or
+# postgres (tests/integration/postgres.py sets it).
+STORAGE = os.environ.get("CC_TEST_STORAGE", "sqlite")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error:")
+
+
+def skip_or_fail(reason):
+    """A missing real component: a skip locally, a failure under CI."""
+    raise unittest.SkipTest(reason)
 
 
 def b64url(data):
@@ -79,7 +92,8 @@ class Server:
     conf: {"server": {...}, "storage": {...}, ...} merged over defaults.
     """
 
-    def __init__(self, conf=None, tmpdir=None):
+    def __init__(self, conf=None, tmpdir=None, storage=None):
+        self.storage = storage or STORAGE
         self.own_tmp = tmpdir is None
         self.tmp = tmpdir or tempfile.mkdtemp(prefix="carechat-test-")
         self.port = free_port()
@@ -93,6 +107,10 @@ class Server:
             "auth": {"plugin": "jwt", "secret": SECRET},
             "fanout": {"plugin": "local"},
         }
+        if self.storage == "postgres":
+            # A fresh database per server on the shared test cluster.
+            self.conf["storage"] = {"plugin": "postgres",
+                                    "conninfo": pg_cluster().new_db()}
         for sec, kv in (conf or {}).items():
             self.conf.setdefault(sec, {}).update(kv)
             for k, v in list(self.conf[sec].items()):
@@ -155,11 +173,24 @@ class Server:
         return self.start()
 
     def close(self):
+        """Stop the daemon; fail when its log holds a sanitizer report
+        (an --enable-sanitizers build reports leaks and UB there)."""
+        report = None
         try:
             self.stop()
+            log = self.read_log() if os.path.exists(self.log_path) else ""
+            for marker in SANITIZER_MARKERS:
+                at = log.find(marker)
+                if at >= 0:
+                    report = log[max(0, at - 200):at + 3000]
+                    break
         finally:
-            if self.own_tmp and not os.environ.get("CC_KEEP_TMP"):
+            if self.own_tmp and not os.environ.get("CC_KEEP_TMP") and \
+                    report is None:
                 shutil.rmtree(self.tmp, ignore_errors=True)
+        if report is not None:
+            raise AssertionError("sanitizer report in %s:\n%s" %
+                                 (self.log_path, report))
 
     def read_log(self):
         with open(self.log_path, "rb") as f:
@@ -224,6 +255,157 @@ class World:
             "POST", "/chat/chats/", {"professional": pro}, token=pt)
         assert status == 201, (status, chat)
         return chat["id"], pt, rt, pat, pro
+
+
+# ------------------------------------------------------------ PostgreSQL
+class PgCluster:
+    """A throwaway PostgreSQL server on a free loopback port: initdb into a
+    temporary directory and pg_ctl, as the `postgres` user when running as
+    root (the server refuses root).  No fsync: tests, not durability of
+    the test cluster itself."""
+
+    def __init__(self):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                      key=lambda p: int(p.split("/")[4]))
+        if not bins:
+            skip_or_fail("PostgreSQL server not installed (Debian: "
+                         "apt-get install postgresql)")
+        self.bindir = os.path.dirname(bins[-1])
+        self.tmp = tempfile.mkdtemp(prefix="carechat-pg-")
+        self.data = os.path.join(self.tmp, "data")
+        self.port = free_port()
+        self.user = None
+        if os.geteuid() == 0:
+            try:
+                pw = pwd.getpwnam("postgres")
+            except KeyError:
+                skip_or_fail("running as root and there is no `postgres` "
+                             "user to run the test server as")
+            os.chown(self.tmp, pw.pw_uid, pw.pw_gid)
+            self.user = "postgres"
+        self.n_db = 0
+        self._pg(["initdb", "-D", self.data, "-A", "trust", "-U",
+                  "postgres", "-E", "UTF8", "--locale=C", "--no-sync"])
+        self.start()
+
+    def _pg(self, argv, check=True):
+        cmd = [os.path.join(self.bindir, argv[0])] + argv[1:]
+        if self.user:
+            cmd = ["runuser", "-u", self.user, "--"] + cmd
+        r = subprocess.run(cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120)
+        if check and r.returncode != 0:
+            raise RuntimeError("%s failed:\n%s" % (argv[0],
+                                                    r.stdout.decode()))
+        return r
+
+    def start(self):
+        self._pg(["pg_ctl", "-D", self.data, "-l",
+                  os.path.join(self.tmp, "server.log"), "-w", "-t", "60",
+                  "-o", "-p %d -k %s -c listen_addresses=127.0.0.1 "
+                  "-c fsync=off -c max_connections=300" % (self.port,
+                                                            self.tmp),
+                  "start"])
+
+    def stop(self, mode="fast"):
+        self._pg(["pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "60",
+                  "stop"], check=False)
+
+    def conninfo(self, db="postgres"):
+        return "host=127.0.0.1 port=%d user=postgres dbname=%s " \
+               "connect_timeout=5" % (self.port, db)
+
+    def new_db(self):
+        self.n_db += 1
+        name = "carechat_%d_%d" % (os.getpid(), self.n_db)
+        self._pg(["createdb", "-h", "127.0.0.1", "-p", str(self.port),
+                  "-U", "postgres", name])
+        return self.conninfo(name)
+
+    def psql(self, conninfo, sql):
+        """Run sql; the output rows as text (unaligned, no headers)."""
+        r = self._pg(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                      "-d", conninfo, "-c", sql])
+        return r.stdout.decode()
+
+    def close(self):
+        self.stop("immediate")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+_pg_shared = None
+
+
+def pg_cluster():
+    """The process' shared test cluster, started on first use."""
+    global _pg_shared
+    if _pg_shared is None:
+        _pg_shared = PgCluster()
+        atexit.register(_pg_shared.close)
+    return _pg_shared
+
+
+# ----------------------------------------------------------------- Redis
+class RedisServer:
+    """A throwaway redis-server on a free loopback port (no persistence).
+    stop() and start() again keep the port, for outage tests."""
+
+    def __init__(self, password=None):
+        self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not os.path.exists(self.binary):
+            skip_or_fail("redis-server not installed (Debian: apt-get "
+                         "install redis-server)")
+        self.tmp = tempfile.mkdtemp(prefix="carechat-redis-")
+        self.port = free_port()
+        self.password = password
+        self.proc = None
+        self.start()
+
+    def start(self):
+        argv = [self.binary, "--port", str(self.port), "--bind",
+                "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", self.tmp, "--logfile",
+                os.path.join(self.tmp, "redis.log")]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                if self.command("PING").startswith((b"+PONG", b"-NOAUTH")):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def command(self, *args):
+        """Send one command (inline RESP); the raw first reply line."""
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      timeout=5) as s:
+            out = b""
+            if self.password:
+                s.sendall(b"AUTH %s\r\n" % self.password.encode())
+                s.recv(64)
+            s.sendall((" ".join(args) + "\r\n").encode())
+            while not out.endswith(b"\r\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                out += chunk
+            return out
+
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- raw WS
@@ -406,10 +588,22 @@ class TapResult(unittest.TestResult):
             print("# " + line)
 
 
-def main():
-    """Run the calling module's tests, printing TAP."""
-    module = sys.modules["__main__"]
-    suite = unittest.defaultTestLoader.loadTestsFromModule(module)
+def main(modules=None):
+    """Run the calling module's tests (or those of the named modules),
+    printing TAP.  A TestCase class with SQLITE_ONLY = True is left out
+    when the suite runs against another backend."""
+    loader = unittest.defaultTestLoader
+    suite = unittest.TestSuite()
+    for mod in modules or [sys.modules["__main__"]]:
+        if isinstance(mod, str):
+            mod = __import__(mod)
+        for name in dir(mod):
+            obj = getattr(mod, name)
+            if isinstance(obj, type) and issubclass(obj, unittest.TestCase) \
+                    and obj.__module__ == mod.__name__ and \
+                    not (STORAGE != "sqlite" and
+                         getattr(obj, "SQLITE_ONLY", False)):
+                suite.addTests(loader.loadTestsFromTestCase(obj))
     result = TapResult()
     suite.run(result)
     print("1..%d" % result.n)

@@ -69,6 +69,8 @@ static inline int pt_load(struct pt_env *env, const char *path,
         return -1;
     if (cc_plugin_start(&env->plugin, err, err_size) < 0) {
         env->plugin.desc->destroy(env->plugin.inst);
+        free(env->plugin.ctx);
+        free(env->plugin.path);
         memset(&env->plugin, 0, sizeof env->plugin);
         return -1;
     }

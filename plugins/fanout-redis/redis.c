@@ -1,0 +1,880 @@
+/*
+ * redis.c - the fan-out plugin `redis`: one conversation across several
+ * carechatd nodes, through Redis pub/sub (hiredis, async, on the host's
+ * event loop through host->watch_fd; no thread, no libevent coupling).
+ *
+ * Channels: one per chat, "<prefix><chat id>".  A node subscribes only to
+ * the chats it has local connections for, so Redis sends each message
+ * only to the nodes that can use it; a sharded scheme (N channels, every
+ * node on all) would make every node receive and drop every message.
+ * Redis keeps per-channel subscriptions cheaply, and chats per node are
+ * bounded by its connections.
+ *
+ * Payload: "<node id> <seq> <encoded message>".  The encoded message is
+ * the exact JSON the host delivers, so receivers neither re-encode nor
+ * read storage.  A node delivers its own messages at once (no round trip
+ * through Redis, and they still arrive when Redis is down) and ignores
+ * their echo.
+ *
+ * Order (DESIGN invariant 2): storage gives each message of a chat the
+ * next seq, but two nodes may publish in the other order, and a local
+ * delivery can race a remote one.  Every delivery to a subscribed chat
+ * therefore goes through a small per-chat sequencer: in-order messages
+ * pass at once, one that comes early waits (at most `reorder_window` ms,
+ * at most `reorder_max` messages) for the gap to fill, then everything
+ * waiting is delivered in seq order.  A gap that never fills (a message
+ * whose node could not publish) costs one window, once; so does the
+ * first message after a node subscribes to a chat, since where the
+ * chat's sequence stands is learnt from it.
+ *
+ * Outage: two connections (publish, subscribe), each reconnected with
+ * exponential backoff and logged; the subscriber resubscribes every local
+ * chat on reconnect.  While Redis is away, local deliveries go on and
+ * nothing is buffered for Redis (publishes in flight are capped by
+ * `max_inflight`); clients of other nodes fetch what they missed from
+ * history.
+ */
+#include <carechat/fanout.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ID_LEN 36
+#define NODE_LEN 16
+
+struct rd;
+
+/* One hiredis async connection and its place on the loop. */
+struct rconn {
+    struct rd *rd;
+    const char *name;          /* "publisher" / "subscriber" */
+    redisAsyncContext *ac;
+    cc_watch *watch;
+    uint32_t events;
+    int ready;                 /* connected (and AUTH/SELECT sent) */
+    int was_ready;             /* for "reconnected" vs "connected" */
+    int backoff_ms;
+    int failures;
+    cc_timer *retry;
+};
+
+/* A message waiting for a gap in its chat's sequence to fill. */
+struct pend {
+    int64_t seq;
+    size_t len;
+    char *payload;
+};
+
+struct chan {
+    struct rd *rd;
+    char id[ID_LEN + 1];
+    int64_t next_seq;          /* 0: not known yet */
+    struct pend *pend;         /* sorted by seq */
+    size_t n_pend, cap_pend;
+    cc_timer *gap;
+    struct chan *next;         /* hash chain */
+};
+
+struct rd {
+    const struct cc_host_api *host;
+    cc_plugin_ctx *ctx;
+    /* config */
+    char *addr_host;
+    int port;
+    char *unix_path;
+    char *password;
+    long db;
+    char *prefix;
+    long reorder_ms;
+    long reorder_max;
+    long max_inflight;
+    long backoff_max_ms;
+    /* state */
+    char node[NODE_LEN + 1];
+    struct rconn pub, sub;
+    long inflight;
+    long dropped;              /* publishes skipped since the last log */
+    struct chan **table;
+    size_t n_buckets, n_chans;
+    int stopping;
+};
+
+#define LOG(rd, lvl, ...) (rd)->host->log((rd)->ctx, lvl, __VA_ARGS__)
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+
+    if (!p)
+        abort();
+    return p;
+}
+
+/* ----------------------------------------------------------- config */
+
+static int parse_long(const char *v, long min, long max, long *out)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < min || n > max)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+static char *read_secret_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char buf[1024];
+    size_t n;
+
+    if (!f)
+        return NULL;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    return n ? strdup(buf) : NULL;
+}
+
+/* "host:port", "[v6]:port", "unix:/path" or "/path". */
+static int set_address(struct rd *rd, const char *v)
+{
+    const char *colon;
+    long port;
+
+    free(rd->addr_host);
+    free(rd->unix_path);
+    rd->addr_host = rd->unix_path = NULL;
+    if (strncmp(v, "unix:", 5) == 0 || v[0] == '/') {
+        rd->unix_path = strdup(v[0] == '/' ? v : v + 5);
+        return rd->unix_path[0] ? 0 : -1;
+    }
+    colon = strrchr(v, ':');
+    if (!colon || colon == v || parse_long(colon + 1, 1, 65535, &port) < 0)
+        return -1;
+    if (v[0] == '[' && colon[-1] == ']')
+        rd->addr_host = strndup(v + 1, (size_t)(colon - v - 2));
+    else
+        rd->addr_host = strndup(v, (size_t)(colon - v));
+    rd->port = (int)port;
+    return 0;
+}
+
+static int cfg_key(void *arg, const char *key, const char *value,
+                   const char **reason)
+{
+    struct rd *rd = arg;
+    static const struct {
+        const char *key;
+        long min, max;
+        size_t off;
+        const char *reason;
+    } nums[] = {
+        { "db", 0, 1000000, offsetof(struct rd, db),
+          "expected a database number" },
+        { "reorder_window", 0, 10000, offsetof(struct rd, reorder_ms),
+          "expected milliseconds, 0 to 10000" },
+        { "reorder_max", 1, 1000000, offsetof(struct rd, reorder_max),
+          "expected a number from 1 to 1000000" },
+        { "max_inflight", 1, 10000000, offsetof(struct rd, max_inflight),
+          "expected a number from 1 to 10000000" },
+        { "reconnect_max", 100, 600000, offsetof(struct rd, backoff_max_ms),
+          "expected milliseconds, 100 to 600000" },
+    };
+
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        if (strcmp(key, nums[i].key) == 0) {
+            if (parse_long(value, nums[i].min, nums[i].max,
+                           (long *)((char *)rd + nums[i].off)) < 0) {
+                *reason = nums[i].reason;
+                return CC_E_INVAL;
+            }
+            return CC_OK;
+        }
+    if (strcmp(key, "address") == 0) {
+        if (set_address(rd, value) < 0) {
+            *reason = "expected host:port, [v6]:port or unix:/path";
+            return CC_E_INVAL;
+        }
+    } else if (strcmp(key, "password") == 0 ||
+               strcmp(key, "password_file") == 0) {
+        char *pw = key[8] ? read_secret_file(value) : strdup(value);
+        if (!pw || !pw[0]) {
+            free(pw);
+            *reason = key[8] ? "cannot be read, or is empty" : "is empty";
+            return CC_E_INVAL;
+        }
+        if (rd->password) {
+            free(pw);
+            *reason = "give one of password and password_file";
+            return CC_E_INVAL;
+        }
+        rd->password = pw;
+    } else if (strcmp(key, "channel_prefix") == 0) {
+        free(rd->prefix);
+        rd->prefix = strdup(value);
+    } else {
+        *reason = "unknown key (redis takes address, password, "
+                  "password_file, db, channel_prefix, reorder_window, "
+                  "reorder_max, max_inflight, reconnect_max)";
+        return CC_E_INVAL;
+    }
+    return CC_OK;
+}
+
+static void rd_free(struct rd *rd)
+{
+    free(rd->addr_host);
+    free(rd->unix_path);
+    free(rd->password);
+    free(rd->prefix);
+    free(rd->table);
+    free(rd);
+}
+
+static int rd_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
+                     void **inst)
+{
+    struct rd *rd = xcalloc(1, sizeof *rd);
+    unsigned char rnd[NODE_LEN / 2];
+
+    rd->host = host;
+    rd->ctx = ctx;
+    rd->reorder_ms = 100;
+    rd->reorder_max = 1000;
+    rd->max_inflight = 10000;
+    rd->backoff_max_ms = 5000;
+    rd->prefix = strdup("carechat:chat:");
+    set_address(rd, "127.0.0.1:6379");
+    if (host->cfg_iter(ctx, cfg_key, rd) != CC_OK) {
+        rd_free(rd);
+        return CC_E_INVAL;
+    }
+    host->random_bytes(rnd, sizeof rnd);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(rd->node + 2 * i, 3, "%02x", rnd[i]);
+    rd->pub = (struct rconn){ .rd = rd, .name = "publisher" };
+    rd->sub = (struct rconn){ .rd = rd, .name = "subscriber" };
+    *inst = rd;
+    return CC_OK;
+}
+
+/* -------------------------------------------------------- sequencer */
+
+static uint32_t hash_id(const char *s)
+{
+    uint32_t h = 2166136261u;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static struct chan **chan_slot(struct rd *rd, const char *id)
+{
+    struct chan **pp;
+
+    if (!rd->n_buckets)
+        return NULL;
+    for (pp = &rd->table[hash_id(id) & (rd->n_buckets - 1)]; *pp;
+         pp = &(*pp)->next)
+        if (strcmp((*pp)->id, id) == 0)
+            return pp;
+    return NULL;
+}
+
+static struct chan *chan_find(struct rd *rd, const char *id)
+{
+    struct chan **pp = chan_slot(rd, id);
+
+    return pp ? *pp : NULL;
+}
+
+static void chan_grow(struct rd *rd)
+{
+    size_t nb = rd->n_buckets ? rd->n_buckets * 2 : 256;
+    struct chan **t;
+
+    if (rd->n_buckets && rd->n_chans < rd->n_buckets)
+        return;
+    t = xcalloc(nb, sizeof *t);
+    for (size_t i = 0; i < rd->n_buckets; i++) {
+        struct chan *ch = rd->table[i], *next;
+        for (; ch; ch = next) {
+            size_t b = hash_id(ch->id) & (nb - 1);
+            next = ch->next;
+            ch->next = t[b];
+            t[b] = ch;
+        }
+    }
+    free(rd->table);
+    rd->table = t;
+    rd->n_buckets = nb;
+}
+
+static void deliver(struct rd *rd, const char *chat, int64_t seq,
+                    const char *payload, size_t len)
+{
+    rd->host->fanout_deliver(rd->ctx, chat, seq, payload, len);
+}
+
+/* Deliver every waiting message in order and forget the gap. */
+static void chan_flush(struct rd *rd, struct chan *ch)
+{
+    for (size_t i = 0; i < ch->n_pend; i++) {
+        struct pend *p = &ch->pend[i];
+        deliver(rd, ch->id, p->seq, p->payload, p->len);
+        if (p->seq >= ch->next_seq)
+            ch->next_seq = p->seq + 1;
+        free(p->payload);
+    }
+    ch->n_pend = 0;
+    if (ch->gap) {
+        rd->host->timer_cancel(ch->gap);
+        ch->gap = NULL;
+    }
+}
+
+/* Deliver the waiting messages that are now in order. */
+static void chan_drain(struct rd *rd, struct chan *ch)
+{
+    size_t i = 0;
+
+    if (!ch->n_pend)
+        return;
+    while (i < ch->n_pend && ch->pend[i].seq <= ch->next_seq) {
+        struct pend *p = &ch->pend[i++];
+        if (p->seq == ch->next_seq) {
+            deliver(rd, ch->id, p->seq, p->payload, p->len);
+            ch->next_seq++;
+        }
+        free(p->payload);
+    }
+    memmove(ch->pend, ch->pend + i, (ch->n_pend - i) * sizeof *ch->pend);
+    ch->n_pend -= i;
+    if (!ch->n_pend && ch->gap) {
+        rd->host->timer_cancel(ch->gap);
+        ch->gap = NULL;
+    }
+}
+
+static void on_gap_timeout(void *arg)
+{
+    struct chan *ch = arg;
+    struct rd *rd = ch->rd;
+
+    rd->host->timer_cancel(ch->gap);
+    ch->gap = NULL;
+    LOG(rd, CC_LOG_DEBUG, "chat %s: seq %lld never arrived; delivering "
+        "%zu waiting message(s)", ch->id, (long long)ch->next_seq,
+        ch->n_pend);
+    chan_flush(rd, ch);
+}
+
+/* Hold an early message until the gap before it fills. */
+static void chan_hold(struct rd *rd, struct chan *ch, int64_t seq,
+                      const char *payload, size_t len)
+{
+    size_t i = ch->n_pend;
+
+    if (ch->n_pend == ch->cap_pend) {
+        ch->cap_pend = ch->cap_pend ? ch->cap_pend * 2 : 8;
+        ch->pend = realloc(ch->pend, ch->cap_pend * sizeof *ch->pend);
+        if (!ch->pend)
+            abort();
+    }
+    while (i > 0 && ch->pend[i - 1].seq > seq)
+        i--;
+    memmove(ch->pend + i + 1, ch->pend + i,
+            (ch->n_pend - i) * sizeof *ch->pend);
+    ch->pend[i].seq = seq;
+    ch->pend[i].len = len;
+    ch->pend[i].payload = malloc(len ? len : 1);
+    if (!ch->pend[i].payload)
+        abort();
+    memcpy(ch->pend[i].payload, payload, len);
+    ch->n_pend++;
+    if ((long)ch->n_pend >= rd->reorder_max || rd->reorder_ms == 0) {
+        chan_flush(rd, ch);
+        return;
+    }
+    if (!ch->gap)
+        ch->gap = rd->host->timer_add(rd->ctx, (uint64_t)rd->reorder_ms, 0,
+                                      on_gap_timeout, ch);
+}
+
+/* Every delivery goes through here: in seq order per chat. */
+static void sequence(struct rd *rd, const char *chat, int64_t seq,
+                     const char *payload, size_t len)
+{
+    struct chan *ch = chan_find(rd, chat);
+
+    if (!ch || seq <= 0) {
+        deliver(rd, chat, seq, payload, len);
+        return;
+    }
+    if (ch->next_seq == 0 && seq > 1) {
+        /* Where the chat stands is not known yet (just subscribed): a
+         * smaller seq may still be on its way, so the first message
+         * waits one window.  A new chat's first message (1) cannot. */
+        chan_hold(rd, ch, seq, payload, len);
+    } else if (ch->next_seq == 0 || seq == ch->next_seq) {
+        deliver(rd, chat, seq, payload, len);
+        ch->next_seq = seq + 1;
+        chan_drain(rd, ch);
+    } else if (seq < ch->next_seq) {
+        /* Late (its gap was given up on): late beats lost. */
+        deliver(rd, chat, seq, payload, len);
+    } else {
+        chan_hold(rd, ch, seq, payload, len);
+    }
+}
+
+/* ------------------------------------------------ hiredis on the loop */
+
+static void on_io(int fd, uint32_t events, void *arg)
+{
+    struct rconn *c = arg;
+
+    (void)fd;
+    if ((events & CC_WATCH_READ) && c->ac)
+        redisAsyncHandleRead(c->ac);
+    if ((events & CC_WATCH_WRITE) && c->ac)
+        redisAsyncHandleWrite(c->ac);
+}
+
+static void ev_update(struct rconn *c, uint32_t set, uint32_t clear)
+{
+    uint32_t ev = (c->events | set) & ~clear;
+
+    if (ev == c->events || !c->watch)
+        return;
+    c->events = ev;
+    c->rd->host->watch_set(c->watch, ev);
+}
+
+static void ev_add_read(void *p) { ev_update(p, CC_WATCH_READ, 0); }
+static void ev_del_read(void *p) { ev_update(p, 0, CC_WATCH_READ); }
+static void ev_add_write(void *p) { ev_update(p, CC_WATCH_WRITE, 0); }
+static void ev_del_write(void *p) { ev_update(p, 0, CC_WATCH_WRITE); }
+
+static void ev_cleanup(void *p)
+{
+    struct rconn *c = p;
+
+    if (c->watch)
+        c->rd->host->watch_close(c->watch);
+    c->watch = NULL;
+    c->events = 0;
+}
+
+/* ------------------------------------------------------ connections */
+
+static void conn_start(struct rconn *c);
+static void subscribe_all(struct rd *rd);
+
+static void on_retry(void *arg)
+{
+    struct rconn *c = arg;
+
+    c->rd->host->timer_cancel(c->retry);
+    c->retry = NULL;
+    conn_start(c);
+}
+
+static void schedule_retry(struct rconn *c)
+{
+    struct rd *rd = c->rd;
+
+    if (rd->stopping || c->retry)
+        return;
+    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : 100;
+    if (c->backoff_ms > rd->backoff_max_ms)
+        c->backoff_ms = (int)rd->backoff_max_ms;
+    c->retry = rd->host->timer_add(rd->ctx, (uint64_t)c->backoff_ms, 0,
+                                   on_retry, c);
+}
+
+static void connection_failed(struct rconn *c, const char *why)
+{
+    struct rd *rd = c->rd;
+
+    c->ac = NULL;   /* hiredis frees it */
+    c->ready = 0;
+    if (c == &rd->pub)
+        rd->inflight = 0;   /* their callbacks ran with NULL replies */
+    if (rd->stopping)
+        return;
+    c->failures++;
+    if (c->failures == 1 || c->failures % 20 == 0)
+        LOG(rd, CC_LOG_WARN, "%s: %s; retrying (attempt %d, every %d ms "
+            "at most)", c->name, why, c->failures, (int)rd->backoff_max_ms);
+    schedule_retry(c);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *c = ac->data;
+    struct rd *rd = c->rd;
+
+    if (status != REDIS_OK) {
+        connection_failed(c, ac->errstr[0] ? ac->errstr : "cannot connect");
+        return;
+    }
+    c->ready = 1;
+    c->backoff_ms = 0;
+    LOG(rd, CC_LOG_INFO, "%s %s to redis %s%s%s%s%d", c->name,
+        c->was_ready ? "reconnected" : "connected",
+        rd->unix_path ? rd->unix_path : "",
+        rd->addr_host && strchr(rd->addr_host, ':') ? "[" : "",
+        rd->addr_host ? rd->addr_host : "",
+        rd->addr_host && strchr(rd->addr_host, ':') ? "]:" : ":",
+        rd->unix_path ? 0 : rd->port);
+    if (c->was_ready && c == &rd->sub)
+        LOG(rd, CC_LOG_INFO, "resubscribing %zu chat(s)", rd->n_chans);
+    c->was_ready = 1;
+    c->failures = 0;
+    if (c == &rd->sub)
+        subscribe_all(rd);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *c = ac->data;
+
+    if (c->rd->stopping)
+        c->ac = NULL;
+    else
+        connection_failed(c, status == REDIS_OK ? "disconnected"
+                                                : ac->errstr);
+}
+
+/* AUTH and SELECT answers: an error means a wrong setting. */
+static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *reply = r;
+    struct rconn *c = ac->data;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        LOG(c->rd, CC_LOG_ERROR, "%s: redis refused %s: %s", c->name,
+            (const char *)priv, reply->str);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+static void conn_start(struct rconn *c)
+{
+    struct rd *rd = c->rd;
+    redisAsyncContext *ac;
+
+    ac = rd->unix_path ? redisAsyncConnectUnix(rd->unix_path)
+                       : redisAsyncConnect(rd->addr_host, rd->port);
+    if (!ac) {
+        connection_failed(c, "out of memory");
+        return;
+    }
+    if (ac->err) {
+        char why[128];
+        snprintf(why, sizeof why, "%s", ac->errstr);
+        redisAsyncFree(ac);
+        connection_failed(c, why);
+        return;
+    }
+    c->ac = ac;
+    ac->data = c;
+    redisEnableKeepAlive(&ac->c);
+    c->watch = rd->host->watch_fd(rd->ctx, ac->c.fd, 0, on_io, c);
+    c->events = 0;
+    ac->ev.data = c;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* Queued now, sent first once connected. */
+    if (rd->password)
+        redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s",
+                          rd->password);
+    if (rd->db)
+        redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %ld",
+                          rd->db);
+    /* hiredis waits for writability to finish the connect. */
+    ev_add_write(c);
+}
+
+/* ---------------------------------------------------------- pub/sub */
+
+/* "<node> <seq> <payload>" from a channel. */
+static void on_message(struct rd *rd, const char *chan, size_t chan_len,
+                       const char *data, size_t len)
+{
+    size_t plen = strlen(rd->prefix);
+    char chat[ID_LEN + 1], *end;
+    long long seq;
+
+    if (chan_len != plen + ID_LEN || memcmp(chan, rd->prefix, plen) != 0 ||
+        len < NODE_LEN + 3 || data[NODE_LEN] != ' ')
+        goto bad;
+    if (memcmp(data, rd->node, NODE_LEN) == 0)
+        return; /* our own, delivered already */
+    memcpy(chat, chan + plen, ID_LEN);
+    chat[ID_LEN] = '\0';
+    errno = 0;
+    seq = strtoll(data + NODE_LEN + 1, &end, 10);
+    if (errno || end == data + NODE_LEN + 1 || *end != ' ' ||
+        (size_t)(end + 1 - data) > len)
+        goto bad;
+    end++;
+    sequence(rd, chat, seq, end, len - (size_t)(end - data));
+    return;
+bad:
+    LOG(rd, CC_LOG_WARN, "ignoring a malformed message on channel %.*s",
+        (int)(chan_len > 200 ? 200 : chan_len), chan);
+}
+
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *reply = r;
+    struct rconn *c = ac->data;
+
+    (void)priv;
+    if (!reply)
+        return; /* disconnecting */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        LOG(c->rd, CC_LOG_ERROR, "subscribe failed: %s", reply->str);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(reply->element[0]->str, "message") == 0 &&
+        reply->element[1]->type == REDIS_REPLY_STRING &&
+        reply->element[2]->type == REDIS_REPLY_STRING)
+        on_message(c->rd, reply->element[1]->str, reply->element[1]->len,
+                   reply->element[2]->str, reply->element[2]->len);
+}
+
+static void sub_command(struct rd *rd, const char *verb, const char *chat)
+{
+    char channel[256];
+
+    if (!rd->sub.ready || !rd->sub.ac)
+        return; /* subscribe_all runs on (re)connect */
+    snprintf(channel, sizeof channel, "%s%s", rd->prefix, chat);
+    redisAsyncCommand(rd->sub.ac, on_sub_reply, NULL, "%s %s", verb,
+                      channel);
+}
+
+static void subscribe_all(struct rd *rd)
+{
+    for (size_t i = 0; i < rd->n_buckets; i++)
+        for (struct chan *ch = rd->table[i]; ch; ch = ch->next)
+            sub_command(rd, "SUBSCRIBE", ch->id);
+}
+
+static void on_pub_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct rconn *c = ac->data;
+    redisReply *reply = r;
+
+    (void)priv;
+    if (c->rd->inflight > 0)
+        c->rd->inflight--;
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        LOG(c->rd, CC_LOG_WARN, "publish refused: %s", reply->str);
+}
+
+static int rd_subscribe(void *inst, const char *chat_id)
+{
+    struct rd *rd = inst;
+    struct chan *ch;
+    size_t b;
+
+    if (!chat_id || strlen(chat_id) != ID_LEN)
+        return CC_E_INVAL;
+    if (chan_find(rd, chat_id))
+        return CC_OK;
+    chan_grow(rd);
+    ch = xcalloc(1, sizeof *ch);
+    ch->rd = rd;
+    memcpy(ch->id, chat_id, ID_LEN);
+    b = hash_id(ch->id) & (rd->n_buckets - 1);
+    ch->next = rd->table[b];
+    rd->table[b] = ch;
+    rd->n_chans++;
+    sub_command(rd, "SUBSCRIBE", chat_id);
+    return CC_OK;
+}
+
+static void chan_free(struct rd *rd, struct chan *ch)
+{
+    for (size_t i = 0; i < ch->n_pend; i++)
+        free(ch->pend[i].payload);
+    if (ch->gap)
+        rd->host->timer_cancel(ch->gap);
+    free(ch->pend);
+    free(ch);
+}
+
+static int rd_unsubscribe(void *inst, const char *chat_id)
+{
+    struct rd *rd = inst;
+    struct chan **pp = chat_id ? chan_slot(rd, chat_id) : NULL, *ch;
+
+    if (!pp)
+        return CC_E_NOTFOUND;
+    ch = *pp;
+    *pp = ch->next;
+    rd->n_chans--;
+    sub_command(rd, "UNSUBSCRIBE", ch->id);
+    chan_free(rd, ch);
+    return CC_OK;
+}
+
+static int rd_publish(void *inst, const char *chat_id, int64_t seq,
+                      const char *payload, size_t len)
+{
+    struct rd *rd = inst;
+    char channel[256], head[NODE_LEN + 24];
+    const char *argv[3];
+    size_t argvlen[3];
+    char *msg;
+    int hlen;
+
+    /* Ours first, at once: it must not wait for, or depend on, Redis. */
+    sequence(rd, chat_id, seq, payload, len);
+    if (!rd->pub.ready || !rd->pub.ac)
+        return CC_OK;
+    if (rd->inflight >= rd->max_inflight) {
+        if (rd->dropped++ % 1000 == 0)
+            LOG(rd, CC_LOG_WARN, "redis is not keeping up (%ld publishes "
+                "in flight): other nodes miss messages until it does; "
+                "their clients can fetch them from history", rd->inflight);
+        return CC_OK;
+    }
+    snprintf(channel, sizeof channel, "%s%s", rd->prefix, chat_id);
+    hlen = snprintf(head, sizeof head, "%s %lld ", rd->node,
+                    (long long)seq);
+    msg = malloc((size_t)hlen + len);
+    if (!msg)
+        return CC_E_NOMEM;
+    memcpy(msg, head, (size_t)hlen);
+    memcpy(msg + hlen, payload, len);
+    argv[0] = "PUBLISH";
+    argvlen[0] = 7;
+    argv[1] = channel;
+    argvlen[1] = strlen(channel);
+    argv[2] = msg;
+    argvlen[2] = (size_t)hlen + len;
+    if (redisAsyncCommandArgv(rd->pub.ac, on_pub_reply, NULL, 3, argv,
+                              argvlen) == REDIS_OK)
+        rd->inflight++;
+    free(msg);
+    return CC_OK;
+}
+
+/* ------------------------------------------------------- lifecycle */
+
+static int rd_start(void *inst)
+{
+    struct rd *rd = inst;
+
+    /* Connecting is asynchronous: carechatd starts (and serves local
+     * deliveries) even while Redis is still down. */
+    conn_start(&rd->pub);
+    conn_start(&rd->sub);
+    LOG(rd, CC_LOG_INFO, "node %s; channels %s<chat id>", rd->node,
+        rd->prefix);
+    return CC_OK;
+}
+
+static void conn_stop(struct rconn *c)
+{
+    struct rd *rd = c->rd;
+
+    if (c->retry)
+        rd->host->timer_cancel(c->retry);
+    c->retry = NULL;
+    if (c->ac) {
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL;
+        redisAsyncFree(ac);   /* runs pending callbacks with NULL */
+    }
+    ev_cleanup(c);
+}
+
+static void rd_stop(void *inst, cc_post_cb done, void *arg)
+{
+    struct rd *rd = inst;
+
+    rd->stopping = 1;
+    conn_stop(&rd->pub);
+    conn_stop(&rd->sub);
+    done(arg);
+}
+
+static void rd_destroy(void *inst)
+{
+    struct rd *rd = inst;
+
+    for (size_t i = 0; i < rd->n_buckets; i++) {
+        struct chan *ch = rd->table[i], *next;
+        for (; ch; ch = next) {
+            next = ch->next;
+            chan_free(rd, ch);
+        }
+    }
+    rd_free(rd);
+}
+
+static const struct cc_fanout_api rd_api = {
+    .struct_size = sizeof(struct cc_fanout_api),
+    .subscribe = rd_subscribe,
+    .unsubscribe = rd_unsubscribe,
+    .publish = rd_publish,
+};
+
+static const void *rd_get_interface(void *inst, uint32_t kind)
+{
+    (void)inst;
+    return kind == CC_KIND_FANOUT ? &rd_api : NULL;
+}
+
+static const struct cc_plugin rd_plugin = {
+    .struct_size = sizeof(struct cc_plugin),
+    .abi_version = CC_ABI_VERSION,
+    .min_host_minor = 0,
+    .kinds = CC_KIND_FANOUT,
+    .name = "redis",
+    .version = "1.0.0",
+    .create = rd_create,
+    .start = rd_start,
+    .reload = NULL,
+    .stop = rd_stop,
+    .destroy = rd_destroy,
+    .get_interface = rd_get_interface,
+};
+
+CC_PLUGIN_EXPORT int cc_plugin_entry(const struct cc_host_api *host,
+                                     uint32_t host_abi,
+                                     const struct cc_plugin **out)
+{
+    if (!CC_ABI_COMPATIBLE(host_abi, 0) ||
+        host->struct_size < offsetof(struct cc_host_api, fanout_deliver) +
+                                sizeof host->fanout_deliver)
+        return CC_E_ABI;
+    *out = &rd_plugin;
+    return CC_OK;
+}

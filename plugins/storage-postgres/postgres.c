@@ -1,0 +1,1016 @@
+/*
+ * postgres.c - the storage plugin `postgres` (libpq): the hospital
+ * database, shared by several carechatd nodes.
+ *
+ * Threads, not libpq's async API on the loop.  One writer thread owns a
+ * connection and drains the write queue in groups: one BEGIN ... COMMIT
+ * per group with a SAVEPOINT per request (group commit: one WAL flush
+ * for many messages, and one failing request rolls back only itself).
+ * A small fixed pool of reader threads (`readers`, default 2) answers
+ * queries, each on its own connection.  Why threads: the storage ABI is
+ * already asynchronous behind a queue, group commit needs requests
+ * batched anyway, the blocking libpq API is the well-trodden one, and the
+ * queue, request and result code is shared with `sqlite`
+ * (plugins/common/storeq.c) instead of written twice.  The event loop
+ * never waits on the database: it only queues and receives host->post.
+ *
+ * Order and races across nodes: a message's sequence number comes from
+ * `UPDATE chats SET last_seq = last_seq + 1 ... RETURNING`, whose row
+ * lock serialises appends to one chat across every node until COMMIT.
+ * Chat create-or-get is INSERT ... ON CONFLICT DO NOTHING on the unique
+ * (patient, professional) pair, then a read: race-free without a lock.
+ *
+ * Outages: a worker that loses its connection fails the request in hand
+ * and everything queued behind it with CC_E_UNAVAIL (never acknowledged,
+ * so never broadcast), marks itself down so new requests are refused at
+ * once, and reconnects with exponential backoff; requests flow again as
+ * soon as it is back.  A COMMIT whose answer is lost may have been
+ * stored: it is reported as failed (never the reverse).
+ *
+ * Schema: versioned in carechat_schema and migrated at start under a
+ * transaction-scoped advisory lock, so nodes starting together apply a
+ * migration once.  Only prepared statements with bound parameters.
+ * Built like a third-party plugin: public headers only.
+ */
+#include <carechat/storage.h>
+
+#include "storeq.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SCHEMA_VERSION 1
+#define MAX_READERS 32
+/* pg_advisory_xact_lock key for migrations: "care" */
+#define MIGRATION_LOCK "1667330661"
+
+/* Microseconds <-> timestamptz, exactly (extract returns numeric). */
+#define US(col) "(extract(epoch from " col ") * 1000000)::int8"
+#define TS(par) \
+    "(timestamptz 'epoch' + " par "::int8 * interval '1 microsecond')"
+
+#define MSG_COLS "m.id, m.seq, m.sender_type, m.sender_id, m.content, " \
+                 US("m.created_at") ", m.is_read"
+#define CHAT_COLS "c.id, c.patient_id, c.professional_id, " \
+                  US("c.created_at") ", " US("c.updated_at")
+/* A chat row with its last message and the viewer's unread count:
+ * $V1/$V2 are the viewer's patient and professional ids. */
+#define CHAT_FULL(vp, vr)                                                 \
+    "SELECT " CHAT_COLS ", " MSG_COLS ", (SELECT count(*) FROM messages u " \
+    "WHERE u.chat_id = c.id AND NOT u.is_read AND u.sender_type = "      \
+    "CASE WHEN c.patient_id = " vp "::uuid THEN 2 "                       \
+    "WHEN c.professional_id = " vr "::uuid THEN 1 ELSE 0 END) "           \
+    "FROM chats c LEFT JOIN messages m "                                  \
+    "ON m.chat_id = c.id AND m.seq = c.last_seq "
+
+enum stmt {
+    S_PROFILE_PUT, S_PROFILE_GET, S_CHAT_INSERT, S_CHAT_BY_PAIR, S_CHAT_GET,
+    S_SEQ_NEXT, S_MSG_INSERT, S_MARK_READ, S_CHAT_LIST, S_CHAT_COUNT,
+    S_MSG_AFTER, S_MSG_BEFORE, N_STMT
+};
+
+static const char *const sql[N_STMT] = {
+    [S_PROFILE_PUT] = "INSERT INTO profiles (side, id, user_id, created_at) "
+                      "VALUES ($1::int2, $2::uuid, $3, " TS("$4") ") "
+                      "ON CONFLICT DO NOTHING",
+    [S_PROFILE_GET] = "SELECT 1 FROM profiles WHERE side = $1::int2 "
+                      "AND id = $2::uuid",
+    [S_CHAT_INSERT] = "INSERT INTO chats (id, patient_id, professional_id, "
+                      "created_at, updated_at) VALUES ($1::uuid, $2::uuid, "
+                      "$3::uuid, " TS("$4") ", " TS("$4") ") "
+                      "ON CONFLICT (patient_id, professional_id) DO NOTHING",
+    [S_CHAT_BY_PAIR] = CHAT_FULL("NULL", "NULL")
+                       "WHERE c.patient_id = $1::uuid "
+                       "AND c.professional_id = $2::uuid",
+    [S_CHAT_GET] = CHAT_FULL("$2", "$3") "WHERE c.id = $1::uuid",
+    [S_SEQ_NEXT] = "UPDATE chats SET last_seq = last_seq + 1, "
+                   "updated_at = " TS("$2") " WHERE id = $1::uuid "
+                   "RETURNING last_seq",
+    [S_MSG_INSERT] = "INSERT INTO messages (chat_id, seq, id, sender_type, "
+                     "sender_id, content, created_at) VALUES ($1::uuid, "
+                     "$2::int8, $3::uuid, $4::int2, $5::uuid, $6, "
+                     TS("$7") ")",
+    [S_MARK_READ] = "UPDATE messages SET is_read = true WHERE "
+                    "chat_id = $1::uuid AND sender_type <> $2::int2 "
+                    "AND NOT is_read",
+    [S_CHAT_LIST] = CHAT_FULL("$1", "$2")
+                    "WHERE (c.patient_id = $1::uuid OR "
+                    "c.professional_id = $2::uuid) AND ($3::int8 = 0 OR "
+                    "c.updated_at < " TS("$3") " OR (c.updated_at = "
+                    TS("$3") " AND c.id < $4::uuid)) "
+                    "ORDER BY c.updated_at DESC, c.id DESC LIMIT $5::int8",
+    [S_CHAT_COUNT] = "SELECT count(*) FROM chats WHERE patient_id = $1::uuid "
+                     "OR professional_id = $2::uuid",
+    /* One statement, one snapshot: the chat's last_seq (the total) and a
+     * page; no row at all when the chat does not exist. */
+    [S_MSG_AFTER] = "SELECT c.last_seq, " MSG_COLS " FROM chats c "
+                    "LEFT JOIN LATERAL (SELECT * FROM messages "
+                    "WHERE chat_id = c.id AND seq > $2::int8 ORDER BY seq "
+                    "LIMIT $3::int8) m ON true WHERE c.id = $1::uuid "
+                    "ORDER BY m.seq",
+    [S_MSG_BEFORE] = "SELECT c.last_seq, " MSG_COLS " FROM chats c "
+                     "LEFT JOIN LATERAL (SELECT * FROM messages "
+                     "WHERE chat_id = c.id AND seq < $2::int8 "
+                     "ORDER BY seq DESC LIMIT $3::int8) m ON true "
+                     "WHERE c.id = $1::uuid ORDER BY m.seq DESC",
+};
+
+static const char schema_v1[] =
+    "CREATE TABLE profiles ("
+    " side int2 NOT NULL, id uuid NOT NULL, user_id text,"
+    " created_at timestamptz NOT NULL, PRIMARY KEY (side, id));"
+    "CREATE TABLE chats ("
+    " id uuid PRIMARY KEY, patient_id uuid NOT NULL,"
+    " professional_id uuid NOT NULL, created_at timestamptz NOT NULL,"
+    " updated_at timestamptz NOT NULL, last_seq int8 NOT NULL DEFAULT 0,"
+    " UNIQUE (patient_id, professional_id));"
+    "CREATE INDEX chats_by_patient ON chats"
+    " (patient_id, updated_at DESC, id DESC);"
+    "CREATE INDEX chats_by_professional ON chats"
+    " (professional_id, updated_at DESC, id DESC);"
+    "CREATE TABLE messages ("
+    " chat_id uuid NOT NULL REFERENCES chats (id), seq int8 NOT NULL,"
+    " id uuid NOT NULL UNIQUE, sender_type int2 NOT NULL,"
+    " sender_id uuid NOT NULL, content text NOT NULL,"
+    " created_at timestamptz NOT NULL, is_read bool NOT NULL DEFAULT false,"
+    " PRIMARY KEY (chat_id, seq));"
+    "CREATE INDEX messages_unread ON messages (chat_id, sender_type)"
+    " WHERE NOT is_read;";
+
+struct pg;
+
+/* One connection and the thread that owns it. */
+struct worker {
+    struct pg *pg;
+    struct sq_queue *q;
+    PGconn *conn;
+    pthread_t thread;
+    int writer;
+    int up;                     /* thread-local view: conn is usable */
+};
+
+struct pg {
+    struct sq_backend base;     /* first: the storage API's inst */
+    char *conninfo;
+    char *conninfo_source;      /* "conninfo" or the file, for messages */
+    int n_readers;
+    int batch_max;
+    size_t queue_max;
+    int backoff_max_ms;
+    struct sq_queue wq, rq;
+    struct worker writer;
+    struct worker readers[MAX_READERS];
+    atomic_int writer_up;
+    atomic_int readers_up;
+    int running;
+};
+
+#define LOG(pg, lvl, ...) (pg)->base.host->log((pg)->base.ctx, lvl, __VA_ARGS__)
+
+/* ----------------------------------------------------------- config */
+
+static char *read_conninfo_file(const char *path, const char **reason)
+{
+    FILE *f = fopen(path, "r");
+    char buf[4096];
+    size_t n;
+
+    if (!f) {
+        *reason = "cannot be read";
+        return NULL;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+                     buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    if (n == 0) {
+        *reason = "is empty";
+        return NULL;
+    }
+    return strdup(buf);
+}
+
+static int cfg_key(void *arg, const char *key, const char *value,
+                   const char **reason)
+{
+    struct pg *pg = arg;
+    long n;
+
+    if (strcmp(key, "conninfo") == 0 || strcmp(key, "conninfo_file") == 0) {
+        char *ci = key[8] ? read_conninfo_file(value, reason)
+                          : strdup(value);
+        if (!ci)
+            return CC_E_INVAL;
+        if (pg->conninfo) {
+            free(ci);
+            *reason = "give one of conninfo and conninfo_file";
+            return CC_E_INVAL;
+        }
+        pg->conninfo = ci;
+        pg->conninfo_source = strdup(key[8] ? value : "conninfo");
+    } else if (strcmp(key, "readers") == 0) {
+        if (sq_parse_long(value, 1, MAX_READERS, &n) < 0) {
+            *reason = "expected a number from 1 to 32";
+            return CC_E_INVAL;
+        }
+        pg->n_readers = (int)n;
+    } else if (strcmp(key, "batch_max") == 0) {
+        if (sq_parse_long(value, 1, 100000, &n) < 0) {
+            *reason = "expected a number from 1 to 100000";
+            return CC_E_INVAL;
+        }
+        pg->batch_max = (int)n;
+    } else if (strcmp(key, "queue_max") == 0) {
+        if (sq_parse_long(value, 1, 100000000, &n) < 0) {
+            *reason = "expected a number from 1 to 100000000";
+            return CC_E_INVAL;
+        }
+        pg->queue_max = (size_t)n;
+    } else if (strcmp(key, "reconnect_max") == 0) {
+        if (sq_parse_long(value, 100, 600000, &n) < 0) {
+            *reason = "expected milliseconds, 100 to 600000";
+            return CC_E_INVAL;
+        }
+        pg->backoff_max_ms = (int)n;
+    } else {
+        *reason = "unknown key (postgres takes conninfo, conninfo_file, "
+                  "readers, batch_max, queue_max, reconnect_max)";
+        return CC_E_INVAL;
+    }
+    return CC_OK;
+}
+
+static void pg_free(struct pg *pg)
+{
+    free(pg->conninfo);
+    free(pg->conninfo_source);
+    free(pg);
+}
+
+static int pg_submit(struct sq_backend *b, struct sq_req *r);
+
+static int pg_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
+                     void **inst)
+{
+    struct pg *pg = sq_xcalloc(1, sizeof *pg);
+    char *err;
+    PQconninfoOption *opts;
+
+    pg->base.host = host;
+    pg->base.ctx = ctx;
+    pg->base.submit = pg_submit;
+    pg->n_readers = 2;
+    pg->batch_max = 256;
+    pg->queue_max = 65536;
+    pg->backoff_max_ms = 5000;
+    if (host->cfg_iter(ctx, cfg_key, pg) != CC_OK)
+        goto fail;
+    if (!pg->conninfo) {
+        host->cfg_error(ctx, NULL, "missing required key \"conninfo\" (or "
+                        "\"conninfo_file\"), e.g. conninfo = "
+                        "host=/run/postgresql dbname=carechat");
+        goto fail;
+    }
+    /* Catch a malformed conninfo now, without printing it (it may hold a
+     * password). */
+    opts = PQconninfoParse(pg->conninfo, &err);
+    if (!opts) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s is not a valid libpq connection "
+                 "string: %s", pg->conninfo_source,
+                 err ? err : "out of memory");
+        if (msg[strlen(msg) - 1] == '\n')
+            msg[strlen(msg) - 1] = '\0';
+        PQfreemem(err);
+        host->cfg_error(ctx, NULL, "%s", msg);
+        goto fail;
+    }
+    PQconninfoFree(opts);
+    *inst = pg;
+    return CC_OK;
+fail:
+    pg_free(pg);
+    return CC_E_INVAL;
+}
+
+/* ------------------------------------------------------ connections */
+
+/* libpq's last error without its trailing newline. */
+static const char *conn_error(PGconn *c, char *buf, size_t size)
+{
+    size_t n;
+
+    snprintf(buf, size, "%s", c ? PQerrorMessage(c) : "out of memory");
+    n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    for (char *p = buf; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    return buf;
+}
+
+static void notice_quiet(void *arg, const PGresult *res)
+{
+    (void)arg;
+    (void)res; /* NOTICEs (e.g. "relation exists") are not events */
+}
+
+/* Prepare every statement on c (the schema must exist); 0 or -1. */
+static int prepare_all(PGconn *c, char *err, size_t err_size)
+{
+    for (int i = 0; i < N_STMT; i++) {
+        char name[16];
+        PGresult *res;
+
+        snprintf(name, sizeof name, "s%d", i);
+        res = PQprepare(c, name, sql[i], 0, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            snprintf(err, err_size, "preparing statement %d: %s", i,
+                     PQresultErrorMessage(res));
+            PQclear(res);
+            return -1;
+        }
+        PQclear(res);
+    }
+    return 0;
+}
+
+/* A connection, with the statements prepared when prepare is set. */
+static PGconn *connect_db(struct pg *pg, int prepare, char *err,
+                          size_t err_size)
+{
+    PGconn *c = PQconnectdb(pg->conninfo);
+
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        conn_error(c, err, err_size);
+        PQfinish(c);
+        return NULL;
+    }
+    PQsetNoticeReceiver(c, notice_quiet, NULL);
+    if (prepare && prepare_all(c, err, err_size) < 0) {
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Run a plain command; 0 or -1 with the error in err. */
+static int command(PGconn *c, const char *q, char *err, size_t err_size)
+{
+    PGresult *res = PQexec(c, q);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
+             PQresultStatus(res) == PGRES_TUPLES_OK;
+
+    if (!ok)
+        conn_error(c, err, err_size);
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+/* Create or check the schema, once across nodes (advisory lock). */
+static int migrate(struct pg *pg, PGconn *c)
+{
+    char err[300];
+    PGresult *res;
+    int version = 0;
+
+    if (command(c, "BEGIN", err, sizeof err) < 0 ||
+        command(c, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ")", err,
+                sizeof err) < 0 ||
+        command(c, "CREATE TABLE IF NOT EXISTS carechat_schema "
+                "(version int4 NOT NULL, applied_at timestamptz NOT NULL "
+                "DEFAULT now())", err, sizeof err) < 0)
+        goto fail;
+    res = PQexec(c, "SELECT coalesce(max(version), 0) FROM carechat_schema");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        conn_error(c, err, sizeof err);
+        goto fail;
+    }
+    version = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (version > SCHEMA_VERSION) {
+        snprintf(err, sizeof err, "the database has schema version %d; "
+                 "this plugin knows up to %d (a newer carechat made it): "
+                 "refusing to touch it", version, SCHEMA_VERSION);
+        goto fail;
+    }
+    if (version < 1) {
+        if (command(c, schema_v1, err, sizeof err) < 0 ||
+            command(c, "INSERT INTO carechat_schema (version) VALUES (1)",
+                    err, sizeof err) < 0)
+            goto fail;
+        LOG(pg, CC_LOG_INFO, "created schema version %d", SCHEMA_VERSION);
+    }
+    if (command(c, "COMMIT", err, sizeof err) < 0)
+        goto fail;
+    return 0;
+fail:
+    LOG(pg, CC_LOG_ERROR, "schema migration failed: %s", err);
+    command(c, "ROLLBACK", err, sizeof err);
+    return -1;
+}
+
+static void set_up(struct worker *w, int up)
+{
+    if (w->up == up)
+        return;
+    w->up = up;
+    if (w->writer)
+        atomic_store(&w->pg->writer_up, up);
+    else
+        atomic_fetch_add(&w->pg->readers_up, up ? 1 : -1);
+}
+
+/* Sleep ms unless the queue is stopped; -1 when it is. */
+static int sleep_unless_stopped(struct sq_queue *q, int ms)
+{
+    struct timespec ts;
+    int stopped;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&q->mu);
+    while (!q->stop &&
+           pthread_cond_timedwait(&q->cv, &q->mu, &ts) != ETIMEDOUT)
+        ;
+    stopped = q->stop;
+    pthread_mutex_unlock(&q->mu);
+    return stopped ? -1 : 0;
+}
+
+/* The connection is gone: fail what is queued and reconnect with
+ * backoff until it is back (0) or the plugin stops (-1). */
+static int reconnect(struct worker *w, const char *why)
+{
+    struct pg *pg = w->pg;
+    int delay = 100, attempts = 0;
+    char err[300];
+
+    set_up(w, 0);
+    PQfinish(w->conn);
+    w->conn = NULL;
+    LOG(pg, CC_LOG_ERROR, "%s connection lost (%s); reconnecting",
+        w->writer ? "writer" : "reader", why);
+    for (;;) {
+        /* With no connection left for this queue, nothing queued can be
+         * served soon: refuse it now rather than keep clients waiting. */
+        if (w->writer || atomic_load(&pg->readers_up) == 0)
+            sq_queue_fail_all(&pg->base, w->q, CC_E_UNAVAIL,
+                              "postgres: database unavailable");
+        if (sleep_unless_stopped(w->q, delay) < 0)
+            return -1;
+        attempts++;
+        w->conn = connect_db(pg, 1, err, sizeof err);
+        if (w->conn) {
+            set_up(w, 1);
+            LOG(pg, CC_LOG_INFO, "%s reconnected after %d attempt%s",
+                w->writer ? "writer" : "reader", attempts,
+                attempts == 1 ? "" : "s");
+            return 0;
+        }
+        if (attempts == 1 || attempts % 10 == 0)
+            LOG(pg, CC_LOG_WARN, "reconnect attempt %d failed: %s",
+                attempts, err);
+        delay = delay * 2 > pg->backoff_max_ms ? pg->backoff_max_ms
+                                               : delay * 2;
+    }
+}
+
+/* ------------------------------------------------------- statements */
+
+/* Execute prepared statement s with text parameters (NULL = SQL NULL). */
+static PGresult *run(struct worker *w, enum stmt s, int n,
+                     const char *const *params)
+{
+    char name[16];
+
+    snprintf(name, sizeof name, "s%d", (int)s);
+    return PQexecPrepared(w->conn, name, n, params, NULL, NULL, 0);
+}
+
+/* Record the failure of r; a dead connection makes it CC_E_UNAVAIL. */
+static int fail(struct worker *w, struct sq_req *r, PGresult *res)
+{
+    char err[160];
+
+    if (PQstatus(w->conn) != CONNECTION_OK) {
+        snprintf(r->error, sizeof r->error, "postgres: connection lost");
+        PQclear(res);
+        return CC_E_UNAVAIL;
+    }
+    snprintf(r->error, sizeof r->error, "postgres: %s",
+             res ? PQresultErrorMessage(res) : conn_error(w->conn, err,
+                                                          sizeof err));
+    for (char *p = r->error; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    PQclear(res);
+    return CC_E_FAIL;
+}
+
+static int ok_cmd(PGresult *res)
+{
+    return PQresultStatus(res) == PGRES_COMMAND_OK;
+}
+
+static int ok_rows(PGresult *res)
+{
+    return PQresultStatus(res) == PGRES_TUPLES_OK;
+}
+
+static int64_t col_i64(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0
+                                      : strtoll(PQgetvalue(res, row, col),
+                                                NULL, 10);
+}
+
+/* A message at columns [c0, c0+7): id, seq, sender_type, sender_id,
+ * content, created_at, is_read.  0 when the row has no message. */
+static int read_msg(const PGresult *res, int row, int c0,
+                    const char *chat_id, struct sq_msg *o)
+{
+    int len;
+
+    if (PQgetisnull(res, row, c0))
+        return 0;
+    len = PQgetlength(res, row, c0 + 4);
+    sq_copy_id(o->id, PQgetvalue(res, row, c0));
+    sq_copy_id(o->chat, chat_id);
+    sq_copy_id(o->sender, PQgetvalue(res, row, c0 + 3));
+    o->content = malloc((size_t)len + 1);
+    if (!o->content)
+        abort();
+    memcpy(o->content, PQgetvalue(res, row, c0 + 4), (size_t)len + 1);
+    sq_msg_link(o, (size_t)len, col_i64(res, row, c0 + 1),
+                (int32_t)col_i64(res, row, c0 + 2),
+                col_i64(res, row, c0 + 5),
+                PQgetvalue(res, row, c0 + 6)[0] == 't');
+    return 1;
+}
+
+/* A CHAT_FULL row: chat (5), last message (7), unread count (1). */
+static void read_chat(const PGresult *res, int row, struct sq_chat *o)
+{
+    sq_copy_id(o->id, PQgetvalue(res, row, 0));
+    sq_copy_id(o->pat, PQgetvalue(res, row, 1));
+    sq_copy_id(o->pro, PQgetvalue(res, row, 2));
+    sq_chat_link(o, col_i64(res, row, 3), col_i64(res, row, 4));
+    if (read_msg(res, row, 5, o->id, &o->last))
+        o->c.last_message = &o->last.m;
+    o->c.unread_count = col_i64(res, row, 12);
+}
+
+static const char *side_str(int32_t side)
+{
+    return side == CC_SIDE_PATIENT ? "1" : side == CC_SIDE_PROFESSIONAL
+                                               ? "2" : "0";
+}
+
+static const char *opt_id(const char *id)
+{
+    return id[0] ? id : NULL;
+}
+
+/* ---------------------------------------------------------- the ops */
+
+static int profile_exists(struct worker *w, struct sq_req *r, int32_t side,
+                          const char *id, int *yes)
+{
+    const char *p[] = { side_str(side), id };
+    PGresult *res = run(w, S_PROFILE_GET, 2, p);
+
+    if (!ok_rows(res))
+        return fail(w, r, res);
+    *yes = PQntuples(res) > 0;
+    PQclear(res);
+    return CC_OK;
+}
+
+static int do_profile_put(struct worker *w, struct sq_req *r)
+{
+    char t[24];
+    const char *p[] = { side_str(r->side), r->a, r->user, t };
+    PGresult *res;
+
+    snprintf(t, sizeof t, "%lld", (long long)r->t);
+    res = run(w, S_PROFILE_PUT, 4, p);
+    if (!ok_cmd(res))
+        return fail(w, r, res);
+    PQclear(res);
+    return CC_OK;
+}
+
+static int do_profile_get(struct worker *w, struct sq_req *r)
+{
+    int yes, rc = profile_exists(w, r, r->side, r->a, &yes);
+
+    return rc != CC_OK ? rc : yes ? CC_OK : CC_E_NOTFOUND;
+}
+
+static int do_chat_open(struct worker *w, struct sq_req *r)
+{
+    char t[24];
+    const char *ins[] = { r->a, r->b, r->c, t };
+    const char *pair[] = { r->b, r->c };
+    PGresult *res;
+    int yes, rc;
+
+    for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
+        rc = profile_exists(w, r, side, side == CC_SIDE_PATIENT ? r->b : r->c,
+                            &yes);
+        if (rc != CC_OK)
+            return rc;
+        if (!yes) {
+            r->res.missing_side = side;
+            return CC_E_NOTFOUND;
+        }
+    }
+    snprintf(t, sizeof t, "%lld", (long long)r->t);
+    res = run(w, S_CHAT_INSERT, 4, ins);
+    if (!ok_cmd(res))
+        return fail(w, r, res);
+    r->res.created = strcmp(PQcmdTuples(res), "1") == 0;
+    PQclear(res);
+    res = run(w, S_CHAT_BY_PAIR, 2, pair);
+    if (!ok_rows(res) || PQntuples(res) != 1)
+        return fail(w, r, res);
+    read_chat(res, 0, sq_one_chat(r));
+    PQclear(res);
+    return CC_OK;
+}
+
+static int do_chat_get(struct worker *w, struct sq_req *r)
+{
+    const char *p[] = { r->a, opt_id(r->vpat), opt_id(r->vpro) };
+    PGresult *res = run(w, S_CHAT_GET, 3, p);
+
+    if (!ok_rows(res))
+        return fail(w, r, res);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return CC_E_NOTFOUND;
+    }
+    read_chat(res, 0, sq_one_chat(r));
+    PQclear(res);
+    return CC_OK;
+}
+
+static int do_chat_list(struct worker *w, struct sq_req *r)
+{
+    char cur[24], lim[24];
+    const char *cnt[] = { opt_id(r->vpat), opt_id(r->vpro) };
+    const char *p[] = { opt_id(r->vpat), opt_id(r->vpro), cur,
+                        r->cursor_us ? opt_id(r->a) : NULL, lim };
+    PGresult *res = run(w, S_CHAT_COUNT, 2, cnt);
+    int rows;
+
+    if (!ok_rows(res))
+        return fail(w, r, res);
+    r->res.count = col_i64(res, 0, 0);
+    PQclear(res);
+    snprintf(cur, sizeof cur, "%lld", (long long)r->cursor_us);
+    snprintf(lim, sizeof lim, "%lld", (long long)r->limit + 1);
+    res = run(w, S_CHAT_LIST, 5, p);
+    if (!ok_rows(res))
+        return fail(w, r, res);
+    rows = PQntuples(res);
+    sq_alloc_chats(r, (size_t)rows);
+    for (int i = 0; i < rows && r->n < r->limit; i++)
+        read_chat(res, i, &r->chats[r->n++]);
+    r->res.more = rows > (int)r->limit;
+    PQclear(res);
+    sq_finish_chats(r);
+    return CC_OK;
+}
+
+static int do_msg_append(struct worker *w, struct sq_req *r)
+{
+    char t[24], seq[24];
+    const char *bump[] = { r->b, t };
+    const char *ins[] = { r->b, seq, r->a, side_str(r->side), r->c,
+                          r->content, t };
+    PGresult *res;
+    int64_t n;
+
+    snprintf(t, sizeof t, "%lld", (long long)r->t);
+    res = run(w, S_SEQ_NEXT, 2, bump);
+    if (!ok_rows(res))
+        return fail(w, r, res);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return CC_E_NOTFOUND;
+    }
+    n = col_i64(res, 0, 0);
+    PQclear(res);
+    snprintf(seq, sizeof seq, "%lld", (long long)n);
+    res = run(w, S_MSG_INSERT, 7, ins);
+    if (!ok_cmd(res))
+        return fail(w, r, res);
+    PQclear(res);
+    sq_append_result(r, n);
+    return CC_OK;
+}
+
+static int do_mark_read(struct worker *w, struct sq_req *r)
+{
+    const char *g[] = { r->b, NULL, NULL };
+    const char *p[] = { r->b, side_str(r->side) };
+    PGresult *res = run(w, S_CHAT_GET, 3, g);
+    int found;
+
+    if (!ok_rows(res))
+        return fail(w, r, res);
+    found = PQntuples(res) > 0;
+    PQclear(res);
+    if (!found)
+        return CC_E_NOTFOUND;
+    res = run(w, S_MARK_READ, 2, p);
+    if (!ok_cmd(res))
+        return fail(w, r, res);
+    r->res.count = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return CC_OK;
+}
+
+static int do_msg_list(struct worker *w, struct sq_req *r)
+{
+    char cur[24], lim[24];
+    const char *p[] = { r->b, cur, lim };
+    int desc = r->before > 0, rows;
+    size_t n = 0;
+    PGresult *res;
+
+    snprintf(cur, sizeof cur, "%lld",
+             (long long)(desc ? r->before : r->after));
+    snprintf(lim, sizeof lim, "%lld", (long long)r->limit + 1);
+    res = run(w, desc ? S_MSG_BEFORE : S_MSG_AFTER, 3, p);
+    if (!ok_rows(res))
+        return fail(w, r, res);
+    rows = PQntuples(res);
+    if (rows == 0) {
+        PQclear(res);
+        return CC_E_NOTFOUND;
+    }
+    r->res.count = col_i64(res, 0, 0);
+    sq_alloc_msgs(r, (size_t)rows);
+    for (int i = 0; i < rows && n < r->limit; i++)
+        if (read_msg(res, i, 1, r->b, &r->msgs[n]))
+            r->nm = ++n;
+    r->res.more = rows > (int)r->limit;
+    PQclear(res);
+    sq_finish_msgs(r, n, desc);
+    return CC_OK;
+}
+
+static int run_op(struct worker *w, struct sq_req *r)
+{
+    switch (r->op) {
+    case SQ_PROFILE_PUT: return do_profile_put(w, r);
+    case SQ_CHAT_OPEN: return do_chat_open(w, r);
+    case SQ_MSG_APPEND: return do_msg_append(w, r);
+    case SQ_MARK_READ: return do_mark_read(w, r);
+    case SQ_PROFILE_GET: return do_profile_get(w, r);
+    case SQ_CHAT_GET: return do_chat_get(w, r);
+    case SQ_CHAT_LIST: return do_chat_list(w, r);
+    default: return do_msg_list(w, r);
+    }
+}
+
+/* ------------------------------------------------------------ workers */
+
+static void fail_group(struct sq_req *group, int status, const char *why)
+{
+    for (struct sq_req *r = group; r; r = r->next) {
+        r->status = status;
+        snprintf(r->error, sizeof r->error, "postgres: %s", why);
+    }
+}
+
+/* One group of writes in one transaction, a savepoint per request.
+ * Returns -1 when the connection died (the group has failed). */
+static int write_group(struct worker *w, struct sq_req *group)
+{
+    char err[300];
+    struct sq_req *r;
+
+    if (command(w->conn, "BEGIN", err, sizeof err) < 0)
+        goto failed;
+    for (r = group; r; r = r->next) {
+        if (command(w->conn, "SAVEPOINT item", err, sizeof err) < 0)
+            goto failed;
+        r->status = run_op(w, r);
+        if (r->status == CC_E_UNAVAIL)
+            goto failed;
+        if (command(w->conn, r->status == CC_OK
+                                 ? "RELEASE item"
+                                 : "ROLLBACK TO item; RELEASE item",
+                    err, sizeof err) < 0)
+            goto failed;
+    }
+    if (command(w->conn, "COMMIT", err, sizeof err) == 0)
+        return 0;
+failed:
+    if (PQstatus(w->conn) != CONNECTION_OK) {
+        fail_group(group, CC_E_UNAVAIL, "database unavailable");
+        return -1;
+    }
+    /* Nothing of the group was stored: every request fails. */
+    LOG(w->pg, CC_LOG_ERROR, "commit failed: %s", err);
+    command(w->conn, "ROLLBACK", err, sizeof err);
+    fail_group(group, CC_E_FAIL, "commit failed");
+    return 0;
+}
+
+/* One group of reads, each its own statement (one snapshot each). */
+static int read_group(struct worker *w, struct sq_req *group)
+{
+    for (struct sq_req *r = group; r; r = r->next) {
+        r->status = run_op(w, r);
+        if (r->status == CC_E_UNAVAIL) {
+            fail_group(group, CC_E_UNAVAIL, "database unavailable");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct pg *pg = w->pg;
+    struct sq_req *group;
+
+    for (;;) {
+        if (!w->conn && reconnect(w, "no connection") < 0)
+            break;
+        group = sq_queue_take(w->q, w->writer ? pg->batch_max : 16);
+        if (!group)
+            break;
+        if ((w->writer ? write_group(w, group) : read_group(w, group)) < 0) {
+            pg->base.host->post(pg->base.ctx, sq_deliver, group);
+            if (reconnect(w, "server closed the connection") < 0)
+                break;
+            continue;
+        }
+        pg->base.host->post(pg->base.ctx, sq_deliver, group);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------- lifecycle */
+
+static int pg_start(void *inst)
+{
+    struct pg *pg = inst;
+    char err[300];
+
+    sq_queue_init(&pg->wq, pg->queue_max);
+    sq_queue_init(&pg->rq, pg->queue_max);
+    pg->writer = (struct worker){ .pg = pg, .q = &pg->wq, .writer = 1 };
+    /* Connect everything now: a wrong password or database name is a
+     * start-up error, not a stream of 503s. */
+    pg->writer.conn = connect_db(pg, 0, err, sizeof err);
+    if (!pg->writer.conn) {
+        LOG(pg, CC_LOG_ERROR, "cannot connect (%s): %s",
+            pg->conninfo_source, err);
+        goto fail;
+    }
+    if (migrate(pg, pg->writer.conn) < 0)
+        goto fail;
+    if (prepare_all(pg->writer.conn, err, sizeof err) < 0) {
+        LOG(pg, CC_LOG_ERROR, "%s", err);
+        goto fail;
+    }
+    for (int i = 0; i < pg->n_readers; i++) {
+        struct worker *w = &pg->readers[i];
+        *w = (struct worker){ .pg = pg, .q = &pg->rq };
+        w->conn = connect_db(pg, 1, err, sizeof err);
+        if (!w->conn) {
+            LOG(pg, CC_LOG_ERROR, "cannot connect reader %d: %s", i, err);
+            goto fail;
+        }
+    }
+    set_up(&pg->writer, 1);
+    for (int i = 0; i < pg->n_readers; i++)
+        set_up(&pg->readers[i], 1);
+    if (pthread_create(&pg->writer.thread, NULL, worker_main,
+                       &pg->writer) != 0)
+        abort();
+    for (int i = 0; i < pg->n_readers; i++)
+        if (pthread_create(&pg->readers[i].thread, NULL, worker_main,
+                           &pg->readers[i]) != 0)
+            abort();
+    pg->running = 1;
+    LOG(pg, CC_LOG_INFO, "connected to PostgreSQL %d (server %s), "
+        "1 writer and %d reader connection%s",
+        PQserverVersion(pg->writer.conn) / 10000,
+        PQparameterStatus(pg->writer.conn, "server_version"),
+        pg->n_readers, pg->n_readers == 1 ? "" : "s");
+    return CC_OK;
+fail:
+    PQfinish(pg->writer.conn);
+    pg->writer.conn = NULL;
+    for (int i = 0; i < pg->n_readers; i++) {
+        PQfinish(pg->readers[i].conn);
+        pg->readers[i].conn = NULL;
+    }
+    sq_queue_destroy(&pg->wq);
+    sq_queue_destroy(&pg->rq);
+    return CC_E_FAIL;
+}
+
+/* Drain the queues (while connected), join, answer leftovers, done. */
+static void pg_stop(void *inst, cc_post_cb done, void *arg)
+{
+    struct pg *pg = inst;
+
+    if (pg->running) {
+        sq_queue_stop(&pg->wq);
+        sq_queue_stop(&pg->rq);
+        pthread_join(pg->writer.thread, NULL);
+        for (int i = 0; i < pg->n_readers; i++)
+            pthread_join(pg->readers[i].thread, NULL);
+        /* A worker that stopped while reconnecting left its queue. */
+        sq_queue_fail_all(&pg->base, &pg->wq, CC_E_UNAVAIL,
+                          "postgres: shutting down");
+        sq_queue_fail_all(&pg->base, &pg->rq, CC_E_UNAVAIL,
+                          "postgres: shutting down");
+        pg->running = 0;
+    }
+    pg->base.host->post(pg->base.ctx, done, arg);
+}
+
+static void pg_destroy(void *inst)
+{
+    struct pg *pg = inst;
+
+    if (pg->writer.q) {
+        PQfinish(pg->writer.conn);
+        for (int i = 0; i < pg->n_readers; i++)
+            PQfinish(pg->readers[i].conn);
+        sq_queue_destroy(&pg->wq);
+        sq_queue_destroy(&pg->rq);
+    }
+    pg_free(pg);
+}
+
+static int pg_submit(struct sq_backend *b, struct sq_req *r)
+{
+    struct pg *pg = (struct pg *)b;
+    int write = SQ_IS_WRITE(r->op);
+
+    if (!atomic_load(write ? &pg->writer_up : &pg->readers_up)) {
+        sq_req_free(r);
+        return CC_E_UNAVAIL;
+    }
+    return sq_queue_put(write ? &pg->wq : &pg->rq, r);
+}
+
+static const void *pg_get_interface(void *inst, uint32_t kind)
+{
+    (void)inst;
+    return kind == CC_KIND_STORAGE ? &sq_storage_api : NULL;
+}
+
+static const struct cc_plugin pg_plugin = {
+    .struct_size = sizeof(struct cc_plugin),
+    .abi_version = CC_ABI_VERSION,
+    .min_host_minor = 0,
+    .kinds = CC_KIND_STORAGE,
+    .name = "postgres",
+    .version = "1.0.0",
+    .create = pg_create,
+    .start = pg_start,
+    .reload = NULL,
+    .stop = pg_stop,
+    .destroy = pg_destroy,
+    .get_interface = pg_get_interface,
+};
+
+CC_PLUGIN_EXPORT int cc_plugin_entry(const struct cc_host_api *host,
+                                     uint32_t host_abi,
+                                     const struct cc_plugin **out)
+{
+    if (!CC_ABI_COMPATIBLE(host_abi, 0) ||
+        host->struct_size < offsetof(struct cc_host_api, post) +
+                                sizeof host->post)
+        return CC_E_ABI;
+    *out = &pg_plugin;
+    return CC_OK;
+}

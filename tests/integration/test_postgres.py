@@ -1,0 +1,276 @@
+#!/usr/bin/python3
+"""The postgres storage plugin against a real PostgreSQL: outages, several
+nodes on one database, race-free create-or-get, migrations, config errors.
+
+The behaviour shared with sqlite is proven by the whole integration suite
+run against postgres (tests/integration/postgres.py); this file holds what
+only a networked database has.
+"""
+import os
+import subprocess
+import threading
+import time
+import unittest
+
+import ccharness as h
+
+PLUGIN = os.path.join(h.BUILDDIR, "plugins", ".libs", "storage-postgres.so")
+
+
+def need_plugin():
+    if not os.path.exists(PLUGIN):
+        h.skip_or_fail("the postgres plugin was not built (configure found "
+                       "no libpq; Debian: apt-get install libpq-dev)")
+
+
+def pg_server(cluster, conninfo=None, **storage):
+    conf = {"storage": {"plugin": "postgres", "path": None,
+                        "conninfo": conninfo or cluster.new_db()}}
+    conf["storage"].update(storage)
+    return h.Server(conf, storage="postgres")
+
+
+def ws_connect(srv, chat, tok):
+    ws = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat, tok), timeout=20)
+    assert ws.status == 101, ws.status
+    return ws
+
+
+def history(srv, chat, tok):
+    status, _, body = srv.request(
+        "GET", "/chat/chats/%s/messages/?page_size=200" % chat, token=tok)
+    return status, body
+
+
+class Outage(unittest.TestCase):
+    """PostgreSQL stopped and started under a live conversation."""
+
+    @classmethod
+    def setUpClass(cls):
+        need_plugin()
+        cls.pg = h.PgCluster()   # our own: this test stops it
+        cls.srv = pg_server(cls.pg, reconnect_max=300).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+        cls.pg.close()
+
+    def test_outage_and_recovery(self):
+        srv = self.srv
+        chat, pt, rt, _, _ = h.World(srv).pair()
+        a, b = ws_connect(srv, chat, pt), ws_connect(srv, chat, rt)
+        acked = []
+
+        def send(text):
+            a.send_json({"content": text})
+            got = a.recv_json()
+            if "message" in got:
+                self.assertEqual(b.recv_json(), got, "both parties see it")
+                acked.append(got["message"])
+            return got
+
+        for i in range(3):
+            self.assertIn("message", send("before %d" % i))
+        pid = srv.proc.pid
+        self.pg.stop("fast")
+        try:
+            errors = [send("during %d" % i) for i in range(3)]
+            for e in errors:
+                self.assertEqual(e, {"error": "Message could not be "
+                                              "stored; try again"})
+            status, _ = history(srv, chat, pt)
+            self.assertEqual(status, 503, "REST answers 503 while down")
+            status, _, body = srv.request(
+                "POST", "/chat/chats/%s/send_message/" % chat,
+                {"content": "rest during"}, token=pt)
+            self.assertEqual(status, 503, body)
+        finally:
+            self.pg.start()
+        # Recovers by itself: no restart of carechatd.
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if history(srv, chat, pt)[0] == 200:
+                break
+            time.sleep(0.2)
+        self.assertEqual(history(srv, chat, pt)[0], 200, "reads recovered")
+        self.assertIsNone(srv.proc.poll(), "carechatd kept running")
+        self.assertEqual(srv.proc.pid, pid)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if "message" in send("after 0"):
+                break
+            time.sleep(0.2)
+        for i in range(1, 3):
+            self.assertIn("message", send("after %d" % i))
+        status, body = history(srv, chat, rt)
+        self.assertEqual(status, 200)
+        got = [(m["id"], m["content"]) for m in body["results"]]
+        want = [(m["id"], m["content"]) for m in acked]
+        self.assertEqual(got, want, "history is exactly the acknowledged "
+                         "messages, in order, none duplicated")
+        self.assertEqual([c for _, c in got],
+                         ["before 0", "before 1", "before 2",
+                          "after 0", "after 1", "after 2"])
+        log = srv.read_log()
+        self.assertIn("connection lost", log)
+        self.assertIn("reconnected", log)
+        a.close()
+        b.close()
+
+
+class TwoNodes(unittest.TestCase):
+    """Two carechatd processes sharing one database."""
+
+    @classmethod
+    def setUpClass(cls):
+        need_plugin()
+        cls.pg = h.pg_cluster()
+        db = cls.pg.new_db()
+        # Both start at once on an empty database: the migration runs
+        # once under the advisory lock, and both come up.
+        cls.a = pg_server(cls.pg, db).start(wait=False)
+        cls.b = pg_server(cls.pg, db).start(wait=False)
+        cls.a.wait_ready()
+        cls.b.wait_ready()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.a.close()
+        cls.b.close()
+
+    def test_one_migration(self):
+        logs = self.a.read_log() + self.b.read_log()
+        self.assertEqual(logs.count("created schema version"), 1, logs)
+
+    def test_create_or_get_race(self):
+        w = h.World(self.a)
+        pat, pro = w.profile("patient"), w.profile("professional")
+        pt = h.token("u-" + pat[:8], patient=pat)
+        rt = h.token("u-" + pro[:8], professional=pro)
+        results = []
+
+        def call(srv, tok, body):
+            results.append(srv.request("POST", "/chat/chats/", body,
+                                       token=tok))
+
+        threads = []
+        for i in range(10):
+            srv = self.a if i % 2 else self.b
+            threads.append(threading.Thread(
+                target=call, args=(srv, pt, {"professional": pro})))
+            threads.append(threading.Thread(
+                target=call, args=(srv, rt, {"patient": pat})))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(len(results), 20)
+        statuses = sorted(s for s, _, _ in results)
+        self.assertEqual(statuses.count(201), 1, statuses)
+        self.assertEqual(statuses.count(200), 19, statuses)
+        self.assertEqual(len({b["id"] for _, _, b in results}), 1,
+                         "every caller got the same chat")
+
+    def test_interleaved_appends(self):
+        chat, pt, rt, _, _ = h.World(self.a).pair()
+        sent = []
+        errors = []
+
+        def sender(srv, tok, tag):
+            for i in range(25):
+                s, _, body = srv.request(
+                    "POST", "/chat/chats/%s/send_message/" % chat,
+                    {"content": "%s %d" % (tag, i)}, token=tok)
+                (sent if s == 201 else errors).append(body)
+
+        ts = [threading.Thread(target=sender, args=(self.a, pt, "A")),
+              threading.Thread(target=sender, args=(self.b, rt, "B"))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        self.assertEqual(errors, [])
+        for srv in (self.a, self.b):
+            status, body = history(srv, chat, pt)
+            self.assertEqual(status, 200)
+            self.assertEqual(body["count"], 50)
+            got = [m["content"] for m in body["results"]]
+            self.assertEqual(sorted(got), sorted(m["content"]
+                                                 for m in sent))
+            # Each sender's own messages keep their order.
+            for tag in "AB":
+                mine = [c for c in got if c.startswith(tag)]
+                self.assertEqual(mine, ["%s %d" % (tag, i)
+                                        for i in range(25)])
+
+
+class Config(unittest.TestCase):
+    """Start-up errors are clear and never print a password."""
+
+    @classmethod
+    def setUpClass(cls):
+        need_plugin()
+        cls.pg = h.pg_cluster()
+
+    def failed_start(self, **storage):
+        srv = pg_server(self.pg, **storage)
+        try:
+            with self.assertRaises(RuntimeError) as cm:
+                srv.start()
+            return str(cm.exception)
+        finally:
+            srv.close()
+
+    def test_unreachable_server(self):
+        log = self.failed_start(
+            conninfo="host=127.0.0.1 port=%d user=carechat "
+                     "password=hunter2secret connect_timeout=2" %
+                     h.free_port())
+        self.assertIn("cannot connect", log)
+        self.assertNotIn("hunter2secret", log, "password never logged")
+
+    def test_malformed_conninfo(self):
+        log = self.failed_start(conninfo="host=x password=hunter2 = =")
+        self.assertIn("not a valid libpq connection string", log)
+        self.assertNotIn("hunter2", log)
+
+    def test_conninfo_and_file_conflict(self):
+        srv = pg_server(self.pg)
+        path = os.path.join(srv.tmp, "pg.conninfo")
+        with open(path, "w") as f:
+            f.write(self.pg.conninfo() + "\n")
+        srv.conf["storage"]["conninfo_file"] = path
+        srv.write_conf()
+        r = subprocess.run([os.path.join(h.BUILDDIR, "carechatd"), "-t",
+                            "-c", srv.conf_path], stderr=subprocess.PIPE,
+                           timeout=30)
+        srv.close()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"one of conninfo and conninfo_file", r.stderr)
+
+    def test_conninfo_file(self):
+        srv = pg_server(self.pg)
+        path = os.path.join(srv.tmp, "pg.conninfo")
+        with open(path, "w") as f:
+            f.write(srv.conf["storage"].pop("conninfo") + "\n")
+        os.chmod(path, 0o600)
+        srv.conf["storage"]["conninfo_file"] = path
+        try:
+            srv.start()
+            chat, pt, _, _, _ = h.World(srv).pair()
+            self.assertEqual(history(srv, chat, pt)[0], 200)
+        finally:
+            srv.close()
+
+    def test_newer_schema_refused(self):
+        db = self.pg.new_db()
+        self.pg.psql(db, "CREATE TABLE carechat_schema (version int4 NOT "
+                         "NULL, applied_at timestamptz NOT NULL DEFAULT "
+                         "now()); INSERT INTO carechat_schema VALUES (99)")
+        log = self.failed_start(conninfo=db)
+        self.assertIn("schema version 99", log)
+
+
+if __name__ == "__main__":
+    h.main()

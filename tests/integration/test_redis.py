@@ -1,0 +1,254 @@
+#!/usr/bin/python3
+"""The redis fan-out plugin: several carechatd nodes, one conversation,
+with a real redis-server and a shared database (PostgreSQL; SQLite shared
+on one host as the second configuration)."""
+import os
+import time
+import unittest
+
+import ccharness as h
+
+PLUGIN = os.path.join(h.BUILDDIR, "plugins", ".libs", "fanout-redis.so")
+
+
+def need_plugin():
+    if not os.path.exists(PLUGIN):
+        h.skip_or_fail("the redis plugin was not built (configure found no "
+                       "hiredis; Debian: apt-get install libhiredis-dev)")
+
+
+def connect(srv, chat, tok):
+    ws = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat, tok), timeout=10)
+    assert ws.status == 101, ws.status
+    return ws
+
+
+def collect(ws, n, timeout=15):
+    """The next n messages on ws (their "message" objects)."""
+    got = []
+    deadline = time.time() + timeout
+    ws.sock.settimeout(timeout)
+    while len(got) < n and time.time() < deadline:
+        obj = ws.recv_json()
+        assert "message" in obj, obj
+        got.append(obj["message"])
+    return got
+
+
+def silent(ws, wait=0.5):
+    """True when nothing arrives on ws within wait seconds."""
+    ws.sock.settimeout(wait)
+    try:
+        ws.recv_json()
+    except OSError:
+        return True
+    return False
+
+
+def history_ids(srv, chat, tok):
+    status, _, body = srv.request(
+        "GET", "/chat/chats/%s/messages/?page_size=200" % chat, token=tok)
+    assert status == 200, (status, body)
+    return [m["id"] for m in body["results"]]
+
+
+def wait_log(srv, text, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if text in srv.read_log():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+class ThreeNodesPostgres(unittest.TestCase):
+    """Patient on node A, the professional on B and on C."""
+
+    STORAGE = "postgres"
+
+    @classmethod
+    def storage_conf(cls, tmp):
+        return {"plugin": "postgres", "path": None,
+                "conninfo": h.pg_cluster().new_db()}
+
+    @classmethod
+    def setUpClass(cls):
+        need_plugin()
+        cls.redis = h.RedisServer()
+        cls.tmp = h.tempfile.mkdtemp(prefix="carechat-nodes-")
+        storage = cls.storage_conf(cls.tmp)
+        fanout = {"plugin": "redis", "address": cls.redis.address(),
+                  "reconnect_max": 300}
+        cls.nodes = []
+        for _ in range(3):
+            cls.nodes.append(h.Server({"storage": dict(storage),
+                                       "fanout": fanout},
+                                      storage=cls.STORAGE).start())
+        cls.a, cls.b, cls.c = cls.nodes
+
+    @classmethod
+    def tearDownClass(cls):
+        for n in cls.nodes:
+            n.close()
+        cls.redis.close()
+        h.shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_every_message_everywhere_once_in_order(self):
+        chat, pt, rt, _, _ = h.World(self.a).pair()
+        pat = connect(self.a, chat, pt)
+        pro_b = connect(self.b, chat, rt)
+        pro_c = connect(self.c, chat, rt)
+        conns = [pat, pro_b, pro_c]
+        # Subscriptions travel to Redis asynchronously after the join.
+        time.sleep(0.5)
+        n = 20
+        for i in range(n):
+            # From both sides and all three nodes, without waiting.
+            pat.send_json({"content": "patient %d" % i})
+            pro_b.send_json({"content": "pro via B %d" % i})
+            pro_c.send_json({"content": "pro via C %d" % i})
+        received = [collect(ws, 3 * n) for ws in conns]
+        ids = history_ids(self.b, chat, rt)
+        self.assertEqual(len(ids), 3 * n, "all stored")
+        for name, got in zip(("patient@A", "pro@B", "pro@C"), received):
+            got_ids = [m["id"] for m in got]
+            self.assertEqual(len(got_ids), 3 * n, name + ": all arrived")
+            self.assertEqual(len(set(got_ids)), 3 * n,
+                             name + ": exactly once")
+            self.assertEqual(got_ids, ids, name + ": in history order")
+        for ws in conns:
+            self.assertTrue(silent(ws), "no duplicate arrives late")
+            ws.close()
+
+    def test_rest_send_reaches_other_nodes(self):
+        chat, pt, rt, _, _ = h.World(self.a).pair()
+        pro_c = connect(self.c, chat, rt)
+        time.sleep(0.3)
+        status, _, body = self.a.request(
+            "POST", "/chat/chats/%s/send_message/" % chat,
+            {"content": "from REST on A"}, token=pt)
+        self.assertEqual(status, 201, body)
+        got = collect(pro_c, 1)
+        self.assertEqual(got[0]["content"], "from REST on A")
+        self.assertEqual(got[0]["id"], body["id"])
+        pro_c.close()
+
+    def test_only_chats_with_local_connections_are_subscribed(self):
+        chat, pt, rt, _, _ = h.World(self.a).pair()
+        ws = connect(self.b, chat, rt)
+        time.sleep(0.3)
+        out = self.redis.command("PUBSUB", "NUMSUB",
+                                 "carechat:chat:" + chat)
+        # *2 $..channel.. :1 -- one subscriber: node B only.
+        self.assertIn(b"*2", out)
+        ws.close()
+        time.sleep(0.3)
+        s = h.socket.create_connection(("127.0.0.1", self.redis.port))
+        s.sendall(b"PUBSUB NUMSUB carechat:chat:" + chat.encode() + b"\r\n")
+        time.sleep(0.2)
+        reply = s.recv(4096)
+        s.close()
+        self.assertTrue(reply.endswith(b":0\r\n"),
+                        "unsubscribed when the last local client left: %r"
+                        % reply)
+
+
+class ThreeNodesSqlite(ThreeNodesPostgres):
+    """The same, on one SQLite file shared by the nodes of one host."""
+
+    STORAGE = "sqlite"
+
+    @classmethod
+    def storage_conf(cls, tmp):
+        return {"plugin": "sqlite", "path": os.path.join(tmp, "shared.db")}
+
+
+class Outage(unittest.TestCase):
+    """Redis stopped and restarted during a conversation."""
+
+    @classmethod
+    def setUpClass(cls):
+        need_plugin()
+        cls.redis = h.RedisServer(password="redis-test-password")
+        cls.tmp = h.tempfile.mkdtemp(prefix="carechat-nodes-")
+        pwfile = os.path.join(cls.tmp, "redis.pw")
+        with open(pwfile, "w") as f:
+            f.write("redis-test-password\n")
+        storage = {"plugin": "sqlite",
+                   "path": os.path.join(cls.tmp, "shared.db")}
+        cls.a = h.Server({"storage": storage, "fanout": {
+            "plugin": "redis", "address": cls.redis.address(),
+            "password": "redis-test-password", "reconnect_max": 300}},
+            storage="sqlite").start()
+        cls.b = h.Server({"storage": storage, "fanout": {
+            "plugin": "redis", "address": cls.redis.address(),
+            "password_file": pwfile, "reconnect_max": 300}},
+            storage="sqlite").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.a.close()
+        cls.b.close()
+        cls.redis.close()
+        h.shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_outage_and_recovery(self):
+        chat, pt, rt, _, _ = h.World(self.a).pair()
+        pat = connect(self.a, chat, pt)
+        pro_a = connect(self.a, chat, rt)
+        pro_b = connect(self.b, chat, rt)
+        time.sleep(0.5)
+        pat.send_json({"content": "before"})
+        for ws in (pat, pro_a, pro_b):
+            self.assertEqual(collect(ws, 1)[0]["content"], "before")
+        pids = (self.a.proc.pid, self.b.proc.pid)
+
+        self.redis.stop()
+        self.assertTrue(wait_log(self.a, "retrying"), "A noticed")
+        pat.send_json({"content": "during"})
+        # Local deliveries go on: both connections on node A.
+        for ws in (pat, pro_a):
+            self.assertEqual(collect(ws, 1)[0]["content"], "during")
+        self.assertTrue(silent(pro_b, 1.0), "node B cannot get it now")
+
+        self.redis.start()
+        for srv in (self.a, self.b):
+            self.assertTrue(wait_log(srv, "subscriber reconnected"),
+                            srv.read_log()[-2000:])
+        time.sleep(0.3)
+        self.assertEqual((self.a.proc.pid, self.b.proc.pid), pids,
+                         "no restart")
+        pat.send_json({"content": "after"})
+        for ws in (pat, pro_a, pro_b):
+            self.assertEqual(collect(ws, 1)[0]["content"], "after")
+        # The client on B fetches what it missed from history.
+        status, _, body = self.b.request(
+            "GET", "/chat/chats/%s/messages/" % chat, token=rt)
+        self.assertEqual([m["content"] for m in body["results"]],
+                         ["before", "during", "after"])
+        for ws in (pat, pro_a, pro_b):
+            ws.close()
+
+    def test_wrong_password_is_logged(self):
+        srv = h.Server({"fanout": {"plugin": "redis",
+                                   "address": self.redis.address(),
+                                   "password": "wrong-password"}})
+        try:
+            srv.start()
+            self.assertTrue(wait_log(srv, "redis refused AUTH"),
+                            srv.read_log())
+            self.assertNotIn("wrong-password", srv.read_log(),
+                             "the password is never logged")
+            # Still serving (local fan-out keeps working).
+            chat, pt, rt, _, _ = h.World(srv).pair()
+            a, b = connect(srv, chat, pt), connect(srv, chat, rt)
+            a.send_json({"content": "local"})
+            self.assertEqual(collect(b, 1)[0]["content"], "local")
+            a.close()
+            b.close()
+        finally:
+            srv.close()
+
+
+if __name__ == "__main__":
+    h.main()

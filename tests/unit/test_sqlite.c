@@ -1,0 +1,1373 @@
+/*
+ * test_sqlite.c - the `sqlite` storage plugin, loaded from its built .so
+ * through the real host, on database files in a fresh temporary
+ * directory: configuration refusals, the schema it creates, profiles,
+ * chats, message history (byte-exact contents, paging, read marks), the
+ * chat list, group commit under load, flushing on stop, durability across
+ * a restart, and refusing a database made by a newer schema.
+ *
+ * Every request goes through the public storage ABI and waits for its
+ * callback on the loop, as the core does; the files themselves are then
+ * checked with the sqlite3 C API.
+ */
+#include "tap.h"
+#include "plugintest.h"
+
+#include <carechat/storage.h>
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PAT1 "11111111-1111-4111-8111-111111111111"
+#define PAT2 "22222222-2222-4222-8222-222222222222"
+#define PAT3 "33333333-3333-4333-8333-333333333333"
+#define PRO1 "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+#define PRO2 "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+#define NOBODY "99999999-9999-4999-8999-999999999999"
+#define CHAT_A "c0000000-0000-4000-8000-00000000000a"
+#define CHAT_B "c0000000-0000-4000-8000-00000000000b"
+#define CHAT_C "c0000000-0000-4000-8000-00000000000c"
+#define CHAT_X "c0000000-0000-4000-8000-0000000000ff" /* never stored */
+
+#define BULK 2000   /* appends in flight at once */
+#define FLUSH 50    /* appends still queued when the plugin stops */
+#define BIG 65536   /* the 64 KiB message */
+
+static char dir[64];      /* the temporary directory */
+static char db_path[128]; /* the main database */
+static int64_t t0;        /* base of the message times */
+
+/* ------------------------------------------------ direct sqlite3 access */
+
+/* The test links only libcccore, like every plugin test; the sqlite3 C
+ * API comes from the same libsqlite3 the plugin itself was linked with. */
+static struct {
+    void *dl;
+    int (*open_v2)(const char *, sqlite3 **, int, const char *);
+    int (*close)(sqlite3 *);
+    int (*exec)(sqlite3 *, const char *,
+                int (*)(void *, int, char **, char **), void *, char **);
+    void (*free)(void *);
+} lite;
+
+static int lite_init(void)
+{
+    if (lite.dl)
+        return 0;
+    lite.dl = dlopen("libsqlite3.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!lite.dl)
+        lite.dl = dlopen("libsqlite3.so", RTLD_NOW | RTLD_LOCAL);
+    if (!lite.dl) {
+        printf("# cannot load libsqlite3: %s\n", dlerror());
+        return -1;
+    }
+    *(void **)&lite.open_v2 = dlsym(lite.dl, "sqlite3_open_v2");
+    *(void **)&lite.close = dlsym(lite.dl, "sqlite3_close");
+    *(void **)&lite.exec = dlsym(lite.dl, "sqlite3_exec");
+    *(void **)&lite.free = dlsym(lite.dl, "sqlite3_free");
+    if (!lite.open_v2 || !lite.close || !lite.exec || !lite.free) {
+        printf("# libsqlite3 lacks a function we need\n");
+        dlclose(lite.dl);
+        lite.dl = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+struct first_row {
+    int rows;
+    char value[256];
+};
+
+static int first_row_cb(void *arg, int n, char **vals, char **names)
+{
+    struct first_row *f = arg;
+
+    if (f->rows++ == 0 && n > 0)
+        snprintf(f->value, sizeof f->value, "%s", vals[0] ? vals[0] : "");
+    return 0;
+}
+
+/* Run sql on the file at path (which must exist unless create is set);
+ * the first column of the first row goes to out.  Returns 0 or -1. */
+static int lite_run(const char *path, int create, const char *sql,
+                    char *out, size_t out_size)
+{
+    struct first_row f = { 0, "" };
+    sqlite3 *h = NULL;
+    char *err = NULL;
+    int rc;
+
+    if (out_size)
+        out[0] = '\0';
+    if (lite_init() < 0)
+        return -1;
+    rc = lite.open_v2(path, &h, SQLITE_OPEN_READWRITE |
+                      (create ? SQLITE_OPEN_CREATE : 0), NULL);
+    if (rc == SQLITE_OK)
+        rc = lite.exec(h, sql, first_row_cb, &f, &err);
+    if (rc != SQLITE_OK)
+        printf("# sqlite3 on %s: %s: error %d %s\n", path, sql, rc,
+               err ? err : "");
+    lite.free(err);
+    lite.close(h);
+    if (out_size)
+        snprintf(out, out_size, "%s", f.value);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* The first column of sql's first row on path, in a static buffer, or
+ * "(error)". */
+static const char *lite_value(const char *path, const char *sql)
+{
+    static char buf[256];
+
+    if (lite_run(path, 0, sql, buf, sizeof buf) < 0)
+        snprintf(buf, sizeof buf, "(error)");
+    return buf;
+}
+
+/* Remove the temporary directory and the database files in it. */
+static void remove_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    char file[512];
+
+    while (d && (de = readdir(d))) {
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            snprintf(file, sizeof file, "%s/%s", path, de->d_name);
+            unlink(file);
+        }
+    }
+    if (d)
+        closedir(d);
+    if (rmdir(path) < 0)
+        printf("# could not remove %s\n", path);
+}
+
+/* ------------------------------------------------- stderr capture */
+
+static int saved_stderr = -1;
+static FILE *cap_file;
+static char captured[16384];
+
+static void capture_begin(void)
+{
+    fflush(stderr);
+    cap_file = tmpfile();
+    if (!cap_file)
+        abort();
+    saved_stderr = dup(STDERR_FILENO);
+    dup2(fileno(cap_file), STDERR_FILENO);
+}
+
+static const char *capture_end(void)
+{
+    size_t n;
+
+    fflush(stderr);
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    rewind(cap_file);
+    n = fread(captured, 1, sizeof captured - 1, cap_file);
+    captured[n] = '\0';
+    fclose(cap_file);
+    return captured;
+}
+
+/* -------------------------------------------------- results, copied */
+
+/* Results are borrowed for the callback only, so the callback copies
+ * everything a check may look at later. */
+struct mcopy {
+    char id[37], chat_id[37], sender_id[37];
+    char *content;
+    size_t content_len;
+    int64_t created_at_us, seq;
+    int32_t sender_type, is_read;
+};
+
+struct ccopy {
+    char id[37], patient_id[37], professional_id[37];
+    int64_t created_at_us, updated_at_us, unread_count;
+    int has_last;
+    struct mcopy last;
+};
+
+struct outcome {
+    volatile int done;
+    int queued;           /* what the call returned */
+    int calls;            /* callbacks received */
+    int status;
+    int32_t created, missing_side, more;
+    int64_t count;
+    int has_error;
+    char error[256];
+    struct ccopy *chat;   /* NULL when res->chat was */
+    struct mcopy *message;
+    size_t n_chats, n_messages;
+    struct ccopy *chats;
+    struct mcopy *messages;
+};
+
+static int in_api;      /* set while a storage call runs */
+static int reentrant;   /* callbacks that ran inside their call */
+static int bad_results; /* callbacks given NULL or a short result */
+
+static void copy_str(char dst[37], const char *s)
+{
+    snprintf(dst, 37, "%s", s ? s : "(null)");
+}
+
+static void copy_msg(struct mcopy *d, const struct cc_message *m)
+{
+    copy_str(d->id, m->id);
+    copy_str(d->chat_id, m->chat_id);
+    copy_str(d->sender_id, m->sender_id);
+    d->content = malloc(m->content_len + 1);
+    if (!d->content)
+        abort();
+    if (m->content_len)
+        memcpy(d->content, m->content, m->content_len);
+    d->content[m->content_len] = '\0';
+    d->content_len = m->content_len;
+    d->created_at_us = m->created_at_us;
+    d->seq = m->seq;
+    d->sender_type = m->sender_type;
+    d->is_read = m->is_read;
+}
+
+static void copy_chat(struct ccopy *d, const struct cc_chat *c)
+{
+    copy_str(d->id, c->id);
+    copy_str(d->patient_id, c->patient_id);
+    copy_str(d->professional_id, c->professional_id);
+    d->created_at_us = c->created_at_us;
+    d->updated_at_us = c->updated_at_us;
+    d->unread_count = c->unread_count;
+    d->has_last = c->last_message != NULL;
+    if (c->last_message)
+        copy_msg(&d->last, c->last_message);
+}
+
+static void free_chat(struct ccopy *c)
+{
+    if (c->has_last)
+        free(c->last.content);
+}
+
+static void outcome_free(struct outcome *o)
+{
+    if (o->chat) {
+        free_chat(o->chat);
+        free(o->chat);
+    }
+    if (o->message) {
+        free(o->message->content);
+        free(o->message);
+    }
+    for (size_t i = 0; i < o->n_chats; i++)
+        free_chat(&o->chats[i]);
+    free(o->chats);
+    for (size_t i = 0; i < o->n_messages; i++)
+        free(o->messages[i].content);
+    free(o->messages);
+    memset(o, 0, sizeof *o);
+}
+
+static void store_cb(void *arg, int status, const struct cc_store_result *res)
+{
+    struct outcome *o = arg;
+
+    if (in_api)
+        reentrant++;
+    o->calls++;
+    o->status = status;
+    if (!res || res->struct_size < sizeof *res) {
+        bad_results++;
+        o->done = 1;
+        return;
+    }
+    o->created = res->created;
+    o->missing_side = res->missing_side;
+    o->more = res->more;
+    o->count = res->count;
+    if (res->error) {
+        o->has_error = 1;
+        snprintf(o->error, sizeof o->error, "%s", res->error);
+    }
+    if (res->chat) {
+        o->chat = calloc(1, sizeof *o->chat);
+        if (!o->chat)
+            abort();
+        copy_chat(o->chat, res->chat);
+    }
+    if (res->message) {
+        o->message = calloc(1, sizeof *o->message);
+        if (!o->message)
+            abort();
+        copy_msg(o->message, res->message);
+    }
+    o->n_chats = res->n_chats;
+    o->chats = calloc(res->n_chats + 1, sizeof *o->chats);
+    for (size_t i = 0; i < res->n_chats; i++)
+        copy_chat(&o->chats[i], res->chats[i]);
+    o->n_messages = res->n_messages;
+    o->messages = calloc(res->n_messages + 1, sizeof *o->messages);
+    for (size_t i = 0; i < res->n_messages; i++)
+        copy_msg(&o->messages[i], res->messages[i]);
+    if (!o->chats || !o->messages)
+        abort();
+    o->done = 1;
+}
+
+/* ------------------------------------------------ the loaded plugin */
+
+static struct pt_env env;
+static const struct cc_storage_api *api;
+static void *inst;
+
+static int load_conf(const char *conf)
+{
+    char err[512];
+
+    if (pt_load(&env, pt_plugin_path("storage-sqlite"), CC_KIND_STORAGE,
+                "storage", conf, err, sizeof err) < 0) {
+        printf("# load failed: %s\n", err);
+        api = NULL;
+        inst = NULL;
+        return -1;
+    }
+    api = env.plugin.iface;
+    inst = env.plugin.inst;
+    return 0;
+}
+
+static int load(const char *path)
+{
+    char conf[512];
+
+    snprintf(conf, sizeof conf, "[storage]\nplugin = sqlite\npath = %s\n",
+             path);
+    return load_conf(conf);
+}
+
+static void unload(void)
+{
+    pt_unload(&env);
+    api = NULL;
+    inst = NULL;
+}
+
+/* Every request: free what o held from the last one (o starts zeroed)
+ * and mark that a call is running, make the call (as the argument of
+ * finish), then wait for its callback.  Returns the callback's status,
+ * or what the call returned when it was not queued. */
+static void begin(struct outcome *o)
+{
+    outcome_free(o);
+    in_api = 1;
+}
+
+static int finish(struct outcome *o, int queued)
+{
+    in_api = 0;
+    o->queued = queued;
+    if (queued != CC_OK)
+        return queued;
+    if (pt_run_until(&env, &o->done, 10000) < 0) {
+        /* o may still be written by a late callback: stop here. */
+        printf("Bail out! no callback within 10 s\n");
+        exit(1);
+    }
+    return o->status;
+}
+
+static int profile_put(struct outcome *o, int32_t side, const char *id,
+                       const char *user)
+{
+    begin(o);
+    return finish(o, api->profile_put(inst, side, id, user, store_cb, o));
+}
+
+static int profile_get(struct outcome *o, int32_t side, const char *id)
+{
+    begin(o);
+    return finish(o, api->profile_get(inst, side, id, store_cb, o));
+}
+
+static int chat_open(struct outcome *o, const char *new_id, const char *pat,
+                     const char *pro, int64_t now_us)
+{
+    begin(o);
+    return finish(o, api->chat_open(inst, new_id, pat, pro, now_us,
+                                    store_cb, o));
+}
+
+/* viewer: a patient or professional id or NULL. */
+static int chat_get(struct outcome *o, const char *id, const char *pat,
+                    const char *pro)
+{
+    struct cc_viewer v = { sizeof v, pat, pro };
+
+    begin(o);
+    return finish(o, api->chat_get(inst, id, pat || pro ? &v : NULL,
+                                   store_cb, o));
+}
+
+static int chat_list(struct outcome *o, const char *pat, const char *pro,
+                     int64_t before_us, const char *before_id,
+                     uint32_t limit)
+{
+    struct cc_chat_query q = {
+        .struct_size = sizeof q,
+        .viewer = { sizeof q.viewer, pat, pro },
+        .before_updated_us = before_us,
+        .before_id = before_id,
+        .limit = limit,
+    };
+
+    begin(o);
+    return finish(o, api->chat_list(inst, &q, store_cb, o));
+}
+
+static int append(struct outcome *o, const char *id, const char *chat,
+                  const char *sender, int32_t side, const char *content,
+                  size_t len, int64_t t)
+{
+    struct cc_message m = {
+        .struct_size = sizeof m, .id = id, .chat_id = chat,
+        .sender_id = sender, .content = content, .content_len = len,
+        .created_at_us = t, .sender_type = side,
+    };
+
+    begin(o);
+    return finish(o, api->message_append(inst, &m, store_cb, o));
+}
+
+static int message_list(struct outcome *o, const char *chat, int32_t side,
+                        int64_t after, int64_t before, uint32_t limit)
+{
+    struct cc_message_query q = {
+        .struct_size = sizeof q, .chat_id = chat, .viewer_side = side,
+        .after_seq = after, .before_seq = before, .limit = limit,
+    };
+
+    begin(o);
+    return finish(o, api->message_list(inst, &q, store_cb, o));
+}
+
+static int mark_read(struct outcome *o, const char *chat, int32_t side)
+{
+    begin(o);
+    return finish(o, api->mark_read(inst, chat, side, store_cb, o));
+}
+
+/* A message id, distinct per (group, n). */
+static void make_id(char out[37], unsigned group, unsigned n)
+{
+    snprintf(out, 37, "%08x-0000-4000-8000-%012x", group, n);
+}
+
+static int same_bytes(const struct mcopy *m, const char *p, size_t n)
+{
+    return m->content_len == n && memcmp(m->content, p, n) == 0;
+}
+
+/* ----------------------------------------- the expected history of A */
+
+/* Chat A's messages as appended, to compare with what comes back before
+ * and after the restart. */
+struct expect {
+    char id[37];
+    const char *content;
+    size_t len;
+    int64_t t;
+    int32_t side;
+};
+
+static struct expect hist_a[32];
+static int n_a;
+static char big[BIG];
+
+/* Append to chat A and record it; returns the status. */
+static int append_a(struct outcome *o, int32_t side, const char *content,
+                    size_t len, int64_t t)
+{
+    struct expect *e = &hist_a[n_a];
+    int rc;
+
+    make_id(e->id, 0xa, (unsigned)n_a + 1);
+    e->content = content;
+    e->len = len;
+    e->t = t;
+    e->side = side;
+    rc = append(o, e->id, CHAT_A, side == CC_SIDE_PATIENT ? PAT1 : PRO1,
+                side, content, len, t);
+    if (rc == CC_OK)
+        n_a++;
+    return rc;
+}
+
+/* Chat A's whole history equals hist_a, field by field. */
+static void check_history_a(const char *when)
+{
+    struct outcome o = { 0 };
+    int bad = 0;
+
+    is_int(message_list(&o, CHAT_A, CC_SIDE_PATIENT, 0, 0, 1000), CC_OK,
+           "%s: history of A listed", when);
+    is_int(o.n_messages, n_a, "%s: every message of A is there", when);
+    is_int(o.count, n_a, "%s: count of A", when);
+    for (size_t i = 0; i < o.n_messages && i < (size_t)n_a; i++) {
+        const struct mcopy *m = &o.messages[i];
+        const struct expect *e = &hist_a[i];
+
+        if (strcmp(m->id, e->id) || m->seq != (int64_t)i + 1 ||
+            !same_bytes(m, e->content, e->len) || m->created_at_us != e->t ||
+            m->sender_type != e->side || strcmp(m->chat_id, CHAT_A) ||
+            strcmp(m->sender_id,
+                   e->side == CC_SIDE_PATIENT ? PAT1 : PRO1)) {
+            printf("#   message %zu differs: id %s seq %lld len %zu\n", i,
+                   m->id, (long long)m->seq, m->content_len);
+            bad++;
+        }
+    }
+    is_int(bad, 0, "%s: ids, order, bytes, times and senders all kept",
+           when);
+    outcome_free(&o);
+}
+
+/* -------------------------------------------------------------- config */
+
+/* Load conf; expect a refusal whose log contains want. */
+static void refused(const char *conf, const char *want, const char *name)
+{
+    struct pt_env e;
+    char err[512] = "";
+    const char *log;
+    int rc;
+
+    capture_begin();
+    rc = pt_load(&e, pt_plugin_path("storage-sqlite"), CC_KIND_STORAGE,
+                 "storage", conf, err, sizeof err);
+    log = capture_end();
+    is_int(rc, -1, "config refused: %s", name);
+    ok(err[0] != '\0', "config refused with an error: %s", name);
+    if (!ok(strstr(log, want) != NULL, "config reason: %s", name))
+        printf("#   log: %s#   want: %s\n", log, want);
+    pt_unload(&e);
+}
+
+static void test_config(void)
+{
+    char conf[512], want[256];
+
+    refused("[storage]\nplugin = sqlite\npath = /tmp/x.db\nbogus = 1\n",
+            "test.conf:4: [storage] bogus: unknown key", "unknown key");
+    refused("[storage]\nplugin = sqlite\n",
+            "missing required key \"path\"", "no path");
+    refused("[storage]\nplugin = sqlite\npath =\n",
+            "test.conf:3: [storage] path: needs a file name", "empty path");
+    refused("[storage]\nplugin = sqlite\npath = /tmp/x.db\n"
+            "synchronous = off\n",
+            "synchronous: expected normal or full", "synchronous off");
+    refused("[storage]\nplugin = sqlite\npath = /tmp/x.db\nbatch_max = 0\n",
+            "batch_max: expected a number from 1 to 100000", "batch_max 0");
+    refused("[storage]\nplugin = sqlite\npath = /tmp/x.db\n"
+            "busy_timeout = 5s\n",
+            "busy_timeout: expected milliseconds", "busy_timeout 5s");
+
+    /* The directory does not exist: refused at start, naming the file. */
+    snprintf(conf, sizeof conf,
+             "[storage]\nplugin = sqlite\npath = %s/no/such/dir/chat.db\n",
+             dir);
+    snprintf(want, sizeof want, "cannot open %s/no/such/dir/chat.db", dir);
+    refused(conf, want, "path in a missing directory");
+}
+
+/* --------------------------------------------------- a fresh database */
+
+static void test_fresh(void)
+{
+    struct stat st;
+    const char *log;
+    int rc;
+
+    capture_begin();
+    rc = load(db_path);
+    log = capture_end();
+    ok(rc == 0, "fresh database opens");
+    ok(strstr(log, "created schema version 1") != NULL,
+       "fresh database: schema created (log says so)");
+    ok(stat(db_path, &st) == 0 && S_ISREG(st.st_mode),
+       "fresh database: the file exists");
+    if (rc < 0) { /* nothing else can run */
+        unload();
+        remove_dir(dir);
+        exit(done_testing() | 1);
+    }
+}
+
+static void test_profiles(void)
+{
+    struct outcome o = { 0 };
+
+    is_int(profile_put(&o, CC_SIDE_PATIENT, PAT1, "user-p1"), CC_OK,
+           "patient profile registered");
+    is_int(o.calls, 1, "profile_put: one callback");
+    is_int(profile_put(&o, CC_SIDE_PATIENT, PAT2, NULL), CC_OK,
+           "patient profile without an owner registered");
+    is_int(profile_put(&o, CC_SIDE_PATIENT, PAT3, "user-p3"), CC_OK,
+           "third patient registered");
+    is_int(profile_put(&o, CC_SIDE_PROFESSIONAL, PRO1, "user-d1"), CC_OK,
+           "professional profile registered");
+    is_int(profile_put(&o, CC_SIDE_PROFESSIONAL, PRO2, "user-d2"), CC_OK,
+           "second professional registered");
+    is_int(profile_put(&o, CC_SIDE_PATIENT, PAT1, "someone-else"), CC_OK,
+           "registering again is idempotent");
+
+    is_int(profile_get(&o, CC_SIDE_PATIENT, PAT1), CC_OK,
+           "registered patient found");
+    is_int(profile_get(&o, CC_SIDE_PROFESSIONAL, PRO1), CC_OK,
+           "registered professional found");
+    is_int(profile_get(&o, CC_SIDE_PROFESSIONAL, PAT1), CC_E_NOTFOUND,
+           "a patient is not a professional");
+    is_int(o.calls, 1, "not found is a callback, not a refusal");
+    is_int(profile_get(&o, CC_SIDE_PATIENT, NOBODY), CC_E_NOTFOUND,
+           "unknown profile not found");
+
+    is_int(profile_put(&o, CC_SIDE_NONE, PAT1, NULL), CC_E_INVAL,
+           "profile_put without a side refused");
+    is_int(profile_get(&o, CC_SIDE_PATIENT, "1111"), CC_E_INVAL,
+           "profile_get with a short id refused");
+    is_int(o.calls, 0, "refused call: no callback");
+    outcome_free(&o);
+}
+
+static void test_chats(void)
+{
+    struct outcome o = { 0 };
+
+    is_int(chat_open(&o, CHAT_A, PAT1, PRO1, t0), CC_OK, "chat A opened");
+    is_int(o.created, 1, "chat A: first open creates it");
+    if (ok(o.chat != NULL, "chat A: result has the chat")) {
+        is_str(o.chat->id, CHAT_A, "chat A: the new id is used");
+        is_str(o.chat->patient_id, PAT1, "chat A: patient");
+        is_str(o.chat->professional_id, PRO1, "chat A: professional");
+        is_int(o.chat->created_at_us, t0, "chat A: created at now_us");
+        is_int(o.chat->updated_at_us, t0, "chat A: updated at creation");
+        is_int(o.chat->has_last, 0, "chat A: no last message yet");
+    }
+    outcome_free(&o);
+
+    is_int(chat_open(&o, CHAT_X, PAT1, PRO1, t0 + 99), CC_OK,
+           "chat A opened again with another new id");
+    is_int(o.created, 0, "second open does not create");
+    if (ok(o.chat != NULL, "second open: result has the chat")) {
+        is_str(o.chat->id, CHAT_A, "second open: the same chat");
+        is_int(o.chat->created_at_us, t0,
+               "second open: creation time unchanged");
+    }
+    outcome_free(&o);
+
+    is_int(chat_get(&o, CHAT_A, PAT1, NULL), CC_OK, "chat A by id");
+    if (ok(o.chat != NULL, "chat_get: result has the chat")) {
+        is_str(o.chat->id, CHAT_A, "chat_get: id");
+        is_str(o.chat->patient_id, PAT1, "chat_get: patient");
+        is_str(o.chat->professional_id, PRO1, "chat_get: professional");
+        is_int(o.chat->unread_count, 0, "chat_get: nothing unread");
+    }
+    outcome_free(&o);
+    is_int(chat_get(&o, CHAT_X, NULL, NULL), CC_E_NOTFOUND,
+           "the id of the second open was never stored");
+    is_int(o.calls, 1, "chat_get not found: one callback");
+    is_int(chat_get(&o, NOBODY, PAT1, NULL), CC_E_NOTFOUND,
+           "unknown chat id not found");
+    outcome_free(&o);
+
+    is_int(chat_open(&o, CHAT_X, NOBODY, PRO1, t0), CC_E_NOTFOUND,
+           "open with an unknown patient refused");
+    is_int(o.missing_side, CC_SIDE_PATIENT, "missing side: patient");
+    outcome_free(&o);
+    is_int(chat_open(&o, CHAT_X, PAT1, NOBODY, t0), CC_E_NOTFOUND,
+           "open with an unknown professional refused");
+    is_int(o.missing_side, CC_SIDE_PROFESSIONAL, "missing side: professional");
+    outcome_free(&o);
+    is_int(chat_open(&o, CHAT_X, PRO1, PAT1, t0), CC_E_NOTFOUND,
+           "open with the sides swapped refused");
+    outcome_free(&o);
+    is_int(chat_get(&o, CHAT_X, NULL, NULL), CC_E_NOTFOUND,
+           "refused opens created nothing");
+    outcome_free(&o);
+
+    is_int(append(&o, NOBODY, NOBODY, PAT1, CC_SIDE_PATIENT, "x", 1, t0),
+           CC_E_NOTFOUND, "append to an unknown chat not found");
+    outcome_free(&o);
+    is_int(message_list(&o, NOBODY, CC_SIDE_PATIENT, 0, 0, 10),
+           CC_E_NOTFOUND, "history of an unknown chat not found");
+    outcome_free(&o);
+    is_int(mark_read(&o, NOBODY, CC_SIDE_PATIENT), CC_E_NOTFOUND,
+           "mark_read of an unknown chat not found");
+    outcome_free(&o);
+}
+
+/* ------------------------------------------------------------ messages */
+
+static const char emoji[] = /* woman health worker (a ZWJ sequence), pill,
+                               stethoscope */
+    "\xf0\x9f\x91\xa9\xe2\x80\x8d\xe2\x9a\x95\xef\xb8\x8f \xf0\x9f\x92\x8a "
+    "\xf0\x9f\xa9\xba ok";
+static const char rtl[] = /* Arabic, a right-to-left mark, Hebrew, digits,
+                             a right-to-left override */
+    "\xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7\xd8\x8c \xd9\x83\xd9\x8a\xd9\x81"
+    " \xd8\xad\xd8\xa7\xd9\x84\xd9\x83\xd8\x9f \xe2\x80\x8f\xd7\xa9\xd7\x9c"
+    "\xd7\x95\xd7\x9d 123\xe2\x80\xae";
+static const char quotes[] =
+    "She said \"don't\" \\ C:\\temp\\new 'x' `y` \\\" \\\\ \"\"";
+static const char lines[] = "line 1\nline 2\r\nline 3\n\n\ttabbed\n";
+static const char injection[] = "'); DROP TABLE messages; --";
+static const char percents[] = "100% sure: %s %n %d";
+
+static void test_messages(void)
+{
+    struct outcome o = { 0 };
+    const struct {
+        const char *p;
+        size_t n;
+        int32_t side;
+        int64_t dt;
+    } in[] = {
+        { "Hello, doctor.", 14, CC_SIDE_PATIENT, 1000 },
+        { emoji, sizeof emoji - 1, CC_SIDE_PROFESSIONAL, 2000 },
+        { rtl, sizeof rtl - 1, CC_SIDE_PATIENT, 3000 },
+        { quotes, sizeof quotes - 1, CC_SIDE_PROFESSIONAL, 4000 },
+        /* same microsecond as the one before: order is by sequence */
+        { lines, sizeof lines - 1, CC_SIDE_PATIENT, 4000 },
+        { injection, sizeof injection - 1, CC_SIDE_PROFESSIONAL, 5000 },
+        { big, BIG, CC_SIDE_PATIENT, 6000 },
+        { "", 0, CC_SIDE_PROFESSIONAL, 7000 },
+        { percents, sizeof percents - 1, CC_SIDE_PATIENT, 8000 },
+    };
+    const size_t n_in = sizeof in / sizeof in[0];
+    int64_t prev_t = 0;
+    int dup_ids = 0, bad_times = 0;
+
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = i % 64 == 63 ? '\n' : (char)('a' + i % 26);
+
+    for (size_t i = 0; i < n_in; i++) {
+        is_int(append_a(&o, in[i].side, in[i].p, in[i].n, t0 + in[i].dt),
+               CC_OK, "append %zu (%zu bytes)", i + 1, in[i].n);
+        if (!o.message) {
+            ok(0, "append %zu: result has the stored message", i + 1);
+            outcome_free(&o);
+            continue;
+        }
+        is_int(o.message->seq, (int64_t)i + 1,
+               "append %zu: next per-chat sequence", i + 1);
+        is_str(o.message->id, hist_a[i].id, "append %zu: id as given", i + 1);
+        ok(same_bytes(o.message, in[i].p, in[i].n),
+           "append %zu: stored content byte-exact", i + 1);
+        outcome_free(&o);
+    }
+
+    is_int(message_list(&o, CHAT_A, CC_SIDE_PATIENT, 0, 0, 100), CC_OK,
+           "history of A");
+    is_int(o.n_messages, n_in, "history: all messages");
+    is_int(o.count, n_in, "history: count is the total");
+    is_int(o.more, 0, "history: nothing more");
+    for (size_t i = 0; i < o.n_messages && i < n_in; i++) {
+        const struct mcopy *m = &o.messages[i];
+
+        is_int(m->seq, (int64_t)i + 1, "history %zu: oldest first", i + 1);
+        ok(same_bytes(m, in[i].p, in[i].n),
+           "history %zu: content byte-exact (%zu bytes)", i + 1, in[i].n);
+        is_int(m->is_read, 0, "history %zu: unread", i + 1);
+        is_int(m->sender_type, in[i].side, "history %zu: sender side", i + 1);
+        if (m->created_at_us < prev_t)
+            bad_times++;
+        prev_t = m->created_at_us;
+        for (size_t j = 0; j < i; j++)
+            dup_ids += strcmp(o.messages[j].id, m->id) == 0;
+    }
+    is_int(dup_ids, 0, "history: message ids distinct");
+    is_int(bad_times, 0, "history: created_at never goes back");
+    outcome_free(&o);
+
+    /* The same id again: refused; its savepoint is rolled back, so the
+     * next message takes the next sequence number with no gap. */
+    is_int(append(&o, hist_a[0].id, CHAT_A, PAT1, CC_SIDE_PATIENT, "dup", 3,
+                  t0 + 9000) == CC_OK, 0, "a duplicate message id refused");
+    ok(o.has_error && o.error[0], "duplicate: result says why (%s)",
+       o.error);
+    outcome_free(&o);
+    is_int(append_a(&o, CC_SIDE_PROFESSIONAL, "after the duplicate", 19,
+                    t0 + 9000), CC_OK, "append after a refusal");
+    is_int(o.message ? o.message->seq : -1, n_a,
+           "append after a refusal: no gap in sequence");
+    outcome_free(&o);
+
+    is_int(append(&o, "short", CHAT_A, PAT1, CC_SIDE_PATIENT, "x", 1, t0),
+           CC_E_INVAL, "append with a bad message id refused");
+    is_int(append(&o, hist_a[0].id, CHAT_A, PAT1, CC_SIDE_NONE, "x", 1, t0),
+           CC_E_INVAL, "append without a sender side refused");
+    is_int(o.calls, 0, "refused append: no callback");
+    outcome_free(&o);
+}
+
+/* Forward and backward paging over chat A. */
+static void test_paging(void)
+{
+    struct outcome o = { 0 };
+    int seen[64] = { 0 };
+    int64_t after = 0;
+    int pages = 0, overlaps = 0, gaps = 0;
+    const uint32_t page = 3;
+
+    for (;;) {
+        if (message_list(&o, CHAT_A, CC_SIDE_PATIENT, after, 0, page) !=
+            CC_OK || ++pages > 20)
+            break;
+        if (pages == 1) {
+            is_int(o.n_messages, page, "page 1: page_size messages");
+            is_int(o.more, 1, "page 1: more");
+            is_int(o.count, n_a, "page 1: count is the total");
+            is_int(o.n_messages ? o.messages[0].seq : 0, 1,
+                   "page 1: starts at the oldest");
+        }
+        for (size_t i = 0; i < o.n_messages; i++) {
+            int64_t s = o.messages[i].seq;
+
+            if (s < 1 || s >= 64 || seen[s]++)
+                overlaps++;
+            if (s != after + 1 + (int64_t)i)
+                gaps++;
+        }
+        if (!o.more || !o.n_messages) {
+            is_int(o.n_messages, (n_a - 1) % page + 1,
+                   "last page: the remainder");
+            is_int(o.count, n_a, "last page: count is the total");
+            outcome_free(&o);
+            break;
+        }
+        after = o.messages[o.n_messages - 1].seq;
+        outcome_free(&o);
+    }
+    is_int(pages, (n_a + page - 1) / page, "paging forward: pages");
+    is_int(overlaps, 0, "paging forward: no overlap");
+    is_int(gaps, 0, "paging forward: no gap");
+    for (int s = 1; s <= n_a; s++)
+        if (!seen[s])
+            gaps++;
+    is_int(gaps, 0, "paging forward: every message seen once");
+
+    is_int(message_list(&o, CHAT_A, CC_SIDE_PATIENT, 0, n_a + 1, page),
+           CC_OK, "newest page (before_seq)");
+    is_int(o.n_messages, page, "newest page: page_size messages");
+    is_int(o.n_messages == page ? o.messages[0].seq : 0, n_a - page + 1,
+           "newest page: ascending, from n-2");
+    is_int(o.n_messages == page ? o.messages[page - 1].seq : 0, n_a,
+           "newest page: ends at the newest");
+    is_int(o.more, 1, "newest page: more before it");
+    outcome_free(&o);
+    is_int(message_list(&o, CHAT_A, CC_SIDE_PATIENT, 0, 3, page), CC_OK,
+           "page before seq 3");
+    is_int(o.n_messages, 2, "before seq 3: two messages");
+    is_int(o.more, 0, "before seq 3: nothing more");
+    outcome_free(&o);
+    is_int(message_list(&o, CHAT_A, CC_SIDE_PATIENT, n_a, 0, page), CC_OK,
+           "page after the newest");
+    is_int(o.n_messages, 0, "after the newest: empty");
+    is_int(o.more, 0, "after the newest: nothing more");
+    outcome_free(&o);
+    is_int(message_list(&o, CHAT_A, CC_SIDE_PATIENT, 0, 0, 0), CC_E_INVAL,
+           "page size 0 refused");
+    outcome_free(&o);
+}
+
+/* Read marks: each side marks the other's messages. */
+static void test_mark_read(void)
+{
+    struct outcome o = { 0 };
+    int64_t from_pat = 0, from_pro = 0;
+    int wrong = 0;
+
+    for (int i = 0; i < n_a; i++) {
+        if (hist_a[i].side == CC_SIDE_PATIENT)
+            from_pat++;
+        else
+            from_pro++;
+    }
+    chat_get(&o, CHAT_A, PAT1, NULL);
+    is_int(o.chat ? o.chat->unread_count : -1, from_pro,
+           "patient's unread: the professional's messages");
+    outcome_free(&o);
+    chat_get(&o, CHAT_A, NULL, PRO1);
+    is_int(o.chat ? o.chat->unread_count : -1, from_pat,
+           "professional's unread: the patient's messages");
+    outcome_free(&o);
+    chat_get(&o, CHAT_A, NULL, NULL);
+    is_int(o.chat ? o.chat->unread_count : -1, 0,
+           "no viewer: unread count 0");
+    outcome_free(&o);
+    chat_get(&o, CHAT_A, PAT2, NULL);
+    is_int(o.chat ? o.chat->unread_count : -1, 0,
+           "a viewer not in the chat: unread count 0");
+    outcome_free(&o);
+
+    is_int(mark_read(&o, CHAT_A, CC_SIDE_PATIENT), CC_OK,
+           "patient marks read");
+    is_int(o.count, from_pro, "mark_read: count of newly read");
+    outcome_free(&o);
+    chat_get(&o, CHAT_A, PAT1, NULL);
+    is_int(o.chat ? o.chat->unread_count : -1, 0,
+           "patient's unread drops to 0");
+    outcome_free(&o);
+    chat_get(&o, CHAT_A, NULL, PRO1);
+    is_int(o.chat ? o.chat->unread_count : -1, from_pat,
+           "professional's unread unchanged");
+    outcome_free(&o);
+    message_list(&o, CHAT_A, CC_SIDE_PATIENT, 0, 0, 100);
+    for (size_t i = 0; i < o.n_messages; i++)
+        wrong += o.messages[i].is_read !=
+                 (o.messages[i].sender_type == CC_SIDE_PROFESSIONAL);
+    is_int(o.n_messages, n_a, "history after mark_read: complete");
+    is_int(wrong, 0, "only the professional's messages are read");
+    outcome_free(&o);
+    is_int(mark_read(&o, CHAT_A, CC_SIDE_PATIENT), CC_OK,
+           "marking read again");
+    is_int(o.count, 0, "marking read again changes nothing");
+    outcome_free(&o);
+
+    is_int(mark_read(&o, CHAT_A, CC_SIDE_PROFESSIONAL), CC_OK,
+           "professional marks read");
+    is_int(o.count, from_pat, "professional: count of newly read");
+    outcome_free(&o);
+    chat_get(&o, CHAT_A, NULL, PRO1);
+    is_int(o.chat ? o.chat->unread_count : -1, 0,
+           "professional's unread drops to 0");
+    outcome_free(&o);
+
+    append_a(&o, CC_SIDE_PROFESSIONAL, "one more", 8, t0 + 10000);
+    outcome_free(&o);
+    chat_get(&o, CHAT_A, PAT1, NULL);
+    is_int(o.chat ? o.chat->unread_count : -1, 1,
+           "a new message is unread for the patient");
+    outcome_free(&o);
+    chat_get(&o, CHAT_A, NULL, PRO1);
+    is_int(o.chat ? o.chat->unread_count : -1, 0,
+           "but not for its sender");
+    outcome_free(&o);
+}
+
+/* ----------------------------------------------------------- chat list */
+
+static void test_chat_list(void)
+{
+    struct outcome o = { 0 };
+    static const char last_a[] = "latest in A";
+
+    /* Activity: B opened at +0.5 s, C opened at +0.6 s with a message at
+     * +0.7 s, A's last message at +0.8 s: the list is A, C, B. */
+    chat_open(&o, CHAT_B, PAT2, PRO1, t0 + 500000);
+    is_int(o.created, 1, "chat B created");
+    outcome_free(&o);
+    chat_open(&o, CHAT_C, PAT3, PRO1, t0 + 600000);
+    is_int(o.created, 1, "chat C created");
+    outcome_free(&o);
+    {
+        char id[37];
+
+        make_id(id, 0xc, 1);
+        is_int(append(&o, id, CHAT_C, PRO1, CC_SIDE_PROFESSIONAL,
+                      "hello C", 7, t0 + 700000), CC_OK, "message in C");
+        outcome_free(&o);
+    }
+    is_int(append_a(&o, CC_SIDE_PATIENT, last_a, sizeof last_a - 1,
+                    t0 + 800000), CC_OK, "latest message in A");
+    outcome_free(&o);
+
+    is_int(chat_list(&o, NULL, PRO1, 0, NULL, 10), CC_OK,
+           "professional's chat list");
+    is_int(o.n_chats, 3, "chat list: three chats");
+    is_int(o.count, 3, "chat list: count 3");
+    is_int(o.more, 0, "chat list: nothing more");
+    if (o.n_chats == 3) {
+        is_str(o.chats[0].id, CHAT_A, "most recent first: A");
+        is_str(o.chats[1].id, CHAT_C, "then C");
+        is_str(o.chats[2].id, CHAT_B, "then B");
+        is_int(o.chats[0].updated_at_us, t0 + 800000,
+               "A: updated at its last message");
+        ok(o.chats[0].has_last &&
+           same_bytes(&o.chats[0].last, last_a, sizeof last_a - 1),
+           "A: last_message is the latest");
+        is_int(o.chats[0].has_last ? o.chats[0].last.seq : 0, n_a,
+               "A: last_message has the last sequence");
+        is_int(o.chats[0].unread_count, 1,
+               "A: professional's unread in the list");
+        ok(o.chats[1].has_last &&
+           same_bytes(&o.chats[1].last, "hello C", 7),
+           "C: last_message");
+        is_int(o.chats[1].unread_count, 0, "C: own message is not unread");
+        is_int(o.chats[2].has_last, 0, "B: no last message");
+        is_int(o.chats[2].updated_at_us, t0 + 500000,
+               "B: updated at creation");
+    }
+    outcome_free(&o);
+
+    /* Paging with the (updated_at, id) cursor. */
+    is_int(chat_list(&o, NULL, PRO1, 0, NULL, 2), CC_OK, "chat list page 1");
+    is_int(o.n_chats, 2, "page 1: two chats");
+    is_int(o.more, 1, "page 1: more");
+    is_int(o.count, 3, "page 1: count is the total");
+    if (o.n_chats == 2) {
+        char id[37];
+        int64_t upd = o.chats[1].updated_at_us;
+
+        snprintf(id, sizeof id, "%s", o.chats[1].id);
+        outcome_free(&o);
+        is_int(chat_list(&o, NULL, PRO1, upd, id, 2), CC_OK,
+               "chat list page 2");
+        is_int(o.n_chats, 1, "page 2: the remaining chat");
+        is_str(o.n_chats ? o.chats[0].id : "", CHAT_B, "page 2: B");
+        is_int(o.more, 0, "page 2: nothing more");
+    }
+    outcome_free(&o);
+
+    is_int(chat_list(&o, PAT2, NULL, 0, NULL, 10), CC_OK,
+           "patient's chat list");
+    is_int(o.n_chats, 1, "patient 2: one chat");
+    is_str(o.n_chats ? o.chats[0].id : "", CHAT_B, "patient 2: B");
+    outcome_free(&o);
+    is_int(chat_list(&o, NULL, PRO2, 0, NULL, 10), CC_OK,
+           "chat list of a professional with no chats");
+    is_int(o.n_chats, 0, "no chats");
+    is_int(o.count, 0, "no chats: count 0");
+    outcome_free(&o);
+}
+
+/* ------------------------------------------- many requests in flight */
+
+struct pending {
+    int queued, calls, status, order;
+    int64_t seq;
+};
+
+static struct pending bulk[BULK];
+static int n_finished, n_expected;
+static volatile int all_finished;
+
+static void pending_cb(void *arg, int status,
+                       const struct cc_store_result *res)
+{
+    struct pending *p = arg;
+
+    if (in_api)
+        reentrant++;
+    p->calls++;
+    p->status = status;
+    p->order = n_finished++;
+    p->seq = res && res->message ? res->message->seq : -1;
+    if (n_finished == n_expected)
+        all_finished = 1;
+}
+
+/* Issue n appends of "<tag> <i>" by patient sender to chat without
+ * waiting; returns how many were queued. */
+static int issue(const char *chat, const char *sender, unsigned group,
+                 int n, int64_t t, const char *tag)
+{
+    int queued = 0;
+
+    memset(bulk, 0, sizeof bulk);
+    n_finished = 0;
+    n_expected = n;
+    all_finished = 0;
+    for (int i = 0; i < n; i++) {
+        char id[37], text[64];
+        struct cc_message m = {
+            .struct_size = sizeof m, .id = id, .chat_id = chat,
+            .sender_id = sender, .content = text, .created_at_us = t + i,
+            .sender_type = CC_SIDE_PATIENT,
+        };
+
+        make_id(id, group, (unsigned)i + 1);
+        m.content_len = (size_t)snprintf(text, sizeof text, "%s %d", tag, i);
+        in_api = 1;
+        bulk[i].queued = api->message_append(inst, &m, pending_cb, &bulk[i]);
+        in_api = 0;
+        queued += bulk[i].queued == CC_OK;
+    }
+    return queued;
+}
+
+/* After issue(): every call answered once, with success, in issue order,
+ * with consecutive sequences from first_seq. */
+static void check_issued(int n, int64_t first_seq, const char *what)
+{
+    int failed = 0, unordered = 0, badseq = 0, calls = 0;
+
+    for (int i = 0; i < n; i++) {
+        calls += bulk[i].calls == 1;
+        failed += bulk[i].status != CC_OK;
+        unordered += bulk[i].order != i;
+        badseq += bulk[i].seq != first_seq + i;
+    }
+    is_int(calls, n, "%s: every append answered once", what);
+    is_int(failed, 0, "%s: all succeeded", what);
+    is_int(unordered, 0, "%s: answered in issue order", what);
+    is_int(badseq, 0, "%s: consecutive sequences in issue order", what);
+}
+
+/* The history of chat from first_seq holds "<tag> <i>" for i < n. */
+static void check_tagged(const char *chat, int64_t first_seq, int n,
+                         const char *tag, const char *what)
+{
+    struct outcome o = { 0 };
+    int bad = 0;
+
+    is_int(message_list(&o, chat, CC_SIDE_PROFESSIONAL, first_seq - 1, 0,
+                        (uint32_t)n + 1), CC_OK, "%s: history listed", what);
+    is_int(o.n_messages, n, "%s: all messages in the history", what);
+    for (size_t i = 0; i < o.n_messages && i < (size_t)n; i++) {
+        char text[64];
+        int len = snprintf(text, sizeof text, "%s %zu", tag, i);
+
+        if (o.messages[i].seq != first_seq + (int64_t)i ||
+            !same_bytes(&o.messages[i], text, (size_t)len))
+            bad++;
+    }
+    is_int(bad, 0, "%s: history in issue order, contents intact", what);
+    outcome_free(&o);
+}
+
+static void test_bulk(void)
+{
+    struct outcome o = { 0 };
+    uint64_t start = cc_host_api_table()->now_mono_ns();
+    char last[64];
+    int last_len = snprintf(last, sizeof last, "bulk %d", BULK - 1);
+
+    is_int(issue(CHAT_B, PAT2, 0xb, BULK, t0 + 1000000, "bulk"), BULK,
+           "%d appends queued without waiting", BULK);
+    ok(pt_run_until(&env, &all_finished, 20000) == 0,
+       "%d appends all answered", BULK);
+    check_issued(BULK, 1, "bulk");
+    printf("# %d appends in %.0f ms\n", BULK,
+           (double)(cc_host_api_table()->now_mono_ns() - start) / 1e6);
+    check_tagged(CHAT_B, 1, BULK, "bulk", "bulk");
+
+    is_int(chat_list(&o, NULL, PRO1, 0, NULL, 1), CC_OK,
+           "chat list after the bulk");
+    is_str(o.n_chats ? o.chats[0].id : "", CHAT_B,
+           "chat list follows activity: B first");
+    ok(o.n_chats && o.chats[0].has_last &&
+       same_bytes(&o.chats[0].last, last, (size_t)last_len),
+       "B: last message is the last appended");
+    outcome_free(&o);
+}
+
+/* A tiny queue: calls beyond it are refused with CC_E_BUSY and never
+ * answered; the queued ones still commit in order. */
+static void test_small_queue(void)
+{
+    char conf[512], path[128];
+    struct outcome o = { 0 };
+    int n = 200, queued, busy = 0, other = 0;
+
+    snprintf(path, sizeof path, "%s/small.db", dir);
+    snprintf(conf, sizeof conf,
+             "[storage]\nplugin = sqlite\npath = %s\nsynchronous = full\n"
+             "busy_timeout = 1000\nbatch_max = 3\nqueue_max = 2\n", path);
+    if (!ok(load_conf(conf) == 0, "all keys set: loads")) {
+        unload();
+        return;
+    }
+    profile_put(&o, CC_SIDE_PATIENT, PAT2, NULL);
+    profile_put(&o, CC_SIDE_PROFESSIONAL, PRO1, NULL);
+    is_int(chat_open(&o, CHAT_B, PAT2, PRO1, t0), CC_OK,
+           "small queue: chat opened");
+    outcome_free(&o);
+    queued = issue(CHAT_B, PAT2, 0x5, n, t0, "small");
+    for (int i = 0; i < n; i++) {
+        busy += bulk[i].queued == CC_E_BUSY;
+        other += bulk[i].queued != CC_OK && bulk[i].queued != CC_E_BUSY;
+    }
+    printf("# queue_max 2: %d of %d queued, %d busy\n", queued, n, busy);
+    is_int(other, 0, "small queue: each call queued or CC_E_BUSY");
+    n_expected = queued;
+    if (queued)
+        pt_run_until(&env, &all_finished, 10000);
+    {
+        int calls_ok = 0, calls_busy = 0, unordered = 0, failed = 0;
+        int64_t next = 1;
+
+        for (int i = 0; i < n; i++) {
+            if (bulk[i].queued != CC_OK) {
+                calls_busy += bulk[i].calls;
+                continue;
+            }
+            calls_ok += bulk[i].calls;
+            failed += bulk[i].status != CC_OK;
+            unordered += bulk[i].seq != next++;
+        }
+        is_int(calls_ok, queued, "small queue: each queued call answered");
+        is_int(calls_busy, 0, "small queue: refused calls never answered");
+        is_int(failed, 0, "small queue: queued calls succeeded");
+        is_int(unordered, 0, "small queue: sequences in order, no gap");
+    }
+    unload();
+    outcome_free(&o);
+}
+
+/* ------------------------------------------------ restart, on disk */
+
+/* Appends still queued when the plugin stops are committed and answered
+ * before stop completes. */
+static void test_flush_on_stop(void)
+{
+    is_int(issue(CHAT_C, PAT3, 0xf, FLUSH, t0 + 3000000, "flush"), FLUSH,
+           "%d appends queued just before stop", FLUSH);
+    unload();
+    ok(all_finished, "stop answered every queued append");
+    check_issued(FLUSH, 2, "stop");
+}
+
+/* The file, read directly after the plugin closed it. */
+static void test_on_disk(const char *when, int64_t messages)
+{
+    char want[32];
+
+    is_str(lite_value(db_path, "PRAGMA journal_mode"), "wal",
+           "%s: journal_mode is WAL", when);
+    is_str(lite_value(db_path, "PRAGMA user_version"), "1",
+           "%s: schema version 1 (user_version)", when);
+    is_str(lite_value(db_path, "SELECT count(*) FROM sqlite_master WHERE "
+                      "type = 'table' AND name IN "
+                      "('profiles', 'chats', 'messages')"), "3",
+           "%s: the three tables", when);
+    snprintf(want, sizeof want, "%lld", (long long)messages);
+    is_str(lite_value(db_path, "SELECT count(*) FROM messages"), want,
+           "%s: %lld message rows, no duplicates", when,
+           (long long)messages);
+    is_str(lite_value(db_path, "SELECT count(*) FROM chats"), "3",
+           "%s: three chat rows", when);
+    is_str(lite_value(db_path, "PRAGMA integrity_check"), "ok",
+           "%s: integrity check", when);
+}
+
+static void test_reopen(void)
+{
+    struct outcome o = { 0 };
+    const char *log;
+    int rc;
+
+    capture_begin();
+    rc = load(db_path);
+    log = capture_end();
+    if (!ok(rc == 0, "existing database reopens")) {
+        unload();
+        return;
+    }
+    ok(strstr(log, "created schema") == NULL,
+       "reopen: the schema is not created again");
+    is_int(profile_get(&o, CC_SIDE_PATIENT, PAT1), CC_OK,
+           "reopen: profiles kept");
+    is_int(chat_open(&o, CHAT_X, PAT1, PRO1, t0 + 5000000), CC_OK,
+           "reopen: chat open");
+    is_int(o.created, 0, "reopen: the chat is not created again");
+    is_str(o.chat ? o.chat->id : "", CHAT_A, "reopen: same chat id");
+    outcome_free(&o);
+    check_history_a("reopen");
+    check_tagged(CHAT_B, 1, BULK, "bulk", "reopen, B");
+    check_tagged(CHAT_C, 2, FLUSH, "flush", "reopen, C (flushed on stop)");
+    is_int(message_list(&o, CHAT_A, CC_SIDE_PATIENT, 0, 0, 100), CC_OK,
+           "reopen: read marks");
+    is_int(o.n_messages > 1 ? o.messages[1].is_read : -1, 1,
+           "reopen: read marks kept");
+    outcome_free(&o);
+    unload();
+    outcome_free(&o);
+}
+
+/* A database from a newer carechat is refused, and left as it was. */
+static void test_future_version(void)
+{
+    char path[128], err[512] = "", ignored[8];
+    struct pt_env e;
+    char conf[512];
+    const char *log;
+    int rc;
+
+    snprintf(path, sizeof path, "%s/future.db", dir);
+    if (!ok(lite_run(path, 1, "CREATE TABLE future (x); "
+                     "PRAGMA user_version = 2", ignored, sizeof ignored) == 0,
+            "future database made by hand")) {
+        return;
+    }
+    snprintf(conf, sizeof conf, "[storage]\nplugin = sqlite\npath = %s\n",
+             path);
+    capture_begin();
+    rc = pt_load(&e, pt_plugin_path("storage-sqlite"), CC_KIND_STORAGE,
+                 "storage", conf, err, sizeof err);
+    log = capture_end();
+    is_int(rc, -1, "schema version 2 refused");
+    ok(err[0] != '\0', "refusal has an error (%s)", err);
+    if (!ok(strstr(log, "schema version 2") != NULL &&
+            strstr(log, "knows up to 1") != NULL,
+            "refusal names the versions"))
+        printf("#   log: %s", log);
+    ok(strstr(log, path) != NULL, "refusal names the file");
+    pt_unload(&e);
+    is_str(lite_value(path, "PRAGMA user_version"), "2",
+           "future database: version untouched");
+    is_str(lite_value(path, "PRAGMA journal_mode"), "delete",
+           "future database: journal mode untouched (not switched to WAL)");
+    is_str(lite_value(path, "SELECT count(*) FROM sqlite_master "
+                      "WHERE name = 'messages'"), "0",
+           "future database: no tables added");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/test_sqlite_XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(db_path, sizeof db_path, "%s/chat.db", dir);
+    /* Message times are t0 plus fixed offsets, so every expected order
+     * and updated_at is known exactly. */
+    t0 = (int64_t)time(NULL) * 1000000;
+
+    test_config();
+    test_fresh();
+    test_profiles();
+    test_chats();
+    test_messages();
+    test_paging();
+    test_mark_read();
+    test_chat_list();
+    test_bulk();
+    test_flush_on_stop(); /* unloads */
+    test_on_disk("after stop", n_a + 1 + BULK + FLUSH);
+    test_reopen();
+    test_on_disk("after reopen", n_a + 1 + BULK + FLUSH);
+    test_future_version();
+    test_small_queue();
+    is_int(reentrant, 0, "no callback ran inside the call that started it");
+    is_int(bad_results, 0, "every callback had a full result");
+    remove_dir(dir);
+    if (lite.dl)
+        dlclose(lite.dl);
+    return done_testing();
+}
