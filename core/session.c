@@ -98,8 +98,20 @@ static void frame_cleanup(const void *data, size_t len, void *arg)
  * c was dropped. */
 static int over_high_water(struct cc_conn *c)
 {
-    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t queued = evbuffer_get_length(out);
 
+    if (queued <= cc_srv->lim.out_high_water)
+        return 0;
+    /* Frames queued in this turn of the event loop (a burst of stored
+     * messages) have not been offered to the socket yet: hand them to the
+     * kernel (non-blocking) before judging the client.  A socket
+     * bufferevent keeps its output's start frozen except while it
+     * writes; do as it does. */
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    queued = evbuffer_get_length(out);
     if (queued <= cc_srv->lim.out_high_water)
         return 0;
     cc_log(CC_LOG_WARN, "ws", "%s: client is not reading (%zu bytes "

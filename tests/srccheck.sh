@@ -7,7 +7,9 @@
 #   - no // comments in the public headers (C89 integrators).
 cd "${CC_SRCDIR:-$(dirname "$0")/..}" || exit 1
 files=$(ls core/*.[ch] include/carechat/*.h plugins/*/*.[ch] \
-        tests/unit/*.[ch] tests/abi/*.c 2>/dev/null | tr '\n' ' ')
+        bench/*.[ch] doc/examples/*/*.[ch] tests/unit/*.[ch] tests/abi/*.c \
+        tests/fuzz/*.c \
+        2>/dev/null | tr '\n' ' ')
 n=0
 fail=0
 

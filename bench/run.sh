@@ -1,0 +1,68 @@
+#!/bin/sh
+# run.sh - reproduce doc/benchmarks.md: start carechatd from the build
+# tree on its embedded defaults (SQLite, HS256, local fan-out) with a
+# throwaway database, run carechat-bench's scenarios against it, print
+# each command and its JSON.  `make bench` runs it.
+#   BENCH_QUICK=1  shorter runs (a few seconds each)
+set -eu
+builddir=${CC_BUILDDIR:-$(pwd)}
+tmp=$(mktemp -d /tmp/carechat-bench-XXXXXX)
+secret=bench-secret-0123456789abcdef0123456789
+port=${BENCH_PORT:-18123}
+quick=${BENCH_QUICK:-}
+long=30; mid=10; idle_conns=50000
+if [ -n "$quick" ]; then long=3; mid=3; idle_conns=5000; fi
+
+# 50,000 sockets on each side need the descriptors; where the hard
+# limit is lower (containers), the idle run uses what there is.
+ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+fds=$(ulimit -n)
+if [ "$fds" != unlimited ] && [ "$idle_conns" -gt $((fds - 1000)) ]; then
+    echo "# open files limited to $fds here: idle run with $((fds - 1000))"
+    idle_conns=$((fds - 1000))
+fi
+
+cat >"$tmp/carechat.conf" <<CONF
+[server]
+listen = 127.0.0.1:$port
+plugin_dir = $builddir/plugins/.libs
+log_level = warn
+max_connections = 200000
+[storage]
+plugin = sqlite
+path = $tmp/carechat.db
+[auth]
+plugin = jwt
+secret = $secret
+[fanout]
+plugin = local
+CONF
+
+"$builddir/carechatd" -c "$tmp/carechat.conf" 2>"$tmp/carechatd.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+i=0
+until "$builddir/carechat-bench" -p "$port" -s "$secret" -c 1 -m 1 \
+      -d 0.1 --idle >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 100 ] || { cat "$tmp/carechatd.log"; exit 1; }
+    sleep 0.1
+done
+
+run() {
+    echo "\$ carechat-bench $*"
+    "$builddir/carechat-bench" -p "$port" -s "$secret" --pid "$pid" \
+        --json "$@" || echo "(exit status $?)"
+    echo
+}
+
+echo "# machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' \
+/proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+echo "# throughput: as fast as possible, 200 connections over 100 chats"
+run -c 200 -m 100 -w 16 -d "$long"
+echo "# latency at a fixed 5,000 messages/s"
+run -c 200 -m 100 -r 5000 -d "$mid"
+echo "# authenticated handshakes per second"
+run --handshakes -c 2000 -m 1000 --pending 128 -d "$mid"
+echo "# idle connections and the server's memory per connection"
+run --idle -c "$idle_conns" -m "$((idle_conns / 2))" \
+    --source 127.0.0.1-127.0.0.8 --pending 512 -d 5
