@@ -13,12 +13,17 @@
 #include "rest.h"
 #include "server.h"
 #include "session.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +104,8 @@ static void arm_timer(struct cc_conn *c, uint64_t ms)
     evtimer_add(c->timer, &tv);
 }
 
-void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen)
+void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
+                    int tls)
 {
     struct cc_conn *c;
     int one = 1;
@@ -113,8 +119,24 @@ void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen)
     c = xcalloc(1, sizeof *c);
     c->id = ++cc_srv->next_id;
     format_peer(c->peer, sizeof c->peer, sa);
-    c->bev = bufferevent_socket_new(cc_srv->base, fd,
-                                    BEV_OPT_CLOSE_ON_FREE);
+    c->tls = tls;
+    if (tls) {
+        SSL *ssl = cc_tls_ctx() ? SSL_new(cc_tls_ctx()) : NULL;
+        if (!ssl) {
+            close(fd);
+            free(c);
+            return;
+        }
+        c->bev = bufferevent_openssl_socket_new(cc_srv->base, fd, ssl,
+                                                BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        /* A TLS close_notify is not owed to a peer that just vanished. */
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(cc_srv->base, fd,
+                                        BEV_OPT_CLOSE_ON_FREE);
+    }
     c->timer = evtimer_new(cc_srv->base, timer_cb, c);
     if (!c->bev || !c->timer)
         abort();
@@ -249,9 +271,12 @@ void cc_conn_respond(struct cc_conn *c, int status, const char *extra_headers,
     c->reading = 0;
     bufferevent_enable(c->bev, EV_READ);
     arm_timer(c, cc_srv->lim.keepalive_timeout_ms);
-    /* A pipelined request may already be buffered. */
+    /* A pipelined request may already be buffered: handle it from the
+     * loop, not by recursion (thousands of pipelined requests would
+     * otherwise overflow the stack). */
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        conn_process(c);
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+                                                 BEV_TRIG_DEFER_CALLBACKS);
 }
 
 void cc_conn_respond_error(struct cc_conn *c, int status, const char *msg)
@@ -420,10 +445,49 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
         cc_session_on_write(c);
 }
 
+/* OpenSSL recognised plain HTTP on a TLS port: answer it in plain text
+ * (as nginx does) so a misconfigured client says why, then close.
+ * Returns 1 when that was the case. */
+static int tls_refuse_plain_http(struct cc_conn *c)
+{
+    static const char body[] =
+        "{\"error\": \"This port speaks TLS: use https:// or wss://\"}";
+    char resp[256];
+    unsigned long e;
+    int http = 0, n;
+
+    while ((e = bufferevent_get_openssl_error(c->bev)))
+        if (ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST)
+            http = 1;
+    if (!http)
+        return 0;
+    cc_log(CC_LOG_INFO, "http", "%s: plain HTTP on a TLS port: 400",
+           c->peer);
+    /* Read what the client sent, so closing does not reset the
+     * connection before it has read the answer. */
+    for (int i = 0; i < 16; i++) {
+        char sink[4096];
+        if (recv(bufferevent_getfd(c->bev), sink, sizeof sink,
+                 MSG_DONTWAIT) <= 0)
+            break;
+    }
+    n = snprintf(resp, sizeof resp, "HTTP/1.1 400 Bad Request\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                 "Connection: close\r\n\r\n%s", sizeof body - 1, body);
+    if (send(bufferevent_getfd(c->bev), resp, (size_t)n,
+             MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        cc_log(CC_LOG_DEBUG, "http", "%s: %s", c->peer, strerror(errno));
+    cc_conn_close(c);
+    return 1;
+}
+
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct cc_conn *c = arg;
 
+    if ((what & BEV_EVENT_ERROR) && c->tls && !c->ws &&
+        tls_refuse_plain_http(c))
+        return;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         if (c->state == CC_CONN_WS)
             cc_log(CC_LOG_DEBUG, "ws", "%s: connection lost", c->peer);

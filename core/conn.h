@@ -52,10 +52,13 @@ struct cc_conn {
     struct cc_ws *ws;          /* set in CC_CONN_WS */
     struct cc_conn *prev, *next; /* all connections */
     char peer[48];             /* client address, for logs */
+    int tls;                   /* accepted on a TLS listener */
 };
 
-/* Accept a new client socket (nonblocking, owned from now on). */
-void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen);
+/* Accept a new client socket (nonblocking, owned from now on); tls: it
+ * came to a TLS listener (the handshake runs under request_timeout). */
+void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
+                    int tls);
 
 /* Send the response to the current request and finish it: the status
  * line, Content-Type: application/json (when body), Content-Length,

@@ -62,6 +62,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cc_server_configure(&srv, conf) < 0) {
+        free(srv.listen);
+        free(srv.plugin_dir);
         cc_conf_free(conf);
         return 1;
     }

@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
@@ -83,16 +84,86 @@ static int set_limit(struct cc_limits *lim, const struct setting *st,
     }
 }
 
+/* The tls_* file and policy keys: 0 taken, -1 bad (*why set), 1 not a
+ * TLS key. */
+static int tls_key(struct cc_server *s, const struct cc_conf_entry *e,
+                   const char **why)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+    } files[] = {
+        { "tls_certificate", offsetof(struct cc_tls_conf, certificate) },
+        { "tls_key", offsetof(struct cc_tls_conf, key) },
+        { "tls_client_ca", offsetof(struct cc_tls_conf, client_ca) },
+        { "tls_ciphers", offsetof(struct cc_tls_conf, ciphers) },
+    };
+
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (strcmp(e->key, files[i].key) == 0) {
+            char **dst = (char **)((char *)&s->tls + files[i].off);
+            free(*dst);
+            *dst = strdup(e->value);
+            return 0;
+        }
+    if (strcmp(e->key, "tls_min_version") == 0) {
+        if (strcmp(e->value, "1.2") && strcmp(e->value, "1.3")) {
+            *why = "expected 1.2 or 1.3";
+            return -1;
+        }
+        s->tls.min_version = e->value[2] == '3' ? 13 : 12;
+        return 0;
+    }
+    if (strcmp(e->key, "tls_verify_client") == 0) {
+        static const char *modes[] = { "off", "optional", "require" };
+        for (int m = 0; m < 3; m++)
+            if (strcmp(e->value, modes[m]) == 0) {
+                s->tls.verify_client = m;
+                return 0;
+            }
+        *why = "expected off, optional or require";
+        return -1;
+    }
+    return 1;
+}
+
 static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
                       const char **why)
 {
     size_t i;
 
     if (strcmp(e->key, "listen") == 0) {
+        /* Check the addresses now, so that -t and file:line report them. */
+        char *list = strdup(e->value), *save = NULL, *tok;
+        int bad = 0;
+
+        for (tok = list ? strtok_r(list, ", ", &save) : NULL; tok && !bad;
+             tok = strtok_r(NULL, ", ", &save)) {
+            struct sockaddr_storage ss;
+            int sslen = sizeof ss;
+
+            memset(&ss, 0, sizeof ss);
+            bad = evutil_parse_sockaddr_port(tok, (struct sockaddr *)&ss,
+                                             &sslen) < 0 ||
+                  ((struct sockaddr_in *)&ss)->sin_port == 0;
+        }
+        free(list);
+        if (bad) {
+            *why = "expected host:port, comma-separated (e.g. "
+                   "127.0.0.1:8000 or [::1]:8000)";
+            return -1;
+        }
         free(s->listen);
         s->listen = strdup(e->value);
         return 0;
     }
+    if (strcmp(e->key, "tls_listen") == 0) {
+        free(s->tls_listen);
+        s->tls_listen = e->value[0] ? strdup(e->value) : NULL;
+        return 0;
+    }
+    if (tls_key(s, e, why) != 1)
+        return *why ? -1 : 0;
     if (strcmp(e->key, "plugin_dir") == 0) {
         free(s->plugin_dir);
         s->plugin_dir = strdup(e->value);
@@ -191,7 +262,13 @@ static int load_plugins(struct cc_server *s)
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int socklen, void *arg)
 {
-    cc_conn_accept(fd, sa, socklen);
+    cc_conn_accept(fd, sa, socklen, 0);
+}
+
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd,
+                          struct sockaddr *sa, int socklen, void *arg)
+{
+    cc_conn_accept(fd, sa, socklen, 1);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -204,7 +281,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 }
 
 /* Bind one "host:port" or "[v6]:port". */
-static int bind_one(struct cc_server *s, const char *spec)
+static int bind_one(struct cc_server *s, const char *spec, int tls)
 {
     struct sockaddr_storage ss;
     int sslen = sizeof ss;
@@ -222,7 +299,7 @@ static int bind_one(struct cc_server *s, const char *spec)
                s->conf->path, spec);
         return -1;
     }
-    l = evconnlistener_new_bind(s->base, on_accept, s,
+    l = evconnlistener_new_bind(s->base, tls ? on_accept_tls : on_accept, s,
                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                     LEV_OPT_CLOSE_ON_EXEC,
                                 1024, (struct sockaddr *)&ss, sslen);
@@ -233,19 +310,29 @@ static int bind_one(struct cc_server *s, const char *spec)
     }
     evconnlistener_set_error_cb(l, on_accept_error);
     listeners[n_listeners++] = l;
-    cc_log(CC_LOG_INFO, "server", "listening on %s", spec);
+    cc_log(CC_LOG_INFO, "server", "listening on %s%s", spec,
+           tls ? " (TLS)" : "");
     return 0;
 }
 
-static int bind_all(struct cc_server *s)
+static int bind_list(struct cc_server *s, const char *spec, int tls)
 {
-    char *list = strdup(s->listen), *save = NULL, *tok;
+    char *list = strdup(spec), *save = NULL, *tok;
     int rc = 0;
 
     for (tok = strtok_r(list, ", ", &save); tok && rc == 0;
          tok = strtok_r(NULL, ", ", &save))
-        rc = bind_one(s, tok);
+        rc = bind_one(s, tok, tls);
     free(list);
+    return rc;
+}
+
+static int bind_all(struct cc_server *s)
+{
+    int rc = bind_list(s, s->listen, 0);
+
+    if (rc == 0 && s->tls_listen)
+        rc = bind_list(s, s->tls_listen, 1);
     if (rc == 0 && n_listeners == 0) {
         cc_log(CC_LOG_ERROR, "config", "%s: [server] listen is empty",
                s->conf->path);
@@ -261,6 +348,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct cc_server *s = arg;
 
     if (sig == SIGHUP) {
+        if (s->tls_listen) {
+            char err[512];
+            if (cc_tls_load(&s->tls, err, sizeof err) == 0)
+                cc_log(CC_LOG_INFO, "tls", "certificate reloaded from %s",
+                       s->tls.certificate);
+            else
+                cc_log(CC_LOG_ERROR, "tls", "reload failed, keeping the "
+                       "current certificate: %s", err);
+        }
         cc_log(CC_LOG_INFO, "server", "SIGHUP: reloading plugins");
         struct cc_plugin_inst *ps[] = { &s->storage, &s->auth, &s->fanout };
         for (int i = 0; i < 3; i++)
@@ -284,6 +380,28 @@ static void host_fanout_deliver(const char *chat_id, int64_t seq,
     cc_hub_deliver(chat_id, seq, payload, len);
 }
 
+/* Load the TLS context when TLS listeners are configured (also for -t);
+ * TLS keys without tls_listen are a mistake worth stopping for. */
+static int tls_start(struct cc_server *s)
+{
+    char err[512];
+
+    if (!s->tls_listen) {
+        if (s->tls.certificate || s->tls.key) {
+            cc_log(CC_LOG_ERROR, "config", "%s: [server] tls_certificate "
+                   "is set but tls_listen is not: no TLS port would use it",
+                   s->conf->path);
+            return -1;
+        }
+        return 0;
+    }
+    if (cc_tls_load(&s->tls, err, sizeof err) < 0) {
+        cc_log(CC_LOG_ERROR, "tls", "%s: %s", s->conf->path, err);
+        return -1;
+    }
+    return 0;
+}
+
 int cc_server_start(struct cc_server *s)
 {
     static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
@@ -297,7 +415,7 @@ int cc_server_start(struct cc_server *s)
     cc_srv = s;
     signal(SIGPIPE, SIG_IGN);
     cc_host_init(s->base, &hooks);
-    if (load_plugins(s) < 0)
+    if (tls_start(s) < 0 || load_plugins(s) < 0)
         return -1;
     if (cc_plugin_start(&s->storage, err, sizeof err) < 0 ||
         cc_plugin_start(&s->auth, err, sizeof err) < 0 ||
@@ -322,7 +440,7 @@ int cc_server_check(struct cc_server *s)
 
     cc_srv = s;
     cc_host_init(s->base, &hooks);
-    rc = load_plugins(s);
+    rc = tls_start(s) < 0 ? -1 : load_plugins(s);
     struct cc_plugin_inst *ps[] = { &s->storage, &s->auth, &s->fanout };
     for (int i = 0; i < 3; i++) {
         if (ps[i]->desc)
@@ -382,5 +500,11 @@ void cc_server_free(struct cc_server *s)
     cc_hub_free();
     cc_host_shutdown();
     free(s->listen);
+    free(s->tls_listen);
+    free(s->tls.certificate);
+    free(s->tls.key);
+    free(s->tls.client_ca);
+    free(s->tls.ciphers);
+    cc_tls_free();
     free(s->plugin_dir);
 }

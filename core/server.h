@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "host.h"
+#include "tls.h"
 
 struct event_base;
 struct cc_conf;
@@ -33,6 +34,8 @@ struct cc_server {
     struct cc_conf *conf;
     struct cc_limits lim;
     char *listen;                 /* "addr:port[,addr:port...]" */
+    char *tls_listen;             /* the same, for TLS; NULL: none */
+    struct cc_tls_conf tls;
     char *plugin_dir;
     struct cc_plugin_inst storage, auth, fanout;
     const struct cc_storage_api *st;

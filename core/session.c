@@ -108,10 +108,12 @@ static int over_high_water(struct cc_conn *c)
      * kernel (non-blocking) before judging the client.  A socket
      * bufferevent keeps its output's start frozen except while it
      * writes; do as it does. */
-    evbuffer_unfreeze(out, 1);
-    evbuffer_write(out, bufferevent_getfd(c->bev));
-    evbuffer_freeze(out, 1);
-    queued = evbuffer_get_length(out);
+    if (!c->tls) { /* a TLS bufferevent encrypts: only it may write */
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, bufferevent_getfd(c->bev));
+        evbuffer_freeze(out, 1);
+        queued = evbuffer_get_length(out);
+    }
     if (queued <= cc_srv->lim.out_high_water)
         return 0;
     cc_log(CC_LOG_WARN, "ws", "%s: client is not reading (%zu bytes "
