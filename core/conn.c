@@ -13,6 +13,7 @@
 #include "rest.h"
 #include "server.h"
 #include "session.h"
+#include "tally.h"
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -35,6 +36,7 @@
 
 static struct cc_conn *all_conns;
 static uint64_t n_conns;
+static struct cc_tally per_ip;  /* open connections by client address */
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
@@ -54,22 +56,21 @@ uint64_t cc_conn_count(void)
     return n_conns;
 }
 
-static void format_peer(char *out, size_t n, const struct sockaddr *sa)
+/* "addr:port" (or "[v6]:port") into out, the address alone into ip. */
+static void format_peer(char *out, size_t n, char *ip, size_t ip_size,
+                        const struct sockaddr *sa)
 {
-    char addr[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-
+    snprintf(ip, ip_size, "?");
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
-        port = ntohs(in->sin_port);
-        snprintf(out, n, "%s:%d", addr, port);
+        inet_ntop(AF_INET, &in->sin_addr, ip, (socklen_t)ip_size);
+        snprintf(out, n, "%s:%d", ip, ntohs(in->sin_port));
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
-        port = ntohs(in6->sin6_port);
-        snprintf(out, n, "[%s]:%d", addr, port);
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)ip_size);
+        snprintf(out, n, "[%s]:%d", ip, ntohs(in6->sin6_port));
     } else {
+        snprintf(ip, ip_size, "unix");
         snprintf(out, n, "unix");
     }
 }
@@ -115,14 +116,25 @@ void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
         close(fd);
         return;
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c = xcalloc(1, sizeof *c);
+    format_peer(c->peer, sizeof c->peer, c->ip, sizeof c->ip, sa);
+    if (cc_tally_inc(&per_ip, c->ip) > cc_srv->lim.max_conns_per_ip &&
+        cc_srv->lim.max_conns_per_ip) {
+        cc_log(CC_LOG_WARN, "http", "%s: more than %llu connections from "
+               "this address: refused", c->peer,
+               (unsigned long long)cc_srv->lim.max_conns_per_ip);
+        cc_tally_dec(&per_ip, c->ip);
+        close(fd);
+        free(c);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->id = ++cc_srv->next_id;
-    format_peer(c->peer, sizeof c->peer, sa);
     c->tls = tls;
     if (tls) {
         SSL *ssl = cc_tls_ctx() ? SSL_new(cc_tls_ctx()) : NULL;
         if (!ssl) {
+            cc_tally_dec(&per_ip, c->ip);
             close(fd);
             free(c);
             return;
@@ -177,6 +189,9 @@ static void conn_free(struct cc_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     n_conns--;
+    cc_tally_dec(&per_ip, c->ip);
+    if (!n_conns)
+        cc_tally_free(&per_ip);
     free(c);
 }
 

@@ -51,8 +51,9 @@ struct cc_conn {
     struct cc_request *req;
     struct cc_ws *ws;          /* set in CC_CONN_WS */
     struct cc_conn *prev, *next; /* all connections */
-    char peer[48];             /* client address, for logs */
+    char peer[64];             /* client address, for logs */
     int tls;                   /* accepted on a TLS listener */
+    char ip[48];               /* client address without the port */
 };
 
 /* Accept a new client socket (nonblocking, owned from now on); tls: it

@@ -63,6 +63,14 @@ static const struct setting {
       3600000 },
     { "pong_timeout", K_DURATION, L(pong_timeout_ms), 10000, 100, 3600000 },
     { "max_connections", K_COUNT, L(max_connections), 100000, 1, 10000000 },
+    { "max_connections_per_ip", K_COUNT, L(max_conns_per_ip), 0, 0,
+      10000000 },
+    { "max_websockets_per_user", K_COUNT, L(max_ws_per_user), 20, 0,
+      1000000 },
+    { "max_pending_handshakes", K_COUNT, L(max_handshakes), 1000, 1,
+      10000000 },
+    { "message_rate", K_COUNT, L(message_rate), 0, 0, 1000000 },
+    { "message_burst", K_COUNT, L(message_burst), 20, 1, 1000000 },
 #undef L
 };
 
@@ -155,6 +163,11 @@ static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
         }
         free(s->listen);
         s->listen = strdup(e->value);
+        return 0;
+    }
+    if (strcmp(e->key, "allowed_origins") == 0) {
+        free(s->allowed_origins);
+        s->allowed_origins = e->value[0] ? strdup(e->value) : NULL;
         return 0;
     }
     if (strcmp(e->key, "tls_listen") == 0) {
@@ -501,6 +514,7 @@ void cc_server_free(struct cc_server *s)
     cc_host_shutdown();
     free(s->listen);
     free(s->tls_listen);
+    free(s->allowed_origins);
     free(s->tls.certificate);
     free(s->tls.key);
     free(s->tls.client_ca);

@@ -27,6 +27,11 @@ struct cc_limits {
     uint64_t ping_interval_ms;    /* idle WebSocket gets a ping */
     uint64_t pong_timeout_ms;     /* no answer to the ping: dropped */
     uint64_t max_connections;     /* process-wide */
+    uint64_t max_conns_per_ip;    /* 0: no limit */
+    uint64_t max_ws_per_user;     /* open WebSockets per user; 0: none */
+    uint64_t max_handshakes;      /* WebSockets being authenticated */
+    uint64_t message_rate;        /* chat messages/s per connection; 0 */
+    uint64_t message_burst;       /* bucket size for message_rate */
 };
 
 struct cc_server {
@@ -35,6 +40,7 @@ struct cc_server {
     struct cc_limits lim;
     char *listen;                 /* "addr:port[,addr:port...]" */
     char *tls_listen;             /* the same, for TLS; NULL: none */
+    char *allowed_origins;        /* "a, b" or NULL: any Origin */
     struct cc_tls_conf tls;
     char *plugin_dir;
     struct cc_plugin_inst storage, auth, fanout;

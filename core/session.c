@@ -26,6 +26,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
+#include "tally.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,14 @@ struct cc_ws {
     int ping_outstanding;
     int close_sent;
     int auth_pending;
+    int handshaking;                /* counted in pending_handshakes */
+    int user_counted;               /* counted in per_user */
+    double tokens;                  /* message_rate bucket */
+    uint64_t tokens_ms;
 };
+
+static uint64_t pending_handshakes;
+static struct cc_tally per_user;    /* open WebSockets by user id */
 
 static uint64_t now_ms(void)
 {
@@ -275,6 +283,29 @@ static void store_message(struct cc_conn *c, const struct cc_inbound *in,
     cc_conn_hold(c);
 }
 
+/* message_rate as a token bucket of message_burst: 1 when one more
+ * message may go. */
+static int rate_ok(struct cc_ws *ws)
+{
+    uint64_t now = now_ms();
+    double burst = (double)cc_srv->lim.message_burst;
+
+    if (!cc_srv->lim.message_rate)
+        return 1;
+    if (!ws->tokens_ms)
+        ws->tokens = burst;
+    else
+        ws->tokens += (double)(now - ws->tokens_ms) *
+                      (double)cc_srv->lim.message_rate / 1000.0;
+    ws->tokens_ms = now;
+    if (ws->tokens > burst)
+        ws->tokens = burst;
+    if (ws->tokens < 1.0)
+        return 0;
+    ws->tokens -= 1.0;
+    return 1;
+}
+
 static void on_text(void *arg, const char *data, size_t len)
 {
     struct cc_conn *c = arg;
@@ -286,6 +317,12 @@ static void on_text(void *arg, const char *data, size_t len)
 
     if (ws->close_sent)
         return;
+    if (!rate_ok(ws)) {
+        cc_log(CC_LOG_DEBUG, "ws", "%s: over message_rate: refused",
+               c->peer);
+        send_error(c, "Too many messages: not stored; slow down");
+        return;
+    }
     if (cc_inbound_parse(data, len, cc_srv->lim.max_content_chars, &in,
                          &error, ebuf, sizeof ebuf) < 0) {
         send_error(c, error);
@@ -443,6 +480,29 @@ static int parse_chat_path(struct cc_http_str path, char *out, size_t n)
 }
 
 /* Check the upgrade request; on failure answer it and return -1. */
+/* Browsers send Origin: with allowed_origins set, only those pages may
+ * open a chat (Cross-Site WebSocket Hijacking).  Clients that send no
+ * Origin (apps, scripts) are not browsers and pass. */
+static int origin_allowed(const struct cc_http_header *origin)
+{
+    const char *p = cc_srv->allowed_origins;
+
+    if (!p || !origin)
+        return 1;
+    while (*p) {
+        size_t n;
+        while (*p == ' ' || *p == ',')
+            p++;
+        n = strcspn(p, ", ");
+        if (n && ((n == 1 && *p == '*') ||
+                  (n == origin->value.n &&
+                   strncasecmp(p, origin->value.p, n) == 0)))
+            return 1;
+        p += n;
+    }
+    return 0;
+}
+
 static int check_handshake(struct cc_conn *c, char accept[29])
 {
     const struct cc_http_request *h = &c->req->h;
@@ -456,6 +516,12 @@ static int check_handshake(struct cc_conn *c, char accept[29])
     if (h->method != CC_HTTP_GET) {
         cc_conn_respond_lit(c, 405, "Allow: GET\r\n",
                         "{\"error\": \"Method not allowed\"}");
+        return -1;
+    }
+    if (!origin_allowed(cc_http_header(h, "Origin"))) {
+        cc_log(CC_LOG_INFO, "ws", "%s: Origin not in allowed_origins: 403",
+               c->peer);
+        cc_conn_respond_error(c, 403, "Origin not allowed");
         return -1;
     }
     if (!up || !cc_http_has_token(up->value, "websocket")) {
@@ -508,6 +574,10 @@ static void open_session(struct cc_conn *c)
     free(c->req);
     c->req = NULL;
     ws->open = 1;
+    if (ws->handshaking) {
+        ws->handshaking = 0;
+        pending_handshakes--;
+    }
     ws->last_rx_ms = now_ms();
     arm(ws->timer, cc_srv->lim.ping_interval_ms);
 }
@@ -600,6 +670,18 @@ static void auth_done(void *arg, int status, struct cc_auth_req *req)
         cc_session_close(c, CC_CLOSE_UNAUTHORIZED, req->error);
         return;
     }
+    if (cc_srv->lim.max_ws_per_user) {
+        c->ws->user_counted = 1;
+        if (cc_tally_inc(&per_user, req->principal.user_id) >
+            cc_srv->lim.max_ws_per_user) {
+            cc_log(CC_LOG_WARN, "ws", "%s: user %s has %llu WebSockets "
+                   "open already: 4429", c->peer, req->principal.user_id,
+                   (unsigned long long)cc_srv->lim.max_ws_per_user);
+            open_session(c);
+            cc_session_close(c, CC_CLOSE_TOO_MANY, "Too many connections");
+            return;
+        }
+    }
     lookup_chat(c);
 }
 
@@ -618,9 +700,17 @@ void cc_session_upgrade(struct cc_conn *c)
     }
     if (check_handshake(c, accept) < 0)
         return;
+    if (pending_handshakes >= cc_srv->lim.max_handshakes) {
+        cc_log(CC_LOG_WARN, "ws", "%s: %llu handshakes in progress: 503",
+               c->peer, (unsigned long long)pending_handshakes);
+        cc_conn_respond_error(c, 503, "Server busy; try again");
+        return;
+    }
     ws = calloc(1, sizeof *ws);
     if (!ws)
         abort();
+    ws->handshaking = 1;
+    pending_handshakes++;
     c->ws = ws;
     c->state = CC_CONN_WS;
     cc_ws_reader_init(&ws->rd, cc_srv->lim.max_ws_message);
@@ -654,6 +744,13 @@ void cc_session_free(struct cc_conn *c)
         return;
     if (ws->auth_pending)
         cc_auth_cancel(&ws->auth);
+    if (ws->handshaking)
+        pending_handshakes--;
+    if (ws->user_counted) {
+        cc_tally_dec(&per_user, ws->auth.principal.user_id);
+        if (!per_user.n_entries)
+            cc_tally_free(&per_user);
+    }
     cc_hub_leave(ws->member);
     if (ws->timer)
         event_free(ws->timer);

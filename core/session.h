@@ -19,6 +19,7 @@ struct cc_conn;
 #define CC_CLOSE_FORBIDDEN 4403     /* not the chat's patient/professional */
 #define CC_CLOSE_NOT_FOUND 4404     /* no such chat */
 #define CC_CLOSE_TOKEN_EXPIRED 4408 /* token expired while connected */
+#define CC_CLOSE_TOO_MANY 4429      /* max_websockets_per_user reached */
 
 /* A text frame shared by every recipient (design invariant 3). */
 struct cc_frame {

@@ -16,18 +16,18 @@ if command -v apt-get >/dev/null 2>&1; then
         libevent-dev libjansson-dev libjwt-dev libsqlite3-dev \
         libinih-dev libssl-dev libpq-dev libhiredis-dev \
         python3 python3-websockets ca-certificates abigail-tools \
-        postgresql redis-server clang libclang-rt-dev \
+        postgresql redis-server clang libclang-rt-dev openssl \
         >/dev/null
 elif command -v dnf >/dev/null 2>&1; then
     $SUDO dnf install -y gcc make autoconf automake libtool pkgconf \
         libevent-devel jansson-devel libjwt-devel sqlite-devel inih-devel \
         openssl-devel libpq-devel hiredis-devel python3 python3-websockets \
-        postgresql-server redis clang compiler-rt
+        postgresql-server redis clang compiler-rt openssl
 elif command -v apk >/dev/null 2>&1; then
     $SUDO apk add build-base autoconf automake libtool pkgconf \
         libevent-dev jansson-dev libjwt-dev sqlite-dev inih-dev \
         openssl-dev libpq-dev hiredis-dev python3 py3-websockets \
-        postgresql redis clang compiler-rt
+        postgresql redis clang compiler-rt openssl
 else
     echo "deps.sh: unknown package manager; install the packages listed" \
          "in README.md by hand" >&2

@@ -245,22 +245,13 @@ static void jwt_stop(void *inst, cc_post_cb done, void *arg)
 
 /* ------------------------------------------------------ authenticate */
 
-/* The client address for log lines, from an input of any size. */
-static const char *remote(const struct cc_auth_input *in)
-{
-    if (in && CC_HAS_MEMBER(in, struct cc_auth_input, remote_addr) &&
-        in->remote_addr)
-        return in->remote_addr;
-    return "?";
-}
-
 /* Refuse: log why at debug level (never the token), set the client-safe
  * message. */
 static int deny(struct jwt_auth *a, const struct cc_auth_input *in,
                 cc_auth_req *req, const char *msg)
 {
     a->host->log(a->ctx, CC_LOG_DEBUG, "token from %s denied: %s",
-                 remote(in), msg);
+                 cc_auth_remote(in), msg);
     a->host->auth_set_error(req, msg);
     return CC_AUTH_DENY;
 }
@@ -272,18 +263,11 @@ static const char *precheck(const struct jwt_auth *a, const char *tok,
 {
     struct cc_jws_parts p;
     struct cc_jws_header h;
+    const char *msg = cc_jws_parse(tok, len, &p, &h);
     json_t *payload;
 
-    if (cc_jws_split(tok, len, &p) < 0)
-        return CC_MSG_MALFORMED;
-    switch (cc_jws_header_parse(p.header, p.header_len, &h)) {
-    case CC_JWS_OK:
-        break;
-    case CC_JWS_BAD_ALG:
-        return CC_MSG_ALG;
-    default:
-        return CC_MSG_MALFORMED;
-    }
+    if (msg)
+        return msg;
     if (strcmp(h.alg, a->alg_name) != 0)
         return CC_MSG_ALG;
     if (!h.typ_ok)
@@ -328,7 +312,7 @@ static int verify_and_map(struct jwt_auth *a, const char *tok,
                          req, why, sizeof why);
     if (rc != CC_AUTH_OK)
         a->host->log(a->ctx, CC_LOG_DEBUG, "token from %s denied: %s",
-                     remote(in), why);
+                     cc_auth_remote(in), why);
 out:
     json_decref(claims);
     free(grants);
@@ -345,11 +329,9 @@ static int jwt_authenticate(void *inst, const struct cc_auth_input *in,
     size_t len;
     int rc;
 
-    if (!in || !CC_HAS_MEMBER(in, struct cc_auth_input, token_len) ||
-        !in->token || in->token_len == 0)
-        return deny(a, in, req, CC_MSG_MALFORMED);
-    if (in->token_len > CC_TOKEN_MAX)
-        return deny(a, in, req, CC_MSG_TOO_LONG);
+    msg = cc_auth_token_check(in);
+    if (msg)
+        return deny(a, in, req, msg);
     len = in->token_len;
     memcpy(buf, in->token, len);
     buf[len] = '\0';

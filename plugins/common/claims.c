@@ -155,9 +155,44 @@ int cc_jws_header_parse(const char *seg, size_t len,
     return rc;
 }
 
+const char *cc_jws_parse(const char *tok, size_t len, struct cc_jws_parts *p,
+                         struct cc_jws_header *h)
+{
+    if (cc_jws_split(tok, len, p) < 0)
+        return CC_MSG_MALFORMED;
+    switch (cc_jws_header_parse(p->header, p->header_len, h)) {
+    case CC_JWS_OK:
+        return NULL;
+    case CC_JWS_BAD_ALG:
+        return CC_MSG_ALG;
+    default:
+        return CC_MSG_MALFORMED;
+    }
+}
+
 json_t *cc_jws_payload_parse(const char *seg, size_t len)
 {
     return segment_json(seg, len);
+}
+
+/* ------------------------------------------------------- auth input */
+
+const char *cc_auth_remote(const struct cc_auth_input *in)
+{
+    if (in && CC_HAS_MEMBER(in, struct cc_auth_input, remote_addr) &&
+        in->remote_addr)
+        return in->remote_addr;
+    return "?";
+}
+
+const char *cc_auth_token_check(const struct cc_auth_input *in)
+{
+    if (!in || !CC_HAS_MEMBER(in, struct cc_auth_input, token_len) ||
+        !in->token || in->token_len == 0)
+        return CC_MSG_MALFORMED;
+    if (in->token_len > CC_TOKEN_MAX)
+        return CC_MSG_TOO_LONG;
+    return NULL;
 }
 
 /* ------------------------------------------------------- claims config */
@@ -244,6 +279,42 @@ static int parse_leeway(const char *v, int64_t *out)
     return 0;
 }
 
+/* The audience setting as stored: the comma-separated items of value
+ * without the blanks around them.  Returns a new string, or NULL with a
+ * static reason (an empty item, or out of memory). */
+static char *audience_list(const char *value, const char **reason)
+{
+    char *out = malloc(strlen(value) + 1), *o = out;
+    const char *p = value;
+
+    if (!out) {
+        *reason = "out of memory";
+        return NULL;
+    }
+    for (;;) {
+        size_t n;
+
+        p += strspn(p, " \t");
+        n = strcspn(p, ",");
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == 0) {
+            free(out);
+            *reason = "an empty audience in the list (separate "
+                      "audiences with commas)";
+            return NULL;
+        }
+        memcpy(o, p, n);
+        o += n;
+        p += strcspn(p, ",");
+        if (!*p++)
+            break;
+        *o++ = ',';
+    }
+    *o = '\0';
+    return out;
+}
+
 int cc_claims_conf_set(struct cc_claims_conf *c, const char *key,
                        const char *value, const char **reason)
 {
@@ -278,9 +349,16 @@ int cc_claims_conf_set(struct cc_claims_conf *c, const char *key,
                       "to skip the check)";
             return -1;
         }
-        if (set_string(key[0] == 'i' ? &c->issuer : &c->audience,
-                       value) < 0)
+        if (key[0] == 'a') {
+            char *list = audience_list(value, reason);
+
+            if (!list)
+                return -1;
+            free(c->audience);
+            c->audience = list;
+        } else if (set_string(&c->issuer, value) < 0) {
             goto nomem;
+        }
         return 1;
     }
     if (strcmp(key, "leeway") == 0) {
@@ -371,19 +449,39 @@ static int check_times(const struct cc_claims_conf *c, json_t *claims,
     return -1;
 }
 
-/* aud (RFC 7519 4.1.3): a string, or an array of strings, containing
- * want. */
-static int audience_ok(json_t *aud, const char *want)
+/* 1 when the JSON string v is one of the items of list (the normalized
+ * comma-separated audience setting). */
+static int in_list(json_t *v, const char *list)
+{
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+
+    if (!s)
+        return 0;
+    for (const char *p = list;; p++) {
+        size_t len = strcspn(p, ",");
+
+        if (len == n && memcmp(p, s, n) == 0)
+            return 1;
+        p += len;
+        if (!*p)
+            return 0;
+    }
+}
+
+/* aud (RFC 7519 4.1.3): a string, or an array of strings, containing one
+ * of the configured audiences. */
+static int audience_ok(json_t *aud, const char *list)
 {
     size_t i;
     json_t *v;
 
     if (json_is_string(aud))
-        return strcmp(json_string_value(aud), want) == 0;
+        return in_list(aud, list);
     if (!json_is_array(aud))
         return 0;
     json_array_foreach(aud, i, v) {
-        if (json_is_string(v) && strcmp(json_string_value(v), want) == 0)
+        if (in_list(v, list))
             return 1;
     }
     return 0;

@@ -44,6 +44,17 @@
 #define CC_MSG_AUDIENCE "Invalid token audience"
 #define CC_MSG_NO_USER "Token has no user id"
 
+/* ------------------------------------------------------- auth input */
+
+/* The client address of in, for log lines: remote_addr when in has it
+ * (an input of any size), else "?".  Borrowed from in. */
+const char *cc_auth_remote(const struct cc_auth_input *in);
+
+/* NULL when in carries a token worth parsing (present, non-empty, at
+ * most CC_TOKEN_MAX bytes), else the deny message (CC_MSG_MALFORMED or
+ * CC_MSG_TOO_LONG).  in may be NULL or of any size. */
+const char *cc_auth_token_check(const struct cc_auth_input *in);
+
 /* ------------------------------------------------------- claims config */
 
 /* How claims map to a principal, and which registered claims are checked.
@@ -54,7 +65,9 @@ struct cc_claims_conf {
     char *professional_claim; /* default "professional_id" */
     char *admin_claim;        /* default "carechat_admin" */
     char *issuer;             /* if set, iss must equal it */
-    char *audience;           /* if set, aud must contain it */
+    char *audience;           /* if set, aud must contain one of its
+                                 comma-separated items (normalized: no
+                                 blanks, no empty items) */
     int64_t leeway_s;         /* 0..CC_LEEWAY_MAX, applied to exp, nbf */
     int require_exp;          /* deny tokens without exp */
 };
@@ -65,6 +78,8 @@ int cc_claims_conf_init(struct cc_claims_conf *c);
 
 /* Apply one config key if it is a claims key: user_claim, patient_claim,
  * professional_claim, admin_claim, issuer, audience, leeway, require_exp.
+ * audience may list several audiences, comma-separated (blanks around
+ * the commas ignored): a token is accepted when its aud names any one.
  * Returns 1 when the key was taken, 0 when it is not a claims key (the
  * caller handles or refuses it), -1 for a bad value with a static reason
  * in *reason (or a memory failure, reason "out of memory").  value is
@@ -150,6 +165,13 @@ struct cc_jws_header {
  * Returns one of CC_JWS_*. */
 int cc_jws_header_parse(const char *seg, size_t len,
                         struct cc_jws_header *h);
+
+/* cc_jws_split() then cc_jws_header_parse(), with the result as a deny
+ * message: NULL when both passed, else CC_MSG_MALFORMED, or CC_MSG_ALG
+ * when alg is missing or not a short string.  The caller still checks
+ * h->alg against what it accepts, and h->typ_ok. */
+const char *cc_jws_parse(const char *tok, size_t len, struct cc_jws_parts *p,
+                         struct cc_jws_header *h);
 
 /* Decode the payload segment into a JSON object (duplicate member names
  * refused, as RFC 7519 section 4 allows).  Returns a new reference, or

@@ -412,9 +412,10 @@ class RedisServer:
 class RawWS:
     """A minimal RFC 6455 client over a socket, for protocol cases."""
 
-    def __init__(self, port, path, headers=None, timeout=5):
-        self.sock = socket.create_connection(("127.0.0.1", port),
-                                             timeout=timeout)
+    def __init__(self, port, path, headers=None, timeout=5, source=None):
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         self.buf = b""
         key = base64.b64encode(os.urandom(16)).decode()
         hdrs = {"Host": "127.0.0.1:%d" % port, "Upgrade": "websocket",

@@ -1039,8 +1039,10 @@ class SlowReader(ServerCase):
         holds only a few kilobytes for it once it stops reading."""
         real = socket.create_connection
 
-        def create(addr, timeout=None):
+        def create(addr, timeout=None, source_address=None):
             s = socket.socket()
+            if source_address:
+                s.bind(source_address)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1400)
             s.settimeout(timeout)

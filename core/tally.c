@@ -1,0 +1,115 @@
+/*
+ * tally.c - counts by string key (see tally.h).
+ */
+#include "tally.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct cc_tally_entry {
+    struct cc_tally_entry *next;
+    uint64_t count;
+    char key[];
+};
+
+static uint32_t hash_key(const char *s)
+{
+    uint32_t h = 2166136261u;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static struct cc_tally_entry **slot(const struct cc_tally *t,
+                                    const char *key)
+{
+    struct cc_tally_entry **pp;
+
+    if (!t->n_buckets)
+        return NULL;
+    for (pp = &t->buckets[hash_key(key) & (t->n_buckets - 1)]; *pp;
+         pp = &(*pp)->next)
+        if (strcmp((*pp)->key, key) == 0)
+            return pp;
+    return NULL;
+}
+
+static void grow(struct cc_tally *t)
+{
+    size_t nb = t->n_buckets ? t->n_buckets * 2 : 256;
+    struct cc_tally_entry **b;
+
+    if (t->n_buckets && t->n_entries < t->n_buckets)
+        return;
+    b = calloc(nb, sizeof *b);
+    if (!b)
+        abort();
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        struct cc_tally_entry *e = t->buckets[i], *next;
+        for (; e; e = next) {
+            size_t k = hash_key(e->key) & (nb - 1);
+            next = e->next;
+            e->next = b[k];
+            b[k] = e;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->n_buckets = nb;
+}
+
+uint64_t cc_tally_inc(struct cc_tally *t, const char *key)
+{
+    struct cc_tally_entry **pp = slot(t, key), *e;
+    size_t n;
+
+    if (pp)
+        return ++(*pp)->count;
+    grow(t);
+    n = strlen(key);
+    e = malloc(sizeof *e + n + 1);
+    if (!e)
+        abort();
+    memcpy(e->key, key, n + 1);
+    e->count = 1;
+    pp = &t->buckets[hash_key(key) & (t->n_buckets - 1)];
+    e->next = *pp;
+    *pp = e;
+    t->n_entries++;
+    return 1;
+}
+
+void cc_tally_dec(struct cc_tally *t, const char *key)
+{
+    struct cc_tally_entry **pp = slot(t, key), *e;
+
+    if (!pp)
+        return;
+    e = *pp;
+    if (--e->count > 0)
+        return;
+    *pp = e->next;
+    free(e);
+    t->n_entries--;
+}
+
+uint64_t cc_tally_get(const struct cc_tally *t, const char *key)
+{
+    struct cc_tally_entry **pp = slot(t, key);
+
+    return pp ? (*pp)->count : 0;
+}
+
+void cc_tally_free(struct cc_tally *t)
+{
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        struct cc_tally_entry *e = t->buckets[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            free(e);
+        }
+    }
+    free(t->buckets);
+    memset(t, 0, sizeof *t);
+}

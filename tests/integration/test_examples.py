@@ -1,0 +1,138 @@
+"""The integrator's example in doc/examples/auth-tokenfile, built the way
+doc/plugin-guide.md tells an integrator to: out of tree, with its own
+Makefile, $(CC) and `pkg-config carechat-plugin` (pointed at this
+source tree's public headers, since nothing is installed here), then
+loaded into a real carechatd.  A WebSocket connects with one of its
+tokens, so the guide's promise is checked, not just its compilation.
+"""
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+import uuid
+
+import ccharness
+from ccharness import BUILDDIR, SRCDIR, RawWS, Server
+
+EXAMPLE = os.path.join(SRCDIR, "doc", "examples", "auth-tokenfile")
+
+
+def build_example(tmp):
+    """Copy the example out of the tree and run its Makefile; the path of
+    the plugin it built."""
+    if not shutil.which("pkg-config") or not shutil.which("make"):
+        ccharness.skip_or_fail("pkg-config and make are needed to build "
+                               "the example (Debian: pkg-config make)")
+    src = os.path.join(tmp, "auth-tokenfile")
+    shutil.copytree(EXAMPLE, src)
+    env = dict(os.environ, PKG_CONFIG_PATH=BUILDDIR)
+    r = subprocess.run(
+        ["make", "-C", src, "CC=" + os.environ.get("CC", "cc"),
+         "CFLAGS=-O2 -g -Wall -Wextra -Werror",
+         # carechat-plugin.pc of this build, but the headers of the
+         # source tree: what an install would put in $(includedir).
+         "PKG_CONFIG=pkg-config --define-variable=includedir=" +
+         os.path.join(SRCDIR, "include")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        timeout=120)
+    if r.returncode != 0:
+        raise AssertionError("building the example failed:\n" +
+                             r.stdout.decode())
+    return os.path.join(src, "auth-tokenfile.so"), r.stdout.decode()
+
+
+class TokenFileExample(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="carechat-example-")
+        cls.plugin, cls.build_log = build_example(cls.tmp)
+        cls.pat, cls.pro = str(uuid.uuid4()), str(uuid.uuid4())
+        cls.tokens = {k: "tok-%s-%s" % (k, uuid.uuid4().hex)
+                      for k in ("admin", "patient", "pro")}
+        cls.tokens_file = os.path.join(cls.tmp, "tokens")
+        with open(cls.tokens_file, "w") as f:
+            f.write("# test tokens\n\n"
+                    "%s admin-1 admin\n" % cls.tokens["admin"] +
+                    "%s alice patient=%s\n" % (cls.tokens["patient"],
+                                               cls.pat) +
+                    "%s dr-who professional=%s\n" % (cls.tokens["pro"],
+                                                     cls.pro))
+        cls.srv = Server({"auth": {"plugin": cls.plugin, "secret": None,
+                                   "tokens_file": cls.tokens_file}})
+        cls.srv.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.srv.close()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_built_with_public_headers_only(self):
+        self.assertIn("-I" + os.path.join(SRCDIR, "include"),
+                      self.build_log)
+        self.assertNotIn("/core", self.build_log)
+        if shutil.which("nm"):
+            out = subprocess.run(["nm", "-D", "--defined-only",
+                                  self.plugin], stdout=subprocess.PIPE,
+                                 timeout=30).stdout.decode()
+            exported = [line.split()[-1] for line in out.splitlines()
+                        if line.split()[1:2] == ["T"]]
+            self.assertEqual(exported, ["cc_plugin_entry"])
+
+    def test_websocket_connects_with_a_listed_token(self):
+        for kind, pid in (("patient", self.pat),
+                          ("professional", self.pro)):
+            status, _, body = self.srv.request(
+                "POST", "/chat/profiles/", {"kind": kind, "id": pid},
+                token=self.tokens["admin"])
+            self.assertEqual(status, 201, body)
+        status, _, chat = self.srv.request(
+            "POST", "/chat/chats/", {"professional": self.pro},
+            token=self.tokens["patient"])
+        self.assertEqual(status, 201, chat)
+        ws = RawWS(self.srv.port, "/ws/chat/%s/" % chat["id"],
+                   headers={"Authorization": "Bearer " +
+                            self.tokens["pro"]})
+        try:
+            self.assertEqual(ws.status, 101)
+            ws.send_json({"content": "signed in by a tokens file"})
+            msg = ws.recv_json()["message"]
+            self.assertEqual(msg["content"], "signed in by a tokens file")
+            self.assertEqual(msg["sender_type"], "professional")
+        finally:
+            ws.close()
+
+    def test_unlisted_token_refused(self):
+        status, _, body = self.srv.request("GET", "/chat/chats/",
+                                           token="tok-nobody")
+        self.assertEqual((status, body), (401, {"error": "Unknown token"}))
+        ws = RawWS(self.srv.port, "/ws/chat/%s/?token=tok-nobody" %
+                   uuid.uuid4())
+        try:
+            self.assertEqual(ws.recv_close(), (4401, "Unknown token"))
+        finally:
+            ws.close()
+
+    def test_bad_tokens_file_stops_the_start(self):
+        bad = os.path.join(self.tmp, "bad-tokens")
+        with open(bad, "w") as f:
+            f.write("ok-token someone\nlonely-token\n")
+        srv = Server({"auth": {"plugin": self.plugin, "secret": None,
+                               "tokens_file": bad}})
+        try:
+            srv.write_conf()
+            r = subprocess.run([os.path.join(BUILDDIR, "carechatd"), "-t",
+                                "-c", srv.conf_path],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=30)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("[auth] tokens_file: %s:2: expected TOKEN "
+                          "USER_ID" % bad, r.stdout.decode())
+        finally:
+            srv.close()
+
+
+if __name__ == "__main__":
+    ccharness.main()
