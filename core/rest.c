@@ -48,7 +48,8 @@ struct op {
     json_t *body;           /* parsed JSON body, or NULL */
     int side;               /* resolved side of the caller in the chat */
     uint32_t limit;
-    int64_t after, before;  /* message cursors */
+    int64_t after, before;  /* message cursors; chat list: the cursor's
+                               time, chat_id its id */
 };
 
 static void *xcalloc(size_t n, size_t sz)
@@ -345,11 +346,25 @@ static struct cc_viewer viewer_of(const struct op *op)
     return v;
 }
 
+/* A chat-list cursor link: "u" older than, "n" newer than a chat. */
+static void chat_link(struct cc_sbuf *b, struct op *op, char dir,
+                      int64_t us, const char *id)
+{
+    char cursor[80];
+
+    snprintf(cursor, sizeof cursor, "%c%lld_%s", dir, (long long)us, id);
+    add_link(b, op, "/chat/chats/", cursor, op->limit);
+}
+
 static void list_done(void *arg, int status, const struct cc_store_result *res)
 {
     struct op *op = arg;
     struct cc_sbuf b = { 0 };
-    char cursor[80];
+    const struct cc_chat *first, *last;
+    /* Storage plugins built for ABI 1.0 cannot page towards newer chats:
+     * no previous link then. */
+    int can_back = CC_ABI_MINOR_OF(cc_srv->storage.desc->abi_version) >= 1;
+    int newer = op->after > 0;
 
     if (!op_alive(op))
         return;
@@ -357,16 +372,23 @@ static void list_done(void *arg, int status, const struct cc_store_result *res)
         storage_fail(op, status, res);
         return;
     }
+    first = res->n_chats ? res->chats[0] : NULL;
+    last = res->n_chats ? res->chats[res->n_chats - 1] : NULL;
     cc_sbuf_printf(&b, "{\"count\": %lld, \"next\": ", (long long)res->count);
-    if (res->more && res->n_chats) {
-        const struct cc_chat *last = res->chats[res->n_chats - 1];
-        snprintf(cursor, sizeof cursor, "u%lld_%s",
-                 (long long)last->updated_at_us, last->id);
-        add_link(&b, op, "/chat/chats/", cursor, op->limit);
-    } else {
+    if (last && (newer || res->more))
+        chat_link(&b, op, 'u', last->updated_at_us, last->id);
+    else if (!last && newer)
+        chat_link(&b, op, 'u', op->after, op->chat_id);
+    else
         cc_sbuf_adds(&b, "null");
-    }
-    cc_sbuf_adds(&b, ", \"previous\": null, \"results\": [");
+    cc_sbuf_adds(&b, ", \"previous\": ");
+    if (can_back && first && (newer ? res->more : op->before > 0))
+        chat_link(&b, op, 'n', first->updated_at_us, first->id);
+    else if (can_back && !first && op->before > 0)
+        chat_link(&b, op, 'n', op->before, op->chat_id);
+    else
+        cc_sbuf_adds(&b, "null");
+    cc_sbuf_adds(&b, ", \"results\": [");
     for (size_t i = 0; i < res->n_chats; i++) {
         if (i)
             cc_sbuf_adds(&b, ", ");
@@ -380,21 +402,29 @@ static void list_done(void *arg, int status, const struct cc_store_result *res)
 static void list_chats(struct op *op)
 {
     struct cc_chat_query q = { .struct_size = sizeof q };
-    char cursor[80], id[37];
+    char cursor[80];
     long long us = 0;
 
     if (parse_paging(op, cursor, sizeof cursor) < 0)
         return;
     if (cursor[0]) {
         char *us_end;
-        if (cursor[0] != 'u' || (us = strtoll(cursor + 1, &us_end, 10)) <= 0
-            || *us_end != '_' ||
-            cc_uuid_canon(us_end + 1, strlen(us_end + 1), id) < 0) {
+        int can_back =
+            CC_ABI_MINOR_OF(cc_srv->storage.desc->abi_version) >= 1;
+        if ((cursor[0] != 'u' && (cursor[0] != 'n' || !can_back)) ||
+            (us = strtoll(cursor + 1, &us_end, 10)) <= 0 ||
+            *us_end != '_' ||
+            cc_uuid_canon(us_end + 1, strlen(us_end + 1), op->chat_id) < 0) {
             fail(op, 400, "Invalid cursor");
             return;
         }
-        q.before_updated_us = us;
-        q.before_id = id;
+        if (cursor[0] == 'u') {
+            q.before_updated_us = op->before = us;
+            q.before_id = op->chat_id;
+        } else {
+            q.after_updated_us = op->after = us;
+            q.after_id = op->chat_id;
+        }
     }
     q.viewer = viewer_of(op);
     q.limit = op->limit;

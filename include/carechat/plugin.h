@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define CC_ABI_MAJOR 1
-#define CC_ABI_MINOR 0
+#define CC_ABI_MINOR 1
 #define CC_ABI_VERSION (((uint32_t)CC_ABI_MAJOR << 16) | CC_ABI_MINOR)
 #define CC_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define CC_ABI_MINOR_OF(v) ((uint32_t)(v) & 0xffffu)

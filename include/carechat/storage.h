@@ -72,6 +72,12 @@ struct cc_chat_query {
     int64_t before_updated_us; /* cursor: 0 for the first page */
     const char *before_id;     /* cursor tie-break, NULL for first page */
     uint32_t limit;            /* page size, at least 1 */
+    /* Since ABI 1.1 (read only when struct_size covers them, and sent
+     * only to plugins built for 1.1 or later): the page of chats NEWER
+     * than (after_updated_us, after_id), the ones nearest to it, still
+     * most recent first; res->more then says newer ones remain. */
+    int64_t after_updated_us;  /* 0: not this kind of query */
+    const char *after_id;
 };
 
 struct cc_message_query {

@@ -5,6 +5,7 @@
 #include "storeq.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,11 +197,11 @@ int sq_viewer_side(const struct sq_req *r, const struct sq_chat *o)
     return CC_SIDE_NONE;
 }
 
-void sq_finish_chats(struct sq_req *r)
+void sq_finish_chats(struct sq_req *r, int rev)
 {
     r->chat_ptrs = sq_xcalloc(r->n + 1, sizeof *r->chat_ptrs);
     for (size_t i = 0; i < r->n; i++)
-        r->chat_ptrs[i] = &r->chats[i].c;
+        r->chat_ptrs[rev ? r->n - 1 - i : i] = &r->chats[i].c;
     r->res.chats = r->chat_ptrs;
     r->res.n_chats = r->n;
 }
@@ -363,6 +364,13 @@ static int api_chat_list(void *inst, const struct cc_chat_query *q,
     set_viewer(r, &q->viewer);
     r->cursor_us = q->before_updated_us > 0 ? q->before_updated_us : 0;
     sq_copy_id(r->a, q->before_id);
+    if (q->struct_size >= offsetof(struct cc_chat_query, after_id) +
+                              sizeof q->after_id &&
+        q->after_updated_us > 0 && q->after_id) {
+        r->after = q->after_updated_us; /* newer than (after, c) */
+        sq_copy_id(r->c, q->after_id);
+        r->cursor_us = 0;
+    }
     r->limit = q->limit;
     return submit(inst, r);
 }

@@ -44,7 +44,8 @@ struct sq_chat {
  *   PROFILE_PUT/GET  side, a = profile, user (PUT)
  *   CHAT_OPEN        a = new id, b = patient, c = professional, t
  *   CHAT_GET         a = chat, vpat/vpro
- *   CHAT_LIST        vpat/vpro, cursor_us + a (cursor id), limit
+ *   CHAT_LIST        vpat/vpro, cursor_us + a (older than), or after + c
+ *                    (newer than), limit
  *   MSG_APPEND       a = id, b = chat, c = sender, side, content, t
  *   MSG_LIST         b = chat, side (viewer), after, before, limit
  *   MARK_READ        b = chat, side (reader) */
@@ -121,8 +122,9 @@ int sq_viewer_side(const struct sq_req *r, const struct sq_chat *o);
 /* Allocate room for up to n chats or messages. */
 void sq_alloc_chats(struct sq_req *r, size_t n);
 void sq_alloc_msgs(struct sq_req *r, size_t n);
-/* Point res.chats at the first r->n chats. */
-void sq_finish_chats(struct sq_req *r);
+/* Point res.chats at the first r->n chats, in reverse when rev (a
+ * "newer than" page is read oldest first). */
+void sq_finish_chats(struct sq_req *r, int rev);
 /* Point res.messages at the first n of r->msgs; reversed when desc. */
 void sq_finish_msgs(struct sq_req *r, size_t n, int desc);
 /* Fill o->m from the fields already copied into o. */

@@ -71,7 +71,8 @@
 
 enum stmt {
     S_PROFILE_PUT, S_PROFILE_GET, S_CHAT_INSERT, S_CHAT_BY_PAIR, S_CHAT_GET,
-    S_SEQ_NEXT, S_MSG_INSERT, S_MARK_READ, S_CHAT_LIST, S_CHAT_COUNT,
+    S_SEQ_NEXT, S_MSG_INSERT, S_MARK_READ, S_CHAT_LIST, S_CHAT_NEWER,
+    S_CHAT_COUNT,
     S_MSG_AFTER, S_MSG_BEFORE, N_STMT
 };
 
@@ -105,6 +106,12 @@ static const char *const sql[N_STMT] = {
                     "c.updated_at < " TS("$3") " OR (c.updated_at = "
                     TS("$3") " AND c.id < $4::uuid)) "
                     "ORDER BY c.updated_at DESC, c.id DESC LIMIT $5::int8",
+    [S_CHAT_NEWER] = CHAT_FULL("$1", "$2")
+                     "WHERE (c.patient_id = $1::uuid OR "
+                     "c.professional_id = $2::uuid) AND (c.updated_at > "
+                     TS("$3") " OR (c.updated_at = " TS("$3")
+                     " AND c.id > $4::uuid)) "
+                     "ORDER BY c.updated_at, c.id LIMIT $5::int8",
     [S_CHAT_COUNT] = "SELECT count(*) FROM chats WHERE patient_id = $1::uuid "
                      "OR professional_id = $2::uuid",
     /* One statement, one snapshot: the chat's last_seq (the total) and a
@@ -676,7 +683,9 @@ static int do_chat_list(struct worker *w, struct sq_req *r)
     char cur[24], lim[24];
     const char *cnt[] = { opt_id(r->vpat), opt_id(r->vpro) };
     const char *p[] = { opt_id(r->vpat), opt_id(r->vpro), cur,
-                        r->cursor_us ? opt_id(r->a) : NULL, lim };
+                        r->after ? r->c
+                                 : r->cursor_us ? opt_id(r->a) : NULL,
+                        lim };
     PGresult *res = run(w, S_CHAT_COUNT, 2, cnt);
     int rows;
 
@@ -684,9 +693,10 @@ static int do_chat_list(struct worker *w, struct sq_req *r)
         return fail(w, r, res);
     r->res.count = col_i64(res, 0, 0);
     PQclear(res);
-    snprintf(cur, sizeof cur, "%lld", (long long)r->cursor_us);
+    snprintf(cur, sizeof cur, "%lld",
+             (long long)(r->after ? r->after : r->cursor_us));
     snprintf(lim, sizeof lim, "%lld", (long long)r->limit + 1);
-    res = run(w, S_CHAT_LIST, 5, p);
+    res = run(w, r->after ? S_CHAT_NEWER : S_CHAT_LIST, 5, p);
     if (!ok_rows(res))
         return fail(w, r, res);
     rows = PQntuples(res);
@@ -695,7 +705,7 @@ static int do_chat_list(struct worker *w, struct sq_req *r)
         read_chat(res, i, &r->chats[r->n++]);
     r->res.more = rows > (int)r->limit;
     PQclear(res);
-    sq_finish_chats(r);
+    sq_finish_chats(r, r->after > 0);
     return CC_OK;
 }
 

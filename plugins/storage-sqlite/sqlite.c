@@ -38,8 +38,8 @@ enum stmt {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
     S_PROFILE_PUT, S_PROFILE_GET, S_CHAT_INSERT, S_CHAT_BY_PAIR, S_CHAT_GET,
     S_LAST_MSG, S_UNREAD, S_MSG_INSERT, S_CHAT_BUMP, S_MARK_READ,
-    S_CHAT_LIST, S_CHAT_COUNT, S_MSG_AFTER, S_MSG_BEFORE, S_READ_BEGIN,
-    S_READ_END, N_STMT
+    S_CHAT_LIST, S_CHAT_NEWER, S_CHAT_COUNT, S_MSG_AFTER, S_MSG_BEFORE,
+    S_READ_BEGIN, S_READ_END, N_STMT
 };
 
 static const char *const sql[N_STMT] = {
@@ -79,6 +79,13 @@ static const char *const sql[N_STMT] = {
                     "AND (?3 = 0 OR updated_at < ?3 OR "
                     "(updated_at = ?3 AND id < ?4)) "
                     "ORDER BY updated_at DESC, id DESC LIMIT ?5",
+    [S_CHAT_NEWER] = "SELECT id, patient_id, professional_id, created_at, "
+                     "updated_at, last_seq FROM chats WHERE id IN ("
+                     "SELECT id FROM chats WHERE patient_id = ?1 UNION "
+                     "SELECT id FROM chats WHERE professional_id = ?2) "
+                     "AND (updated_at > ?3 OR "
+                     "(updated_at = ?3 AND id > ?4)) "
+                     "ORDER BY updated_at, id LIMIT ?5",
     [S_CHAT_COUNT] = "SELECT count(*) FROM (SELECT id FROM chats WHERE "
                      "patient_id = ?1 UNION SELECT id FROM chats WHERE "
                      "professional_id = ?2)",
@@ -597,12 +604,13 @@ static int do_chat_list(struct db *d, struct sq_req *r)
     rc = sqlite3_step(q);
     r->res.count = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
     sqlite3_reset(q);
-    if (rc != SQLITE_ROW || !(q = stmt(d, S_CHAT_LIST)))
+    if (rc != SQLITE_ROW ||
+        !(q = stmt(d, r->after ? S_CHAT_NEWER : S_CHAT_LIST)))
         return fail(r, d);
     bind_text(q, 1, r->vpat[0] ? r->vpat : NULL);
     bind_text(q, 2, r->vpro[0] ? r->vpro : NULL);
-    sqlite3_bind_int64(q, 3, r->cursor_us);
-    sqlite3_bind_text(q, 4, r->a, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, r->after ? r->after : r->cursor_us);
+    sqlite3_bind_text(q, 4, r->after ? r->c : r->a, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 5, (int64_t)r->limit + 1);
     sq_alloc_chats(r, r->limit + 1);
     seqs = sq_xcalloc(r->limit + 1, sizeof *seqs);
@@ -624,7 +632,7 @@ static int do_chat_list(struct db *d, struct sq_req *r)
             return fail(r, d);
         }
     free(seqs);
-    sq_finish_chats(r);
+    sq_finish_chats(r, r->after > 0);
     return CC_OK;
 }
 

@@ -39,7 +39,11 @@ SECRET = "integration-test-secret-0123456789abcdef"
 # postgres (tests/integration/postgres.py sets it).
 STORAGE = os.environ.get("CC_TEST_STORAGE", "sqlite")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                     "runtime error:")
+                     "runtime error:", "definitely lost in",
+                     "Invalid read of", "Invalid write of",
+                     "uninitialised value", "Invalid free")
+# CC_VALGRIND=1: run every daemon under valgrind (make check-valgrind).
+VALGRIND = bool(os.environ.get("CC_VALGRIND"))
 
 
 def skip_or_fail(reason):
@@ -131,11 +135,17 @@ class Server:
     def start(self, wait=True):
         self.write_conf()
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [os.path.join(BUILDDIR, "carechatd"), "-c", self.conf_path],
-            stdout=self.log, stderr=self.log)
+        argv = [os.path.join(BUILDDIR, "carechatd"), "-c", self.conf_path]
+        if VALGRIND:
+            # make check-valgrind: definite leaks and memory errors in the
+            # daemon fail the test (through the sanitizer-marker check).
+            argv = ["valgrind", "--quiet", "--leak-check=full",
+                    "--errors-for-leak-kinds=definite",
+                    "--show-leak-kinds=definite", "--num-callers=30",
+                    "--log-file=" + self.log_path + ".vg"] + argv
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log)
         if wait:
-            self.wait_ready()
+            self.wait_ready(timeout=120 if VALGRIND else 15)
         return self
 
     def wait_ready(self, timeout=15):
@@ -179,6 +189,9 @@ class Server:
         try:
             self.stop()
             log = self.read_log() if os.path.exists(self.log_path) else ""
+            if os.path.exists(self.log_path + ".vg"):
+                with open(self.log_path + ".vg", errors="replace") as f:
+                    log += f.read()
             for marker in SANITIZER_MARKERS:
                 at = log.find(marker)
                 if at >= 0:

@@ -291,6 +291,33 @@ class CreateChat(ServerCase):
 # ----------------------------------------------------------- lists
 class ListChats(ServerCase):
 
+    def test_pages_both_ways(self):
+        _, pt, _, _ = self.users()
+        made = [self.ok("POST", "/chat/chats/",
+                        {"professional": self.world.profile("professional")},
+                        pt, status=201)["id"] for _ in range(7)]
+        newest_first = list(reversed(made))
+        fwd = self.walk("/chat/chats/?page_size=3", pt)
+        self.assertEqual([len(p["results"]) for p in fwd], [3, 3, 1])
+        self.assertEqual([c["id"] for p in fwd for c in p["results"]],
+                         newest_first)
+        self.assertIsNone(fwd[0]["previous"])
+        for p in fwd:
+            self.assertEqual(p["count"], 7)
+        for p in fwd[1:]:
+            self.assertIsNotNone(p["previous"])
+        # From the last page back to the first, by previous links.
+        u = urllib.parse.urlsplit(fwd[-1]["previous"])
+        back = self.walk(u.path + "?" + u.query, pt, key="previous")
+        self.assertEqual([[c["id"] for c in p["results"]] for p in back],
+                         [[c["id"] for c in p["results"]]
+                          for p in reversed(fwd[:-1])])
+        self.assertIsNone(back[-1]["previous"])
+        self.assertIsNotNone(back[-1]["next"])
+        status, _, body = self.srv.request(
+            "GET", "/chat/chats/?cursor=x1_abc", token=pt)
+        self.assertEqual((status, body), (400, {"error": "Invalid cursor"}))
+
     def test_most_recent_activity_first(self):
         pat, pt, _, _ = self.users()
         pros = [self.world.profile("professional") for _ in range(3)]
