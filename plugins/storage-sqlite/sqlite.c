@@ -10,6 +10,9 @@
  *    (group commit: one fsync for many messages);
  *  - one reader thread owns a read-only connection (WAL lets it read
  *    while the writer commits) and answers the queries.
+ *  - one checkpointer thread runs WAL checkpoints (PASSIVE) on its own
+ *    connection every 200 ms, so the writer never stalls on the
+ *    checkpoint's fsync in the middle of a group (auto-checkpoint off).
  * Results travel back with one host->post per group, and callbacks run on
  * the loop in queue order, so messages of a chat are acknowledged in the
  * order they were appended.  A request's callback runs only after its
@@ -30,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SCHEMA_VERSION 1
 
@@ -137,8 +141,12 @@ struct sq {
     int full_sync;
     struct db w, r;
     struct sq_queue wq, rq;
-    pthread_t writer, reader;
+    pthread_t writer, reader, checkpointer;
     int running;
+    sqlite3 *ck;                /* the checkpointer's connection */
+    pthread_mutex_t ck_mu;
+    pthread_cond_t ck_cv;
+    int ck_stop;
 };
 
 /* ----------------------------------------------------------- config */
@@ -752,6 +760,34 @@ static void *reader_main(void *arg)
 
 /* ------------------------------------------------------- lifecycle */
 
+/* Checkpoint the WAL every 200 ms, off the writer's path.  PASSIVE
+ * never waits for readers or the writer; the WAL file is truncated on
+ * stop. */
+static void *checkpointer_main(void *arg)
+{
+    struct sq *sq = arg;
+    struct timespec ts;
+
+    pthread_mutex_lock(&sq->ck_mu);
+    while (!sq->ck_stop) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&sq->ck_cv, &sq->ck_mu, &ts);
+        if (sq->ck_stop)
+            break;
+        pthread_mutex_unlock(&sq->ck_mu);
+        sqlite3_wal_checkpoint_v2(sq->ck, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                  NULL, NULL);
+        pthread_mutex_lock(&sq->ck_mu);
+    }
+    pthread_mutex_unlock(&sq->ck_mu);
+    return NULL;
+}
+
 static int sq_start(void *inst)
 {
     struct sq *sq = inst;
@@ -762,8 +798,23 @@ static int sq_start(void *inst)
         db_close(&sq->w);
         return CC_E_FAIL;
     }
+    if (sqlite3_open_v2(sq->path, &sq->ck, SQLITE_OPEN_READWRITE |
+                                               SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        sq->host->log(sq->ctx, CC_LOG_ERROR, "cannot open %s: %s", sq->path,
+                      sq->ck ? sqlite3_errmsg(sq->ck) : "out of memory");
+        sqlite3_close(sq->ck);
+        sq->ck = NULL;
+        db_close(&sq->r);
+        db_close(&sq->w);
+        return CC_E_FAIL;
+    }
+    sqlite3_wal_autocheckpoint(sq->w.h, 0); /* the checkpointer's job */
+    pthread_mutex_init(&sq->ck_mu, NULL);
+    pthread_cond_init(&sq->ck_cv, NULL);
     if (pthread_create(&sq->writer, NULL, writer_main, sq) != 0 ||
-        pthread_create(&sq->reader, NULL, reader_main, sq) != 0)
+        pthread_create(&sq->reader, NULL, reader_main, sq) != 0 ||
+        pthread_create(&sq->checkpointer, NULL, checkpointer_main, sq) != 0)
         abort();
     sq->running = 1;
     sq->host->log(sq->ctx, CC_LOG_INFO, "database %s open (WAL, "
@@ -782,6 +833,18 @@ static void sq_stop(void *inst, cc_post_cb done, void *arg)
         sq_queue_stop(&sq->rq);
         pthread_join(sq->writer, NULL);
         pthread_join(sq->reader, NULL);
+        pthread_mutex_lock(&sq->ck_mu);
+        sq->ck_stop = 1;
+        pthread_cond_signal(&sq->ck_cv);
+        pthread_mutex_unlock(&sq->ck_mu);
+        pthread_join(sq->checkpointer, NULL);
+        /* Everything is written: fold the WAL into the database. */
+        sqlite3_wal_checkpoint_v2(sq->ck, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                  NULL, NULL);
+        sqlite3_close(sq->ck);
+        sq->ck = NULL;
+        pthread_mutex_destroy(&sq->ck_mu);
+        pthread_cond_destroy(&sq->ck_cv);
         sq->running = 0;
     }
     /* Posted after the last results, so it runs after their callbacks. */
