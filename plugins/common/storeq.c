@@ -4,7 +4,6 @@
  */
 #include "storeq.h"
 
-#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,19 +21,6 @@ void *sq_xcalloc(size_t n, size_t size)
 void sq_copy_id(char dst[SQ_ID_LEN + 1], const char *src)
 {
     snprintf(dst, SQ_ID_LEN + 1, "%s", src ? src : "");
-}
-
-int sq_parse_long(const char *v, long min, long max, long *out)
-{
-    char *end;
-    long n;
-
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < min || n > max)
-        return -1;
-    *out = n;
-    return 0;
 }
 
 /* ------------------------------------------------------------ queues */

@@ -136,7 +136,5 @@ void sq_chat_link(struct sq_chat *o, int64_t created_at_us,
 /* Make r's stored message the result of an append (content moves). */
 void sq_append_result(struct sq_req *r, int64_t seq);
 
-/* Parse a decimal in [min, max]; 0 or -1. */
-int sq_parse_long(const char *v, long min, long max, long *out);
 
 #endif

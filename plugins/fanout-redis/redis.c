@@ -39,6 +39,8 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "pconf.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +48,7 @@
 
 #define ID_LEN 36
 #define NODE_LEN 16
+#define PASSWORD_MAX 1024       /* bytes of a password_file */
 
 struct rd;
 
@@ -117,35 +120,6 @@ static void *xcalloc(size_t n, size_t size)
 
 /* ----------------------------------------------------------- config */
 
-static int parse_long(const char *v, long min, long max, long *out)
-{
-    char *end;
-    long n;
-
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < min || n > max)
-        return -1;
-    *out = n;
-    return 0;
-}
-
-static char *read_secret_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char buf[1024];
-    size_t n;
-
-    if (!f)
-        return NULL;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    return n ? strdup(buf) : NULL;
-}
-
 /* "host:port", "[v6]:port", "unix:/path" or "/path". */
 static int set_address(struct rd *rd, const char *v)
 {
@@ -160,7 +134,7 @@ static int set_address(struct rd *rd, const char *v)
         return rd->unix_path[0] ? 0 : -1;
     }
     colon = strrchr(v, ':');
-    if (!colon || colon == v || parse_long(colon + 1, 1, 65535, &port) < 0)
+    if (!colon || colon == v || cc_pconf_long(colon + 1, 1, 65535, &port) < 0)
         return -1;
     if (v[0] == '[' && colon[-1] == ']')
         rd->addr_host = strndup(v + 1, (size_t)(colon - v - 2));
@@ -194,7 +168,7 @@ static int cfg_key(void *arg, const char *key, const char *value,
 
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
         if (strcmp(key, nums[i].key) == 0) {
-            if (parse_long(value, nums[i].min, nums[i].max,
+            if (cc_pconf_long(value, nums[i].min, nums[i].max,
                            (long *)((char *)rd + nums[i].off)) < 0) {
                 *reason = nums[i].reason;
                 return CC_E_INVAL;
@@ -208,10 +182,12 @@ static int cfg_key(void *arg, const char *key, const char *value,
         }
     } else if (strcmp(key, "password") == 0 ||
                strcmp(key, "password_file") == 0) {
-        char *pw = key[8] ? read_secret_file(value) : strdup(value);
+        char *pw = key[8] ? cc_pconf_read_secret(value, PASSWORD_MAX, reason)
+                          : strdup(value);
         if (!pw || !pw[0]) {
+            if (pw)
+                *reason = "is empty";
             free(pw);
-            *reason = key[8] ? "cannot be read, or is empty" : "is empty";
             return CC_E_INVAL;
         }
         if (rd->password) {

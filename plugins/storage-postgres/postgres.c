@@ -34,6 +34,7 @@
  */
 #include <carechat/storage.h>
 
+#include "pconf.h"
 #include "storeq.h"
 
 #include <errno.h>
@@ -47,6 +48,7 @@
 
 #define SCHEMA_VERSION 1
 #define MAX_READERS 32
+#define CONNINFO_MAX 4096       /* bytes of a conninfo_file */
 /* pg_advisory_xact_lock key for migrations: "care" */
 #define MIGRATION_LOCK "1667330661"
 
@@ -182,29 +184,6 @@ struct pg {
 
 /* ----------------------------------------------------------- config */
 
-static char *read_conninfo_file(const char *path, const char **reason)
-{
-    FILE *f = fopen(path, "r");
-    char buf[4096];
-    size_t n;
-
-    if (!f) {
-        *reason = "cannot be read";
-        return NULL;
-    }
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
-                     buf[n - 1] == ' '))
-        buf[--n] = '\0';
-    if (n == 0) {
-        *reason = "is empty";
-        return NULL;
-    }
-    return strdup(buf);
-}
-
 static int cfg_key(void *arg, const char *key, const char *value,
                    const char **reason)
 {
@@ -212,7 +191,8 @@ static int cfg_key(void *arg, const char *key, const char *value,
     long n;
 
     if (strcmp(key, "conninfo") == 0 || strcmp(key, "conninfo_file") == 0) {
-        char *ci = key[8] ? read_conninfo_file(value, reason)
+        char *ci = key[8] ? cc_pconf_read_secret(value, CONNINFO_MAX,
+                                                 reason)
                           : strdup(value);
         if (!ci)
             return CC_E_INVAL;
@@ -224,25 +204,25 @@ static int cfg_key(void *arg, const char *key, const char *value,
         pg->conninfo = ci;
         pg->conninfo_source = strdup(key[8] ? value : "conninfo");
     } else if (strcmp(key, "readers") == 0) {
-        if (sq_parse_long(value, 1, MAX_READERS, &n) < 0) {
+        if (cc_pconf_long(value, 1, MAX_READERS, &n) < 0) {
             *reason = "expected a number from 1 to 32";
             return CC_E_INVAL;
         }
         pg->n_readers = (int)n;
     } else if (strcmp(key, "batch_max") == 0) {
-        if (sq_parse_long(value, 1, 100000, &n) < 0) {
+        if (cc_pconf_long(value, 1, 100000, &n) < 0) {
             *reason = "expected a number from 1 to 100000";
             return CC_E_INVAL;
         }
         pg->batch_max = (int)n;
     } else if (strcmp(key, "queue_max") == 0) {
-        if (sq_parse_long(value, 1, 100000000, &n) < 0) {
+        if (cc_pconf_long(value, 1, 100000000, &n) < 0) {
             *reason = "expected a number from 1 to 100000000";
             return CC_E_INVAL;
         }
         pg->queue_max = (size_t)n;
     } else if (strcmp(key, "reconnect_max") == 0) {
-        if (sq_parse_long(value, 100, 600000, &n) < 0) {
+        if (cc_pconf_long(value, 100, 600000, &n) < 0) {
             *reason = "expected milliseconds, 100 to 600000";
             return CC_E_INVAL;
         }

@@ -25,6 +25,7 @@
  */
 #include <carechat/storage.h>
 
+#include "pconf.h"
 #include "storeq.h"
 
 #include <errno.h>
@@ -165,19 +166,19 @@ static int cfg_key(void *arg, const char *key, const char *value,
         free(sq->path);
         sq->path = strdup(value);
     } else if (strcmp(key, "busy_timeout") == 0) {
-        if (sq_parse_long(value, 0, 600000, &n) < 0) {
+        if (cc_pconf_long(value, 0, 600000, &n) < 0) {
             *reason = "expected milliseconds, 0 to 600000";
             return CC_E_INVAL;
         }
         sq->busy_timeout = (int)n;
     } else if (strcmp(key, "batch_max") == 0) {
-        if (sq_parse_long(value, 1, 100000, &n) < 0) {
+        if (cc_pconf_long(value, 1, 100000, &n) < 0) {
             *reason = "expected a number from 1 to 100000";
             return CC_E_INVAL;
         }
         sq->batch_max = (int)n;
     } else if (strcmp(key, "queue_max") == 0) {
-        if (sq_parse_long(value, 1, 100000000, &n) < 0) {
+        if (cc_pconf_long(value, 1, 100000000, &n) < 0) {
             *reason = "expected a number from 1 to 100000000";
             return CC_E_INVAL;
         }

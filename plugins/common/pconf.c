@@ -1,0 +1,55 @@
+/*
+ * pconf.c - config value helpers shared by the plugins (see pconf.h).
+ */
+#include "pconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int cc_pconf_long(const char *v, long min, long max, long *out)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < min || n > max)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+char *cc_pconf_read_secret(const char *path, size_t max,
+                           const char **reason)
+{
+    FILE *f = fopen(path, "re");
+    struct stat st;
+    char *buf, *out = NULL;
+    size_t n;
+
+    if (!f || fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+        if (f)
+            fclose(f);
+        *reason = "cannot be read";
+        return NULL;
+    }
+    buf = malloc(max + 2);
+    if (!buf)
+        abort();
+    n = fread(buf, 1, max + 1, f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (n == 0)
+        *reason = "is empty";
+    else if (n > max)
+        *reason = "is too large";
+    else if (!(out = strndup(buf, n)))
+        abort();
+    explicit_bzero(buf, max + 2);
+    free(buf);
+    return out;
+}

@@ -1,0 +1,22 @@
+/*
+ * pconf.h - config value helpers shared by the plugins (storage sqlite
+ * and postgres, fan-out redis): a ranged integer and a small secret file
+ * (a password, a connection string).  Compiled into each plugin that
+ * uses them; libc only.
+ */
+#ifndef CC_PCONF_H
+#define CC_PCONF_H
+
+#include <stddef.h>
+
+/* Parse a decimal in [min, max] into *out: 0, or -1. */
+int cc_pconf_long(const char *v, long min, long max, long *out);
+
+/* The content of the regular file at path, less trailing CR/LF, as a new
+ * NUL-terminated string; NULL with a static reason ("cannot be read",
+ * "is empty", "is too large") when it cannot be used.  At most max bytes
+ * are accepted.  The read buffer is wiped; the content is never logged. */
+char *cc_pconf_read_secret(const char *path, size_t max,
+                           const char **reason);
+
+#endif
