@@ -135,44 +135,63 @@ static int tls_key(struct cc_server *s, const struct cc_conf_entry *e,
     return 1;
 }
 
+/* "host:port" or "[v6]:port" with a nonzero port: 0, or -1. */
+static int parse_addr(const char *spec, struct sockaddr_storage *ss,
+                      int *len)
+{
+    *len = sizeof *ss;
+    memset(ss, 0, sizeof *ss);
+    return evutil_parse_sockaddr_port(spec, (struct sockaddr *)ss, len) < 0 ||
+                   ((struct sockaddr_in *)ss)->sin_port == 0
+               ? -1
+               : 0;
+}
+
+/* Every address of a comma-separated list parses: 0, or -1. */
+static int check_addr_list(const char *value)
+{
+    char *list = strdup(value), *save = NULL, *tok;
+    int rc = 0;
+
+    if (!list)
+        abort();
+    for (tok = strtok_r(list, ", ", &save); tok && rc == 0;
+         tok = strtok_r(NULL, ", ", &save)) {
+        struct sockaddr_storage ss;
+        int len;
+        rc = parse_addr(tok, &ss, &len);
+    }
+    free(list);
+    return rc;
+}
+
 static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
                       const char **why)
 {
     size_t i;
 
-    if (strcmp(e->key, "listen") == 0) {
+    if (strcmp(e->key, "listen") == 0 ||
+        strcmp(e->key, "tls_listen") == 0) {
         /* Check the addresses now, so that -t and file:line report them. */
-        char *list = strdup(e->value), *save = NULL, *tok;
-        int bad = 0;
+        int tls = e->key[0] == 't';
 
-        for (tok = list ? strtok_r(list, ", ", &save) : NULL; tok && !bad;
-             tok = strtok_r(NULL, ", ", &save)) {
-            struct sockaddr_storage ss;
-            int sslen = sizeof ss;
-
-            memset(&ss, 0, sizeof ss);
-            bad = evutil_parse_sockaddr_port(tok, (struct sockaddr *)&ss,
-                                             &sslen) < 0 ||
-                  ((struct sockaddr_in *)&ss)->sin_port == 0;
-        }
-        free(list);
-        if (bad) {
+        if (check_addr_list(e->value) < 0) {
             *why = "expected host:port, comma-separated (e.g. "
                    "127.0.0.1:8000 or [::1]:8000)";
             return -1;
         }
-        free(s->listen);
-        s->listen = strdup(e->value);
+        if (tls) {
+            free(s->tls_listen); /* empty: no TLS listener */
+            s->tls_listen = e->value[0] ? strdup(e->value) : NULL;
+        } else {
+            free(s->listen);
+            s->listen = strdup(e->value);
+        }
         return 0;
     }
     if (strcmp(e->key, "allowed_origins") == 0) {
         free(s->allowed_origins);
         s->allowed_origins = e->value[0] ? strdup(e->value) : NULL;
-        return 0;
-    }
-    if (strcmp(e->key, "tls_listen") == 0) {
-        free(s->tls_listen);
-        s->tls_listen = e->value[0] ? strdup(e->value) : NULL;
         return 0;
     }
     if (tls_key(s, e, why) != 1)
@@ -297,19 +316,17 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 static int bind_one(struct cc_server *s, const char *spec, int tls)
 {
     struct sockaddr_storage ss;
-    int sslen = sizeof ss;
+    int sslen;
     struct evconnlistener *l;
 
     if (n_listeners == MAX_LISTENERS) {
         cc_log(CC_LOG_ERROR, "server", "too many listen addresses");
         return -1;
     }
-    memset(&ss, 0, sizeof ss);
-    if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) < 0
-        || ((struct sockaddr_in *)&ss)->sin_port == 0) {
-        cc_log(CC_LOG_ERROR, "config", "%s: [server] listen: \"%s\" is not "
-               "an address:port (e.g. 127.0.0.1:8000 or [::1]:8000)",
-               s->conf->path, spec);
+    if (parse_addr(spec, &ss, &sslen) < 0) {
+        /* The config check refuses these; never fail silently. */
+        cc_log(CC_LOG_ERROR, "server", "\"%s\" is not an address:port",
+               spec);
         return -1;
     }
     l = evconnlistener_new_bind(s->base, tls ? on_accept_tls : on_accept, s,

@@ -190,6 +190,8 @@ class Config(ConfigCase):
                  ("listen = 127.0.0.1", "listen"),
                  ("listen = 127.0.0.1:0", "listen"),
                  ("listen = 127.0.0.1:99999", "listen"),
+                 ("tls_listen = notanaddress", "tls_listen"),
+                 ("tls_listen = 127.0.0.1:0", "tls_listen"),
                  ("max_body_size = -5", "max_body_size"),
                  ("max_body_size = 5 potatoes", "max_body_size"),
                  ("max_header_size = 10", "max_header_size"),
