@@ -73,6 +73,7 @@
 
 enum stmt {
     S_PROFILE_PUT, S_PROFILE_GET, S_CHAT_INSERT, S_CHAT_BY_PAIR, S_CHAT_GET,
+    S_CHAT_EXISTS,
     S_SEQ_NEXT, S_MSG_INSERT, S_MARK_READ, S_CHAT_LIST, S_CHAT_NEWER,
     S_CHAT_COUNT,
     S_MSG_AFTER, S_MSG_BEFORE, N_STMT
@@ -92,6 +93,7 @@ static const char *const sql[N_STMT] = {
                        "WHERE c.patient_id = $1::uuid "
                        "AND c.professional_id = $2::uuid",
     [S_CHAT_GET] = CHAT_FULL("$2", "$3") "WHERE c.id = $1::uuid",
+    [S_CHAT_EXISTS] = "SELECT 1 FROM chats WHERE id = $1::uuid",
     [S_SEQ_NEXT] = "UPDATE chats SET last_seq = last_seq + 1, "
                    "updated_at = " TS("$2") " WHERE id = $1::uuid "
                    "RETURNING last_seq",
@@ -719,9 +721,9 @@ static int do_msg_append(struct worker *w, struct sq_req *r)
 
 static int do_mark_read(struct worker *w, struct sq_req *r)
 {
-    const char *g[] = { r->b, NULL, NULL };
+    const char *g[] = { r->b };
     const char *p[] = { r->b, side_str(r->side) };
-    PGresult *res = run(w, S_CHAT_GET, 3, g);
+    PGresult *res = run(w, S_CHAT_EXISTS, 1, g);
     int found;
 
     if (!ok_rows(res))
