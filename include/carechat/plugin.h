@@ -22,6 +22,13 @@
  *
  * Changing this file: append only.  Bump CC_ABI_MINOR when a member is
  * appended; CC_ABI_MAJOR only for a break, which we do not do in 1.x.
+ *
+ * History:
+ *   1.0  first release.
+ *   1.1  struct cc_chat_query (storage.h) gained after_updated_us and
+ *        after_id, for the chat list's previous page.  The host sends
+ *        such a query only to storage plugins built for 1.1 or later;
+ *        1.0 plugins load and work as before (no previous link).
  */
 #ifndef CARECHAT_PLUGIN_H
 #define CARECHAT_PLUGIN_H
