@@ -11,8 +11,10 @@
  *  - one reader thread owns a read-only connection (WAL lets it read
  *    while the writer commits) and answers the queries.
  *  - one checkpointer thread runs WAL checkpoints (PASSIVE) on its own
- *    connection every 200 ms, so the writer never stalls on the
- *    checkpoint's fsync in the middle of a group (auto-checkpoint off).
+ *    connection every 200 ms, or sooner when the log grows, so the writer
+ *    never stalls on the checkpoint's fsync in the middle of a group
+ *    (auto-checkpoint off); the writer itself only finishes a long log's
+ *    checkpoint between groups so the log restarts (WAL_RESTART_FRAMES).
  * Results travel back with one host->post per group, and callbacks run on
  * the loop in queue order, so messages of a chat are acknowledged in the
  * order they were appended.  A request's callback runs only after its
@@ -37,6 +39,14 @@
 #include <time.h>
 
 #define SCHEMA_VERSION 1
+
+/* The WAL is kept short: past WAL_RESTART_FRAMES pages the writer
+ * finishes the checkpoint itself between groups, so its next transaction
+ * starts the log over from the beginning; after that the file is cut back
+ * to WAL_KEEP_BYTES.  Without this a steady load never lets the log
+ * restart and it grows without bound (a gigabyte a minute under flood). */
+#define WAL_RESTART_FRAMES 4096
+#define WAL_KEEP_BYTES (64LL << 20)
 
 /* Statements, prepared once per connection. */
 enum stmt {
@@ -144,6 +154,7 @@ struct sq {
     struct sq_queue wq, rq;
     pthread_t writer, reader, checkpointer;
     int running;
+    int wal_frames;             /* pages in the WAL (writer thread) */
     sqlite3 *ck;                /* the checkpointer's connection */
     pthread_mutex_t ck_mu;
     pthread_cond_t ck_cv;
@@ -333,7 +344,9 @@ static int db_open(struct sq *sq, struct db *d, int readonly)
     /* journal_mode = WAL is set by migrate(), once the file is accepted:
      * it is a lasting change to the file. */
     snprintf(pragmas, sizeof pragmas, "PRAGMA foreign_keys = ON; "
-             "PRAGMA synchronous = %s;", sq->full_sync ? "FULL" : "NORMAL");
+             "PRAGMA synchronous = %s; PRAGMA temp_store = MEMORY; "
+             "PRAGMA journal_size_limit = %lld;",
+             sq->full_sync ? "FULL" : "NORMAL", (long long)WAL_KEEP_BYTES);
     if (sqlite3_exec(d->h, pragmas, NULL, NULL, &err) != SQLITE_OK) {
         sq->host->log(sq->ctx, CC_LOG_ERROR, "%s: %s", sq->path,
                       err ? err : sqlite3_errmsg(d->h));
@@ -730,14 +743,41 @@ static void write_group(struct sq *sq, struct sq_req *group)
     }
 }
 
+/* SQLite's WAL hook on the writer: after each commit, the log's size. */
+static int wal_committed(void *arg, sqlite3 *h, const char *db, int frames)
+{
+    struct sq *sq = arg;
+
+    (void)h;
+    (void)db;
+    sq->wal_frames = frames;
+    if (frames >= WAL_RESTART_FRAMES / 2) {
+        pthread_mutex_lock(&sq->ck_mu);     /* wake the checkpointer */
+        pthread_cond_signal(&sq->ck_cv);
+        pthread_mutex_unlock(&sq->ck_mu);
+    }
+    return SQLITE_OK;
+}
+
 static void *writer_main(void *arg)
 {
     struct sq *sq = arg;
     struct sq_req *group;
+    int n_log, n_done;
 
     while ((group = sq_queue_take(&sq->wq, sq->batch_max))) {
         write_group(sq, group);
         sq->host->post(sq->ctx, sq_deliver, group);
+        /* After the group's answers are on their way: the checkpointer
+         * has copied most of the log; copy the rest so the next BEGIN
+         * restarts it (busy when the checkpointer is mid-run: next time).
+         */
+        if (sq->wal_frames >= WAL_RESTART_FRAMES &&
+            sqlite3_wal_checkpoint_v2(sq->w.h, NULL,
+                                      SQLITE_CHECKPOINT_PASSIVE, &n_log,
+                                      &n_done) == SQLITE_OK &&
+            n_done == n_log)
+            sq->wal_frames = 0;
     }
     return NULL;
 }
@@ -810,9 +850,22 @@ static int sq_start(void *inst)
         db_close(&sq->w);
         return CC_E_FAIL;
     }
-    sqlite3_wal_autocheckpoint(sq->w.h, 0); /* the checkpointer's job */
+    /* A connection learns the file is in WAL mode on its first read;
+     * until then a checkpoint through it does nothing at all. */
+    if (sqlite3_exec(sq->ck, "SELECT count(*) FROM sqlite_master", NULL,
+                     NULL, NULL) != SQLITE_OK) {
+        sq->host->log(sq->ctx, CC_LOG_ERROR, "%s: %s", sq->path,
+                      sqlite3_errmsg(sq->ck));
+        sqlite3_close(sq->ck);
+        sq->ck = NULL;
+        db_close(&sq->r);
+        db_close(&sq->w);
+        return CC_E_FAIL;
+    }
     pthread_mutex_init(&sq->ck_mu, NULL);
     pthread_cond_init(&sq->ck_cv, NULL);
+    /* Replaces the automatic checkpoint (that is a WAL hook too). */
+    sqlite3_wal_hook(sq->w.h, wal_committed, sq);
     if (pthread_create(&sq->writer, NULL, writer_main, sq) != 0 ||
         pthread_create(&sq->reader, NULL, reader_main, sq) != 0 ||
         pthread_create(&sq->checkpointer, NULL, checkpointer_main, sq) != 0)

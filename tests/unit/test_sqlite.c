@@ -1229,6 +1229,77 @@ static void test_small_queue(void)
     outcome_free(&o);
 }
 
+/* Under a steady load the WAL must not grow without end: checkpoints
+ * copy it into the database while the plugin runs, and the log restarts
+ * from its beginning.  Writes 8 rounds of BULK appends of 4000 bytes
+ * (64 MB of content) into a database of its own. */
+static off_t file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static void test_wal_bounded(void)
+{
+    char conf[512], path[128], wal[140], id[37];
+    static char text[4000];
+    struct outcome o = { 0 };
+    off_t wal_max = 0;
+    int rounds = 8, failed = 0;
+
+    snprintf(path, sizeof path, "%s/wal.db", dir);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(conf, sizeof conf,
+             "[storage]\nplugin = sqlite\npath = %s\n", path);
+    if (!ok(load_conf(conf) == 0, "wal: loads")) {
+        unload();
+        return;
+    }
+    profile_put(&o, CC_SIDE_PATIENT, PAT2, NULL);
+    profile_put(&o, CC_SIDE_PROFESSIONAL, PRO1, NULL);
+    is_int(chat_open(&o, CHAT_B, PAT2, PRO1, t0), CC_OK, "wal: chat opened");
+    outcome_free(&o);
+    memset(text, 'w', sizeof text);
+    for (int round = 0; round < rounds; round++) {
+        memset(bulk, 0, sizeof bulk);
+        n_finished = 0;
+        n_expected = BULK;
+        all_finished = 0;
+        for (int i = 0; i < BULK; i++) {
+            struct cc_message m = {
+                .struct_size = sizeof m, .id = id, .chat_id = CHAT_B,
+                .sender_id = PAT2, .content = text,
+                .content_len = sizeof text,
+                .created_at_us = t0 + round * BULK + i,
+                .sender_type = CC_SIDE_PATIENT,
+            };
+
+            make_id(id, 0x700 + (unsigned)round, (unsigned)i + 1);
+            bulk[i].queued = api->message_append(inst, &m, pending_cb,
+                                                 &bulk[i]);
+            failed += bulk[i].queued != CC_OK;
+        }
+        if (pt_run_until(&env, &all_finished, 30000) < 0) {
+            failed++;
+            break;
+        }
+        for (int i = 0; i < BULK; i++)
+            failed += bulk[i].status != CC_OK;
+        if (file_size(wal) > wal_max)
+            wal_max = file_size(wal);
+    }
+    is_int(failed, 0, "wal: %d appends of %zu bytes stored", rounds * BULK,
+           sizeof text);
+    printf("# wal: largest log %lld bytes, database %lld bytes\n",
+           (long long)wal_max, (long long)file_size(path));
+    ok(wal_max < (off_t)40 << 20, "wal: the log stays under 40 MB while "
+       "64 MB are written (largest %lld)", (long long)wal_max);
+    ok(file_size(path) > (off_t)48 << 20, "wal: checkpoints fill the "
+       "database while it runs (%lld bytes)", (long long)file_size(path));
+    unload();
+}
+
 /* ------------------------------------------------ restart, on disk */
 
 /* Appends still queued when the plugin stops are committed and answered
@@ -1364,6 +1435,7 @@ int main(void)
     test_on_disk("after reopen", n_a + 1 + BULK + FLUSH);
     test_future_version();
     test_small_queue();
+    test_wal_bounded();
     is_int(reentrant, 0, "no callback ran inside the call that started it");
     is_int(bad_results, 0, "every callback had a full result");
     remove_dir(dir);
