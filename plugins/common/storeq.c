@@ -116,7 +116,7 @@ void sq_queue_fail_all(struct sq_backend *b, struct sq_queue *q, int status,
     b->host->post(b->ctx, sq_deliver, group);
 }
 
-void sq_req_free(struct sq_req *r)
+static void free_outputs(struct sq_req *r)
 {
     for (size_t i = 0; r->chats && i < r->n; i++)
         free(r->chats[i].last.content);
@@ -126,6 +126,29 @@ void sq_req_free(struct sq_req *r)
     free(r->chat_ptrs);
     free(r->msgs);
     free(r->msg_ptrs);
+}
+
+void sq_req_rewind(struct sq_req *r)
+{
+    /* An append's result took the content over (sq_append_result). */
+    if (r->op == SQ_MSG_APPEND && !r->content && r->msgs && r->nm == 1) {
+        r->content = r->msgs[0].content;
+        r->msgs[0].content = NULL;
+    }
+    free_outputs(r);
+    r->chats = NULL;
+    r->chat_ptrs = NULL;
+    r->msgs = NULL;
+    r->msg_ptrs = NULL;
+    r->n = r->nm = 0;
+    r->status = CC_OK;
+    r->error[0] = '\0';
+    memset(&r->res, 0, sizeof r->res);
+}
+
+void sq_req_free(struct sq_req *r)
+{
+    free_outputs(r);
     free(r->user);
     free(r->content);
     free(r);

@@ -1229,6 +1229,64 @@ static void test_small_queue(void)
     outcome_free(&o);
 }
 
+/* A request that fails halfway inside a group (here: a duplicate message
+ * id, refused by the insert) loses only itself: the group is run again
+ * with a savepoint per request, and the others commit in order with
+ * consecutive sequences.  All are queued at once so they share groups. */
+static void test_group_failure(void)
+{
+    char conf[512], path[128], id[37], text[64];
+    struct outcome o = { 0 };
+    int n = 100, dup = 50, failed = 0, badseq = 0, calls = 0;
+    int64_t next = 1;
+
+    snprintf(path, sizeof path, "%s/group.db", dir);
+    snprintf(conf, sizeof conf,
+             "[storage]\nplugin = sqlite\npath = %s\n", path);
+    if (!ok(load_conf(conf) == 0, "group: loads")) {
+        unload();
+        return;
+    }
+    profile_put(&o, CC_SIDE_PATIENT, PAT2, NULL);
+    profile_put(&o, CC_SIDE_PROFESSIONAL, PRO1, NULL);
+    is_int(chat_open(&o, CHAT_B, PAT2, PRO1, t0), CC_OK,
+           "group: chat opened");
+    outcome_free(&o);
+    memset(bulk, 0, sizeof bulk);
+    n_finished = 0;
+    n_expected = n;
+    all_finished = 0;
+    for (int i = 0; i < n; i++) {
+        struct cc_message m = {
+            .struct_size = sizeof m, .id = id, .chat_id = CHAT_B,
+            .sender_id = PAT2, .content = text, .created_at_us = t0 + i,
+            .sender_type = CC_SIDE_PATIENT,
+        };
+
+        /* Request dup reuses the id of request 10. */
+        make_id(id, 0x6, (unsigned)(i == dup ? 10 : i) + 1);
+        m.content_len = (size_t)snprintf(text, sizeof text, "group %d", i);
+        bulk[i].queued = api->message_append(inst, &m, pending_cb, &bulk[i]);
+    }
+    ok(pt_run_until(&env, &all_finished, 10000) == 0, "group: all answered");
+    for (int i = 0; i < n; i++) {
+        calls += bulk[i].calls;
+        if (i == dup)
+            continue;
+        failed += bulk[i].status != CC_OK;
+        badseq += bulk[i].seq != next++;
+    }
+    is_int(calls, n, "group: each append answered once");
+    ok(bulk[dup].status != CC_OK, "group: the duplicate id is refused");
+    is_int(failed, 0, "group: the other %d appends are stored", n - 1);
+    is_int(badseq, 0, "group: their sequences are consecutive, in order");
+    is_int(message_list(&o, CHAT_B, CC_SIDE_PROFESSIONAL, 0, 0, 200), CC_OK,
+           "group: history listed");
+    is_int((int)o.n_messages, n - 1, "group: history holds exactly them");
+    outcome_free(&o);
+    unload();
+}
+
 /* Under a steady load the WAL must not grow without end: checkpoints
  * copy it into the database while the plugin runs, and the log restarts
  * from its beginning.  Writes 8 rounds of BULK appends of 4000 bytes
@@ -1435,6 +1493,7 @@ int main(void)
     test_on_disk("after reopen", n_a + 1 + BULK + FLUSH);
     test_future_version();
     test_small_queue();
+    test_group_failure();
     test_wal_bounded();
     is_int(reentrant, 0, "no callback ran inside the call that started it");
     is_int(bad_results, 0, "every callback had a full result");
