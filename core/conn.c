@@ -261,7 +261,8 @@ void cc_conn_respond(struct cc_conn *c, int status, const char *extra_headers,
     if (c->dead)
         return;
     out = bufferevent_get_output(c->bev);
-    if (cc_srv->shutting_down)
+    if (cc_srv->shutting_down ||
+        (c->eof && !evbuffer_get_length(bufferevent_get_input(c->bev))))
         c->keep_alive = 0;
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"
@@ -271,7 +272,9 @@ void cc_conn_respond(struct cc_conn *c, int status, const char *extra_headers,
                         "%s%s%s\r\n",
                         status, cc_http_reason(status), len,
                         len ? "Content-Type: application/json\r\n" : "",
-                        c->keep_alive ? "" : "Connection: close\r\n",
+                        !c->keep_alive ? "Connection: close\r\n"
+                        : c->http10   ? "Connection: keep-alive\r\n"
+                                      : "",
                         extra_headers ? extra_headers : "");
     if (len && !(c->req && c->req->h.method == CC_HTTP_HEAD))
         evbuffer_add(out, body, len);
@@ -284,7 +287,8 @@ void cc_conn_respond(struct cc_conn *c, int status, const char *extra_headers,
     }
     c->state = CC_CONN_HEAD;
     c->reading = 0;
-    bufferevent_enable(c->bev, EV_READ);
+    if (!c->eof)
+        bufferevent_enable(c->bev, EV_READ);
     arm_timer(c, cc_srv->lim.keepalive_timeout_ms);
     /* A pipelined request may already be buffered: handle it from the
      * loop, not by recursion (thousands of pipelined requests would
@@ -368,6 +372,7 @@ static int read_head(struct cc_conn *c)
     cc_http_parse_head(c->req->head, (size_t)rc, (size_t)rc + 1,
                        &c->req->h);
     c->keep_alive = c->req->h.keep_alive;
+    c->http10 = c->req->h.version_minor == 0;
     if (c->req->h.has_transfer_encoding) {
         fail_request(c, 501, "Transfer-Encoding is not supported; "
                              "send a Content-Length");
@@ -503,6 +508,20 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     if ((what & BEV_EVENT_ERROR) && c->tls && !c->ws &&
         tls_refuse_plain_http(c))
         return;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !c->ws) {
+        /* The client shut down its sending side: what it asked for is
+         * still owed.  A request being answered is answered, with any
+         * complete request pipelined behind it, then the connection
+         * closes (cc_conn_respond); an answer still queued is written
+         * first. */
+        c->eof = 1;
+        if (c->state == CC_CONN_BUSY || c->state == CC_CONN_DRAIN)
+            return;
+        if (evbuffer_get_length(bufferevent_get_output(c->bev))) {
+            cc_conn_close_after_write(c);
+            return;
+        }
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         if (c->state == CC_CONN_WS)
             cc_log(CC_LOG_DEBUG, "ws", "%s: connection lost", c->peer);

@@ -47,6 +47,8 @@ struct cc_conn {
     int pending;               /* async operations referring to this */
     int dead;                  /* socket gone; free when pending == 0 */
     int keep_alive;            /* keep the connection after the response */
+    int http10;                /* the request was HTTP/1.0 */
+    int eof;                   /* the client shut down its sending side */
     int reading;               /* a request has begun: its deadline runs */
     struct cc_request *req;
     struct cc_ws *ws;          /* set in CC_CONN_WS */

@@ -9,6 +9,7 @@
  */
 #include "http.h"
 
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -68,6 +69,26 @@ static enum cc_http_method method_of(struct cc_http_str m)
     return CC_HTTP_OTHER;
 }
 
+/* A server must accept a target in absolute form ("http://host/path",
+ * RFC 9112 3.2.2), as proxies and some clients send it: the path is what
+ * follows the authority ("/" when nothing does). */
+static void absolute_form_path(struct cc_http_request *r)
+{
+    static const char root[] = "/";
+    const char *p = r->path.p, *end = r->path.p + r->path.n, *slash;
+    size_t skip;
+
+    if (r->path.n >= 7 && strncasecmp(p, "http://", 7) == 0)
+        skip = 7;
+    else if (r->path.n >= 8 && strncasecmp(p, "https://", 8) == 0)
+        skip = 8;
+    else
+        return;
+    slash = memchr(p + skip, '/', (size_t)(end - p - (ptrdiff_t)skip));
+    r->path.p = slash ? slash : root;
+    r->path.n = slash ? (size_t)(end - slash) : 1;
+}
+
 /* "METHOD SP target SP HTTP/1.x" in [p, eol).  Returns 0 or -status. */
 static int parse_request_line(const char *p, const char *eol,
                               struct cc_http_request *r)
@@ -91,6 +112,7 @@ static int parse_request_line(const char *p, const char *eol,
     q = memchr(s, '?', r->target.n);
     r->path.p = s;
     r->path.n = q ? (size_t)(q - s) : r->target.n;
+    absolute_form_path(r);
     r->query.p = q ? q + 1 : p;
     r->query.n = q ? (size_t)(p - q - 1) : 0;
     p++;

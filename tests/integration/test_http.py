@@ -2,8 +2,9 @@
 """HTTP/1.1 handling of carechatd on raw sockets (core/conn.c, core/http.c):
 keep-alive and Connection: close, pipelining, the 400/408/413/431/501/505
 answers, Expect: 100-continue, slow clients and idle keep-alive
-connections, HEAD, unknown and traversal paths, requests written one byte
-at a time, and max_connections.
+connections, clients that half-close after sending, HEAD, unknown,
+traversal and absolute-form paths, requests written one byte at a time,
+and max_connections.
 
 Responses are parsed here, not by http.client, so that framing mistakes
 (a missing Content-Length, a body after HEAD, a response out of order)
@@ -190,6 +191,57 @@ class Basics(HttpCase):
         self.assertNotEqual(r[1].get("connection"), "close")
         c.send(get(version=b"HTTP/1.0", extra=b"Connection: keep-alive\r\n"))
         self.healthz_ok(c.response())
+
+    def test_http10_keepalive_says_so(self):
+        # An HTTP/1.0 client closes unless the response says keep-alive.
+        c = self.conn()
+        c.send(get(version=b"HTTP/1.0", extra=b"Connection: keep-alive\r\n"))
+        r = c.response()
+        self.healthz_ok(r)
+        self.assertEqual(r[1].get("connection"), "keep-alive", r[1])
+        c.send(get())
+        r = c.response()
+        self.healthz_ok(r)
+        self.assertNotIn("connection", r[1], "HTTP/1.1 default is implied")
+
+    # ---- half-close: the client shuts down its side after sending
+    def authed_get(self):
+        tok = h.token(patient=str(uuid.uuid4())).encode()
+        return get("/chat/chats/", extra=b"Authorization: Bearer " + tok +
+                   b"\r\n")
+
+    def test_half_close_after_request_is_answered(self):
+        # The answer needs the auth plugin and storage (asynchronous):
+        # it must still arrive after the client's FIN, then the close.
+        c = self.conn()
+        c.send(self.authed_get())
+        c.sock.shutdown(socket.SHUT_WR)
+        st, hdrs, body = c.response()
+        self.assertEqual(st, 200, body)
+        self.assertIn("results", json.loads(body))
+        # (Connection: close only when the FIN was seen before the answer.)
+        self.assertTrue(c.closed(), "connection left open after the answer")
+
+    def test_half_close_sync_answer_never_lost(self):
+        # /healthz is answered at once, before the server sees the FIN:
+        # the queued answer must be written, not dropped with the socket.
+        for i in range(200):
+            c = Conn(self.port)
+            try:
+                c.send(get() + get("/nope"))
+                c.sock.shutdown(socket.SHUT_WR)
+                self.healthz_ok(c.response())
+                self.assert_json_error(c.response(), 404)
+            finally:
+                c.close()
+
+    def test_half_close_after_pipelined_requests(self):
+        c = self.conn()
+        c.send(self.authed_get() + get() + self.authed_get())
+        c.sock.shutdown(socket.SHUT_WR)
+        statuses = [c.response()[0] for _ in range(3)]
+        self.assertEqual(statuses, [200, 200, 200])
+        self.assertTrue(c.closed(), "connection left open after the answers")
 
     def test_connection_close_honored(self):
         for value in (b"close", b"Close", b"foo, close"):
@@ -398,6 +450,19 @@ class Basics(HttpCase):
                      "/favicon.ico"):
             c = self.conn()
             c.send(get(path, extra=b"Connection: close\r\n"))
+            self.assert_json_error(c.response(), 404)
+
+    def test_absolute_form_target(self):
+        # RFC 9112 3.2.2: a server must accept "http://host/path".
+        for target in ("http://127.0.0.1/healthz", "HTTP://example/healthz",
+                       "https://127.0.0.1:8443/healthz?x=1"):
+            c = self.conn()
+            c.send(get(target, extra=b"Connection: close\r\n"))
+            self.healthz_ok(c.response())
+        for target in ("http://127.0.0.1", "http://127.0.0.1/nope",
+                       "ftp://127.0.0.1/healthz"):
+            c = self.conn()
+            c.send(get(target, extra=b"Connection: close\r\n"))
             self.assert_json_error(c.response(), 404)
 
     def test_path_traversal_is_not_a_file(self):
