@@ -47,10 +47,34 @@ static void *xcalloc(size_t n, size_t sz)
     return p;
 }
 
+static struct cc_conf_section *section_get_or_add(struct load *ld,
+                                                  const char *name);
+
+/* inih reports a section only along with its first key: record every
+ * [header] as it is read, so an empty section is still checked by name
+ * and a section's line is its header's. */
+static void note_section(struct load *ld, const char *line)
+{
+    const char *p = line, *end;
+    char name[128];
+
+    if (ld->rd.line == 1 && strncmp(p, "\xef\xbb\xbf", 3) == 0)
+        p += 3; /* a UTF-8 byte order mark */
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p != '[' || !(end = strchr(p + 1, ']')) || end == p + 1 ||
+        (size_t)(end - p - 1) >= sizeof name)
+        return;
+    memcpy(name, p + 1, (size_t)(end - p - 1));
+    name[end - p - 1] = '\0';
+    section_get_or_add(ld, name);
+}
+
 /* fgets-like reader for inih over a FILE or a string, counting lines. */
 static char *read_line(char *str, int num, void *stream)
 {
-    struct reader *rd = stream;
+    struct load *ld = stream;
+    struct reader *rd = &ld->rd;
     size_t n = 0;
 
     if (rd->fp) {
@@ -81,6 +105,7 @@ static char *read_line(char *str, int num, void *stream)
             rd->text++;
     }
     rd->line++;
+    note_section(ld, str);
     return str;
 }
 
@@ -124,7 +149,7 @@ static int load_common(struct load *ld, const char *name, char *err,
     int rc;
 
     ld->conf->path = xstrdup(name);
-    rc = ini_parse_stream(read_line, &ld->rd, on_entry, ld);
+    rc = ini_parse_stream(read_line, ld, on_entry, ld);
     if (ld->rd.too_long) {
         snprintf(err, err_size, "%s:%d: line longer than %d bytes", name,
                  ld->rd.too_long, LINE_MAX_BYTES - 3);

@@ -112,11 +112,19 @@ static void h_cfg_error(cc_plugin_ctx *ctx, const char *key,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (!ctx->section) {
+        /* No section in the file: the plugin runs on its defaults. */
+        cc_log(CC_LOG_ERROR, "config", "%s: no [%.*s] section (plugin "
+               "%s)%s%s: %s", ctx->conf ? ctx->conf->path : "?",
+               (int)strcspn(ctx->name, ":"), ctx->name, ctx->name,
+               key ? " " : "",
+               key ? key : "", msg);
+        return;
+    }
     cc_log(CC_LOG_ERROR, "config", "%s:%d: [%s]%s%s: %s",
            ctx->conf ? ctx->conf->path : "?",
-           e ? e->line : ctx->section ? ctx->section->line : 0,
-           ctx->section ? ctx->section->name : ctx->name, key ? " " : "",
-           key ? key : "", msg);
+           e ? e->line : ctx->section->line, ctx->section->name,
+           key ? " " : "", key ? key : "", msg);
 }
 
 static uint64_t h_now_mono_ns(void)

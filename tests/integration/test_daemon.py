@@ -171,6 +171,29 @@ class Config(ConfigCase):
         self.assertTrue(any("%s:%d:" % (path, n) in err for n in lines),
                         err)
 
+    def test_empty_unknown_section(self):
+        # A misspelt, empty section is still a mistake worth stopping for.
+        for header in ("[bogus]", "  [storge]  "):
+            text = self.base() + "\n" + header + "\n"
+            n = self.line_of(text, header)
+            self.assert_refused(text, "{path}:%d: unknown section [%s]"
+                                % (n, header.strip()[1:-1]))
+
+    def test_section_line_is_its_header(self):
+        text = self.base() + "\n[bogus]\n\n# note\nx = 1\n"
+        self.assert_refused(text, "{path}:%d: unknown section [bogus]"
+                            % self.line_of(text, "[bogus]"))
+
+    def test_missing_plugin_section_named(self):
+        # No [storage] section: sqlite on its defaults needs a path, and
+        # the message says which section to add (never "line 0").
+        text = "\n".join(l for l in self.base().splitlines()
+                         if not l.startswith(("[storage]", "path =",
+                                              "plugin = sqlite")))
+        err = self.assert_refused(text, "no [storage] section",
+                                  "storage:sqlite", "path")
+        self.assertNotIn(":0:", err)
+
     def test_unknown_key(self):
         text = self.base(server="frobnicate = 1\n")
         n = self.line_of(text, "frobnicate = 1")
