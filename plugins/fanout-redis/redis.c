@@ -102,6 +102,8 @@ struct rd {
     struct rconn pub, sub;
     long inflight;
     long dropped;              /* publishes skipped since the last log */
+    char *cmd;                 /* the PUBLISH being formatted (reused) */
+    size_t cmd_size;
     struct chan **table;
     size_t n_buckets, n_chans;
     int stopping;
@@ -214,6 +216,7 @@ static void rd_free(struct rd *rd)
     free(rd->unix_path);
     free(rd->password);
     free(rd->prefix);
+    free(rd->cmd);
     free(rd->table);
     free(rd);
 }
@@ -719,15 +722,40 @@ static int rd_unsubscribe(void *inst, const char *chat_id)
     return CC_OK;
 }
 
+/* PUBLISH <prefix><chat> "<node> <seq> <payload>" in the protocol's own
+ * form (RESP), written once into a buffer the plugin keeps: hiredis then
+ * copies it to its output buffer and nothing is allocated per message. */
+static int format_publish(struct rd *rd, const char *chat_id, int64_t seq,
+                          const char *payload, size_t len, size_t *out_len)
+{
+    char head[NODE_LEN + 24];
+    size_t chan_len = strlen(rd->prefix) + strlen(chat_id);
+    int hlen = snprintf(head, sizeof head, "%s %lld ", rd->node,
+                        (long long)seq);
+    size_t need = 64 + chan_len + (size_t)hlen + len;
+    int n;
+
+    if (need > rd->cmd_size) {
+        char *p = realloc(rd->cmd, need);
+        if (!p)
+            return CC_E_NOMEM;
+        rd->cmd = p;
+        rd->cmd_size = need;
+    }
+    n = snprintf(rd->cmd, rd->cmd_size,
+                 "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s%s\r\n$%zu\r\n%s",
+                 chan_len, rd->prefix, chat_id, (size_t)hlen + len, head);
+    memcpy(rd->cmd + n, payload, len);
+    memcpy(rd->cmd + (size_t)n + len, "\r\n", 2);
+    *out_len = (size_t)n + len + 2;
+    return CC_OK;
+}
+
 static int rd_publish(void *inst, const char *chat_id, int64_t seq,
                       const char *payload, size_t len)
 {
     struct rd *rd = inst;
-    char channel[256], head[NODE_LEN + 24];
-    const char *argv[3];
-    size_t argvlen[3];
-    char *msg;
-    int hlen;
+    size_t n;
 
     /* Ours first, at once: it must not wait for, or depend on, Redis. */
     sequence(rd, chat_id, seq, payload, len);
@@ -740,24 +768,11 @@ static int rd_publish(void *inst, const char *chat_id, int64_t seq,
                 "their clients can fetch them from history", rd->inflight);
         return CC_OK;
     }
-    snprintf(channel, sizeof channel, "%s%s", rd->prefix, chat_id);
-    hlen = snprintf(head, sizeof head, "%s %lld ", rd->node,
-                    (long long)seq);
-    msg = malloc((size_t)hlen + len);
-    if (!msg)
+    if (format_publish(rd, chat_id, seq, payload, len, &n) != CC_OK)
         return CC_E_NOMEM;
-    memcpy(msg, head, (size_t)hlen);
-    memcpy(msg + hlen, payload, len);
-    argv[0] = "PUBLISH";
-    argvlen[0] = 7;
-    argv[1] = channel;
-    argvlen[1] = strlen(channel);
-    argv[2] = msg;
-    argvlen[2] = (size_t)hlen + len;
-    if (redisAsyncCommandArgv(rd->pub.ac, on_pub_reply, NULL, 3, argv,
-                              argvlen) == REDIS_OK)
+    if (redisAsyncFormattedCommand(rd->pub.ac, on_pub_reply, NULL, rd->cmd,
+                                   n) == REDIS_OK)
         rd->inflight++;
-    free(msg);
     return CC_OK;
 }
 
