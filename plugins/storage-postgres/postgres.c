@@ -4,8 +4,10 @@
  *
  * Threads, not libpq's async API on the loop.  One writer thread owns a
  * connection and drains the write queue in groups: one BEGIN ... COMMIT
- * per group with a SAVEPOINT per request (group commit: one WAL flush
- * for many messages, and one failing request rolls back only itself).
+ * per group (group commit: one WAL flush for many messages).  A group of
+ * appends goes in one round trip (pipeline mode, append_pipelined); any
+ * other group, or one in which an append failed, runs with a SAVEPOINT
+ * per request, so one failing request rolls back only itself.
  * A small fixed pool of reader threads (`readers`, default 2) answers
  * queries, each on its own connection.  Why threads: the storage ABI is
  * already asynchronous behind a queue, group commit needs requests
@@ -15,8 +17,9 @@
  * never waits on the database: it only queues and receives host->post.
  *
  * Order and races across nodes: a message's sequence number comes from
- * `UPDATE chats SET last_seq = last_seq + 1 ... RETURNING`, whose row
- * lock serialises appends to one chat across every node until COMMIT.
+ * `UPDATE chats SET last_seq = last_seq + 1 ... RETURNING` (in the same
+ * statement as the insert), whose row lock serialises appends to one chat
+ * across every node until COMMIT.
  * Chat create-or-get is INSERT ... ON CONFLICT DO NOTHING on the unique
  * (patient, professional) pair, then a read: race-free without a lock.
  *
@@ -74,7 +77,7 @@
 enum stmt {
     S_PROFILE_PUT, S_PROFILE_GET, S_CHAT_INSERT, S_CHAT_BY_PAIR, S_CHAT_GET,
     S_CHAT_EXISTS,
-    S_SEQ_NEXT, S_MSG_INSERT, S_MARK_READ, S_CHAT_LIST, S_CHAT_NEWER,
+    S_APPEND, S_MARK_READ, S_CHAT_LIST, S_CHAT_NEWER,
     S_CHAT_COUNT,
     S_MSG_AFTER, S_MSG_BEFORE, N_STMT
 };
@@ -94,13 +97,16 @@ static const char *const sql[N_STMT] = {
                        "AND c.professional_id = $2::uuid",
     [S_CHAT_GET] = CHAT_FULL("$2", "$3") "WHERE c.id = $1::uuid",
     [S_CHAT_EXISTS] = "SELECT 1 FROM chats WHERE id = $1::uuid",
-    [S_SEQ_NEXT] = "UPDATE chats SET last_seq = last_seq + 1, "
-                   "updated_at = " TS("$2") " WHERE id = $1::uuid "
-                   "RETURNING last_seq",
-    [S_MSG_INSERT] = "INSERT INTO messages (chat_id, seq, id, sender_type, "
-                     "sender_id, content, created_at) VALUES ($1::uuid, "
-                     "$2::int8, $3::uuid, $4::int2, $5::uuid, $6, "
-                     TS("$7") ")",
+    /* The next sequence (the chat row's lock orders appends to a chat
+     * across nodes until COMMIT) and the message, in one statement: no
+     * row back when the chat does not exist. */
+    [S_APPEND] = "WITH s AS (UPDATE chats SET last_seq = last_seq + 1, "
+                 "updated_at = " TS("$2") " WHERE id = $1::uuid "
+                 "RETURNING last_seq) "
+                 "INSERT INTO messages (chat_id, seq, id, sender_type, "
+                 "sender_id, content, created_at) SELECT $1::uuid, "
+                 "s.last_seq, $3::uuid, $4::int2, $5::uuid, $6, "
+                 TS("$2") " FROM s RETURNING seq",
     [S_MARK_READ] = "UPDATE messages SET is_read = true WHERE "
                     "chat_id = $1::uuid AND sender_type <> $2::int2 "
                     "AND NOT is_read",
@@ -131,6 +137,9 @@ static const char *const sql[N_STMT] = {
                      "ORDER BY seq DESC LIMIT $3::int8) m ON true "
                      "WHERE c.id = $1::uuid ORDER BY m.seq DESC",
 };
+
+/* Most appends sent in one pipeline (see append_pipelined). */
+#define PIPE_MAX 256
 
 static const char schema_v1[] =
     "CREATE TABLE profiles ("
@@ -691,17 +700,24 @@ static int do_chat_list(struct worker *w, struct sq_req *r)
     return CC_OK;
 }
 
-static int do_msg_append(struct worker *w, struct sq_req *r)
+/* The parameters of S_APPEND for r; t holds the time's text. */
+static void append_params(const struct sq_req *r, char t[24],
+                          const char *p[6])
 {
-    char t[24], seq[24];
-    const char *bump[] = { r->b, t };
-    const char *ins[] = { r->b, seq, r->a, side_str(r->side), r->c,
-                          r->content, t };
-    PGresult *res;
+    snprintf(t, 24, "%lld", (long long)r->t);
+    p[0] = r->b;
+    p[1] = t;
+    p[2] = r->a;
+    p[3] = side_str(r->side);
+    p[4] = r->c;
+    p[5] = r->content;
+}
+
+/* S_APPEND's answer: the stored message, or no row (no such chat). */
+static int append_result(struct worker *w, struct sq_req *r, PGresult *res)
+{
     int64_t n;
 
-    snprintf(t, sizeof t, "%lld", (long long)r->t);
-    res = run(w, S_SEQ_NEXT, 2, bump);
     if (!ok_rows(res))
         return fail(w, r, res);
     if (PQntuples(res) == 0) {
@@ -710,13 +726,17 @@ static int do_msg_append(struct worker *w, struct sq_req *r)
     }
     n = col_i64(res, 0, 0);
     PQclear(res);
-    snprintf(seq, sizeof seq, "%lld", (long long)n);
-    res = run(w, S_MSG_INSERT, 7, ins);
-    if (!ok_cmd(res))
-        return fail(w, r, res);
-    PQclear(res);
     sq_append_result(r, n);
     return CC_OK;
+}
+
+static int do_msg_append(struct worker *w, struct sq_req *r)
+{
+    char t[24];
+    const char *p[6];
+
+    append_params(r, t, p);
+    return append_result(w, r, run(w, S_APPEND, 6, p));
 }
 
 static int do_mark_read(struct worker *w, struct sq_req *r)
@@ -794,13 +814,117 @@ static void fail_group(struct sq_req *group, int status, const char *why)
     }
 }
 
-/* One group of writes in one transaction, a savepoint per request.
- * Returns -1 when the connection died (the group has failed). */
+/* The next result of a pipeline and the NULL that ends it. */
+static PGresult *pipe_result(PGconn *c)
+{
+    PGresult *res = PQgetResult(c), *end;
+
+    if (res && PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+        while ((end = PQgetResult(c)))
+            PQclear(end);
+    return res;
+}
+
+/* A group of appends in one round trip (libpq pipeline mode): BEGIN, one
+ * S_APPEND per request, COMMIT, sync; then the answers in order.  An
+ * append that fails aborts the pipeline and with it the transaction, so
+ * nothing is stored.  Returns 1 when committed (each request has its
+ * result), 0 when not (requests rewound: run the group the slow way), -1
+ * when the connection died.  Called only with groups of at most PIPE_MAX
+ * requests, whose answers (~100 bytes each) always fit in the socket
+ * buffers while the requests are still being sent. */
+static int append_pipelined(struct worker *w, struct sq_req *group)
+{
+    PGconn *c = w->conn;
+    PGresult *res;
+    struct sq_req *r;
+    char name[16], t[24];
+    const char *p[6];
+    int sent = 1, ok;
+
+    snprintf(name, sizeof name, "s%d", (int)S_APPEND);
+    if (!PQenterPipelineMode(c))
+        return 0;
+    sent = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+    for (r = group; r && sent; r = r->next) {
+        append_params(r, t, p);
+        sent = PQsendQueryPrepared(c, name, 6, p, NULL, NULL, 0);
+    }
+    sent = sent &&
+           PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
+           PQpipelineSync(c);
+    if (!sent) {
+        /* Nothing was committed; a connection left in pipeline mode
+         * cannot be used again: it is replaced (-1). */
+        return PQexitPipelineMode(c) && PQstatus(c) == CONNECTION_OK
+                   ? 0 : -1;
+    }
+    res = pipe_result(c);
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    for (r = group; r; r = r->next) {
+        res = pipe_result(c);
+        if (ok && PQresultStatus(res) == PGRES_TUPLES_OK) {
+            r->status = append_result(w, r, res);
+        } else {
+            ok = 0;
+            PQclear(res);
+        }
+    }
+    res = pipe_result(c);
+    ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    /* Then the sync. */
+    while ((res = PQgetResult(c)) &&
+           PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+        PQclear(res);
+    PQclear(res);
+    if (!PQexitPipelineMode(c) || PQstatus(c) != CONNECTION_OK)
+        return -1;
+    if (ok)
+        return 1;
+    LOG(w->pg, CC_LOG_DEBUG, "a write of a pipelined group failed: the "
+        "group runs again, a savepoint per request");
+    if (PQtransactionStatus(c) != PQTRANS_IDLE) {
+        char err[300];
+        command(c, "ROLLBACK", err, sizeof err);
+    }
+    for (r = group; r; r = r->next)
+        sq_req_rewind(r);
+    return 0;
+}
+
+/* 1 when the group is only appends, few enough for one pipeline. */
+static int pipelinable(const struct sq_req *group)
+{
+    int n = 0;
+
+    for (; group; group = group->next)
+        if (group->op != SQ_MSG_APPEND || ++n > PIPE_MAX)
+            return 0;
+    return 1;
+}
+
+/* One group of writes in one transaction: appends pipelined in one round
+ * trip; otherwise (other writes, or an append that failed) a savepoint
+ * per request, so one failing request rolls back only itself.  Returns -1
+ * when the connection died (the group has failed). */
 static int write_group(struct worker *w, struct sq_req *group)
 {
     char err[300];
     struct sq_req *r;
 
+    if (pipelinable(group)) {
+        switch (append_pipelined(w, group)) {
+        case 1:
+            return 0;
+        case -1:
+            fail_group(group, CC_E_UNAVAIL, "database unavailable");
+            return -1;
+        default:
+            break;
+        }
+    }
     if (command(w->conn, "BEGIN", err, sizeof err) < 0)
         goto failed;
     for (r = group; r; r = r->next) {

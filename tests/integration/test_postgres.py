@@ -6,6 +6,7 @@ The behaviour shared with sqlite is proven by the whole integration suite
 run against postgres (tests/integration/postgres.py); this file holds what
 only a networked database has.
 """
+import json
 import os
 import subprocess
 import threading
@@ -203,6 +204,58 @@ class TwoNodes(unittest.TestCase):
                 mine = [c for c in got if c.startswith(tag)]
                 self.assertEqual(mine, ["%s %d" % (tag, i)
                                         for i in range(25)])
+
+
+class GroupFailure(unittest.TestCase):
+    """Appends go to PostgreSQL in one pipelined transaction per group; one
+    that fails (here a trigger refuses it, as a DBA's rule might) must lose
+    only itself: the group is run again with a savepoint per request."""
+
+    @classmethod
+    def setUpClass(cls):
+        need_plugin()
+        cls.pg = h.pg_cluster()
+        cls.db = cls.pg.new_db()
+        cls.srv = pg_server(cls.pg, cls.db).start()
+        cls.pg.psql(cls.db, """
+            CREATE FUNCTION refuse_poison() RETURNS trigger
+            LANGUAGE plpgsql AS $$ BEGIN
+                IF NEW.content = 'poison' THEN
+                    RAISE EXCEPTION 'poisoned message';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER poison BEFORE INSERT ON messages
+            FOR EACH ROW EXECUTE FUNCTION refuse_poison();""")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+
+    def test_one_refused_append_in_a_burst(self):
+        chat, pt, rt, _, _ = h.World(self.srv).pair()
+        ws = ws_connect(self.srv, chat, pt)
+        texts = ["burst %d" % i for i in range(60)]
+        texts[30] = "poison"
+        # All frames in one write: they reach storage as one or a few
+        # groups.
+        ws.sock.sendall(b"".join(
+            ws.frame(0x1, json.dumps({"content": t}).encode())
+            for t in texts))
+        got, errors = [], []
+        for _ in texts:
+            m = ws.recv_json()
+            (got if "message" in m else errors).append(m)
+        ws.close()
+        self.assertEqual(len(errors), 1, errors)
+        self.assertEqual([m["message"]["content"] for m in got],
+                         [t for t in texts if t != "poison"])
+        status, body = history(self.srv, chat, pt)
+        self.assertEqual(status, 200)
+        self.assertEqual([m["content"] for m in body["results"]],
+                         [t for t in texts if t != "poison"])
+        self.assertIn("a write of a pipelined group failed",
+                      self.srv.read_log())
 
 
 class Config(unittest.TestCase):
