@@ -722,6 +722,11 @@ static int rd_unsubscribe(void *inst, const char *chat_id)
     return CC_OK;
 }
 
+/* "*3\r\n$7\r\nPUBLISH\r\n" (17), then "$<len>\r\n" (at most 23) and
+ * a closing "\r\n" around each of the two arguments, and snprintf's NUL.
+ */
+#define RESP_PUBLISH_OVERHEAD (17 + 2 * (23 + 2) + 1)
+
 /* PUBLISH <prefix><chat> "<node> <seq> <payload>" in the protocol's own
  * form (RESP), written once into a buffer the plugin keeps: hiredis then
  * copies it to its output buffer and nothing is allocated per message. */
@@ -732,7 +737,7 @@ static int format_publish(struct rd *rd, const char *chat_id, int64_t seq,
     size_t chan_len = strlen(rd->prefix) + strlen(chat_id);
     int hlen = snprintf(head, sizeof head, "%s %lld ", rd->node,
                         (long long)seq);
-    size_t need = 64 + chan_len + (size_t)hlen + len;
+    size_t need = RESP_PUBLISH_OVERHEAD + chan_len + (size_t)hlen + len;
     int n;
 
     if (need > rd->cmd_size) {
