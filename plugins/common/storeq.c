@@ -128,22 +128,25 @@ static void free_outputs(struct sq_req *r)
     free(r->msg_ptrs);
 }
 
-void sq_req_rewind(struct sq_req *r)
+void sq_group_rewind(struct sq_req *group)
 {
-    /* An append's result took the content over (sq_append_result). */
-    if (r->op == SQ_MSG_APPEND && !r->content && r->msgs && r->nm == 1) {
-        r->content = r->msgs[0].content;
-        r->msgs[0].content = NULL;
+    for (struct sq_req *r = group; r; r = r->next) {
+        /* An append's result took the content over (sq_append_result). */
+        if (r->op == SQ_MSG_APPEND && !r->content && r->msgs &&
+            r->nm == 1) {
+            r->content = r->msgs[0].content;
+            r->msgs[0].content = NULL;
+        }
+        free_outputs(r);
+        r->chats = NULL;
+        r->chat_ptrs = NULL;
+        r->msgs = NULL;
+        r->msg_ptrs = NULL;
+        r->n = r->nm = 0;
+        r->status = CC_OK;
+        r->error[0] = '\0';
+        memset(&r->res, 0, sizeof r->res);
     }
-    free_outputs(r);
-    r->chats = NULL;
-    r->chat_ptrs = NULL;
-    r->msgs = NULL;
-    r->msg_ptrs = NULL;
-    r->n = r->nm = 0;
-    r->status = CC_OK;
-    r->error[0] = '\0';
-    memset(&r->res, 0, sizeof r->res);
 }
 
 void sq_req_free(struct sq_req *r)

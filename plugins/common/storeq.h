@@ -114,9 +114,10 @@ void sq_queue_fail_all(struct sq_backend *b, struct sq_queue *q,
 /* host->post callback: run a group's callbacks in order, then free. */
 void sq_deliver(void *group);
 void sq_req_free(struct sq_req *r);
-/* Undo what running r produced (results, status, error) so it can run
- * again after its transaction was rolled back. */
-void sq_req_rewind(struct sq_req *r);
+/* Undo what running each request of the group produced (results,
+ * status, error) so the group can run again after its transaction was
+ * rolled back. */
+void sq_group_rewind(struct sq_req *group);
 
 /* Result builders used by the backends' operations. */
 struct sq_chat *sq_one_chat(struct sq_req *r);

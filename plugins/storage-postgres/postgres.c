@@ -322,6 +322,13 @@ static void notice_quiet(void *arg, const PGresult *res)
     (void)res; /* NOTICEs (e.g. "relation exists") are not events */
 }
 
+/* The name statement s is prepared under on every connection. */
+static const char *stmt_name(enum stmt s, char name[16])
+{
+    snprintf(name, 16, "s%d", (int)s);
+    return name;
+}
+
 /* Prepare every statement on c (the schema must exist); 0 or -1. */
 static int prepare_all(PGconn *c, char *err, size_t err_size)
 {
@@ -329,8 +336,7 @@ static int prepare_all(PGconn *c, char *err, size_t err_size)
         char name[16];
         PGresult *res;
 
-        snprintf(name, sizeof name, "s%d", i);
-        res = PQprepare(c, name, sql[i], 0, NULL);
+        res = PQprepare(c, stmt_name((enum stmt)i, name), sql[i], 0, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             snprintf(err, err_size, "preparing statement %d: %s", i,
                      PQresultErrorMessage(res));
@@ -497,8 +503,8 @@ static PGresult *run(struct worker *w, enum stmt s, int n,
 {
     char name[16];
 
-    snprintf(name, sizeof name, "s%d", (int)s);
-    return PQexecPrepared(w->conn, name, n, params, NULL, NULL, 0);
+    return PQexecPrepared(w->conn, stmt_name(s, name), n, params, NULL,
+                          NULL, 0);
 }
 
 /* Record the failure of r; a dead connection makes it CC_E_UNAVAIL. */
@@ -840,9 +846,9 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
     struct sq_req *r;
     char name[16], t[24];
     const char *p[6];
-    int sent = 1, ok;
+    int sent, ok;
 
-    snprintf(name, sizeof name, "s%d", (int)S_APPEND);
+    stmt_name(S_APPEND, name);
     if (!PQenterPipelineMode(c))
         return 0;
     sent = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
@@ -889,8 +895,7 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
         char err[300];
         command(c, "ROLLBACK", err, sizeof err);
     }
-    for (r = group; r; r = r->next)
-        sq_req_rewind(r);
+    sq_group_rewind(group);
     return 0;
 }
 

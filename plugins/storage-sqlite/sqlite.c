@@ -752,8 +752,7 @@ static void write_group(struct sq *sq, struct sq_req *group)
     }
     if (!clean) {
         exec_simple(d, S_ROLLBACK);
-        for (r = group; r; r = r->next)
-            sq_req_rewind(r);
+        sq_group_rewind(group);
         if (exec_simple(d, S_BEGIN) < 0) {
             fail_group(d, group);
             return;
@@ -872,23 +871,16 @@ static int sq_start(void *inst)
         db_close(&sq->w);
         return CC_E_FAIL;
     }
+    /* The checkpointer's connection.  A connection learns the file is in
+     * WAL mode on its first read; until then a checkpoint through it does
+     * nothing at all. */
     if (sqlite3_open_v2(sq->path, &sq->ck, SQLITE_OPEN_READWRITE |
                                                SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
+                        NULL) != SQLITE_OK ||
+        sqlite3_exec(sq->ck, "SELECT count(*) FROM sqlite_master", NULL,
+                     NULL, NULL) != SQLITE_OK) {
         sq->host->log(sq->ctx, CC_LOG_ERROR, "cannot open %s: %s", sq->path,
                       sq->ck ? sqlite3_errmsg(sq->ck) : "out of memory");
-        sqlite3_close(sq->ck);
-        sq->ck = NULL;
-        db_close(&sq->r);
-        db_close(&sq->w);
-        return CC_E_FAIL;
-    }
-    /* A connection learns the file is in WAL mode on its first read;
-     * until then a checkpoint through it does nothing at all. */
-    if (sqlite3_exec(sq->ck, "SELECT count(*) FROM sqlite_master", NULL,
-                     NULL, NULL) != SQLITE_OK) {
-        sq->host->log(sq->ctx, CC_LOG_ERROR, "%s: %s", sq->path,
-                      sqlite3_errmsg(sq->ck));
         sqlite3_close(sq->ck);
         sq->ck = NULL;
         db_close(&sq->r);
