@@ -106,25 +106,21 @@ static void h_cfg_error(cc_plugin_ctx *ctx, const char *key,
 {
     const struct cc_conf_entry *e = key ? cc_conf_entry(ctx->section, key)
                                         : NULL;
-    char msg[512];
+    const char *path = ctx->conf ? ctx->conf->path : "?";
+    char msg[512], where[2048]; /* as long as a log line */
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (!ctx->section) {
-        /* No section in the file: the plugin runs on its defaults. */
-        cc_log(CC_LOG_ERROR, "config", "%s: no [%.*s] section (plugin "
-               "%s)%s%s: %s", ctx->conf ? ctx->conf->path : "?",
-               (int)strcspn(ctx->name, ":"), ctx->name, ctx->name,
-               key ? " " : "",
-               key ? key : "", msg);
-        return;
-    }
-    cc_log(CC_LOG_ERROR, "config", "%s:%d: [%s]%s%s: %s",
-           ctx->conf ? ctx->conf->path : "?",
-           e ? e->line : ctx->section->line, ctx->section->name,
-           key ? " " : "", key ? key : "", msg);
+    if (ctx->section)
+        snprintf(where, sizeof where, "%s:%d: [%s]", path,
+                 e ? e->line : ctx->section->line, ctx->section->name);
+    else /* no section in the file: the plugin runs on its defaults */
+        snprintf(where, sizeof where, "%s: no [%.*s] section (plugin %s)",
+                 path, (int)strcspn(ctx->name, ":"), ctx->name, ctx->name);
+    cc_log(CC_LOG_ERROR, "config", "%s%s%s: %s", where, key ? " " : "",
+           key ? key : "", msg);
 }
 
 static uint64_t h_now_mono_ns(void)
