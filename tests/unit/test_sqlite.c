@@ -1081,6 +1081,37 @@ static void pending_cb(void *arg, int status,
         all_finished = 1;
 }
 
+/* From now on, expect n answers through pending_cb into bulk[]. */
+static void bulk_begin(int n)
+{
+    memset(bulk, 0, sizeof bulk);
+    n_finished = 0;
+    n_expected = n;
+    all_finished = 0;
+}
+
+/* Load the plugin on a database of its own, <dir>/<file>, with the extra
+ * keys, and open chat B between PAT2 and PRO1 in it.  Returns 0, or -1
+ * (unloaded) when it does not load. */
+static int own_db(const char *file, const char *keys, const char *what)
+{
+    char conf[512];
+    struct outcome o = { 0 };
+
+    snprintf(conf, sizeof conf, "[storage]\nplugin = sqlite\npath = %s/%s\n"
+             "%s", dir, file, keys);
+    if (!ok(load_conf(conf) == 0, "%s: loads", what)) {
+        unload();
+        return -1;
+    }
+    profile_put(&o, CC_SIDE_PATIENT, PAT2, NULL);
+    profile_put(&o, CC_SIDE_PROFESSIONAL, PRO1, NULL);
+    is_int(chat_open(&o, CHAT_B, PAT2, PRO1, t0), CC_OK, "%s: chat opened",
+           what);
+    outcome_free(&o);
+    return 0;
+}
+
 /* Issue n appends of "<tag> <i>" by patient sender to chat without
  * waiting; returns how many were queued. */
 static int issue(const char *chat, const char *sender, unsigned group,
@@ -1088,10 +1119,7 @@ static int issue(const char *chat, const char *sender, unsigned group,
 {
     int queued = 0;
 
-    memset(bulk, 0, sizeof bulk);
-    n_finished = 0;
-    n_expected = n;
-    all_finished = 0;
+    bulk_begin(n);
     for (int i = 0; i < n; i++) {
         char id[37], text[64];
         struct cc_message m = {
@@ -1180,23 +1208,12 @@ static void test_bulk(void)
  * answered; the queued ones still commit in order. */
 static void test_small_queue(void)
 {
-    char conf[512], path[128];
-    struct outcome o = { 0 };
     int n = 200, queued, busy = 0, other = 0;
 
-    snprintf(path, sizeof path, "%s/small.db", dir);
-    snprintf(conf, sizeof conf,
-             "[storage]\nplugin = sqlite\npath = %s\nsynchronous = full\n"
-             "busy_timeout = 1000\nbatch_max = 3\nqueue_max = 2\n", path);
-    if (!ok(load_conf(conf) == 0, "all keys set: loads")) {
-        unload();
+    /* Every key set. */
+    if (own_db("small.db", "synchronous = full\nbusy_timeout = 1000\n"
+               "batch_max = 3\nqueue_max = 2\n", "small queue") < 0)
         return;
-    }
-    profile_put(&o, CC_SIDE_PATIENT, PAT2, NULL);
-    profile_put(&o, CC_SIDE_PROFESSIONAL, PRO1, NULL);
-    is_int(chat_open(&o, CHAT_B, PAT2, PRO1, t0), CC_OK,
-           "small queue: chat opened");
-    outcome_free(&o);
     queued = issue(CHAT_B, PAT2, 0x5, n, t0, "small");
     for (int i = 0; i < n; i++) {
         busy += bulk[i].queued == CC_E_BUSY;
@@ -1226,7 +1243,6 @@ static void test_small_queue(void)
         is_int(unordered, 0, "small queue: sequences in order, no gap");
     }
     unload();
-    outcome_free(&o);
 }
 
 /* A request that fails halfway inside a group (here: a duplicate message
@@ -1235,27 +1251,14 @@ static void test_small_queue(void)
  * consecutive sequences.  All are queued at once so they share groups. */
 static void test_group_failure(void)
 {
-    char conf[512], path[128], id[37], text[64];
+    char id[37], text[64];
     struct outcome o = { 0 };
     int n = 100, dup = 50, failed = 0, badseq = 0, calls = 0;
     int64_t next = 1;
 
-    snprintf(path, sizeof path, "%s/group.db", dir);
-    snprintf(conf, sizeof conf,
-             "[storage]\nplugin = sqlite\npath = %s\n", path);
-    if (!ok(load_conf(conf) == 0, "group: loads")) {
-        unload();
+    if (own_db("group.db", "", "group") < 0)
         return;
-    }
-    profile_put(&o, CC_SIDE_PATIENT, PAT2, NULL);
-    profile_put(&o, CC_SIDE_PROFESSIONAL, PRO1, NULL);
-    is_int(chat_open(&o, CHAT_B, PAT2, PRO1, t0), CC_OK,
-           "group: chat opened");
-    outcome_free(&o);
-    memset(bulk, 0, sizeof bulk);
-    n_finished = 0;
-    n_expected = n;
-    all_finished = 0;
+    bulk_begin(n);
     for (int i = 0; i < n; i++) {
         struct cc_message m = {
             .struct_size = sizeof m, .id = id, .chat_id = CHAT_B,
@@ -1300,30 +1303,18 @@ static off_t file_size(const char *path)
 
 static void test_wal_bounded(void)
 {
-    char conf[512], path[128], wal[140], id[37];
+    char path[128], wal[140], id[37];
     static char text[4000];
-    struct outcome o = { 0 };
     off_t wal_max = 0;
     int rounds = 8, failed = 0;
 
     snprintf(path, sizeof path, "%s/wal.db", dir);
     snprintf(wal, sizeof wal, "%s-wal", path);
-    snprintf(conf, sizeof conf,
-             "[storage]\nplugin = sqlite\npath = %s\n", path);
-    if (!ok(load_conf(conf) == 0, "wal: loads")) {
-        unload();
+    if (own_db("wal.db", "", "wal") < 0)
         return;
-    }
-    profile_put(&o, CC_SIDE_PATIENT, PAT2, NULL);
-    profile_put(&o, CC_SIDE_PROFESSIONAL, PRO1, NULL);
-    is_int(chat_open(&o, CHAT_B, PAT2, PRO1, t0), CC_OK, "wal: chat opened");
-    outcome_free(&o);
     memset(text, 'w', sizeof text);
     for (int round = 0; round < rounds; round++) {
-        memset(bulk, 0, sizeof bulk);
-        n_finished = 0;
-        n_expected = BULK;
-        all_finished = 0;
+        bulk_begin(BULK);
         for (int i = 0; i < BULK; i++) {
             struct cc_message m = {
                 .struct_size = sizeof m, .id = id, .chat_id = CHAT_B,
