@@ -49,10 +49,24 @@ void cc_uuid_v7(int64_t unix_us, char out[CC_UUID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
-    uint64_t ms = (uint64_t)unix_us / 1000;
+    static uint64_t last;   /* ms << 12 | frac of the newest id */
     /* sub-millisecond fraction scaled to 12 bits (RFC 9562 6.2 method 3) */
-    uint32_t frac = (uint32_t)(((uint64_t)unix_us % 1000) * 4096 / 1000);
+    uint64_t want = ((uint64_t)unix_us / 1000) << 12 |
+                    ((uint64_t)unix_us % 1000) * 4096 / 1000;
+    uint64_t prev = __atomic_load_n(&last, __ATOMIC_RELAXED), t;
+    uint64_t ms;
+    uint32_t frac;
     size_t o = 0;
+
+    /* Ids made within 244 ns of each other would share the fraction and
+     * sort by their random bits: take the next step instead, so ids
+     * sort in the order they were made (the counter of RFC 9562 6.2). */
+    do
+        t = want > prev ? want : prev + 1;
+    while (!__atomic_compare_exchange_n(&last, &prev, t, 0, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED));
+    ms = t >> 12;
+    frac = (uint32_t)(t & 0xfff);
 
     if (RAND_bytes(b + 8, 8) != 1)
         abort();

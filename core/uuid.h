@@ -22,8 +22,10 @@ int cc_uuid_canon(const char *s, size_t n, char out[CC_UUID_LEN + 1]);
 int cc_uuid_valid(const char *s);
 
 /* A new UUIDv7 for the given wall-clock time in microseconds: 48-bit
- * millisecond timestamp, 12 bits of sub-millisecond fraction (so ids made
- * within one process sort by creation time), 62 random bits. */
+ * millisecond timestamp, 12 bits of sub-millisecond fraction, 62 random
+ * bits.  Ids made by one process sort in the order they were made: when
+ * the time would not order them, the 60-bit time field steps past the
+ * previous id's. */
 void cc_uuid_v7(int64_t unix_us, char out[CC_UUID_LEN + 1]);
 
 #endif

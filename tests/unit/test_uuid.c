@@ -46,6 +46,17 @@ static void test_v7(void)
        "a later millisecond sorts after");
     cc_uuid_v7(t + 500, c);
     ok(strncmp(a, c, 18) < 0, "sub-millisecond fraction orders ids");
+    /* Many ids in the same microsecond (a batch stored at once) still
+     * sort in the order they were made. */
+    int sorted = 1;
+    cc_uuid_v7(t + 2000, a);
+    for (int i = 0; i < 10000; i++) {
+        cc_uuid_v7(t + 2000, b);
+        if (strcmp(a, b) >= 0)
+            sorted = 0;
+        memcpy(a, b, sizeof a);
+    }
+    ok(sorted, "10,000 ids of one microsecond sort in order made");
 }
 
 static void test_time(void)
