@@ -46,6 +46,10 @@
  * to WAL_KEEP_BYTES.  Without this a steady load never lets the log
  * restart and it grows without bound (a gigabyte a minute under flood). */
 #define WAL_RESTART_FRAMES 4096
+/* Past this the writer waits for a checkpointer run in progress rather
+ * than trying again after the next group (a loaded machine where the
+ * two keep colliding would otherwise let the log grow). */
+#define WAL_HARD_FRAMES (WAL_RESTART_FRAMES * 3 / 2)
 #define WAL_KEEP_BYTES (64LL << 20)
 
 /* Statements, prepared once per connection. */
@@ -158,6 +162,8 @@ struct sq {
     sqlite3 *ck;                /* the checkpointer's connection */
     pthread_mutex_t ck_mu;
     pthread_cond_t ck_cv;
+    pthread_cond_t ck_done;     /* a checkpointer run ended */
+    int ck_running;             /* the checkpointer is mid-run */
     int ck_stop;
 };
 
@@ -795,7 +801,7 @@ static void *writer_main(void *arg)
 {
     struct sq *sq = arg;
     struct sq_req *group;
-    int n_log, n_done;
+    int n_log, n_done, rc;
 
     while ((group = sq_queue_take(&sq->wq, sq->batch_max))) {
         write_group(sq, group);
@@ -804,11 +810,21 @@ static void *writer_main(void *arg)
          * has copied most of the log; copy the rest so the next BEGIN
          * restarts it (busy when the checkpointer is mid-run: next time).
          */
-        if (sq->wal_frames >= WAL_RESTART_FRAMES &&
-            sqlite3_wal_checkpoint_v2(sq->w.h, NULL,
-                                      SQLITE_CHECKPOINT_PASSIVE, &n_log,
-                                      &n_done) == SQLITE_OK &&
-            n_done == n_log)
+        if (sq->wal_frames < WAL_RESTART_FRAMES)
+            continue;
+        rc = sqlite3_wal_checkpoint_v2(sq->w.h, NULL,
+                                       SQLITE_CHECKPOINT_PASSIVE, &n_log,
+                                       &n_done);
+        if (rc == SQLITE_BUSY && sq->wal_frames >= WAL_HARD_FRAMES) {
+            pthread_mutex_lock(&sq->ck_mu);
+            while (sq->ck_running)
+                pthread_cond_wait(&sq->ck_done, &sq->ck_mu);
+            pthread_mutex_unlock(&sq->ck_mu);
+            rc = sqlite3_wal_checkpoint_v2(sq->w.h, NULL,
+                                           SQLITE_CHECKPOINT_PASSIVE, &n_log,
+                                           &n_done);
+        }
+        if (rc == SQLITE_OK && n_done == n_log)
             sq->wal_frames = 0;
     }
     return NULL;
@@ -852,10 +868,13 @@ static void *checkpointer_main(void *arg)
         pthread_cond_timedwait(&sq->ck_cv, &sq->ck_mu, &ts);
         if (sq->ck_stop)
             break;
+        sq->ck_running = 1;
         pthread_mutex_unlock(&sq->ck_mu);
         sqlite3_wal_checkpoint_v2(sq->ck, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                   NULL, NULL);
         pthread_mutex_lock(&sq->ck_mu);
+        sq->ck_running = 0;
+        pthread_cond_broadcast(&sq->ck_done);
     }
     pthread_mutex_unlock(&sq->ck_mu);
     return NULL;
@@ -889,6 +908,7 @@ static int sq_start(void *inst)
     }
     pthread_mutex_init(&sq->ck_mu, NULL);
     pthread_cond_init(&sq->ck_cv, NULL);
+    pthread_cond_init(&sq->ck_done, NULL);
     /* Replaces the automatic checkpoint (that is a WAL hook too). */
     sqlite3_wal_hook(sq->w.h, wal_committed, sq);
     if (pthread_create(&sq->writer, NULL, writer_main, sq) != 0 ||
@@ -924,6 +944,7 @@ static void sq_stop(void *inst, cc_post_cb done, void *arg)
         sq->ck = NULL;
         pthread_mutex_destroy(&sq->ck_mu);
         pthread_cond_destroy(&sq->ck_cv);
+        pthread_cond_destroy(&sq->ck_done);
         sq->running = 0;
     }
     /* Posted after the last results, so it runs after their callbacks. */
