@@ -9,6 +9,7 @@
  */
 #include "conn.h"
 #include "log.h"
+#include "loop.h"
 #include "msg.h"
 #include "rest.h"
 #include "server.h"
@@ -34,9 +35,23 @@
 #include <time.h>
 #include <unistd.h>
 
-static struct cc_conn *all_conns;
+/* Loop 0's counts; a worker's connection reports its end by mail. */
 static uint64_t n_conns;
 static struct cc_tally per_ip;  /* open connections by client address */
+
+/* A connection on a worker is gone (worker -> loop 0). */
+struct gone_mail {
+    struct cc_mail m;
+    char ip[48];
+    char user[CC_USER_ID_MAX];  /* "" when not counted */
+};
+
+/* A WebSocket moves to a worker (loop 0 -> worker). */
+struct move_mail {
+    struct cc_mail m;
+    struct cc_conn *conn;
+    struct evbuffer *in;        /* what it sent that was not read yet */
+};
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
@@ -105,6 +120,83 @@ static void arm_timer(struct cc_conn *c, uint64_t ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* Wrap c's socket (and TLS session) in a bufferevent on c's loop and
+ * link c into the loop's list.  The bufferevent never closes them: c
+ * does (drop_transport), so they can outlive it when c moves. */
+static void attach(struct cc_conn *c, enum bufferevent_ssl_state st)
+{
+    struct event_base *base = cc_loop_base(c->loop);
+    struct cc_conn **list = cc_loop_conns(c->loop);
+
+    if (c->ssl) {
+        c->bev = bufferevent_openssl_socket_new(base, c->fd, c->ssl, st, 0);
+        /* A TLS close_notify is not owed to a peer that just vanished. */
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(base, c->fd, 0);
+    }
+    c->timer = evtimer_new(base, timer_cb, c);
+    if (!c->bev || !c->timer)
+        abort();
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->prev = NULL;
+    c->next = *list;
+    if (*list)
+        (*list)->prev = c;
+    *list = c;
+}
+
+static void detach(struct cc_conn *c)
+{
+    struct cc_conn **list = cc_loop_conns(c->loop);
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        *list = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+/* Close the socket: the bufferevent first (it stops watching the fd). */
+static void drop_transport(struct cc_conn *c)
+{
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+/* Loop 0: a connection ended (here, or on a worker by mail). */
+static void forget(const char *ip, const char *user)
+{
+    n_conns--;
+    cc_tally_dec(&per_ip, ip);
+    if (!n_conns)
+        cc_tally_free(&per_ip);
+    if (user)
+        cc_session_forget_user(user);
+}
+
+static void gone_cb(struct cc_loop *on, struct cc_mail *mail)
+{
+    struct gone_mail *g = (struct gone_mail *)mail;
+
+    forget(g->ip, g->user[0] ? g->user : NULL);
+    free(g);
+}
+
 void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
                     int tls)
 {
@@ -131,37 +223,22 @@ void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->id = ++cc_srv->next_id;
     c->tls = tls;
+    c->fd = fd;
+    c->loop = cc_main_loop;
     if (tls) {
-        SSL *ssl = cc_tls_ctx() ? SSL_new(cc_tls_ctx()) : NULL;
-        if (!ssl) {
+        c->ssl = cc_tls_ctx() ? SSL_new(cc_tls_ctx()) : NULL;
+        if (!c->ssl) {
             cc_tally_dec(&per_ip, c->ip);
             close(fd);
             free(c);
             return;
         }
-        c->bev = bufferevent_openssl_socket_new(cc_srv->base, fd, ssl,
-                                                BUFFEREVENT_SSL_ACCEPTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-        /* A TLS close_notify is not owed to a peer that just vanished. */
-        if (c->bev)
-            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-    } else {
-        c->bev = bufferevent_socket_new(cc_srv->base, fd,
-                                        BEV_OPT_CLOSE_ON_FREE);
     }
-    c->timer = evtimer_new(cc_srv->base, timer_cb, c);
-    if (!c->bev || !c->timer)
-        abort();
-    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    n_conns++;
+    attach(c, c->ssl ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_OPEN);
     c->state = CC_CONN_HEAD;
     c->reading = 1;
     arm_timer(c, cc_srv->lim.request_timeout_ms);
-    c->next = all_conns;
-    if (all_conns)
-        all_conns->prev = c;
-    all_conns = c;
-    n_conns++;
 }
 
 static void request_free(struct cc_conn *c)
@@ -176,22 +253,24 @@ static void request_free(struct cc_conn *c)
 
 static void conn_free(struct cc_conn *c)
 {
+    if (c->loop != cc_main_loop) {
+        const char *user = cc_session_counted_user(c);
+        struct gone_mail *g = calloc(1, sizeof *g);
+        if (!g)
+            abort();
+        memcpy(g->ip, c->ip, sizeof g->ip);
+        if (user)
+            snprintf(g->user, sizeof g->user, "%s", user);
+        cc_loop_post(cc_main_loop, &g->m, gone_cb);
+    } else {
+        forget(c->ip, NULL); /* cc_session_free forgets the user here */
+    }
     cc_session_free(c);
     request_free(c);
     if (c->timer)
         event_free(c->timer);
-    if (c->bev)
-        bufferevent_free(c->bev);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        all_conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    n_conns--;
-    cc_tally_dec(&per_ip, c->ip);
-    if (!n_conns)
-        cc_tally_free(&per_ip);
+    drop_transport(c);
+    detach(c);
     free(c);
 }
 
@@ -200,13 +279,57 @@ void cc_conn_close(struct cc_conn *c)
     if (c->dead)
         return;
     c->dead = 1;
-    if (c->bev) {
-        bufferevent_free(c->bev); /* closes the socket */
-        c->bev = NULL;
-    }
+    drop_transport(c);
     evtimer_del(c->timer);
     if (c->pending == 0)
         conn_free(c);
+}
+
+int cc_conn_movable(const struct cc_conn *c)
+{
+    return c->bev && !evbuffer_get_length(bufferevent_get_output(c->bev)) &&
+           !(c->ssl && SSL_pending(c->ssl));
+}
+
+static void move_cb(struct cc_loop *on, struct cc_mail *mail)
+{
+    struct move_mail *mm = (struct move_mail *)mail;
+    struct cc_conn *c = mm->conn;
+
+    struct evbuffer *in;
+    int rc;
+
+    attach(c, BUFFEREVENT_SSL_OPEN);
+    /* A socket bufferevent keeps its input's end frozen except while it
+     * reads; do as it does (a TLS one does not freeze it). */
+    in = bufferevent_get_input(c->bev);
+    if (!c->ssl)
+        evbuffer_unfreeze(in, 0);
+    rc = evbuffer_add_buffer(in, mm->in);
+    if (!c->ssl)
+        evbuffer_freeze(in, 0);
+    if (rc < 0)
+        abort(); /* cannot fail but for a frozen buffer */
+    evbuffer_free(mm->in);
+    free(mm);
+    cc_session_adopted(c);
+}
+
+void cc_conn_move(struct cc_conn *c, struct cc_loop *to)
+{
+    struct move_mail *mm = calloc(1, sizeof *mm);
+
+    if (!mm || !(mm->in = evbuffer_new()))
+        abort();
+    mm->conn = c;
+    evbuffer_add_buffer(mm->in, bufferevent_get_input(c->bev));
+    bufferevent_free(c->bev); /* leaves the socket and TLS open */
+    c->bev = NULL;
+    event_free(c->timer);
+    c->timer = NULL;
+    detach(c);
+    c->loop = to;
+    cc_loop_post(to, &mm->m, move_cb);
 }
 
 void cc_conn_close_after_write(struct cc_conn *c)
@@ -529,11 +652,12 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-void cc_conn_shutdown_all(void)
+/* Close what loop `on` owns (see cc_conn_shutdown_all). */
+static void shutdown_loop(struct cc_loop *on)
 {
     struct cc_conn *c, *next;
 
-    for (c = all_conns; c; c = next) {
+    for (c = *cc_loop_conns(on); c; c = next) {
         next = c->next;
         if (c->dead)
             continue;
@@ -544,4 +668,31 @@ void cc_conn_shutdown_all(void)
         else
             c->keep_alive = 0; /* answer the request in flight, then close */
     }
+}
+
+void cc_conn_close_all(struct cc_loop *on)
+{
+    struct cc_conn *c, *next;
+
+    for (c = *cc_loop_conns(on); c; c = next) {
+        next = c->next;
+        cc_conn_close(c);
+    }
+}
+
+static void shutdown_cb(struct cc_loop *on, struct cc_mail *mail)
+{
+    free(mail);
+    shutdown_loop(on);
+}
+
+void cc_conn_shutdown_all(void)
+{
+    for (unsigned i = 1; i < cc_n_loops; i++) {
+        struct cc_mail *m = calloc(1, sizeof *m);
+        if (!m)
+            abort();
+        cc_loop_post(cc_loops[i], m, shutdown_cb);
+    }
+    shutdown_loop(cc_main_loop);
 }

@@ -5,7 +5,9 @@
  *
  * A connection owns all its memory (request, body, WebSocket state) and
  * closing it frees everything - once no asynchronous operation still
- * refers to it (cc_conn_hold/cc_conn_release).  Loop thread only.
+ * refers to it (cc_conn_hold/cc_conn_release).  Connections are accepted
+ * on loop 0; a joined WebSocket may move to a worker loop (threads > 1),
+ * after which only that loop touches it.
  */
 #ifndef CC_CONN_H
 #define CC_CONN_H
@@ -17,6 +19,8 @@
 
 struct bufferevent;
 struct event;
+struct ssl_st;
+struct cc_loop;
 struct sockaddr;
 struct cc_ws;
 
@@ -41,6 +45,9 @@ struct cc_request {
 
 struct cc_conn {
     uint64_t id;
+    struct cc_loop *loop;      /* the loop that owns it (see loop.h) */
+    int fd;                    /* the socket, owned here, not by bev */
+    struct ssl_st *ssl;        /* TLS session, owned here; NULL: plain */
     struct bufferevent *bev;
     struct event *timer;       /* request deadline or keep-alive idle */
     enum cc_conn_state state;
@@ -52,7 +59,7 @@ struct cc_conn {
     int reading;               /* a request has begun: its deadline runs */
     struct cc_request *req;
     struct cc_ws *ws;          /* set in CC_CONN_WS */
-    struct cc_conn *prev, *next; /* all connections */
+    struct cc_conn *prev, *next; /* its loop's connections */
     char peer[64];             /* client address, for logs */
     int tls;                   /* accepted on a TLS listener */
     char ip[48];               /* client address without the port */
@@ -89,10 +96,24 @@ void cc_conn_close(struct cc_conn *c);
 /* Close after everything queued has been written. */
 void cc_conn_close_after_write(struct cc_conn *c);
 
-/* Shutdown: close idle HTTP connections, ask sessions to close (1001). */
+/* 1 when c (loop 0) can move now: nothing is left to write and TLS holds
+ * no decrypted bytes back. */
+int cc_conn_movable(const struct cc_conn *c);
+
+/* Move c (loop 0, movable) to worker loop to: its socket, TLS session and
+ * unread input go there by mail, where cc_session_adopted() runs.  After
+ * this call loop 0 must not touch c. */
+void cc_conn_move(struct cc_conn *c, struct cc_loop *to);
+
+/* Shutdown: close idle HTTP connections, ask sessions to close (1001),
+ * on every loop. */
 void cc_conn_shutdown_all(void);
 
-/* Live connections. */
+/* Close every connection loop `on` still has (a stopped worker, when the
+ * shutdown grace ran out or a second signal came). */
+void cc_conn_close_all(struct cc_loop *on);
+
+/* Live connections on all loops (loop 0). */
 uint64_t cc_conn_count(void);
 
 #endif

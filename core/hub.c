@@ -1,12 +1,16 @@
 /*
  * hub.c - chats with live connections on this node (see hub.h).
  *
- * A hash table from chat id to the chat's member list.  Delivery encodes
- * the frame once and hands the same refcounted frame to every member.
+ * Per loop, a hash table from chat id to the chat's member list.  On
+ * loop 0 a chat also counts the members each worker loop has (remote[]),
+ * so a delivery is mailed only to the loops that have someone to give it
+ * to: one mail per loop, carrying the shared frame, whatever the number of
+ * members there.
  */
 #include "hub.h"
 #include "conn.h"
 #include "log.h"
+#include "loop.h"
 #include "server.h"
 #include "session.h"
 
@@ -19,6 +23,8 @@ struct hub_chat {
     char id[37];
     struct cc_hub_member *members;
     size_t n_members;
+    uint32_t *remote;        /* loop 0: members on each loop (by index) */
+    size_t n_remote;         /* their sum */
     struct hub_chat *next;   /* hash chain */
 };
 
@@ -28,8 +34,19 @@ struct cc_hub_member {
     struct cc_hub_member *prev, *next;
 };
 
-static struct hub_chat **table;
-static size_t n_buckets, n_chats;
+/* A worker's member left chat_id (worker -> loop 0). */
+struct leave_mail {
+    struct cc_mail m;
+    unsigned from;
+    char chat_id[37];
+};
+
+/* A stored message for the members on one loop (loop 0 -> worker). */
+struct deliver_mail {
+    struct cc_mail m;
+    struct cc_frame *frame;
+    char chat_id[37];
+};
 
 static uint32_t hash_id(const char *s)
 {
@@ -49,16 +66,16 @@ static void *xcalloc(size_t n, size_t sz)
 }
 
 /* Double the table when chains get long (load factor 1). */
-static void maybe_grow(void)
+static void maybe_grow(struct cc_hub *h)
 {
-    size_t nb = n_buckets ? n_buckets * 2 : 1024;
+    size_t nb = h->n_buckets ? h->n_buckets * 2 : 1024;
     struct hub_chat **t;
 
-    if (n_buckets && n_chats < n_buckets)
+    if (h->n_buckets && h->n_chats < h->n_buckets)
         return;
     t = xcalloc(nb, sizeof *t);
-    for (size_t i = 0; i < n_buckets; i++) {
-        struct hub_chat *ch = table[i], *next;
+    for (size_t i = 0; i < h->n_buckets; i++) {
+        struct hub_chat *ch = h->table[i], *next;
         for (; ch; ch = next) {
             next = ch->next;
             size_t b = hash_id(ch->id) & (nb - 1);
@@ -66,42 +83,71 @@ static void maybe_grow(void)
             t[b] = ch;
         }
     }
-    free(table);
-    table = t;
-    n_buckets = nb;
+    free(h->table);
+    h->table = t;
+    h->n_buckets = nb;
 }
 
-static struct hub_chat **find_slot(const char *id)
+static struct hub_chat **find_slot(struct cc_hub *h, const char *id)
 {
     struct hub_chat **pp;
 
-    if (!n_buckets)
+    if (!h->n_buckets)
         return NULL;
-    for (pp = &table[hash_id(id) & (n_buckets - 1)]; *pp; pp = &(*pp)->next)
+    for (pp = &h->table[hash_id(id) & (h->n_buckets - 1)]; *pp;
+         pp = &(*pp)->next)
         if (strcmp((*pp)->id, id) == 0)
             return pp;
     return NULL;
 }
 
+static int is_main(const struct cc_hub *h)
+{
+    return h == cc_loop_hub(cc_main_loop);
+}
+
+/* The chat id on hub h, created (and on loop 0 subscribed) if new. */
+static struct hub_chat *chat_get(struct cc_hub *h, const char *id)
+{
+    struct hub_chat **pp = find_slot(h, id), *ch;
+
+    if (pp)
+        return *pp;
+    maybe_grow(h);
+    ch = xcalloc(1, sizeof *ch);
+    memcpy(ch->id, id, sizeof ch->id - 1);
+    size_t b = hash_id(ch->id) & (h->n_buckets - 1);
+    ch->next = h->table[b];
+    h->table[b] = ch;
+    h->n_chats++;
+    if (is_main(h) &&
+        cc_srv->fo->subscribe(cc_srv->fanout.inst, ch->id) != CC_OK)
+        cc_log(CC_LOG_WARN, "hub", "fan-out could not subscribe chat "
+               "%s; only local messages will arrive", ch->id);
+    return ch;
+}
+
+/* Drop ch from h when nobody is left in it (on loop 0: anywhere). */
+static void chat_release(struct cc_hub *h, struct hub_chat *ch)
+{
+    struct hub_chat **pp;
+
+    if (ch->n_members || ch->n_remote)
+        return;
+    if (is_main(h) && cc_srv->fo)
+        cc_srv->fo->unsubscribe(cc_srv->fanout.inst, ch->id);
+    pp = find_slot(h, ch->id);
+    *pp = ch->next;
+    h->n_chats--;
+    free(ch->remote);
+    free(ch);
+}
+
 struct cc_hub_member *cc_hub_join(struct cc_conn *c, const char *chat_id)
 {
-    struct hub_chat **pp = find_slot(chat_id), *ch;
+    struct hub_chat *ch = chat_get(cc_loop_hub(c->loop), chat_id);
     struct cc_hub_member *m = xcalloc(1, sizeof *m);
 
-    if (pp) {
-        ch = *pp;
-    } else {
-        maybe_grow();
-        ch = xcalloc(1, sizeof *ch);
-        memcpy(ch->id, chat_id, sizeof ch->id - 1);
-        size_t b = hash_id(ch->id) & (n_buckets - 1);
-        ch->next = table[b];
-        table[b] = ch;
-        n_chats++;
-        if (cc_srv->fo->subscribe(cc_srv->fanout.inst, ch->id) != CC_OK)
-            cc_log(CC_LOG_WARN, "hub", "fan-out could not subscribe chat "
-                   "%s; only local messages will arrive", ch->id);
-    }
     m->conn = c;
     m->chat = ch;
     m->next = ch->members;
@@ -112,12 +158,48 @@ struct cc_hub_member *cc_hub_join(struct cc_conn *c, const char *chat_id)
     return m;
 }
 
+/* Loop 0: delta members of chat_id on loop index `on`. */
+static void route(const char *chat_id, unsigned on, int delta)
+{
+    struct cc_hub *h = cc_loop_hub(cc_main_loop);
+    struct hub_chat *ch;
+
+    if (delta > 0) {
+        ch = chat_get(h, chat_id);
+        if (!ch->remote)
+            ch->remote = xcalloc(CC_LOOPS_MAX, sizeof *ch->remote);
+    } else {
+        struct hub_chat **pp = find_slot(h, chat_id);
+        if (!pp || !(*pp)->remote || !(*pp)->remote[on])
+            return;
+        ch = *pp;
+    }
+    ch->remote[on] += (uint32_t)delta;
+    ch->n_remote += (size_t)delta;
+    chat_release(h, ch);
+}
+
+void cc_hub_route_add(const char *chat_id, struct cc_loop *to)
+{
+    route(chat_id, cc_loop_index(to), 1);
+}
+
+static void leave_cb(struct cc_loop *on, struct cc_mail *mail)
+{
+    struct leave_mail *lm = (struct leave_mail *)mail;
+
+    route(lm->chat_id, lm->from, -1);
+    free(lm);
+}
+
 void cc_hub_leave(struct cc_hub_member *m)
 {
-    struct hub_chat *ch, **pp;
+    struct cc_loop *l;
+    struct hub_chat *ch;
 
     if (!m)
         return;
+    l = m->conn->loop;
     ch = m->chat;
     if (m->prev)
         m->prev->next = m->next;
@@ -127,40 +209,83 @@ void cc_hub_leave(struct cc_hub_member *m)
         m->next->prev = m->prev;
     ch->n_members--;
     free(m);
-    if (ch->n_members)
-        return;
-    cc_srv->fo->unsubscribe(cc_srv->fanout.inst, ch->id);
-    pp = find_slot(ch->id);
-    *pp = ch->next;
-    n_chats--;
-    free(ch);
+    if (l != cc_main_loop) {
+        struct leave_mail *lm = xcalloc(1, sizeof *lm);
+        lm->from = cc_loop_index(l);
+        memcpy(lm->chat_id, ch->id, sizeof lm->chat_id);
+        cc_loop_post(cc_main_loop, &lm->m, leave_cb);
+    }
+    chat_release(cc_loop_hub(l), ch);
+}
+
+/* Hand f to every member of ch (sending may drop a slow member). */
+static void send_all(struct hub_chat *ch, struct cc_frame *f)
+{
+    struct cc_hub_member *m, *next;
+
+    for (m = ch->members; m; m = next) {
+        next = m->next;
+        cc_session_send_frame(m->conn, f);
+    }
+}
+
+static void deliver_cb(struct cc_loop *on, struct cc_mail *mail)
+{
+    struct deliver_mail *dm = (struct deliver_mail *)mail;
+    struct hub_chat **pp = find_slot(cc_loop_hub(on), dm->chat_id);
+
+    if (pp) /* else its members left while the mail was on its way */
+        send_all(*pp, dm->frame);
+    cc_frame_unref(dm->frame);
+    free(dm);
 }
 
 void cc_hub_deliver(const char *chat_id, int64_t seq, const char *payload,
                     size_t len)
 {
-    struct hub_chat **pp = find_slot(chat_id);
-    struct cc_hub_member *m, *next;
+    struct hub_chat **pp = find_slot(cc_loop_hub(cc_main_loop), chat_id);
+    struct hub_chat *ch;
     struct cc_frame *f;
 
     if (!pp)
         return; /* nobody here for this chat */
+    ch = *pp;
     f = cc_frame_text(payload, len);
-    for (m = (*pp)->members; m; m = next) {
-        next = m->next; /* sending may drop a slow member */
-        cc_session_send_frame(m->conn, f);
+    for (unsigned i = 1; ch->n_remote && i < cc_n_loops; i++) {
+        struct deliver_mail *dm;
+        if (!ch->remote[i])
+            continue;
+        dm = malloc(sizeof *dm);
+        if (!dm)
+            abort();
+        dm->frame = cc_frame_ref(f);
+        memcpy(dm->chat_id, ch->id, sizeof dm->chat_id);
+        cc_loop_post(cc_loops[i], &dm->m, deliver_cb);
     }
+    send_all(ch, f);
     cc_frame_unref(f);
 }
 
 size_t cc_hub_chats(void)
 {
-    return n_chats;
+    return cc_loop_hub(cc_main_loop)->n_chats;
 }
 
-void cc_hub_free(void)
+void cc_hub_free(struct cc_hub *h)
 {
-    free(table);
-    table = NULL;
-    n_buckets = n_chats = 0;
+    for (size_t i = 0; i < h->n_buckets; i++) {
+        struct hub_chat *ch, *next;
+        for (ch = h->table[i]; ch; ch = next) {
+            next = ch->next;
+            while (ch->members) {
+                struct cc_hub_member *m = ch->members;
+                ch->members = m->next;
+                free(m);
+            }
+            free(ch->remote);
+            free(ch);
+        }
+    }
+    free(h->table);
+    memset(h, 0, sizeof *h);
 }

@@ -2,10 +2,14 @@
  * hub.h - chats and their live connections on this node: who is joined to
  * which chat, and delivery of a published message to all of them.
  *
- * The hub encodes a delivered message into one WebSocket frame and shares
- * it, refcounted, among the chat's connections (design invariant 3).  It
- * tells the fan-out plugin when a chat gains its first or loses its last
- * local connection.  Loop thread only.
+ * Each event loop has its own hub (see loop.h) holding the members it
+ * owns.  Loop 0's hub is also the node's routing table: for every chat it
+ * knows how many members each worker loop has, and it alone talks to the
+ * fan-out plugin (subscribe when a chat gains its first member anywhere,
+ * unsubscribe when it loses its last).  A delivered message is encoded
+ * into one WebSocket frame on loop 0 and shared, refcounted, by every
+ * member on every loop (design invariant 3).  Each call runs on the
+ * thread of the loop it names.
  */
 #ifndef CC_HUB_H
 #define CC_HUB_H
@@ -14,23 +18,36 @@
 #include <stdint.h>
 
 struct cc_conn;
+struct cc_loop;
 struct cc_hub_member;
+struct hub_chat;
 
-/* Join c to chat_id; returns the membership handle (never NULL). */
+/* One loop's chats (zero-initialised; part of struct cc_loop). */
+struct cc_hub {
+    struct hub_chat **table;
+    size_t n_buckets, n_chats;
+};
+
+/* Join c to chat_id on c's loop; returns the membership handle. */
 struct cc_hub_member *cc_hub_join(struct cc_conn *c, const char *chat_id);
 
-/* Leave; m may be NULL.  Unsubscribes the chat when it empties. */
+/* Leave; m may be NULL.  The chat is unsubscribed when its last member
+ * anywhere has left (a worker tells loop 0 by mail). */
 void cc_hub_leave(struct cc_hub_member *m);
 
-/* The fan-out hook: write payload (an encoded message object) as one text
- * frame to every local connection of chat_id. */
+/* Loop 0: count one more member of chat_id on worker loop `to` (before
+ * the connection is mailed there, so no message falls between). */
+void cc_hub_route_add(const char *chat_id, struct cc_loop *to);
+
+/* The fan-out hook (loop 0): write payload (an encoded message object) as
+ * one text frame to every connection of chat_id on this node. */
 void cc_hub_deliver(const char *chat_id, int64_t seq, const char *payload,
                     size_t len);
 
-/* Number of chats with local connections. */
+/* Number of chats with connections (loop 0: on any loop). */
 size_t cc_hub_chats(void);
 
-/* Free the hub's tables (all members must have left). */
-void cc_hub_free(void);
+/* Free a hub's table (all members must have left). */
+void cc_hub_free(struct cc_hub *h);
 
 #endif

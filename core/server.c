@@ -8,6 +8,7 @@
 #include "conn.h"
 #include "hub.h"
 #include "log.h"
+#include "loop.h"
 
 #include <carechat/auth.h>
 #include <carechat/fanout.h>
@@ -71,6 +72,7 @@ static const struct setting {
       10000000 },
     { "message_rate", K_COUNT, L(message_rate), 0, 0, 1000000 },
     { "message_burst", K_COUNT, L(message_burst), 20, 1, 1000000 },
+    { "threads", K_COUNT, L(threads), 1, 1, CC_LOOPS_MAX },
 #undef L
 };
 
@@ -445,6 +447,7 @@ int cc_server_start(struct cc_server *s)
     cc_srv = s;
     signal(SIGPIPE, SIG_IGN);
     cc_host_init(s->base, &hooks);
+    cc_loops_init(s->base);
     if (tls_start(s) < 0 || load_plugins(s) < 0)
         return -1;
     if (cc_plugin_start(&s->storage, err, sizeof err) < 0 ||
@@ -453,8 +456,13 @@ int cc_server_start(struct cc_server *s)
         cc_log(CC_LOG_ERROR, "plugin", "%s", err);
         return -1;
     }
-    if (bind_all(s) < 0)
+    if (bind_all(s) < 0 || cc_loops_start((unsigned)s->lim.threads) < 0)
         return -1;
+    if (s->lim.threads > 1)
+        cc_log(CC_LOG_INFO, "server", "%llu event loops: WebSockets move "
+               "to loops 1-%llu once joined",
+               (unsigned long long)s->lim.threads,
+               (unsigned long long)s->lim.threads - 1);
     for (int i = 0; i < 3; i++) {
         sig_events[i] = evsignal_new(s->base, sigs[i], on_signal, s);
         event_add(sig_events[i], NULL);
@@ -518,17 +526,22 @@ void cc_server_free(struct cc_server *s)
     for (size_t i = 0; i < n_listeners; i++)
         evconnlistener_free(listeners[i]);
     n_listeners = 0;
+    /* Workers first, and their last mail (a chat's last member leaving
+     * unsubscribes it) while the fan-out plugin is still there. */
+    cc_loops_stop();
+    cc_loops_drain_main();
     /* Storage last: its stop() finishes queued writes. */
     for (int i = 0; i < 3; i++)
         cc_plugin_unload(ps[i]);
+    s->fo = NULL;
     for (int i = 0; i < 3; i++)
         if (sig_events[i])
             event_free(sig_events[i]);
     if (drain_timer)
         event_free(drain_timer);
     cc_auth_free();
-    cc_hub_free();
     cc_host_shutdown();
+    cc_loops_free();
     free(s->listen);
     free(s->tls_listen);
     free(s->allowed_origins);

@@ -3,7 +3,8 @@
  * loaded plugins, listeners, signals and the shutdown sequence.
  *
  * One server per process, reachable as cc_srv from every core module
- * (conn, session, rest, hub).  Loop thread only.
+ * (conn, session, rest, hub).  Loop 0 only, except the settings (lim),
+ * which every loop reads and nobody changes once the loops run.
  */
 #ifndef CC_SERVER_H
 #define CC_SERVER_H
@@ -32,6 +33,7 @@ struct cc_limits {
     uint64_t max_handshakes;      /* WebSockets being authenticated */
     uint64_t message_rate;        /* chat messages/s per connection; 0 */
     uint64_t message_burst;       /* bucket size for message_rate */
+    uint64_t threads;             /* event loops (see loop.h) */
 };
 
 struct cc_server {

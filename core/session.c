@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "hub.h"
 #include "log.h"
+#include "loop.h"
 #include "msg.h"
 #include "server.h"
 #include "timefmt.h"
@@ -51,6 +52,7 @@ struct cc_ws {
     int auth_pending;
     int handshaking;                /* counted in pending_handshakes */
     int user_counted;               /* counted in per_user */
+    struct cc_loop *move_to;        /* worker to hand over to, once idle */
     double tokens;                  /* message_rate bucket */
     uint64_t tokens_ms;
 };
@@ -84,16 +86,22 @@ struct cc_frame *cc_frame_text(const char *payload, size_t len)
 
     if (!f)
         abort();
-    f->refs = 1;
+    __atomic_store_n(&f->refs, 1, __ATOMIC_RELAXED);
     f->len = hlen + len;
     memcpy(f->data, hdr, hlen);
     memcpy(f->data + hlen, payload, len);
     return f;
 }
 
+struct cc_frame *cc_frame_ref(struct cc_frame *f)
+{
+    __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+    return f;
+}
+
 void cc_frame_unref(struct cc_frame *f)
 {
-    if (--f->refs == 0)
+    if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
         free(f);
 }
 
@@ -134,9 +142,8 @@ void cc_session_send_frame(struct cc_conn *c, struct cc_frame *f)
 {
     if (c->dead || !c->ws || c->ws->close_sent || over_high_water(c))
         return;
-    f->refs++;
     if (evbuffer_add_reference(bufferevent_get_output(c->bev), f->data,
-                               f->len, frame_cleanup, f) < 0)
+                               f->len, frame_cleanup, cc_frame_ref(f)) < 0)
         cc_frame_unref(f);
 }
 
@@ -219,18 +226,65 @@ struct send_op {
     char chat_id[37];
 };
 
+/* A chat message from a worker's connection, to store (worker -> loop 0);
+ * the same mail comes back with the outcome (loop 0 -> worker). */
+struct append_mail {
+    struct cc_mail m;
+    struct send_op op;
+    const char *error;      /* back: NULL when stored */
+    struct cc_message msg;  /* its strings point below */
+    char id[CC_UUID_LEN + 1];
+    char sender[37];
+    char content[];
+};
+
+static const char *append_error(int status)
+{
+    return status == CC_E_NOTFOUND ? CC_ERR_NOT_FOUND
+         : status == CC_E_BUSY ? "Server busy: message not stored; try again"
+                               : "Message could not be stored; try again";
+}
+
+/* The append of a worker's connection is over: tell it there. */
+static void append_back_cb(struct cc_loop *on, struct cc_mail *mail)
+{
+    struct append_mail *am = (struct append_mail *)mail;
+
+    if (cc_conn_release(am->op.conn) && am->error)
+        send_error(am->op.conn, am->error);
+    free(am);
+}
+
+static void append_back(struct cc_conn *c, const char *error)
+{
+    struct append_mail *am = calloc(1, sizeof *am);
+
+    if (!am)
+        abort();
+    am->op.conn = c;
+    am->error = error;
+    cc_loop_post(c->loop, &am->m, append_back_cb);
+}
+
 static void append_done(void *arg, int status,
                         const struct cc_store_result *res)
 {
     struct send_op *op = arg;
-    int alive = cc_conn_release(op->conn);
+    int alive = 0;
 
+    /* c->loop is written only here, on loop 0, when c moves. */
+    if (op->conn->loop == cc_main_loop)
+        alive = cc_conn_release(op->conn);
+    else
+        append_back(op->conn, status == CC_OK && res->message
+                                  ? NULL : append_error(status));
     if (status == CC_OK && res->message) {
         struct cc_sbuf b = { 0 };
         cc_sbuf_adds(&b, "{\"message\": ");
         cc_json_message(&b, res->message, 0);
         cc_sbuf_adds(&b, "}");
-        if (cc_srv->fo->publish(cc_srv->fanout.inst, op->chat_id,
+        if (cc_srv->fo && /* NULL: stored while shutting down */
+            cc_srv->fo->publish(cc_srv->fanout.inst, op->chat_id,
                                 res->message->seq, b.p, b.len) != CC_OK)
             cc_log(CC_LOG_ERROR, "ws", "fan-out failed for a stored message "
                    "in chat %s", op->chat_id);
@@ -239,48 +293,89 @@ static void append_done(void *arg, int status,
         cc_log(CC_LOG_WARN, "ws", "message not stored in chat %s: %s",
                op->chat_id, res->error ? res->error : "storage error");
         if (alive)
-            send_error(op->conn, status == CC_E_NOTFOUND
-                                     ? CC_ERR_NOT_FOUND
-                                     : "Message could not be stored; "
-                                       "try again");
+            send_error(op->conn, append_error(status));
     }
     free(op);
 }
 
-/* Store the message; it is broadcast only once storage has it. */
-static void store_message(struct cc_conn *c, const struct cc_inbound *in,
-                          int side)
+/* Loop 0: hand m to storage for c (held by the caller until the
+ * outcome).  Returns CC_OK or storage's refusal. */
+static int append(struct cc_conn *c, const char *chat_id,
+                  const struct cc_message *m)
 {
-    struct cc_ws *ws = c->ws;
     struct send_op *op = calloc(1, sizeof *op);
-    char id[CC_UUID_LEN + 1];
-    int64_t now = cc_time_now_us();
-    struct cc_message m = { .struct_size = sizeof m };
     int rc;
 
     if (!op)
         abort();
-    cc_uuid_v7(now, id);
-    m.id = id;
+    op->conn = c;
+    memcpy(op->chat_id, chat_id, sizeof op->chat_id);
+    rc = cc_srv->st->message_append(cc_srv->storage.inst, m, append_done,
+                                    op);
+    if (rc != CC_OK)
+        free(op);
+    return rc;
+}
+
+/* A worker's message on loop 0.  Its id and time are taken here, as for
+ * loop 0's own messages, so that ids, times and storage order agree. */
+static void append_cb(struct cc_loop *on, struct cc_mail *mail)
+{
+    struct append_mail *am = (struct append_mail *)mail;
+    int rc;
+
+    am->msg.created_at_us = cc_time_now_us();
+    cc_uuid_v7(am->msg.created_at_us, am->id);
+    rc = append(am->op.conn, am->op.chat_id, &am->msg);
+
+    if (rc != CC_OK)
+        append_back(am->op.conn, append_error(rc));
+    free(am);
+}
+
+/* Store the message; it is broadcast only once storage has it.  A
+ * worker mails it to loop 0, which alone calls storage. */
+static void store_message(struct cc_conn *c, const struct cc_inbound *in,
+                          int side)
+{
+    struct cc_ws *ws = c->ws;
+    struct append_mail *am = NULL;
+    char id[CC_UUID_LEN + 1];
+    struct cc_message m = { .struct_size = sizeof m };
+    int rc;
+
     m.chat_id = ws->chat_id;
     m.sender_id = side == CC_SIDE_PATIENT ? ws->chat_patient
                                           : ws->chat_professional;
     m.content = in->content;
     m.content_len = in->content_len;
-    m.created_at_us = now;
     m.sender_type = side;
-    op->conn = c;
-    memcpy(op->chat_id, ws->chat_id, sizeof op->chat_id);
-    rc = cc_srv->st->message_append(cc_srv->storage.inst, &m, append_done,
-                                    op);
-    if (rc != CC_OK) {
-        free(op);
-        send_error(c, rc == CC_E_BUSY
-                          ? "Server busy: message not stored; try again"
-                          : "Message could not be stored; try again");
+    cc_conn_hold(c);
+    if (c->loop == cc_main_loop) {
+        m.created_at_us = cc_time_now_us();
+        cc_uuid_v7(m.created_at_us, id);
+        m.id = id;
+        rc = append(c, ws->chat_id, &m);
+        if (rc != CC_OK) {
+            cc_conn_release(c);
+            send_error(c, append_error(rc));
+        }
         return;
     }
-    cc_conn_hold(c);
+    am = malloc(sizeof *am + in->content_len + 1);
+    if (!am)
+        abort();
+    am->op.conn = c;
+    memcpy(am->op.chat_id, ws->chat_id, sizeof am->op.chat_id);
+    memcpy(am->sender, m.sender_id, sizeof am->sender);
+    memcpy(am->content, in->content, in->content_len);
+    am->content[in->content_len] = '\0';
+    am->msg = m;
+    am->msg.id = am->id;
+    am->msg.chat_id = am->op.chat_id;
+    am->msg.sender_id = am->sender;
+    am->msg.content = am->content;
+    cc_loop_post(cc_main_loop, &am->m, append_cb);
 }
 
 /* message_rate as a token bucket of message_burst: 1 when one more
@@ -412,8 +507,36 @@ void cc_session_on_read(struct cc_conn *c)
         ;
 }
 
+/* Loop 0: hand a joined WebSocket to its worker once everything queued
+ * for it here has been written (conn.c's condition): from the moment
+ * loop 0 counts it on the worker, its chat's frames go there by mail,
+ * behind the connection itself. */
+static void move_to_worker(struct cc_conn *c)
+{
+    struct cc_ws *ws = c->ws;
+    struct cc_loop *to = ws->move_to;
+
+    if (c->dead || ws->close_sent || !ws->member || !cc_conn_movable(c))
+        return;
+    ws->move_to = NULL;
+    cc_log(CC_LOG_DEBUG, "ws", "%s: moves to loop %u", c->peer,
+           cc_loop_index(to));
+    cc_hub_route_add(ws->chat_id, to);
+    cc_hub_leave(ws->member);
+    ws->member = NULL;
+    event_free(ws->timer);
+    ws->timer = NULL;
+    if (ws->expiry) {
+        event_free(ws->expiry);
+        ws->expiry = NULL;
+    }
+    cc_conn_move(c, to);
+}
+
 void cc_session_on_write(struct cc_conn *c)
 {
+    if (c->ws && c->ws->move_to)
+        move_to_worker(c);
 }
 
 /* ------------------------------------------------------------ liveness */
@@ -582,11 +705,26 @@ static void open_session(struct cc_conn *c)
     arm(ws->timer, cc_srv->lim.ping_interval_ms);
 }
 
+/* Close when the token lapses.  Tokens valid for more than ten years
+ * need no timer (and would overflow the arithmetic). */
+static void arm_expiry(struct cc_conn *c)
+{
+    struct cc_ws *ws = c->ws;
+    int64_t exp = ws->auth.principal.expires_at;
+    int64_t now_s = cc_time_now_us() / 1000000;
+
+    if (exp <= 0 || exp - now_s >= 10LL * 365 * 86400)
+        return;
+    ws->expiry = evtimer_new(cc_loop_base(c->loop), expiry_cb, c);
+    if (!ws->expiry)
+        abort();
+    arm(ws->expiry, exp > now_s ? (uint64_t)(exp - now_s) * 1000 : 0);
+}
+
 static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
 {
     struct cc_ws *ws = c->ws;
     const struct cc_principal *p = &ws->auth.principal;
-    int64_t now_s;
 
     open_session(c);
     if (!((p->patient_id[0] && strcmp(p->patient_id, chat->patient_id) == 0)
@@ -602,17 +740,24 @@ static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
     snprintf(ws->chat_professional, sizeof ws->chat_professional, "%s",
              chat->professional_id);
     ws->member = cc_hub_join(c, ws->chat_id);
-    /* Tokens valid for more than ten years need no timer (and would
-     * overflow the arithmetic). */
-    now_s = cc_time_now_us() / 1000000;
-    if (p->expires_at > 0 && p->expires_at - now_s < 10LL * 365 * 86400) {
-        ws->expiry = evtimer_new(cc_srv->base, expiry_cb, c);
-        arm(ws->expiry, p->expires_at > now_s
-                            ? (uint64_t)(p->expires_at - now_s) * 1000 : 0);
-    }
+    arm_expiry(c);
+    ws->move_to = cc_loop_next_worker();
     cc_log(CC_LOG_DEBUG, "ws", "%s: user %s joined chat %s", c->peer,
            p->user_id, ws->chat_id);
     cc_session_on_read(c); /* frames sent before the 101 was read */
+}
+
+void cc_session_adopted(struct cc_conn *c)
+{
+    struct cc_ws *ws = c->ws;
+
+    ws->timer = evtimer_new(cc_loop_base(c->loop), timer_cb, c);
+    if (!ws->timer)
+        abort();
+    arm(ws->timer, cc_srv->lim.ping_interval_ms);
+    arm_expiry(c);
+    ws->member = cc_hub_join(c, ws->chat_id);
+    cc_session_on_read(c); /* frames that came while it moved */
 }
 
 static void chat_lookup_done(void *arg, int status,
@@ -714,7 +859,7 @@ void cc_session_upgrade(struct cc_conn *c)
     c->ws = ws;
     c->state = CC_CONN_WS;
     cc_ws_reader_init(&ws->rd, cc_srv->lim.max_ws_message);
-    ws->timer = evtimer_new(cc_srv->base, timer_cb, c);
+    ws->timer = evtimer_new(cc_loop_base(c->loop), timer_cb, c);
     snprintf(ws->chat_id, sizeof ws->chat_id, "%.36s", chat);
     if (strlen(chat) != CC_UUID_LEN)
         ws->chat_id[0] = '\0'; /* not a UUID: "Chat not found" below */
@@ -736,6 +881,19 @@ void cc_session_upgrade(struct cc_conn *c)
     free(token);
 }
 
+const char *cc_session_counted_user(const struct cc_conn *c)
+{
+    return c->ws && c->ws->user_counted ? c->ws->auth.principal.user_id
+                                        : NULL;
+}
+
+void cc_session_forget_user(const char *user_id)
+{
+    cc_tally_dec(&per_user, user_id);
+    if (!per_user.n_entries)
+        cc_tally_free(&per_user);
+}
+
 void cc_session_free(struct cc_conn *c)
 {
     struct cc_ws *ws = c->ws;
@@ -746,11 +904,8 @@ void cc_session_free(struct cc_conn *c)
         cc_auth_cancel(&ws->auth);
     if (ws->handshaking)
         pending_handshakes--;
-    if (ws->user_counted) {
-        cc_tally_dec(&per_user, ws->auth.principal.user_id);
-        if (!per_user.n_entries)
-            cc_tally_free(&per_user);
-    }
+    if (ws->user_counted && c->loop == cc_main_loop)
+        cc_session_forget_user(ws->auth.principal.user_id);
     cc_hub_leave(ws->member);
     if (ws->timer)
         event_free(ws->timer);

@@ -4,7 +4,8 @@
  * (ws.c decodes) and messages out, pings, token expiry and closing.
  *
  * A session lives inside its connection (struct cc_conn, state
- * CC_CONN_WS) and is freed with it.  Loop thread only.
+ * CC_CONN_WS) and is freed with it.  It runs on its connection's loop:
+ * loop 0 until joined, then (threads > 1) on the worker it moves to.
  */
 #ifndef CC_SESSION_H
 #define CC_SESSION_H
@@ -21,7 +22,8 @@ struct cc_conn;
 #define CC_CLOSE_TOKEN_EXPIRED 4408 /* token expired while connected */
 #define CC_CLOSE_TOO_MANY 4429      /* max_websockets_per_user reached */
 
-/* A text frame shared by every recipient (design invariant 3). */
+/* A text frame shared by every recipient (design invariant 3), on every
+ * loop: the count is atomic, the bytes never change. */
 struct cc_frame {
     int refs;
     size_t len;
@@ -30,6 +32,7 @@ struct cc_frame {
 
 /* A new frame holding the whole text frame for payload; refs = 1. */
 struct cc_frame *cc_frame_text(const char *payload, size_t len);
+struct cc_frame *cc_frame_ref(struct cc_frame *f);
 void cc_frame_unref(struct cc_frame *f);
 
 /* 1 when the request on c is a WebSocket chat path (/ws/chat/...). */
@@ -53,7 +56,18 @@ void cc_session_send_frame(struct cc_conn *c, struct cc_frame *f);
 /* Start the closing handshake with code and reason. */
 void cc_session_close(struct cc_conn *c, int code, const char *reason);
 
-/* Free the session state of c (called when c is freed). */
+/* c has arrived on its worker loop (conn.c moved the socket): start its
+ * timers there, join its chat, read what it sent meanwhile. */
+void cc_session_adopted(struct cc_conn *c);
+
+/* The user c counts against max_websockets_per_user, or NULL. */
+const char *cc_session_counted_user(const struct cc_conn *c);
+
+/* Loop 0: a WebSocket of user_id has gone (from any loop). */
+void cc_session_forget_user(const char *user_id);
+
+/* Free the session state of c (called when c is freed).  On loop 0 it
+ * also forgets c's user; a worker leaves that to conn.c's mail. */
 void cc_session_free(struct cc_conn *c);
 
 #endif

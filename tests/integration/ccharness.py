@@ -38,6 +38,9 @@ SECRET = "integration-test-secret-0123456789abcdef"
 # The storage backend the suite runs against: sqlite (default) or
 # postgres (tests/integration/postgres.py sets it).
 STORAGE = os.environ.get("CC_TEST_STORAGE", "sqlite")
+# The event loops every server runs with ([server] threads); threads.py
+# runs the suite again with 3, so WebSockets move to worker loops.
+THREADS = os.environ.get("CC_TEST_THREADS")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                      "runtime error:", "definitely lost in",
                      "Invalid read of", "Invalid write of",
@@ -111,6 +114,8 @@ class Server:
             "auth": {"plugin": "jwt", "secret": SECRET},
             "fanout": {"plugin": "local"},
         }
+        if THREADS:
+            self.conf["server"]["threads"] = THREADS
         if self.storage == "postgres":
             # A fresh database per server on the shared test cluster.
             self.conf["storage"] = {"plugin": "postgres",

@@ -221,6 +221,8 @@ class Config(ConfigCase):
                  ("request_timeout = forever", "request_timeout"),
                  ("keepalive_timeout = 10 days", "keepalive_timeout"),
                  ("max_connections = 0", "max_connections"),
+                 ("threads = 0", "threads"),
+                 ("threads = 65", "threads"),
                  ("log_level = loud", "log_level")]
         for line, key in cases:
             with self.subTest(line=line):

@@ -263,3 +263,50 @@ class TlsErrors(unittest.TestCase):
 
 if __name__ == "__main__":
     h.main()
+
+
+class TlsLoops(unittest.TestCase):
+    """threads = 3: a TLS WebSocket moves to a worker loop with its TLS
+    session; frames sent with the handshake, split across the move and
+    after it all arrive, in order."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = Pki()
+        cls.srv = tls_server(cls.pki, threads=3).start()
+        cls.ctx = cls.pki.client_ctx()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+        cls.pki.close()
+
+    def test_frames_around_the_move(self):
+        chat, pt, _, _, _ = h.World(self.srv).pair()
+        n = 60
+        frames = b"".join(h.RawWS.frame(0x1, json.dumps(
+            {"content": "t %d" % i})) for i in range(n))
+        cut = len(frames) // 2 + 3  # inside a frame
+        raw = socket.create_connection(("127.0.0.1", self.srv.tls_port),
+                                       timeout=10)
+        s = self.ctx.wrap_socket(raw, server_hostname="localhost")
+        key = "dGhlIHNhbXBsZSBub25jZQ=="
+        req = ("GET /ws/chat/%s/?token=%s HTTP/1.1\r\nHost: localhost\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+               % (chat, pt, key)).encode()
+        s.sendall(req + frames[:cut])
+        ws = h.RawWS.__new__(h.RawWS)
+        ws.sock, ws.buf = s, b""
+        self.assertIn(b" 101 ", ws._read_until(b"\r\n\r\n"))
+        deadline = time.time() + 5
+        while "moves to loop" not in self.srv.read_log():
+            self.assertLess(time.time(), deadline, "did not move")
+            time.sleep(0.02)
+        s.sendall(frames[cut:])
+        got = []
+        for _ in range(n):
+            fin, op, payload = ws.recv()
+            got.append(json.loads(payload)["message"]["content"])
+        self.assertEqual(got, ["t %d" % i for i in range(n)])
+        s.close()

@@ -1191,3 +1191,82 @@ class TokenExpiry(ServerCase):
 
 if __name__ == "__main__":
     h.main()
+
+
+# ---------------------------------------------------------- event loops
+class Loops(ServerCase):
+    """threads = 3: a joined WebSocket moves from loop 0 to a worker loop.
+    What it sent while it moved, and what was sent to it, arrives once and
+    in order; members on different loops hear each other."""
+    CONF = {"server": {"threads": 3}}
+
+    def test_messages_around_the_move_arrive_once_in_order(self):
+        cid, pt, rt, _, _ = self.world.pair()
+        n = 120
+        peer = self.raw(cid, rt)  # joined first: the other worker
+        frames = [h.RawWS.frame(OP_TEXT, json.dumps({"content": "m %d" % i}))
+                  for i in range(n)]
+        # Half behind the upgrade request (handled on loop 0, some still
+        # being stored when the connection moves), half after the 101.
+        s = socket.create_connection(("127.0.0.1", self.srv.port),
+                                     timeout=10)
+        s.sendall(upgrade_request("/ws/chat/%s/?token=%s" % (cid, pt),
+                                  self.srv.port) + b"".join(frames[:n // 2]))
+        me = h.RawWS.__new__(h.RawWS)
+        me.sock, me.buf = s, b""
+        self.assertIn(b" 101 ", me._read_until(b"\r\n\r\n"))
+        s.sendall(b"".join(frames[n // 2:]))
+        for ws in (me, peer):
+            got = []
+            for _ in range(n):
+                fin, op, payload = ws.recv()
+                self.assertEqual(op, OP_TEXT, payload)
+                got.append(json.loads(payload)["message"]["content"])
+            self.assertEqual(got, ["m %d" % i for i in range(n)])
+        status, _, body = self.srv.request(
+            "GET", "/chat/chats/%s/messages/?page_size=200" % cid, token=pt)
+        self.assertEqual(status, 200)
+        self.assertEqual(len(body["results"]), n)
+        s.close()
+        peer.sock.close()
+        # Connections moved, to each worker in turn.
+        moved = set(re.findall(r"moves to loop (\d+)", self.srv.read_log()))
+        self.assertEqual(moved, {"1", "2"})
+
+    def test_close_codes_and_errors_from_a_worker(self):
+        cid, pt, rt, _, _ = self.world.pair()
+
+        async def go():
+            ws = await connect(self.srv, cid, pt)
+            await ws.send("not json")
+            self.assertEqual(await recv_error(ws), ERR_JSON)
+            await ws.send(json.dumps({"content": "after the error"}))
+            m = await recv_message(ws)
+            self.assertEqual(m["content"], "after the error")
+            await ws.close(4000, "bye")
+            self.assertEqual(ws.close_code, 4000)
+
+        self.run_async(go())
+
+    def test_frame_split_across_the_move(self):
+        # Half a frame is waiting when the connection moves: the worker
+        # gets those bytes and completes the frame with the rest.
+        cid, pt, _, _, _ = self.world.pair()
+        frame = h.RawWS.frame(OP_TEXT, json.dumps({"content": "halves"}))
+        moves = len(re.findall(r"moves to loop", self.srv.read_log()))
+        s = socket.create_connection(("127.0.0.1", self.srv.port),
+                                     timeout=10)
+        s.sendall(upgrade_request("/ws/chat/%s/?token=%s" % (cid, pt),
+                                  self.srv.port) + frame[:5])
+        me = h.RawWS.__new__(h.RawWS)
+        me.sock, me.buf = s, b""
+        self.assertIn(b" 101 ", me._read_until(b"\r\n\r\n"))
+        deadline = time.time() + 5
+        while len(re.findall(r"moves to loop",
+                             self.srv.read_log())) <= moves:
+            self.assertLess(time.time(), deadline, "did not move")
+            time.sleep(0.02)
+        s.sendall(frame[5:])
+        fin, op, payload = me.recv()
+        self.assertEqual(json.loads(payload)["message"]["content"], "halves")
+        s.close()
