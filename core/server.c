@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define MAX_LISTENERS 16
 #define SHUTDOWN_GRACE_MS 10000
@@ -463,6 +464,13 @@ int cc_server_start(struct cc_server *s)
                "to loops 1-%llu once joined",
                (unsigned long long)s->lim.threads,
                (unsigned long long)s->lim.threads - 1);
+    /* Loops that outnumber the CPUs take turns on them, and the storage
+     * threads need a share too. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus > 0 && s->lim.threads > (uint64_t)cpus)
+        cc_log(CC_LOG_WARN, "server", "threads = %llu but %ld CPUs online: "
+               "the loops will compete for them (use at most %ld)",
+               (unsigned long long)s->lim.threads, cpus, cpus);
     for (int i = 0; i < 3; i++) {
         sig_events[i] = evsignal_new(s->base, sigs[i], on_signal, s);
         event_add(sig_events[i], NULL);

@@ -1270,3 +1270,9 @@ class Loops(ServerCase):
         fin, op, payload = me.recv()
         self.assertEqual(json.loads(payload)["message"]["content"], "halves")
         s.close()
+
+    def test_more_loops_than_cpus_is_warned(self):
+        log = self.srv.read_log()
+        self.assertIn("3 event loops", log)
+        warned = "threads = 3 but %d CPUs online" % os.cpu_count() in log
+        self.assertEqual(warned, os.cpu_count() < 3, log[-2000:])
