@@ -22,12 +22,16 @@ if [ "$fds" != unlimited ] && [ "$idle_conns" -gt $((fds - 1000)) ]; then
     idle_conns=$((fds - 1000))
 fi
 
-cat >"$tmp/carechat.conf" <<CONF
+# start_server THREADS: a fresh carechatd (empty database) on $port.
+start_server() {
+    rm -f "$tmp"/carechat.db*
+    cat >"$tmp/carechat.conf" <<CONF
 [server]
 listen = 127.0.0.1:$port
 plugin_dir = $builddir/plugins/.libs
 log_level = warn
 max_connections = 200000
+threads = $1
 [storage]
 plugin = sqlite
 path = $tmp/carechat.db
@@ -37,16 +41,26 @@ secret = $secret
 [fanout]
 plugin = local
 CONF
+    "$builddir/carechatd" -c "$tmp/carechat.conf" 2>>"$tmp/carechatd.log" &
+    pid=$!
+    i=0
+    until "$builddir/carechat-bench" -p "$port" -s "$secret" -c 1 -m 1 \
+          -d 0.1 --idle >/dev/null 2>&1; do
+        i=$((i + 1)); [ $i -lt 100 ] || { cat "$tmp/carechatd.log"; exit 1; }
+        sleep 0.1
+    done
+}
 
-"$builddir/carechatd" -c "$tmp/carechat.conf" 2>"$tmp/carechatd.log" &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-i=0
-until "$builddir/carechat-bench" -p "$port" -s "$secret" -c 1 -m 1 \
-      -d 0.1 --idle >/dev/null 2>&1; do
-    i=$((i + 1)); [ $i -lt 100 ] || { cat "$tmp/carechatd.log"; exit 1; }
-    sleep 0.1
-done
+stop_server() {
+    [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=
+}
+
+pid=
+trap 'stop_server; rm -rf "$tmp"' EXIT
+start_server 1
 
 run() {
     echo "\$ carechat-bench $*"
@@ -66,3 +80,18 @@ run --handshakes -c 2000 -m 1000 --pending 128 -d "$mid"
 echo "# idle connections and the server's memory per connection"
 run --idle -c "$idle_conns" -m "$((idle_conns / 2))" \
     --source 127.0.0.1-127.0.0.8 --pending 512 -d 5
+
+# threads = N: one loop for plugins, REST and handshakes, N-1 for the
+# WebSockets.  Two loads on fresh servers: 8 devices per chat (the SQLite
+# writer is the limit), and 40 per chat with 100 senders (the loop that
+# writes the deliveries is).  This machine's cores bound N.
+for t in 1 2; do
+    stop_server
+    start_server "$t"
+    echo "# threads = $t: 400 connections over 50 chats (8 per chat)"
+    run -c 400 -m 50 -w 8 -d "$mid"
+    stop_server
+    start_server "$t"
+    echo "# threads = $t: 2000 connections over 50 chats, 100 sending"
+    run -c 2000 -m 50 --senders 100 -w 8 --pending 256 -d "$mid"
+done
