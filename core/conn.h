@@ -109,8 +109,8 @@ void cc_conn_move(struct cc_conn *c, struct cc_loop *to);
  * on every loop. */
 void cc_conn_shutdown_all(void);
 
-/* Close every connection loop `on` still has (a stopped worker, when the
- * shutdown grace ran out or a second signal came). */
+/* Close every connection loop `on` still has (shutdown, after the loops
+ * stopped: the grace period ran out or a second signal came). */
 void cc_conn_close_all(struct cc_loop *on);
 
 /* Live connections on all loops (loop 0). */

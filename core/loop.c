@@ -226,8 +226,6 @@ void cc_loops_free(void)
     int ran;
 
     cc_loops_stop();
-    for (unsigned i = 1; i < cc_n_loops; i++)
-        cc_conn_close_all(cc_loops[i]);
     /* Mail between the loops may still be queued (a worker's last leave,
      * the frames of messages storage finished while stopping): every
      * thread but this one has stopped, so run it all here. */

@@ -538,6 +538,10 @@ void cc_server_free(struct cc_server *s)
      * unsubscribes it) while the fan-out plugin is still there. */
     cc_loops_stop();
     cc_loops_drain_main();
+    /* What the grace period or a second signal left open goes now, while
+     * storage can still answer what such a connection waits for. */
+    for (unsigned i = 0; i < cc_n_loops; i++)
+        cc_conn_close_all(cc_loops[i]);
     /* Storage last: its stop() finishes queued writes. */
     for (int i = 0; i < 3; i++)
         cc_plugin_unload(ps[i]);
