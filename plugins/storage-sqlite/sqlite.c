@@ -56,7 +56,7 @@
 enum stmt {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
     S_PROFILE_PUT, S_PROFILE_GET, S_CHAT_INSERT, S_CHAT_BY_PAIR, S_CHAT_GET,
-    S_LAST_MSG, S_UNREAD, S_MSG_INSERT, S_CHAT_BUMP, S_MARK_READ,
+    S_CHAT_SEQ, S_LAST_MSG, S_UNREAD, S_MSG_INSERT, S_CHAT_BUMP, S_MARK_READ,
     S_CHAT_LIST, S_CHAT_NEWER, S_CHAT_COUNT, S_MSG_AFTER, S_MSG_BEFORE,
     S_READ_BEGIN, S_READ_END, N_STMT
 };
@@ -79,6 +79,7 @@ static const char *const sql[N_STMT] = {
                        "WHERE patient_id = ?1 AND professional_id = ?2",
     [S_CHAT_GET] = "SELECT id, patient_id, professional_id, created_at, "
                    "updated_at, last_seq FROM chats WHERE id = ?1",
+    [S_CHAT_SEQ] = "SELECT last_seq FROM chats WHERE id = ?1",
     [S_LAST_MSG] = "SELECT id, seq, sender_type, sender_id, content, "
                    "created_at, is_read FROM messages "
                    "WHERE chat_id = ?1 AND seq = ?2",
@@ -140,9 +141,24 @@ static const char schema_v1[] =
     "CREATE INDEX messages_unread ON messages (chat_id, sender_type)"
     " WHERE is_read = 0;";
 
+/* A chat that appends of the writer's current group went to: its row is
+ * read once per group and written once (flush_bumps), where each append
+ * used to rewrite it and both its updated_at indexes. */
+struct bump {
+    const char *id;             /* the first append's (lives the group) */
+    int dirty;                  /* appended to: the row needs writing */
+    int64_t seq;                /* last_seq, this group's appends counted */
+    int64_t t;                  /* the newest append's time */
+};
+
 struct db {
     sqlite3 *h;
     sqlite3_stmt *st[N_STMT];
+    /* Writer only: the group's chats, open addressing into bump[]. */
+    struct bump *bump;
+    int32_t *slot;              /* 2 * bump_cap entries, -1 empty */
+    size_t n_bump, bump_cap;
+    int defer;                  /* keep bumps until flush_bumps() */
 };
 
 struct sq {
@@ -253,6 +269,11 @@ static void db_close(struct db *d)
     memset(d->st, 0, sizeof d->st);
     sqlite3_close(d->h);
     d->h = NULL;
+    free(d->bump);
+    free(d->slot);
+    d->bump = NULL;
+    d->slot = NULL;
+    d->n_bump = d->bump_cap = 0;
 }
 
 /* The statement, reset and unbound, ready for binding. */
@@ -549,19 +570,130 @@ static int do_chat_open(struct db *d, struct sq_req *r)
     return CC_OK;
 }
 
+/* ------------------------------------------------- the group's chats */
+
+static uint32_t id_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 16777619u;
+    return h;
+}
+
+static void slots_clear(struct db *d)
+{
+    memset(d->slot, 0xff, 2 * d->bump_cap * sizeof *d->slot);
+}
+
+/* The slot of chat `id`: where it is, or the empty one it would take. */
+static int32_t *slot_of(struct db *d, const char *id)
+{
+    size_t mask = 2 * d->bump_cap - 1, i = id_hash(id) & mask;
+
+    while (d->slot[i] >= 0 && strcmp(d->bump[d->slot[i]].id, id) != 0)
+        i = (i + 1) & mask;
+    return &d->slot[i];
+}
+
+static void bumps_grow(struct db *d)
+{
+    size_t cap = d->bump_cap ? 2 * d->bump_cap : 64;
+    struct bump *v = realloc(d->bump, cap * sizeof *v);
+    int32_t *slot = malloc(2 * cap * sizeof *slot);
+
+    if (!v || !slot)
+        abort();
+    d->bump = v;
+    free(d->slot);
+    d->slot = slot;
+    d->bump_cap = cap;
+    slots_clear(d);
+    for (size_t i = 0; i < d->n_bump; i++)
+        *slot_of(d, d->bump[i].id) = (int32_t)i;
+}
+
+/* Forget the group's chats (the rows were written, or rolled back). */
+static void bumps_drop(struct db *d)
+{
+    if (d->n_bump) {
+        slots_clear(d);
+        d->n_bump = 0;
+    }
+}
+
+/* The chat `id` for an append, read from its row the first time in the
+ * group.  Returns SQLITE_ROW, SQLITE_DONE (no such chat) or an error. */
+static int bump_get(struct db *d, const char *id, struct bump **out)
+{
+    int32_t *slot;
+    sqlite3_stmt *q;
+    int rc;
+
+    if (d->n_bump == d->bump_cap)
+        bumps_grow(d);
+    slot = slot_of(d, id);
+    if (*slot >= 0) {
+        *out = &d->bump[*slot];
+        return SQLITE_ROW;
+    }
+    if (!(q = stmt(d, S_CHAT_SEQ)))
+        return SQLITE_ERROR;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        struct bump *b = &d->bump[d->n_bump];
+
+        b->id = id;
+        b->dirty = 0;
+        b->seq = sqlite3_column_int64(q, 0);
+        b->t = 0;
+        *slot = (int32_t)d->n_bump++;
+        *out = b;
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* Write the rows of the chats the group appended to.  Before any other
+ * op of the group (it may read them) and before COMMIT. */
+static int flush_bumps(struct db *d)
+{
+    int rc = SQLITE_DONE;
+
+    for (size_t i = 0; i < d->n_bump && rc == SQLITE_DONE; i++) {
+        struct bump *b = &d->bump[i];
+        sqlite3_stmt *q;
+
+        if (!b->dirty)
+            continue;
+        if (!(q = stmt(d, S_CHAT_BUMP)))
+            return -1;
+        sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, b->seq);
+        sqlite3_bind_int64(q, 3, b->t);
+        rc = sqlite3_step(q);
+        sqlite3_reset(q);
+    }
+    bumps_drop(d);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* a = message id, b = chat id, c = sender id. */
 static int do_msg_append(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q;
-    int64_t last_seq;
-    int rc = load_chat(d, r, r->b, &last_seq);
+    struct bump *b;
+    int64_t seq;
+    int rc = bump_get(d, r->b, &b);
 
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
     if (rc != SQLITE_ROW || !(q = stmt(d, S_MSG_INSERT)))
         return fail(r, d);
+    seq = b->seq + 1;
     sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, last_seq + 1);
+    sqlite3_bind_int64(q, 2, seq);
     sqlite3_bind_text(q, 3, r->a, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 4, r->side);
     sqlite3_bind_text(q, 5, r->c, -1, SQLITE_STATIC);
@@ -569,16 +701,14 @@ static int do_msg_append(struct db *d, struct sq_req *r)
     sqlite3_bind_int64(q, 7, r->t);
     rc = sqlite3_step(q);
     sqlite3_reset(q);
-    if (rc != SQLITE_DONE || !(q = stmt(d, S_CHAT_BUMP)))
-        return fail(r, d);
-    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, last_seq + 1);
-    sqlite3_bind_int64(q, 3, r->t);
-    rc = sqlite3_step(q);
-    sqlite3_reset(q);
     if (rc != SQLITE_DONE)
         return fail(r, d);
-    sq_append_result(r, last_seq + 1);
+    b->seq = seq;
+    b->t = r->t;
+    b->dirty = 1;
+    if (!d->defer && flush_bumps(d) < 0)
+        return fail(r, d);
+    sq_append_result(r, seq);
     return CC_OK;
 }
 
@@ -729,8 +859,10 @@ static void run_guarded(struct db *d, struct sq_req *group)
             continue;
         }
         r->status = run_op(d, r);
-        if (r->status != CC_OK)
+        if (r->status != CC_OK) {
+            bumps_drop(d);
             exec_simple(d, S_ROLLBACK_TO);
+        }
         exec_simple(d, S_RELEASE);
     }
 }
@@ -741,7 +873,8 @@ static void run_guarded(struct db *d, struct sq_req *group)
  * Only in that second case is the transaction rolled back and the group
  * run again with a savepoint per request (run_guarded).  Savepoints on
  * every request cost a statement journal of each page it touches: a
- * quarter of the writer's time under load. */
+ * quarter of the writer's time under load.  Appends to one chat write its
+ * row once per group (flush_bumps), not once each. */
 static void write_group(struct sq *sq, struct sq_req *group)
 {
     struct db *d = &sq->w;
@@ -752,17 +885,26 @@ static void write_group(struct sq *sq, struct sq_req *group)
         fail_group(d, group);
         return;
     }
+    d->defer = 1;
     for (r = group; r && clean; r = r->next) {
+        if (r->op != SQ_MSG_APPEND && flush_bumps(d) < 0) {
+            clean = 0;
+            break;
+        }
         r->status = run_op(d, r);
         clean = r->status == CC_OK || r->status == CC_E_NOTFOUND;
     }
+    if (clean && flush_bumps(d) < 0)
+        clean = 0;
     if (!clean) {
+        bumps_drop(d);
         exec_simple(d, S_ROLLBACK);
         sq_group_rewind(group);
         if (exec_simple(d, S_BEGIN) < 0) {
             fail_group(d, group);
             return;
         }
+        d->defer = 0;
         run_guarded(d, group);
     }
     if (exec_simple(d, S_COMMIT) < 0) {

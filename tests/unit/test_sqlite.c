@@ -1290,6 +1290,93 @@ static void test_group_failure(void)
     unload();
 }
 
+/* Appends to two chats, queued at once so they share groups, with a
+ * chat_open and a mark_read of one of them among them and a duplicate id
+ * that sends its group down the savepoint path: each chat's sequences
+ * stay consecutive, and the ops in between see every append before them
+ * (a group writes a chat's row once, before any other op and COMMIT). */
+static void test_group_chats(void)
+{
+    enum { N = 120, MID = 60, DUP = 110 };
+    struct outcome open_o = { 0 }, read_o = { 0 }, o = { 0 };
+    int64_t next[2] = { 1, 1 };
+    int failed = 0, badseq = 0, calls = 0;
+    const char *chat[2] = { CHAT_B, CHAT_C }, *who[2] = { PAT2, PAT3 };
+
+    if (own_db("chats.db", "batch_max = 50\n", "two chats") < 0)
+        return;
+    profile_put(&o, CC_SIDE_PATIENT, PAT3, NULL);
+    is_int(chat_open(&o, CHAT_C, PAT3, PRO1, t0), CC_OK,
+           "two chats: second chat opened");
+    bulk_begin(N);
+    for (int i = 0; i < N; i++) {
+        char id[37], text[64];
+        struct cc_message m = {
+            .struct_size = sizeof m, .id = id, .chat_id = chat[i % 2],
+            .sender_id = who[i % 2], .content = text,
+            .created_at_us = t0 + 1000 + i, .sender_type = CC_SIDE_PATIENT,
+        };
+
+        make_id(id, 0x7, (unsigned)(i == DUP ? 2 : i) + 1);
+        m.content_len = (size_t)snprintf(text, sizeof text, "mixed %d", i);
+        in_api = 1;
+        bulk[i].queued = api->message_append(inst, &m, pending_cb, &bulk[i]);
+        if (i == MID) {
+            begin(&open_o);
+            open_o.queued = api->chat_open(inst, NOBODY, PAT2, PRO1, t0,
+                                           store_cb, &open_o);
+            begin(&read_o);
+            read_o.queued = api->mark_read(inst, CHAT_B,
+                                           CC_SIDE_PROFESSIONAL, store_cb,
+                                           &read_o);
+        }
+        in_api = 0;
+    }
+    ok(pt_run_until(&env, &all_finished, 10000) == 0 &&
+       pt_run_until(&env, &read_o.done, 10000) == 0,
+       "two chats: all answered");
+    for (int i = 0; i < N; i++) {
+        calls += bulk[i].calls;
+        if (i == DUP)
+            continue;
+        failed += bulk[i].status != CC_OK;
+        badseq += bulk[i].seq != next[i % 2]++;
+    }
+    is_int(calls, N, "two chats: each append answered once");
+    ok(bulk[DUP].status != CC_OK, "two chats: the duplicate id is refused");
+    is_int(failed, 0, "two chats: the other appends are stored");
+    is_int(badseq, 0, "two chats: each chat's sequences consecutive");
+
+    is_int(open_o.status, CC_OK, "two chats: chat_open among the appends");
+    ok(open_o.chat && !open_o.created && strcmp(open_o.chat->id, CHAT_B) == 0,
+       "two chats: chat_open found the chat");
+    ok(open_o.chat && open_o.chat->has_last &&
+       same_bytes(&open_o.chat->last, "mixed 60", 8) &&
+       open_o.chat->updated_at_us == t0 + 1000 + MID,
+       "two chats: chat_open sees the appends queued before it");
+    is_int(read_o.status, CC_OK, "two chats: mark_read among the appends");
+    is_int((int)read_o.count, MID / 2 + 1,
+           "two chats: mark_read marked the appends before it");
+
+    is_int(chat_get(&o, CHAT_B, NULL, PRO1), CC_OK, "two chats: B read");
+    ok(o.chat && o.chat->has_last && same_bytes(&o.chat->last, "mixed 118", 9)
+       && o.chat->last.seq == next[0] - 1 &&
+       o.chat->updated_at_us == t0 + 1000 + 118,
+       "two chats: B's last message and time are its last append's");
+    is_int(o.chat ? (int)o.chat->unread_count : -1, N / 2 - MID / 2 - 2,
+           "two chats: B unread = appends after mark_read, less the refused");
+    is_int(chat_list(&o, NULL, PRO1, 0, NULL, 2), CC_OK,
+           "two chats: listed");
+    ok(o.n_chats == 2 && strcmp(o.chats[0].id, CHAT_C) == 0 &&
+       o.chats[0].updated_at_us == t0 + 1000 + 119 &&
+       same_bytes(&o.chats[0].last, "mixed 119", 9),
+       "two chats: C first, by its last append");
+    outcome_free(&o);
+    outcome_free(&open_o);
+    outcome_free(&read_o);
+    unload();
+}
+
 /* Under a steady load the WAL must not grow without end: checkpoints
  * copy it into the database while the plugin runs, and the log restarts
  * from its beginning.  Writes 8 rounds of BULK appends of 4000 bytes
@@ -1485,6 +1572,7 @@ int main(void)
     test_future_version();
     test_small_queue();
     test_group_failure();
+    test_group_chats();
     test_wal_bounded();
     is_int(reentrant, 0, "no callback ran inside the call that started it");
     is_int(bad_results, 0, "every callback had a full result");
