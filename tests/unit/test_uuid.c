@@ -3,7 +3,9 @@
 #include "timefmt.h"
 #include "uuid.h"
 
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_canon(void)
@@ -59,6 +61,43 @@ static void test_v7(void)
     ok(sorted, "10,000 ids of one microsecond sort in order made");
 }
 
+/* The random halves (the last 17 characters) of ids made on two threads
+ * at once, across many refills of each thread's pool, are all distinct. */
+#define N_RAND 20000
+static char rand_half[2 * N_RAND][18];
+
+static void *make_ids(void *arg)
+{
+    char (*dst)[18] = arg, id[CC_UUID_LEN + 1];
+
+    for (int i = 0; i < N_RAND; i++) {
+        cc_uuid_v7(cc_time_now_us(), id);
+        memcpy(dst[i], id + 19, 18);
+    }
+    return NULL;
+}
+
+static int cmp_half(const void *a, const void *b)
+{
+    return memcmp(a, b, 18);
+}
+
+static void test_random(void)
+{
+    pthread_t th;
+    int same = 0;
+
+    ok(pthread_create(&th, NULL, make_ids, rand_half[N_RAND]) == 0,
+       "second thread started");
+    make_ids(rand_half[0]);
+    pthread_join(th, NULL);
+    qsort(rand_half, 2 * N_RAND, sizeof rand_half[0], cmp_half);
+    for (int i = 1; i < 2 * N_RAND; i++)
+        same += memcmp(rand_half[i - 1], rand_half[i], 18) == 0;
+    is_int(same, 0, "random halves of %d ids from two threads distinct",
+           2 * N_RAND);
+}
+
 static void test_time(void)
 {
     char out[CC_TIME_LEN + 1];
@@ -82,6 +121,7 @@ int main(void)
 {
     test_canon();
     test_v7();
+    test_random();
     test_time();
     return done_testing();
 }
