@@ -20,7 +20,10 @@ void *sq_xcalloc(size_t n, size_t size)
 
 void sq_copy_id(char dst[SQ_ID_LEN + 1], const char *src)
 {
-    snprintf(dst, SQ_ID_LEN + 1, "%s", src ? src : "");
+    size_t n = src ? strnlen(src, SQ_ID_LEN) : 0;
+
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
 }
 
 /* ------------------------------------------------------------ queues */
