@@ -360,13 +360,13 @@ int cc_conn_release(struct cc_conn *c)
     return 0;
 }
 
-/* Access log: one line per answered request; the target is redacted
- * because ?token= may carry a bearer token. */
-static void access_log(struct cc_conn *c, int status)
+void cc_conn_access_log(struct cc_conn *c, int status)
 {
     char target[512];
     const struct cc_http_request *h = &c->req->h;
 
+    if (cc_log_level() < CC_LOG_INFO)
+        return; /* not written: spare the redaction */
     if (!c->req->head) {
         cc_log(CC_LOG_INFO, "http", "%s - %d", c->peer, status);
         return;
@@ -402,7 +402,7 @@ void cc_conn_respond(struct cc_conn *c, int status, const char *extra_headers,
     if (len && !(c->req && c->req->h.method == CC_HTTP_HEAD))
         evbuffer_add(out, body, len);
     if (c->req)
-        access_log(c, status);
+        cc_conn_access_log(c, status);
     request_free(c);
     if (!c->keep_alive) {
         cc_conn_close_after_write(c);

@@ -77,6 +77,10 @@ void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
 void cc_conn_respond(struct cc_conn *c, int status, const char *extra_headers,
                      const char *body, size_t len);
 
+/* Access log: one INFO line for the answered request (c->req); the
+ * target is redacted, as ?token= may carry a bearer token. */
+void cc_conn_access_log(struct cc_conn *c, int status);
+
 /* cc_conn_respond with a string literal body. */
 #define cc_conn_respond_lit(c, status, headers, body) \
     cc_conn_respond(c, status, headers, body, sizeof(body) - 1)

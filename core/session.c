@@ -683,15 +683,13 @@ static void send_101(struct cc_conn *c, const char *accept)
 static void open_session(struct cc_conn *c)
 {
     struct cc_ws *ws = c->ws;
-    char target[512];
     const struct cc_http_request *h = &c->req->h;
     char accept[29];
     const struct cc_http_header *key = cc_http_header(h, "Sec-WebSocket-Key");
 
     cc_ws_accept_key(key->value.p, key->value.n, accept);
     send_101(c, accept);
-    cc_log_redact(target, sizeof target, h->target.p, h->target.n);
-    cc_log(CC_LOG_INFO, "http", "%s \"GET %s\" 101", c->peer, target);
+    cc_conn_access_log(c, 101);
     free(c->req->head);
     free(c->req->body);
     free(c->req);

@@ -663,6 +663,8 @@ class Logs(ServerCase):
         self.srv.stop()
         log = self.srv.read_log()
         self.assertIn("[redacted]", log)
+        # The upgrade is in the access log, its token redacted.
+        self.assertIn('"GET /ws/chat/%s/?token=[redacted]" 101' % chat, log)
         for tok in secret_tokens:
             self.assertNotIn(tok, log)
             parts = tok.split(".")
