@@ -153,7 +153,11 @@ int cc_loops_init(struct event_base *base)
 static void *worker_main(void *arg)
 {
     struct cc_loop *l = arg;
+    char name[16];
 
+    /* Named for top -H, perf and gdb: cc-loop-1 ... */
+    snprintf(name, sizeof name, "cc-loop-%u", l->index);
+    pthread_setname_np(pthread_self(), name);
     event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }

@@ -86,6 +86,7 @@ static void *run(void *arg)
 {
     struct refresher *r = arg;
 
+    pthread_setname_np(pthread_self(), "jwks-refresh");
     pthread_mutex_lock(&r->lock);
     for (;;) {
         while (!r->wanted && !r->stopping)

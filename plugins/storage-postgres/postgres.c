@@ -977,6 +977,7 @@ static void *worker_main(void *arg)
     struct pg *pg = w->pg;
     struct sq_req *group;
 
+    pthread_setname_np(pthread_self(), w->writer ? "pg-writer" : "pg-reader");
     for (;;) {
         if (!w->conn && reconnect(w, "no connection") < 0)
             break;

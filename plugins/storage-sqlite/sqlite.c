@@ -945,6 +945,8 @@ static void *writer_main(void *arg)
     struct sq_req *group;
     int n_log, n_done, rc;
 
+    pthread_setname_np(pthread_self(), "sqlite-writer");
+
     while ((group = sq_queue_take(&sq->wq, sq->batch_max))) {
         write_group(sq, group);
         sq->host->post(sq->ctx, sq_deliver, group);
@@ -977,6 +979,8 @@ static void *reader_main(void *arg)
     struct sq *sq = arg;
     struct sq_req *group, *r;
 
+    pthread_setname_np(pthread_self(), "sqlite-reader");
+
     while ((group = sq_queue_take(&sq->rq, 64))) {
         for (r = group; r; r = r->next) {
             /* One read transaction per query: a consistent snapshot. */
@@ -998,6 +1002,8 @@ static void *checkpointer_main(void *arg)
 {
     struct sq *sq = arg;
     struct timespec ts;
+
+    pthread_setname_np(pthread_self(), "sqlite-ckpt");
 
     pthread_mutex_lock(&sq->ck_mu);
     while (!sq->ck_stop) {

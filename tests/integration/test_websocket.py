@@ -1271,6 +1271,17 @@ class Loops(ServerCase):
         self.assertEqual(json.loads(payload)["message"]["content"], "halves")
         s.close()
 
+    def test_threads_are_named(self):
+        # What an operator sees in top -H, perf or gdb.
+        task = "/proc/%d/task" % self.srv.proc.pid
+        if not os.path.isdir(task):
+            self.skipTest("no /proc here")
+        names = sorted(open("%s/%s/comm" % (task, t)).read().strip()
+                       for t in os.listdir(task))
+        self.assertEqual(names, ["carechatd", "cc-loop-1", "cc-loop-2",
+                                 "sqlite-ckpt", "sqlite-reader",
+                                 "sqlite-writer"])
+
     def test_more_loops_than_cpus_is_warned(self):
         log = self.srv.read_log()
         self.assertIn("3 event loops", log)
