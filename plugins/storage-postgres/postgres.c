@@ -77,7 +77,7 @@
 enum stmt {
     S_PROFILE_PUT, S_PROFILE_GET, S_CHAT_INSERT, S_CHAT_BY_PAIR, S_CHAT_GET,
     S_CHAT_EXISTS,
-    S_APPEND, S_MARK_READ, S_CHAT_LIST, S_CHAT_NEWER,
+    S_APPEND, S_BUMP, S_APPEND_AT, S_MARK_READ, S_CHAT_LIST, S_CHAT_NEWER,
     S_CHAT_COUNT,
     S_MSG_AFTER, S_MSG_BEFORE, N_STMT
 };
@@ -107,6 +107,16 @@ static const char *const sql[N_STMT] = {
                  "sender_id, content, created_at) SELECT $1::uuid, "
                  "s.last_seq, $3::uuid, $4::int2, $5::uuid, $6, "
                  TS("$2") " FROM s RETURNING seq",
+    /* A pipelined group of appends (append_pipelined): each chat's row
+     * once, then each message, its sequence counted back ($7) from the
+     * row's new last_seq; no row back when the chat does not exist. */
+    [S_BUMP] = "UPDATE chats SET last_seq = last_seq + $2::int8, "
+               "updated_at = " TS("$3") " WHERE id = $1::uuid",
+    [S_APPEND_AT] = "INSERT INTO messages (chat_id, seq, id, sender_type, "
+                    "sender_id, content, created_at) SELECT $1::uuid, "
+                    "c.last_seq - $7::int8, $3::uuid, $4::int2, $5::uuid, "
+                    "$6, " TS("$2") " FROM chats c WHERE c.id = $1::uuid "
+                    "RETURNING seq",
     [S_MARK_READ] = "UPDATE messages SET is_read = true WHERE "
                     "chat_id = $1::uuid AND sender_type <> $2::int2 "
                     "AND NOT is_read",
@@ -831,30 +841,90 @@ static PGresult *pipe_result(PGconn *c)
     return res;
 }
 
+/* The appends of a pipelined group, by chat. */
+struct pipe_plan {
+    int n;
+    struct sq_req *req[PIPE_MAX];       /* in group order */
+    int order[PIPE_MAX];                /* indexes into req, by chat */
+    int64_t back[PIPE_MAX];             /* seq = new last_seq - back */
+};
+
+static const struct pipe_plan *sort_plan;
+
+static int by_chat(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    int c = strcmp(sort_plan->req[x]->b, sort_plan->req[y]->b);
+
+    return c ? c : x - y;
+}
+
+/* Send one S_BUMP per chat of the group, in chat id order (two nodes'
+ * groups then lock the rows they share in the same order: no deadlock),
+ * and fill pl->back.  Returns 0 when all were sent. */
+static int send_bumps(PGconn *c, struct pipe_plan *pl, struct sq_req *group)
+{
+    char name[16], k[24], t[24];
+    const char *p[3];
+    int start = 0;
+
+    pl->n = 0;
+    for (struct sq_req *r = group; r; r = r->next) {
+        pl->order[pl->n] = pl->n;
+        pl->req[pl->n++] = r;
+    }
+    sort_plan = pl;     /* the writer thread is the only caller */
+    qsort(pl->order, (size_t)pl->n, sizeof pl->order[0], by_chat);
+    stmt_name(S_BUMP, name);
+    for (int i = 1; i <= pl->n; i++) {
+        const struct sq_req *last = pl->req[pl->order[i - 1]];
+
+        if (i < pl->n && strcmp(pl->req[pl->order[i]]->b, last->b) == 0)
+            continue;
+        for (int j = start; j < i; j++)
+            pl->back[pl->order[j]] = i - 1 - j;
+        snprintf(k, sizeof k, "%d", i - start);
+        snprintf(t, sizeof t, "%lld", (long long)last->t);
+        p[0] = last->b;
+        p[1] = k;
+        p[2] = t;
+        if (!PQsendQueryPrepared(c, name, 3, p, NULL, NULL, 0))
+            return -1;
+        start = i;
+    }
+    return 0;
+}
+
 /* A group of appends in one round trip (libpq pipeline mode): BEGIN, one
- * S_APPEND per request, COMMIT, sync; then the answers in order.  An
- * append that fails aborts the pipeline and with it the transaction, so
- * nothing is stored.  Returns 1 when committed (each request has its
- * result), 0 when not (requests rewound: run the group the slow way), -1
- * when the connection died.  Called only with groups of at most PIPE_MAX
- * requests, whose answers (~100 bytes each) always fit in the socket
- * buffers while the requests are still being sent. */
+ * S_BUMP per chat, one S_APPEND_AT per request, COMMIT, sync; then the
+ * answers in order.  Each chat's row is written once per group, not once
+ * per message (its indexes with it, and one dead row version, not one per
+ * message).  An append that fails aborts the pipeline and with it the
+ * transaction, so nothing is stored.  Returns 1 when committed (each
+ * request has its result), 0 when not (requests rewound: run the group
+ * the slow way), -1 when the connection died.  Called only with groups of
+ * at most PIPE_MAX requests, whose answers (~100 bytes each) always fit
+ * in the socket buffers while the requests are still being sent. */
 static int append_pipelined(struct worker *w, struct sq_req *group)
 {
+    static struct pipe_plan pl; /* writer thread only */
     PGconn *c = w->conn;
     PGresult *res;
     struct sq_req *r;
-    char name[16], t[24];
-    const char *p[6];
-    int sent, ok;
+    char name[16], t[24], back[24];
+    const char *p[7];
+    int sent, ok, i, n_bumps;
 
-    stmt_name(S_APPEND, name);
+    stmt_name(S_APPEND_AT, name);
     if (!PQenterPipelineMode(c))
         return 0;
-    sent = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
-    for (r = group; r && sent; r = r->next) {
-        append_params(r, t, p);
-        sent = PQsendQueryPrepared(c, name, 6, p, NULL, NULL, 0);
+    sent = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
+           send_bumps(c, &pl, group) == 0;
+    for (i = 0; i < pl.n && sent; i++) {
+        append_params(pl.req[i], t, p);
+        snprintf(back, sizeof back, "%lld", (long long)pl.back[i]);
+        p[6] = back;
+        sent = PQsendQueryPrepared(c, name, 7, p, NULL, NULL, 0);
     }
     sent = sent &&
            PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
@@ -868,6 +938,14 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
     res = pipe_result(c);
     ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
+    n_bumps = 0;
+    for (i = 0; i < pl.n; i++)
+        n_bumps += pl.back[i] == 0;     /* the last of each chat */
+    while (n_bumps--) {
+        res = pipe_result(c);
+        ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+    }
     for (r = group; r; r = r->next) {
         res = pipe_result(c);
         if (ok && PQresultStatus(res) == PGRES_TUPLES_OK) {

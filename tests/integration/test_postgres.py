@@ -258,6 +258,73 @@ class GroupFailure(unittest.TestCase):
                       self.srv.read_log())
 
 
+class GroupsByChat(unittest.TestCase):
+    """A pipelined group writes each chat's row once: bursts to several
+    chats at once, from two nodes that take the chats in opposite orders,
+    store every message with consecutive sequences per chat, leave each
+    chat's last_seq and updated_at those of its last message, and never
+    send a group down the slow path (two groups locking the same rows in
+    opposite orders would deadlock)."""
+
+    N = 40
+
+    @classmethod
+    def setUpClass(cls):
+        need_plugin()
+        cls.pg = h.pg_cluster()
+        cls.db = cls.pg.new_db()
+        conf = {"server": {"log_level": "debug"},
+                "storage": {"plugin": "postgres", "path": None,
+                            "conninfo": cls.db}}
+        cls.a = h.Server(conf, storage="postgres").start()
+        cls.b = h.Server(conf, storage="postgres").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.a.close()
+        cls.b.close()
+
+    def burst(self, srv, chats, tag):
+        """Open one WebSocket per chat, then write N messages on each
+        back to back; return the sockets (their echoes unread)."""
+        socks = [ws_connect(srv, chat, tok) for chat, tok in chats]
+        for ws in socks:
+            ws.sock.sendall(b"".join(
+                ws.frame(0x1, json.dumps(
+                    {"content": "%s %d" % (tag, i)}).encode())
+                for i in range(self.N)))
+        return socks
+
+    def test_bursts_to_several_chats(self):
+        w = h.World(self.a)
+        chats = [w.pair()[:2] for _ in range(3)]
+        socks = (self.burst(self.a, chats, "A") +
+                 self.burst(self.b, chats[::-1], "B"))
+        for ws in socks:
+            for _ in range(self.N):
+                m = ws.recv_json()
+                self.assertIn("message", m)
+            ws.close()
+        ids = ",".join("'%s'" % chat for chat, _ in chats)
+        rows = self.pg.psql(self.db, """
+            SELECT c.id, count(m.seq), min(m.seq), max(m.seq), c.last_seq,
+                   c.updated_at = max(m.created_at)
+            FROM chats c JOIN messages m ON m.chat_id = c.id
+            WHERE c.id IN (%s) GROUP BY c.id, c.last_seq, c.updated_at
+            ORDER BY c.id""" % ids).split()
+        n = 2 * self.N
+        self.assertEqual(sorted(r.split("|", 1)[1] for r in rows),
+                         ["%d|1|%d|%d|t" % (n, n, n)] * 3, rows)
+        for chat, tok in chats:
+            status, body = history(self.a, chat, tok)
+            got = [m["content"] for m in body["results"]]
+            for tag in "AB":
+                self.assertEqual([c for c in got if c.startswith(tag)],
+                                 ["%s %d" % (tag, i) for i in range(self.N)])
+        logs = self.a.read_log() + self.b.read_log()
+        self.assertNotIn("a write of a pipelined group failed", logs)
+
+
 class Config(unittest.TestCase):
     """Start-up errors are clear and never print a password."""
 

@@ -1278,9 +1278,11 @@ class Loops(ServerCase):
             self.skipTest("no /proc here")
         names = sorted(open("%s/%s/comm" % (task, t)).read().strip()
                        for t in os.listdir(task))
-        self.assertEqual(names, ["carechatd", "cc-loop-1", "cc-loop-2",
-                                 "sqlite-ckpt", "sqlite-reader",
-                                 "sqlite-writer"])
+        storage = (["pg-reader"] * 2 + ["pg-writer"]
+                   if self.srv.storage == "postgres" else
+                   ["sqlite-ckpt", "sqlite-reader", "sqlite-writer"])
+        self.assertEqual(names, ["carechatd", "cc-loop-1", "cc-loop-2"] +
+                         storage)
 
     def test_more_loops_than_cpus_is_warned(self):
         log = self.srv.read_log()
