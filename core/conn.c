@@ -120,6 +120,87 @@ static void arm_timer(struct cc_conn *c, uint64_t ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* ------------------------------------------------------------- output
+ *
+ * A plain socket's output is written at the end of the event loop's turn
+ * (cc_conn_flush), not when the socket is next found writable: left to
+ * itself, a bufferevent watches the socket for writability whenever
+ * output is queued (epoll_ctl), waits for the next epoll_wait to say so,
+ * writes, and stops watching (epoll_ctl again), for every answer and
+ * every batch of frames.  Here EV_WRITE stays off; what a turn queued is
+ * written once, and only what the kernel does not take (a slow reader)
+ * is left to the bufferevent, with EV_WRITE on until it has written it
+ * all (conn_write_cb turns it off again).  TLS bufferevents write
+ * through OpenSSL and keep EV_WRITE on. */
+
+/* The loop's lists of connections (doubly linked through c->in[l]). */
+static void list_push(struct cc_conn **head, struct cc_conn *c, int l)
+{
+    c->in[l].prev = NULL;
+    c->in[l].next = *head;
+    if (*head)
+        (*head)->in[l].prev = c;
+    *head = c;
+}
+
+static void list_unlink(struct cc_conn **head, struct cc_conn *c, int l)
+{
+    if (c->in[l].prev)
+        c->in[l].prev->in[l].next = c->in[l].next;
+    else
+        *head = c->in[l].next;
+    if (c->in[l].next)
+        c->in[l].next->in[l].prev = c->in[l].prev;
+    c->in[l].prev = c->in[l].next = NULL;
+}
+
+static void dirty_unlink(struct cc_conn *c)
+{
+    if (c->dirty)
+        list_unlink(cc_loop_dirty(c->loop), c, CC_LIST_DIRTY);
+    c->dirty = 0;
+}
+
+static void out_added(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                      void *arg)
+{
+    struct cc_conn *c = arg;
+    struct cc_conn **head;
+
+    if (!info->n_added || c->dirty)
+        return;
+    head = cc_loop_dirty(c->loop);
+    if (!*head)
+        event_active(cc_loop_flush(c->loop), 0, 0);
+    c->dirty = 1;
+    list_push(head, c, CC_LIST_DIRTY);
+}
+
+void cc_conn_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct cc_loop *l = arg;
+    struct cc_conn *c;
+
+    while ((c = *cc_loop_dirty(l))) {
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+
+        dirty_unlink(c);
+        if (evbuffer_get_length(out)) {
+            /* As the bufferevent does: the output's start is frozen
+             * but while it writes. */
+            evbuffer_unfreeze(out, 1);
+            evbuffer_write(out, c->fd);
+            evbuffer_freeze(out, 1);
+        }
+        if (evbuffer_get_length(out))
+            /* Short write, or an error that the bufferevent's own
+             * write then reports (conn_event_cb). */
+            bufferevent_enable(c->bev, EV_WRITE);
+        else
+            conn_write_cb(c->bev, c); /* all written (c may be gone) */
+    }
+}
+
 /* Wrap c's socket (and TLS session) in a bufferevent on c's loop and
  * link c into the loop's list.  The bufferevent never closes them: c
  * does (drop_transport), so they can outlive it when c moves. */
@@ -140,30 +221,27 @@ static void attach(struct cc_conn *c, enum bufferevent_ssl_state st)
     if (!c->bev || !c->timer)
         abort();
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    c->prev = NULL;
-    c->next = *list;
-    if (*list)
-        (*list)->prev = c;
-    *list = c;
+    if (c->ssl) {
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    } else {
+        /* A new bufferevent has EV_WRITE on: off, see output above. */
+        bufferevent_disable(c->bev, EV_WRITE);
+        bufferevent_enable(c->bev, EV_READ);
+        if (!evbuffer_add_cb(bufferevent_get_output(c->bev), out_added, c))
+            abort();
+    }
+    list_push(list, c, CC_LIST_ALL);
 }
 
 static void detach(struct cc_conn *c)
 {
-    struct cc_conn **list = cc_loop_conns(c->loop);
-
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        *list = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    list_unlink(cc_loop_conns(c->loop), c, CC_LIST_ALL);
 }
 
 /* Close the socket: the bufferevent first (it stops watching the fd). */
 static void drop_transport(struct cc_conn *c)
 {
+    dirty_unlink(c);
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
@@ -323,6 +401,7 @@ void cc_conn_move(struct cc_conn *c, struct cc_loop *to)
         abort();
     mm->conn = c;
     evbuffer_add_buffer(mm->in, bufferevent_get_input(c->bev));
+    dirty_unlink(c);
     bufferevent_free(c->bev); /* leaves the socket and TLS open */
     c->bev = NULL;
     event_free(c->timer);
@@ -582,6 +661,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     struct cc_conn *c = arg;
 
+    if (!c->ssl)
+        bufferevent_disable(bev, EV_WRITE); /* written: see output */
     if (c->state == CC_CONN_DRAIN)
         cc_conn_close(c);
     else if (c->state == CC_CONN_WS)
@@ -658,7 +739,7 @@ static void shutdown_loop(struct cc_loop *on)
     struct cc_conn *c, *next;
 
     for (c = *cc_loop_conns(on); c; c = next) {
-        next = c->next;
+        next = c->in[CC_LIST_ALL].next;
         if (c->dead)
             continue;
         if (c->state == CC_CONN_WS)
@@ -675,7 +756,7 @@ void cc_conn_close_all(struct cc_loop *on)
     struct cc_conn *c, *next;
 
     for (c = *cc_loop_conns(on); c; c = next) {
-        next = c->next;
+        next = c->in[CC_LIST_ALL].next;
         cc_conn_close(c);
     }
 }

@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <event2/util.h>
+
 #include "http.h"
 #include "host.h"
 
@@ -43,6 +45,12 @@ struct cc_request {
     int status;                /* response status, for the access log */
 };
 
+enum { CC_LIST_ALL, CC_LIST_DIRTY };
+
+struct cc_conn_link {
+    struct cc_conn *prev, *next;
+};
+
 struct cc_conn {
     uint64_t id;
     struct cc_loop *loop;      /* the loop that owns it (see loop.h) */
@@ -59,7 +67,10 @@ struct cc_conn {
     int reading;               /* a request has begun: its deadline runs */
     struct cc_request *req;
     struct cc_ws *ws;          /* set in CC_CONN_WS */
-    struct cc_conn *prev, *next; /* its loop's connections */
+    /* Its loop's lists: CC_LIST_ALL, and CC_LIST_DIRTY while output is
+     * queued and not yet written (plain sockets; `dirty` says so). */
+    struct cc_conn_link in[2];
+    int dirty;
     char peer[64];             /* client address, for logs */
     int tls;                   /* accepted on a TLS listener */
     char ip[48];               /* client address without the port */
@@ -112,6 +123,11 @@ void cc_conn_move(struct cc_conn *c, struct cc_loop *to);
 /* Shutdown: close idle HTTP connections, ask sessions to close (1001),
  * on every loop. */
 void cc_conn_shutdown_all(void);
+
+/* The end of a loop's turn (its flush event; arg: the loop): write the
+ * output queued for its plain connections in that turn, one writev each,
+ * and watch for writability only those the kernel did not take whole. */
+void cc_conn_flush(evutil_socket_t fd, short what, void *arg);
 
 /* Close every connection loop `on` still has (shutdown, after the loops
  * stopped: the grace period ran out or a second signal came). */

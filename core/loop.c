@@ -33,6 +33,8 @@ struct cc_loop {
     int armed;                     /* a wake-up is on its way */
     struct cc_hub hub;             /* this loop's chats and members */
     struct cc_conn *conns;         /* connections this loop owns */
+    struct event *flush;           /* writes what this turn queued */
+    struct cc_conn *dirty;         /* connections with output to write */
 };
 
 struct cc_loop *cc_loops[CC_LOOPS_MAX];
@@ -129,7 +131,8 @@ static struct cc_loop *loop_new(unsigned index, struct event_base *base)
     l->base = base;
     l->head = l->tail = &l->stub;
     l->wake = event_new(base, -1, 0, wake_cb, l);
-    if (!l->wake)
+    l->flush = event_new(base, -1, 0, cc_conn_flush, l);
+    if (!l->wake || !l->flush)
         abort();
     return l;
 }
@@ -137,6 +140,7 @@ static struct cc_loop *loop_new(unsigned index, struct event_base *base)
 static void loop_free(struct cc_loop *l)
 {
     event_free(l->wake);
+    event_free(l->flush);
     cc_hub_free(&l->hub);
     if (l->own_base)
         event_base_free(l->base);
@@ -263,6 +267,16 @@ struct cc_hub *cc_loop_hub(struct cc_loop *l)
 struct cc_conn **cc_loop_conns(struct cc_loop *l)
 {
     return &l->conns;
+}
+
+struct cc_conn **cc_loop_dirty(struct cc_loop *l)
+{
+    return &l->dirty;
+}
+
+struct event *cc_loop_flush(struct cc_loop *l)
+{
+    return l->flush;
 }
 
 struct cc_loop *cc_loop_next_worker(void)

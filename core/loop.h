@@ -71,6 +71,10 @@ struct event_base *cc_loop_base(const struct cc_loop *l);
 unsigned cc_loop_index(const struct cc_loop *l);
 struct cc_hub *cc_loop_hub(struct cc_loop *l);
 struct cc_conn **cc_loop_conns(struct cc_loop *l);
+/* Plain connections with output queued in this turn, and the event that
+ * writes it (conn.c). */
+struct cc_conn **cc_loop_dirty(struct cc_loop *l);
+struct event *cc_loop_flush(struct cc_loop *l);
 
 /* The worker to hand the next WebSocket to (round robin), or NULL when
  * there are no workers. */

@@ -1127,6 +1127,34 @@ class SlowReader(ServerCase):
 
 
 # --------------------------------------------------------- token expiry
+
+class PausedReader(ServerCase):
+    """output_high_water at its default (1 MB): a client may fall behind
+    and catch up."""
+    small_window_client = SlowReader.small_window_client
+
+    def test_paused_reader_gets_everything_after(self):
+        # A client that stops reading while 400 KB pile up for it (the
+        # kernel takes a few KB, the server queues the rest) and then
+        # reads: every message arrives, in order, and so does the next
+        # one, sent once the backlog is gone.
+        cid, pt, rt, _, _ = self.world.pair()
+        slow = self.small_window_client(cid, pt)
+        sender = self.raw(cid, rt)
+        n, content = 200, "y" * 2000
+        sender.sock.sendall(b"".join(
+            h.RawWS.frame(OP_TEXT, json.dumps(
+                {"content": "%d %s" % (i, content)})) for i in range(n)))
+        for i in range(n):
+            self.assertEqual(sender.recv_json()["message"]["content"],
+                             "%d %s" % (i, content))
+        time.sleep(0.5)   # the backlog sits in the server a while
+        got = [slow.recv_json()["message"]["content"] for _ in range(n)]
+        self.assertEqual(got, ["%d %s" % (i, content) for i in range(n)])
+        sender.send_json({"content": "after"})
+        self.assertEqual(slow.recv_json()["message"]["content"], "after")
+
+
 class TokenExpiry(ServerCase):
     CONF = {"auth": {"leeway": "0"}}
 
