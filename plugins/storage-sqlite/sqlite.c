@@ -38,7 +38,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /* The WAL is kept short: past WAL_RESTART_FRAMES pages the writer
  * finishes the checkpoint itself between groups, so its next transaction
@@ -56,10 +56,16 @@
 enum stmt {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
     S_PROFILE_PUT, S_PROFILE_GET, S_CHAT_INSERT, S_CHAT_BY_PAIR, S_CHAT_GET,
-    S_CHAT_SEQ, S_LAST_MSG, S_UNREAD, S_MSG_INSERT, S_CHAT_BUMP, S_MARK_READ,
+    S_CHAT_SEQ, S_LAST_MSG, S_MSG_INSERT, S_CHAT_BUMP,
+    S_MARK_READ, S_READ_DONE,
     S_CHAT_LIST, S_CHAT_NEWER, S_CHAT_COUNT, S_MSG_AFTER, S_MSG_BEFORE,
     S_READ_BEGIN, S_READ_END, N_STMT
 };
+
+/* A chat row as read_chat() takes it. */
+#define CHAT_ROW "SELECT id, patient_id, professional_id, created_at, " \
+                 "updated_at, last_seq, unread_from_pat, unread_from_pro, " \
+                 "pat_read_upto, pro_read_upto FROM chats "
 
 static const char *const sql[N_STMT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -74,33 +80,40 @@ static const char *const sql[N_STMT] = {
     [S_CHAT_INSERT] = "INSERT INTO chats(id, patient_id, professional_id, "
                       "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4) "
                       "ON CONFLICT(patient_id, professional_id) DO NOTHING",
-    [S_CHAT_BY_PAIR] = "SELECT id, patient_id, professional_id, created_at, "
-                       "updated_at, last_seq FROM chats "
-                       "WHERE patient_id = ?1 AND professional_id = ?2",
-    [S_CHAT_GET] = "SELECT id, patient_id, professional_id, created_at, "
-                   "updated_at, last_seq FROM chats WHERE id = ?1",
+    [S_CHAT_BY_PAIR] = CHAT_ROW "WHERE patient_id = ?1 "
+                       "AND professional_id = ?2",
+    [S_CHAT_GET] = CHAT_ROW "WHERE id = ?1",
     [S_CHAT_SEQ] = "SELECT last_seq FROM chats WHERE id = ?1",
     [S_LAST_MSG] = "SELECT id, seq, sender_type, sender_id, content, "
                    "created_at, is_read FROM messages "
                    "WHERE chat_id = ?1 AND seq = ?2",
-    [S_UNREAD] = "SELECT count(*) FROM messages WHERE chat_id = ?1 "
-                 "AND sender_type = ?2 AND is_read = 0",
     [S_MSG_INSERT] = "INSERT INTO messages(chat_id, seq, id, sender_type, "
                      "sender_id, content, created_at) "
                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [S_CHAT_BUMP] = "UPDATE chats SET last_seq = ?2, updated_at = ?3 "
-                    "WHERE id = ?1",
+    [S_CHAT_BUMP] = "UPDATE chats SET last_seq = ?2, updated_at = ?3, "
+                    "unread_from_pat = unread_from_pat + ?4, "
+                    "unread_from_pro = unread_from_pro + ?5 WHERE id = ?1",
+    /* Messages of the other side than ?2 that are unread all come after
+     * ?3, what the reader had read up to (the smaller of the two for
+     * side 0): only those are looked at. */
     [S_MARK_READ] = "UPDATE messages SET is_read = 1 WHERE chat_id = ?1 "
-                    "AND sender_type <> ?2 AND is_read = 0",
-    [S_CHAT_LIST] = "SELECT id, patient_id, professional_id, created_at, "
-                    "updated_at, last_seq FROM chats WHERE id IN ("
+                    "AND seq > ?3 AND sender_type <> ?2 AND is_read = 0",
+    [S_READ_DONE] = "UPDATE chats SET "
+                    "unread_from_pat = CASE WHEN ?2 <> 1 THEN 0 "
+                    "ELSE unread_from_pat END, "
+                    "unread_from_pro = CASE WHEN ?2 <> 2 THEN 0 "
+                    "ELSE unread_from_pro END, "
+                    "pat_read_upto = CASE WHEN ?2 <> 2 THEN last_seq "
+                    "ELSE pat_read_upto END, "
+                    "pro_read_upto = CASE WHEN ?2 <> 1 THEN last_seq "
+                    "ELSE pro_read_upto END WHERE id = ?1",
+    [S_CHAT_LIST] = CHAT_ROW "WHERE id IN ("
                     "SELECT id FROM chats WHERE patient_id = ?1 UNION "
                     "SELECT id FROM chats WHERE professional_id = ?2) "
                     "AND (?3 = 0 OR updated_at < ?3 OR "
                     "(updated_at = ?3 AND id < ?4)) "
                     "ORDER BY updated_at DESC, id DESC LIMIT ?5",
-    [S_CHAT_NEWER] = "SELECT id, patient_id, professional_id, created_at, "
-                     "updated_at, last_seq FROM chats WHERE id IN ("
+    [S_CHAT_NEWER] = CHAT_ROW "WHERE id IN ("
                      "SELECT id FROM chats WHERE patient_id = ?1 UNION "
                      "SELECT id FROM chats WHERE professional_id = ?2) "
                      "AND (updated_at > ?3 OR "
@@ -141,6 +154,40 @@ static const char schema_v1[] =
     "CREATE INDEX messages_unread ON messages (chat_id, sender_type)"
     " WHERE is_read = 0;";
 
+/* Version 1 to 2: unread counts and "read up to" sequences move into the
+ * chat row (written once per group anyway) and the partial index
+ * messages_unread goes: clustered by chat, it cost a page write per chat
+ * per group, a third of the writer's WAL frames.  unread_from_X: messages
+ * sent by side X that the other side has not read; X_read_upto: side X
+ * has read every message of the other side up to this sequence. */
+static const char schema_v1_to_v2[] =
+    "ALTER TABLE chats ADD COLUMN unread_from_pat INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE chats ADD COLUMN unread_from_pro INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE chats ADD COLUMN pat_read_upto INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE chats ADD COLUMN pro_read_upto INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE chats SET"
+    " unread_from_pat = (SELECT count(*) FROM messages m WHERE"
+    "  m.chat_id = chats.id AND m.sender_type = 1 AND m.is_read = 0),"
+    " unread_from_pro = (SELECT count(*) FROM messages m WHERE"
+    "  m.chat_id = chats.id AND m.sender_type = 2 AND m.is_read = 0),"
+    " pat_read_upto = coalesce((SELECT min(seq) - 1 FROM messages m WHERE"
+    "  m.chat_id = chats.id AND m.sender_type = 2 AND m.is_read = 0),"
+    "  last_seq),"
+    " pro_read_upto = coalesce((SELECT min(seq) - 1 FROM messages m WHERE"
+    "  m.chat_id = chats.id AND m.sender_type = 1 AND m.is_read = 0),"
+    "  last_seq);"
+    "DROP INDEX messages_unread;";
+
+/* What a chat row holds beyond the struct cc_chat parts, by side
+ * (CC_SIDE_PATIENT, CC_SIDE_PROFESSIONAL; [0] unused). */
+struct chat_row {
+    int64_t last_seq;
+    int64_t unread_from[3];     /* sent by that side, not read yet */
+    int64_t read_upto[3];       /* that side read the other's up to */
+};
+
 /* A chat that appends of the writer's current group went to: its row is
  * read once per group and written once (flush_bumps), where each append
  * used to rewrite it and both its updated_at indexes. */
@@ -149,6 +196,7 @@ struct bump {
     int dirty;                  /* appended to: the row needs writing */
     int64_t seq;                /* last_seq, this group's appends counted */
     int64_t t;                  /* the newest append's time */
+    int64_t n_from[3];          /* the group's appends, by side */
 };
 
 struct db {
@@ -332,19 +380,26 @@ static int migrate(struct sq *sq)
         goto fail;
     if (version == SCHEMA_VERSION)
         return 0;
-    /* version 0: a new database */
+    /* 0: a new database; 1: an older one.  One transaction. */
     if (sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(h, schema_v1, NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(h, "PRAGMA user_version = 1; COMMIT", NULL, NULL,
+        (version < 1 &&
+         sqlite3_exec(h, schema_v1, NULL, NULL, &err) != SQLITE_OK) ||
+        sqlite3_exec(h, schema_v1_to_v2, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(h, "PRAGMA user_version = 2; COMMIT", NULL, NULL,
                      &err) != SQLITE_OK) {
-        sq->host->log(sq->ctx, CC_LOG_ERROR, "%s: creating the schema "
-                      "failed: %s", sq->path, err ? err : "?");
+        sq->host->log(sq->ctx, CC_LOG_ERROR, "%s: %s the schema failed: %s",
+                      sq->path, version ? "migrating" : "creating",
+                      err ? err : "?");
         sqlite3_free(err);
         sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
-    sq->host->log(sq->ctx, CC_LOG_INFO, "%s: created schema version %d",
-                  sq->path, SCHEMA_VERSION);
+    if (version)
+        sq->host->log(sq->ctx, CC_LOG_INFO, "%s: migrated schema version "
+                      "%d to %d", sq->path, version, SCHEMA_VERSION);
+    else
+        sq->host->log(sq->ctx, CC_LOG_INFO, "%s: created schema version %d",
+                      sq->path, SCHEMA_VERSION);
     return 0;
 fail:
     sq->host->log(sq->ctx, CC_LOG_ERROR, "%s: %s", sq->path,
@@ -413,9 +468,10 @@ static void read_msg(sqlite3_stmt *q, const char *chat_id, struct sq_msg *o)
 
 /* Fill last_message and unread_count of a chat row already read into o
  * (last_seq in seq).  viewer_side decides whose unread count. */
-static int complete_chat(struct db *d, struct sq_chat *o, int64_t last_seq,
-                         int viewer_side)
+static int complete_chat(struct db *d, struct sq_chat *o,
+                         const struct chat_row *row, int viewer_side)
 {
+    int64_t last_seq = row->last_seq;
     sqlite3_stmt *q;
     int rc;
 
@@ -434,37 +490,33 @@ static int complete_chat(struct db *d, struct sq_chat *o, int64_t last_seq,
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             return -1;
     }
-    if (viewer_side != CC_SIDE_NONE) {
-        q = stmt(d, S_UNREAD);
-        if (!q)
-            return -1;
-        sqlite3_bind_text(q, 1, o->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 2, viewer_side == CC_SIDE_PATIENT
-                                   ? CC_SIDE_PROFESSIONAL : CC_SIDE_PATIENT);
-        rc = sqlite3_step(q);
-        if (rc == SQLITE_ROW)
-            o->c.unread_count = sqlite3_column_int64(q, 0);
-        sqlite3_reset(q);
-        if (rc != SQLITE_ROW)
-            return -1;
-    }
+    if (viewer_side == CC_SIDE_PATIENT)
+        o->c.unread_count = row->unread_from[CC_SIDE_PROFESSIONAL];
+    else if (viewer_side == CC_SIDE_PROFESSIONAL)
+        o->c.unread_count = row->unread_from[CC_SIDE_PATIENT];
     return 0;
 }
 
-/* A chat row: id, patient, professional, created, updated, last_seq. */
-static int64_t read_chat(sqlite3_stmt *q, struct sq_chat *o)
+/* A chat row (CHAT_ROW): id, patient, professional, created, updated
+ * into o, the rest into row. */
+static void read_chat(sqlite3_stmt *q, struct sq_chat *o,
+                      struct chat_row *row)
 {
     col_id(q, 0, o->id);
     col_id(q, 1, o->pat);
     col_id(q, 2, o->pro);
     sq_chat_link(o, sqlite3_column_int64(q, 3), sqlite3_column_int64(q, 4));
-    return sqlite3_column_int64(q, 5);
+    row->last_seq = sqlite3_column_int64(q, 5);
+    row->unread_from[CC_SIDE_PATIENT] = sqlite3_column_int64(q, 6);
+    row->unread_from[CC_SIDE_PROFESSIONAL] = sqlite3_column_int64(q, 7);
+    row->read_upto[CC_SIDE_PATIENT] = sqlite3_column_int64(q, 8);
+    row->read_upto[CC_SIDE_PROFESSIONAL] = sqlite3_column_int64(q, 9);
 }
 
 /* Look a chat up by id into r (res.chat).  Returns SQLITE_ROW, DONE (not
  * found) or an error code. */
 static int load_chat(struct db *d, struct sq_req *r, const char *id,
-                     int64_t *last_seq)
+                     struct chat_row *row)
 {
     sqlite3_stmt *q = stmt(d, S_CHAT_GET);
     int rc;
@@ -474,7 +526,7 @@ static int load_chat(struct db *d, struct sq_req *r, const char *id,
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW)
-        *last_seq = read_chat(q, sq_one_chat(r));
+        read_chat(q, sq_one_chat(r), row);
     sqlite3_reset(q);
     return rc;
 }
@@ -534,7 +586,7 @@ static int do_chat_open(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q;
     int yes, rc;
-    int64_t last_seq;
+    struct chat_row row;
 
     for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
         if (profile_exists(d, side, side == CC_SIDE_PATIENT ? r->b : r->c,
@@ -562,9 +614,9 @@ static int do_chat_open(struct db *d, struct sq_req *r)
     sqlite3_bind_text(q, 2, r->c, -1, SQLITE_STATIC);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW)
-        last_seq = read_chat(q, sq_one_chat(r));
+        read_chat(q, sq_one_chat(r), &row);
     sqlite3_reset(q);
-    if (rc != SQLITE_ROW || complete_chat(d, &r->chats[0], last_seq,
+    if (rc != SQLITE_ROW || complete_chat(d, &r->chats[0], &row,
                                           CC_SIDE_NONE) < 0)
         return fail(r, d);
     return CC_OK;
@@ -648,6 +700,7 @@ static int bump_get(struct db *d, const char *id, struct bump **out)
         b->dirty = 0;
         b->seq = sqlite3_column_int64(q, 0);
         b->t = 0;
+        memset(b->n_from, 0, sizeof b->n_from);
         *slot = (int32_t)d->n_bump++;
         *out = b;
     }
@@ -672,6 +725,8 @@ static int flush_bumps(struct db *d)
         sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 2, b->seq);
         sqlite3_bind_int64(q, 3, b->t);
+        sqlite3_bind_int64(q, 4, b->n_from[CC_SIDE_PATIENT]);
+        sqlite3_bind_int64(q, 5, b->n_from[CC_SIDE_PROFESSIONAL]);
         rc = sqlite3_step(q);
         sqlite3_reset(q);
     }
@@ -705,6 +760,8 @@ static int do_msg_append(struct db *d, struct sq_req *r)
         return fail(r, d);
     b->seq = seq;
     b->t = r->t;
+    if (r->side == CC_SIDE_PATIENT || r->side == CC_SIDE_PROFESSIONAL)
+        b->n_from[r->side]++;
     b->dirty = 1;
     if (!d->defer && flush_bumps(d) < 0)
         return fail(r, d);
@@ -712,38 +769,52 @@ static int do_msg_append(struct db *d, struct sq_req *r)
     return CC_OK;
 }
 
+/* The reader (r->side) has read the other side's messages: mark them,
+ * from where it had read up to, and count them in the chat row. */
 static int do_mark_read(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q;
-    int64_t last_seq;
-    int rc = load_chat(d, r, r->b, &last_seq);
+    struct chat_row row;
+    int64_t from;
+    int rc = load_chat(d, r, r->b, &row);
 
     r->res.chat = NULL;
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
     if (rc != SQLITE_ROW || !(q = stmt(d, S_MARK_READ)))
         return fail(r, d);
+    from = r->side == CC_SIDE_PATIENT ? row.read_upto[CC_SIDE_PATIENT]
+         : r->side == CC_SIDE_PROFESSIONAL
+             ? row.read_upto[CC_SIDE_PROFESSIONAL]
+             : 0;
     sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 2, r->side);
+    sqlite3_bind_int64(q, 3, from);
     rc = sqlite3_step(q);
     sqlite3_reset(q);
     if (rc != SQLITE_DONE)
         return fail(r, d);
     r->res.count = sqlite3_changes(d->h);
-    return CC_OK;
+    if (!(q = stmt(d, S_READ_DONE)))
+        return fail(r, d);
+    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, r->side);
+    rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? CC_OK : fail(r, d);
 }
 
 static int do_chat_get(struct db *d, struct sq_req *r)
 {
-    int64_t last_seq;
-    int rc = load_chat(d, r, r->a, &last_seq);
+    struct chat_row row;
+    int rc = load_chat(d, r, r->a, &row);
 
     if (rc == SQLITE_DONE) {
         r->res.chat = NULL;
         return CC_E_NOTFOUND;
     }
     if (rc != SQLITE_ROW ||
-        complete_chat(d, &r->chats[0], last_seq,
+        complete_chat(d, &r->chats[0], &row,
                       sq_viewer_side(r, &r->chats[0])) < 0)
         return fail(r, d);
     return CC_OK;
@@ -752,7 +823,7 @@ static int do_chat_get(struct db *d, struct sq_req *r)
 static int do_chat_list(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q = stmt(d, S_CHAT_COUNT);
-    int64_t *seqs;
+    struct chat_row *rows;
     int rc;
 
     if (!q)
@@ -771,12 +842,12 @@ static int do_chat_list(struct db *d, struct sq_req *r)
     sqlite3_bind_text(q, 4, r->after ? r->c : r->a, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 5, (int64_t)r->limit + 1);
     sq_alloc_chats(r, r->limit + 1);
-    seqs = sq_xcalloc(r->limit + 1, sizeof *seqs);
+    rows = sq_xcalloc(r->limit + 1, sizeof *rows);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW && r->n <= r->limit)
-        seqs[r->n] = read_chat(q, &r->chats[r->n]), r->n++;
+        read_chat(q, &r->chats[r->n], &rows[r->n]), r->n++;
     sqlite3_reset(q);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        free(seqs);
+        free(rows);
         return fail(r, d);
     }
     if (r->n > r->limit) {
@@ -784,12 +855,12 @@ static int do_chat_list(struct db *d, struct sq_req *r)
         r->n = r->limit;
     }
     for (size_t i = 0; i < r->n; i++)
-        if (complete_chat(d, &r->chats[i], seqs[i],
+        if (complete_chat(d, &r->chats[i], &rows[i],
                           sq_viewer_side(r, &r->chats[i])) < 0) {
-            free(seqs);
+            free(rows);
             return fail(r, d);
         }
-    free(seqs);
+    free(rows);
     sq_finish_chats(r, r->after > 0);
     return CC_OK;
 }
@@ -798,16 +869,16 @@ static int do_chat_list(struct db *d, struct sq_req *r)
 static int do_msg_list(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q;
-    int64_t last_seq;
+    struct chat_row row;
     size_t n = 0;
-    int rc = load_chat(d, r, r->b, &last_seq), desc = r->before > 0;
+    int rc = load_chat(d, r, r->b, &row), desc = r->before > 0;
 
     r->res.chat = NULL;
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
     if (rc != SQLITE_ROW || !(q = stmt(d, desc ? S_MSG_BEFORE : S_MSG_AFTER)))
         return fail(r, d);
-    r->res.count = last_seq;
+    r->res.count = row.last_seq;
     sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, desc ? r->before : r->after);
     sqlite3_bind_int64(q, 3, (int64_t)r->limit + 1);

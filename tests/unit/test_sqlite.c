@@ -606,7 +606,7 @@ static void test_fresh(void)
     rc = load(db_path);
     log = capture_end();
     ok(rc == 0, "fresh database opens");
-    ok(strstr(log, "created schema version 1") != NULL,
+    ok(strstr(log, "created schema version 2") != NULL,
        "fresh database: schema created (log says so)");
     ok(stat(db_path, &st) == 0 && S_ISREG(st.st_mode),
        "fresh database: the file exists");
@@ -1456,8 +1456,8 @@ static void test_on_disk(const char *when, int64_t messages)
 
     is_str(lite_value(db_path, "PRAGMA journal_mode"), "wal",
            "%s: journal_mode is WAL", when);
-    is_str(lite_value(db_path, "PRAGMA user_version"), "1",
-           "%s: schema version 1 (user_version)", when);
+    is_str(lite_value(db_path, "PRAGMA user_version"), "2",
+           "%s: schema version 2 (user_version)", when);
     is_str(lite_value(db_path, "SELECT count(*) FROM sqlite_master WHERE "
                       "type = 'table' AND name IN "
                       "('profiles', 'chats', 'messages')"), "3",
@@ -1507,6 +1507,110 @@ static void test_reopen(void)
 }
 
 /* A database from a newer carechat is refused, and left as it was. */
+/* A database of schema version 1 (made by hand, as the plugin of that
+ * version made it) is migrated to 2: the unread counts and what each side
+ * has read move into the chat row, the partial index goes, and what the
+ * API says is what version 1 said; then appends and mark_read keep the
+ * counts. */
+static const char v1_db[] =
+    "CREATE TABLE profiles (side INTEGER NOT NULL, id TEXT NOT NULL,"
+    " user_id TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (side, id))"
+    " WITHOUT ROWID;"
+    "CREATE TABLE chats (id TEXT PRIMARY KEY, patient_id TEXT NOT NULL,"
+    " professional_id TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL, last_seq INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (patient_id, professional_id));"
+    "CREATE INDEX chats_by_patient ON chats (patient_id, updated_at, id);"
+    "CREATE INDEX chats_by_professional"
+    " ON chats (professional_id, updated_at, id);"
+    "CREATE TABLE messages (chat_id TEXT NOT NULL REFERENCES chats (id),"
+    " seq INTEGER NOT NULL, id TEXT NOT NULL UNIQUE,"
+    " sender_type INTEGER NOT NULL, sender_id TEXT NOT NULL,"
+    " content TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " is_read INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (chat_id, seq))"
+    " WITHOUT ROWID;"
+    "CREATE INDEX messages_unread ON messages (chat_id, sender_type)"
+    " WHERE is_read = 0;"
+    "INSERT INTO profiles VALUES (1, '" PAT1 "', NULL, 1), (2, '" PRO1 "',"
+    " NULL, 1);"
+    "INSERT INTO chats VALUES ('" CHAT_A "', '" PAT1 "', '" PRO1 "', 1, 7, 6);"
+    /* patient 1, 2 read; professional 3 read, 4 not; patient 5, 6 not */
+    "INSERT INTO messages VALUES"
+    " ('" CHAT_A "', 1, 'a0000000-0000-4000-8000-000000000001', 1, '" PAT1
+    "', 'p1', 1, 1),"
+    " ('" CHAT_A "', 2, 'a0000000-0000-4000-8000-000000000002', 1, '" PAT1
+    "', 'p2', 2, 1),"
+    " ('" CHAT_A "', 3, 'a0000000-0000-4000-8000-000000000003', 2, '" PRO1
+    "', 'r3', 3, 1),"
+    " ('" CHAT_A "', 4, 'a0000000-0000-4000-8000-000000000004', 2, '" PRO1
+    "', 'r4', 4, 0),"
+    " ('" CHAT_A "', 5, 'a0000000-0000-4000-8000-000000000005', 1, '" PAT1
+    "', 'p5', 5, 0),"
+    " ('" CHAT_A "', 6, 'a0000000-0000-4000-8000-000000000006', 1, '" PAT1
+    "', 'p6', 6, 0);"
+    "PRAGMA user_version = 1;";
+
+static void test_migrate_v1(void)
+{
+    char path[128], conf[512], ignored[8];
+    struct outcome o = { 0 };
+    const char *log;
+    int rc;
+
+    snprintf(path, sizeof path, "%s/v1.db", dir);
+    if (!ok(lite_run(path, 1, v1_db, ignored, sizeof ignored) == 0,
+            "v1: database made by hand"))
+        return;
+    snprintf(conf, sizeof conf, "[storage]\nplugin = sqlite\npath = %s\n",
+             path);
+    capture_begin();
+    rc = load_conf(conf);
+    log = capture_end();
+    if (!ok(rc == 0, "v1: loads")) {
+        unload();
+        return;
+    }
+    ok(strstr(log, "migrated schema version 1 to 2") != NULL,
+       "v1: the log says it was migrated");
+    is_str(lite_value(path, "PRAGMA user_version"), "2", "v1: now version 2");
+    is_str(lite_value(path, "SELECT count(*) FROM sqlite_master WHERE name "
+                      "= 'messages_unread'"), "0", "v1: the index is gone");
+    is_int(chat_get(&o, CHAT_A, PAT1, NULL), CC_OK, "v1: chat read");
+    is_int(o.chat ? (int)o.chat->unread_count : -1, 1,
+           "v1: the patient has 1 unread (r4)");
+    ok(o.chat && o.chat->has_last && same_bytes(&o.chat->last, "p6", 2),
+       "v1: last message kept");
+    is_int(chat_get(&o, CHAT_A, NULL, PRO1), CC_OK, "v1: chat read (pro)");
+    is_int(o.chat ? (int)o.chat->unread_count : -1, 2,
+           "v1: the professional has 2 unread (p5, p6)");
+    is_int(append(&o, "a0000000-0000-4000-8000-000000000007", CHAT_A, PAT1,
+                  CC_SIDE_PATIENT, "p7", 2, 8), CC_OK, "v1: append");
+    is_int(o.message ? (int)o.message->seq : -1, 7, "v1: next seq is 7");
+    is_int(chat_get(&o, CHAT_A, NULL, PRO1), CC_OK, "v1: chat read again");
+    is_int(o.chat ? (int)o.chat->unread_count : -1, 3,
+           "v1: the professional has 3 unread");
+    is_int(mark_read(&o, CHAT_A, CC_SIDE_PROFESSIONAL), CC_OK,
+           "v1: professional marks read");
+    is_int((int)o.count, 3, "v1: p5, p6, p7 marked");
+    is_int(mark_read(&o, CHAT_A, CC_SIDE_PROFESSIONAL), CC_OK,
+           "v1: again");
+    is_int((int)o.count, 0, "v1: nothing left to mark");
+    is_int(chat_get(&o, CHAT_A, NULL, PRO1), CC_OK, "v1: chat read (pro)");
+    is_int(o.chat ? (int)o.chat->unread_count : -1, 0,
+           "v1: the professional has 0 unread");
+    is_int(chat_get(&o, CHAT_A, PAT1, NULL), CC_OK, "v1: chat read (pat)");
+    is_int(o.chat ? (int)o.chat->unread_count : -1, 1,
+           "v1: the patient still has 1 unread");
+    is_int(mark_read(&o, CHAT_A, CC_SIDE_PATIENT), CC_OK,
+           "v1: patient marks read");
+    is_int((int)o.count, 1, "v1: r4 marked");
+    is_str(lite_value(path, "SELECT group_concat(is_read, '') FROM "
+                      "(SELECT is_read FROM messages ORDER BY seq)"),
+           "1111111", "v1: every message read, on disk");
+    outcome_free(&o);
+    unload();
+}
+
 static void test_future_version(void)
 {
     char path[128], err[512] = "", ignored[8];
@@ -1517,7 +1621,7 @@ static void test_future_version(void)
 
     snprintf(path, sizeof path, "%s/future.db", dir);
     if (!ok(lite_run(path, 1, "CREATE TABLE future (x); "
-                     "PRAGMA user_version = 2", ignored, sizeof ignored) == 0,
+                     "PRAGMA user_version = 3", ignored, sizeof ignored) == 0,
             "future database made by hand")) {
         return;
     }
@@ -1527,15 +1631,15 @@ static void test_future_version(void)
     rc = pt_load(&e, pt_plugin_path("storage-sqlite"), CC_KIND_STORAGE,
                  "storage", conf, err, sizeof err);
     log = capture_end();
-    is_int(rc, -1, "schema version 2 refused");
+    is_int(rc, -1, "schema version 3 refused");
     ok(err[0] != '\0', "refusal has an error (%s)", err);
-    if (!ok(strstr(log, "schema version 2") != NULL &&
-            strstr(log, "knows up to 1") != NULL,
+    if (!ok(strstr(log, "schema version 3") != NULL &&
+            strstr(log, "knows up to 2") != NULL,
             "refusal names the versions"))
         printf("#   log: %s", log);
     ok(strstr(log, path) != NULL, "refusal names the file");
     pt_unload(&e);
-    is_str(lite_value(path, "PRAGMA user_version"), "2",
+    is_str(lite_value(path, "PRAGMA user_version"), "3",
            "future database: version untouched");
     is_str(lite_value(path, "PRAGMA journal_mode"), "delete",
            "future database: journal mode untouched (not switched to WAL)");
@@ -1570,6 +1674,7 @@ int main(void)
     test_reopen();
     test_on_disk("after reopen", n_a + 1 + BULK + FLUSH);
     test_future_version();
+    test_migrate_v1();
     test_small_queue();
     test_group_failure();
     test_group_chats();
