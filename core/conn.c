@@ -630,14 +630,23 @@ static void conn_process(struct cc_conn *c)
             c->reading = 1;
             arm_timer(c, cc_srv->lim.request_timeout_ms);
         }
-        if (read_head(c) <= 0)
+        switch (read_head(c)) {
+        case 0:
+            goto incomplete;
+        case -1:
             return;
+        }
     }
     if (c->state == CC_CONN_BODY) {
         if (!read_body(c))
-            return;
+            goto incomplete;
         dispatch(c);
     }
+    return;
+incomplete:
+    /* The client has shut down its side: the rest will not come. */
+    if (c->eof)
+        cc_conn_close_after_write(c);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -721,6 +730,12 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         c->eof = 1;
         if (c->state == CC_CONN_BUSY || c->state == CC_CONN_DRAIN)
             return;
+        if (evbuffer_get_length(bufferevent_get_input(c->bev))) {
+            /* Requests pipelined before the FIN: answer them in turn
+             * (a partial one ends the connection, conn_process). */
+            conn_process(c);
+            return;
+        }
         if (evbuffer_get_length(bufferevent_get_output(c->bev))) {
             cc_conn_close_after_write(c);
             return;
