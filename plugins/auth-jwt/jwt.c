@@ -257,9 +257,10 @@ static int deny(struct jwt_auth *a, const struct cc_auth_input *in,
 }
 
 /* Everything libjwt cannot be trusted with: shape, header, alg, typ,
- * signature length, payload JSON.  Returns NULL or the deny message. */
+ * signature length, payload JSON.  Returns NULL and the parsed payload in
+ * *claims (the caller's), or the deny message. */
 static const char *precheck(const struct jwt_auth *a, const char *tok,
-                            size_t len)
+                            size_t len, json_t **claims)
 {
     struct cc_jws_parts p;
     struct cc_jws_header h;
@@ -275,21 +276,24 @@ static const char *precheck(const struct jwt_auth *a, const char *tok,
     payload = cc_jws_payload_parse(p.payload, p.payload_len);
     if (!payload)
         return CC_MSG_MALFORMED;
-    json_decref(payload);
-    if (p.signature_len != a->sig_len)
+    if (p.signature_len != a->sig_len) {
+        json_decref(payload);
         return CC_MSG_SIGNATURE;
+    }
+    *claims = payload;
     return NULL;
 }
 
-/* Verify tok (NUL-terminated, prechecked) with libjwt and map its claims.
- * Returns CC_AUTH_OK or CC_AUTH_DENY with the error set. */
+/* Verify tok (NUL-terminated, prechecked) with libjwt and map claims,
+ * its payload as precheck() parsed it: the same bytes libjwt verified
+ * (no second parse of libjwt's copy).  Returns CC_AUTH_OK or
+ * CC_AUTH_DENY with the error set. */
 static int verify_and_map(struct jwt_auth *a, const char *tok,
-                          const struct cc_auth_input *in, cc_auth_req *req)
+                          json_t *claims, const struct cc_auth_input *in,
+                          cc_auth_req *req)
 {
     char why[160];
     jwt_t *jwt = NULL;
-    char *grants = NULL;
-    json_t *claims = NULL;
     int rc, err;
 
     err = jwt_decode(&jwt, tok, a->secret, (int)a->secret_len);
@@ -301,21 +305,12 @@ static int verify_and_map(struct jwt_auth *a, const char *tok,
         rc = deny(a, in, req, CC_MSG_ALG);
         goto out;
     }
-    grants = jwt_get_grants_json(jwt, NULL);
-    if (grants)
-        claims = json_loads(grants, JSON_REJECT_DUPLICATES, NULL);
-    if (!json_is_object(claims)) {
-        rc = deny(a, in, req, CC_MSG_MALFORMED);
-        goto out;
-    }
     rc = cc_claims_apply(&a->claims, claims, a->host->now_real_us(), a->host,
                          req, why, sizeof why);
     if (rc != CC_AUTH_OK)
         a->host->log(a->ctx, CC_LOG_DEBUG, "token from %s denied: %s",
                      cc_auth_remote(in), why);
 out:
-    json_decref(claims);
-    free(grants);
     jwt_free(jwt);
     return rc;
 }
@@ -325,6 +320,7 @@ static int jwt_authenticate(void *inst, const struct cc_auth_input *in,
 {
     struct jwt_auth *a = inst;
     char buf[CC_TOKEN_MAX + 1];
+    json_t *claims = NULL;
     const char *msg;
     size_t len;
     int rc;
@@ -335,8 +331,10 @@ static int jwt_authenticate(void *inst, const struct cc_auth_input *in,
     len = in->token_len;
     memcpy(buf, in->token, len);
     buf[len] = '\0';
-    msg = precheck(a, buf, len);
-    rc = msg ? deny(a, in, req, msg) : verify_and_map(a, buf, in, req);
+    msg = precheck(a, buf, len, &claims);
+    rc = msg ? deny(a, in, req, msg)
+             : verify_and_map(a, buf, claims, in, req);
+    json_decref(claims);
     explicit_bzero(buf, len);
     return rc;
 }
