@@ -861,12 +861,12 @@ static int by_chat(const void *a, const void *b)
 
 /* Send one S_BUMP per chat of the group, in chat id order (two nodes'
  * groups then lock the rows they share in the same order: no deadlock),
- * and fill pl->back.  Returns 0 when all were sent. */
+ * and fill pl->back.  Returns how many were sent, or -1. */
 static int send_bumps(PGconn *c, struct pipe_plan *pl, struct sq_req *group)
 {
     char name[16], k[24], t[24];
     const char *p[3];
-    int start = 0;
+    int start = 0, n = 0;
 
     pl->n = 0;
     for (struct sq_req *r = group; r; r = r->next) {
@@ -891,8 +891,9 @@ static int send_bumps(PGconn *c, struct pipe_plan *pl, struct sq_req *group)
         if (!PQsendQueryPrepared(c, name, 3, p, NULL, NULL, 0))
             return -1;
         start = i;
+        n++;
     }
-    return 0;
+    return n;
 }
 
 /* A group of appends in one round trip (libpq pipeline mode): BEGIN, one
@@ -913,13 +914,13 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
     struct sq_req *r;
     char name[16], t[24], back[24];
     const char *p[7];
-    int sent, ok, i, n_bumps;
+    int sent, ok, i, n_bumps = 0;
 
     stmt_name(S_APPEND_AT, name);
     if (!PQenterPipelineMode(c))
         return 0;
     sent = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
-           send_bumps(c, &pl, group) == 0;
+           (n_bumps = send_bumps(c, &pl, group)) >= 0;
     for (i = 0; i < pl.n && sent; i++) {
         append_params(pl.req[i], t, p);
         snprintf(back, sizeof back, "%lld", (long long)pl.back[i]);
@@ -938,9 +939,6 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
     res = pipe_result(c);
     ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
-    n_bumps = 0;
-    for (i = 0; i < pl.n; i++)
-        n_bumps += pl.back[i] == 0;     /* the last of each chat */
     while (n_bumps--) {
         res = pipe_result(c);
         ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;

@@ -94,8 +94,8 @@ static const char *const sql[N_STMT] = {
                     "unread_from_pat = unread_from_pat + ?4, "
                     "unread_from_pro = unread_from_pro + ?5 WHERE id = ?1",
     /* Messages of the other side than ?2 that are unread all come after
-     * ?3, what the reader had read up to (the smaller of the two for
-     * side 0): only those are looked at. */
+     * ?3, what the reader had read up to (0 for side 0, which reads
+     * both): only those are looked at. */
     [S_MARK_READ] = "UPDATE messages SET is_read = 1 WHERE chat_id = ?1 "
                     "AND seq > ?3 AND sender_type <> ?2 AND is_read = 0",
     [S_READ_DONE] = "UPDATE chats SET "

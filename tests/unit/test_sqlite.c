@@ -1552,7 +1552,7 @@ static const char v1_db[] =
 
 static void test_migrate_v1(void)
 {
-    char path[128], conf[512], ignored[8];
+    char path[128], ignored[8];
     struct outcome o = { 0 };
     const char *log;
     int rc;
@@ -1561,10 +1561,8 @@ static void test_migrate_v1(void)
     if (!ok(lite_run(path, 1, v1_db, ignored, sizeof ignored) == 0,
             "v1: database made by hand"))
         return;
-    snprintf(conf, sizeof conf, "[storage]\nplugin = sqlite\npath = %s\n",
-             path);
     capture_begin();
-    rc = load_conf(conf);
+    rc = load(path);
     log = capture_end();
     if (!ok(rc == 0, "v1: loads")) {
         unload();
