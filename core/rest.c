@@ -14,6 +14,7 @@
  */
 #include "rest.h"
 #include "auth.h"
+#include "chatcache.h"
 #include "config.h"
 #include "conn.h"
 #include "log.h"
@@ -246,6 +247,7 @@ static void chat_done(void *arg, int status, const struct cc_store_result *res)
             storage_fail(op, status, res);
         return;
     }
+    cc_chatcache_put(res->chat);
     if (op->route == R_CHATS && !res->created) {
         /* An existing chat: chat_open knows no viewer, so fetch it again
          * for the caller's unread_count (answered 200 as R_CHAT). */

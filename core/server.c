@@ -4,6 +4,7 @@
  */
 #include "server.h"
 #include "auth.h"
+#include "chatcache.h"
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
@@ -74,6 +75,7 @@ static const struct setting {
     { "message_rate", K_COUNT, L(message_rate), 0, 0, 1000000 },
     { "message_burst", K_COUNT, L(message_burst), 20, 1, 1000000 },
     { "threads", K_COUNT, L(threads), 1, 1, CC_LOOPS_MAX },
+    { "chat_cache", K_COUNT, L(chat_cache), 65536, 0, 1 << 24 },
 #undef L
 };
 
@@ -449,6 +451,7 @@ int cc_server_start(struct cc_server *s)
     signal(SIGPIPE, SIG_IGN);
     cc_host_init(s->base, &hooks);
     cc_loops_init(s->base);
+    cc_chatcache_init((size_t)s->lim.chat_cache);
     if (tls_start(s) < 0 || load_plugins(s) < 0)
         return -1;
     if (cc_plugin_start(&s->storage, err, sizeof err) < 0 ||
@@ -552,6 +555,7 @@ void cc_server_free(struct cc_server *s)
     if (drain_timer)
         event_free(drain_timer);
     cc_auth_free();
+    cc_chatcache_free();
     cc_host_shutdown();
     cc_loops_free();
     free(s->listen);

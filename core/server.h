@@ -34,6 +34,7 @@ struct cc_limits {
     uint64_t message_rate;        /* chat messages/s per connection; 0 */
     uint64_t message_burst;       /* bucket size for message_rate */
     uint64_t threads;             /* event loops (see loop.h) */
+    uint64_t chat_cache;          /* chats whose parties are kept */
 };
 
 struct cc_server {

@@ -9,6 +9,7 @@
  */
 #include "session.h"
 #include "auth.h"
+#include "chatcache.h"
 #include "conn.h"
 #include "hub.h"
 #include "log.h"
@@ -766,6 +767,7 @@ static void chat_lookup_done(void *arg, int status,
     if (!cc_conn_release(c))
         return;
     if (status == CC_OK && res->chat) {
+        cc_chatcache_put(res->chat);
         chat_found(c, res->chat);
         return;
     }
@@ -784,6 +786,7 @@ static void lookup_chat(struct cc_conn *c)
 {
     struct cc_ws *ws = c->ws;
     struct cc_viewer v = { .struct_size = sizeof v };
+    const struct cc_chat_parties *known;
     char canon[37];
 
     if (cc_uuid_canon(ws->chat_id, strlen(ws->chat_id), canon) < 0) {
@@ -793,6 +796,15 @@ static void lookup_chat(struct cc_conn *c)
         return;
     }
     memcpy(ws->chat_id, canon, sizeof canon);
+    known = cc_chatcache_get(ws->chat_id);
+    if (known) {
+        struct cc_chat chat = { .struct_size = sizeof chat,
+                                .id = known->chat_id,
+                                .patient_id = known->patient_id,
+                                .professional_id = known->professional_id };
+        chat_found(c, &chat);
+        return;
+    }
     cc_conn_hold(c);
     if (cc_srv->st->chat_get(cc_srv->storage.inst, ws->chat_id, &v,
                              chat_lookup_done, c) != CC_OK) {

@@ -197,6 +197,12 @@ class Access(ServerCase):
         self.run_async(go())
 
 
+class AccessFromStorage(Access):
+    """The same rules with the chat cache off: each handshake asks storage
+    (as for a chat another node made, or one the cache let go)."""
+    CONF = {"server": {"chat_cache": 0}}
+
+
 # ------------------------------------------------------------- messages
 class Messages(ServerCase):
 

@@ -223,6 +223,8 @@ class Config(ConfigCase):
                  ("max_connections = 0", "max_connections"),
                  ("threads = 0", "threads"),
                  ("threads = 65", "threads"),
+                 ("chat_cache = -1", "chat_cache"),
+                 ("chat_cache = 16777217", "chat_cache"),
                  ("log_level = loud", "log_level")]
         for line, key in cases:
             with self.subTest(line=line):
