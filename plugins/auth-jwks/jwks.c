@@ -30,6 +30,7 @@
 #include "fetch.h"
 #include "jwk.h"
 #include "refresh.h"
+#include "tokcache.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -73,9 +74,11 @@ struct jwks_auth {
     uint64_t min_refresh_ms;    /* least time between two fetches */
     uint64_t timeout_ms;        /* one fetch, start to end */
     struct cc_claims_conf claims;
+    long token_cache;           /* entries; 0: off */
     struct fetch_src *src;
 
     /* state, loop thread only */
+    struct cc_tokcache *cache;  /* accepted tokens; emptied by new keys */
     struct jwk_set *keys;       /* current set; non-NULL once started */
     char keys_desc[512];        /* jwk_set_describe() of keys */
     struct refresher *refresher;
@@ -236,6 +239,8 @@ static int jwks_cfg_key(void *arg, const char *key, const char *value,
         *reason = value[0] ? keep(&a->ca_file, value) : "needs a file name";
     else if (strcmp(key, "algorithms") == 0)
         *reason = parse_algorithms(value, &a->allowed);
+    else if (cc_tokcache_conf(key, value, &a->token_cache, reason))
+        ;
     else if ((rc = cc_claims_conf_set(&a->claims, key, value, reason)) != 0)
         return rc > 0 ? CC_OK : CC_E_INVAL;
     else
@@ -305,6 +310,7 @@ static void jwks_destroy(void *inst)
     }
     jwk_set_free(a->keys);
     fetch_free(a->src);
+    cc_tokcache_free(a->cache);
     cc_claims_conf_free(&a->claims);
     free(a->jwks_file);
     free(a->jwks_url);
@@ -326,9 +332,13 @@ static int jwks_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
     a->refresh_ms = 3600000;
     a->min_refresh_ms = 30000;
     a->timeout_ms = 10000;
+    a->token_cache = CC_TOKCACHE_DEFAULT;
     rc = cc_claims_conf_init(&a->claims);
     if (rc == CC_OK)
         rc = host->cfg_iter(ctx, jwks_cfg_key, a);
+    if (rc == CC_OK && a->token_cache > 0 &&
+        !(a->cache = cc_tokcache_new((size_t)a->token_cache)))
+        rc = CC_E_NOMEM;
     if (rc == CC_OK)
         rc = check_section(a);
     if (rc != CC_OK) {
@@ -351,6 +361,8 @@ static void install_keys(struct jwks_auth *a, struct jwk_set *set)
     memcpy(a->keys_desc, desc, sizeof desc);
     jwk_set_free(a->keys);
     a->keys = set;
+    /* Tokens accepted under the old keys are checked again. */
+    cc_tokcache_clear(a->cache);
 }
 
 static void start_refresh(struct jwks_auth *a)
@@ -450,7 +462,8 @@ static const char *parse_header(const struct jwks_auth *a, const char *tok,
 static int verify_and_map(struct jwks_auth *a, const char *tok,
                           const struct cc_jws_parts *p,
                           const struct jwk *key, unsigned alg,
-                          const char *remote, cc_auth_req *req)
+                          const char *remote, cc_auth_req *req,
+                          const unsigned char *cache_key)
 {
     unsigned char sig[SIG_MAX];
     size_t n = 0;
@@ -472,6 +485,8 @@ static int verify_and_map(struct jwks_auth *a, const char *tok,
     if (rc != CC_AUTH_OK)
         a->host->log(a->ctx, CC_LOG_DEBUG, "token from %s denied: %s",
                      remote, why);
+    else if (cache_key)
+        cc_tokcache_put(a->cache, cache_key, claims);
     json_decref(claims);
     return rc;
 }
@@ -480,7 +495,8 @@ static int verify_and_map(struct jwks_auth *a, const char *tok,
  * CC_AUTH_OK, CC_AUTH_DENY (error set), or UNKNOWN_KID (nothing set: the
  * token names a key we do not hold). */
 static int check_token(struct jwks_auth *a, const char *tok, size_t len,
-                       const char *remote, cc_auth_req *req)
+                       const char *remote, cc_auth_req *req,
+                       const unsigned char *cache_key)
 {
     struct cc_jws_parts p;
     struct cc_jws_header h;
@@ -493,7 +509,8 @@ static int check_token(struct jwks_auth *a, const char *tok, size_t len,
         return deny(a, remote, req, msg);
     switch (jwk_set_find(a->keys, &h, alg, &key)) {
     case JWK_FOUND:
-        return verify_and_map(a, tok, &p, key, alg, remote, req);
+        return verify_and_map(a, tok, &p, key, alg, remote, req,
+                              cache_key);
     case JWK_UNKNOWN_KID:
         return UNKNOWN_KID;
     case JWK_NEED_KID:
@@ -543,11 +560,21 @@ static int jwks_authenticate(void *inst, const struct cc_auth_input *in,
     struct jwks_auth *a = inst;
     const char *remote = cc_auth_remote(in);
     const char *msg = cc_auth_token_check(in);
-    int rc;
+    unsigned char key[CC_TOKCACHE_KEY];
+    char why[160];
+    int rc, keyed;
 
     if (msg)
         return deny(a, remote, req, msg);
-    rc = check_token(a, in->token, in->token_len, remote, req);
+    rc = cc_tokcache_check(a->cache, &a->claims, a->host, in, req, key,
+                           &keyed, why, sizeof why);
+    if (rc == CC_AUTH_DENY)
+        a->host->log(a->ctx, CC_LOG_DEBUG, "token from %s denied: %s",
+                     remote, why);
+    if (rc != CC_AUTH_DECLINE)
+        return rc;
+    rc = check_token(a, in->token, in->token_len, remote, req,
+                     keyed ? key : NULL);
     return rc == UNKNOWN_KID ? wait_for_keys(a, in, remote, req) : rc;
 }
 
@@ -567,7 +594,7 @@ static void answer_waiters(struct jwks_auth *a, const char *deny_msg)
         if (req) {
             rc = deny_msg ? deny(a, w->remote, req, deny_msg)
                           : check_token(a, w->token, w->len, w->remote,
-                                        req);
+                                        req, NULL);
             if (rc == UNKNOWN_KID)
                 rc = deny(a, w->remote, req, MSG_UNKNOWN_KID);
             a->host->auth_complete(a->ctx, w->req_id, rc);

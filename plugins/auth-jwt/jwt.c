@@ -20,6 +20,7 @@
 #include <carechat/plugin.h>
 
 #include "claims.h"
+#include "tokcache.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +44,8 @@ struct jwt_auth {
     int secret_keys;             /* secret / secret_file lines seen */
     const char *secret_key_name; /* which of the two set it, static */
     struct cc_claims_conf claims;
+    long token_cache;            /* entries; 0: off */
+    struct cc_tokcache *cache;   /* accepted tokens; NULL when off */
 };
 
 /* The algorithms this plugin accepts, with their minimum key length (RFC
@@ -167,6 +170,8 @@ static int jwt_cfg_key(void *arg, const char *key, const char *value,
                       ? "must be HS256, HS384 or HS512 (RS and ES tokens "
                         "need the jwks plugin)"
                       : NULL;
+    else if (cc_tokcache_conf(key, value, &a->token_cache, reason))
+        ;
     else if ((rc = cc_claims_conf_set(&a->claims, key, value, reason)) != 0)
         return rc > 0 ? CC_OK : CC_E_INVAL;
     else
@@ -205,6 +210,7 @@ static void jwt_destroy(void *inst)
     if (!a)
         return;
     wipe_secret(a);
+    cc_tokcache_free(a->cache);
     cc_claims_conf_free(&a->claims);
     free(a);
 }
@@ -220,11 +226,17 @@ static int jwt_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
     a->host = host;
     a->ctx = ctx;
     set_algorithm(a, "HS256");
+    a->token_cache = CC_TOKCACHE_DEFAULT;
     rc = cc_claims_conf_init(&a->claims);
     if (rc == CC_OK)
         rc = host->cfg_iter(ctx, jwt_cfg_key, a);
     if (rc == CC_OK)
         rc = check_section(a);
+    if (rc == CC_OK && a->token_cache > 0) {
+        a->cache = cc_tokcache_new((size_t)a->token_cache);
+        if (!a->cache)
+            rc = CC_E_NOMEM;
+    }
     if (rc != CC_OK) {
         jwt_destroy(a);
         return rc;
@@ -319,21 +331,32 @@ static int jwt_authenticate(void *inst, const struct cc_auth_input *in,
                             cc_auth_req *req)
 {
     struct jwt_auth *a = inst;
-    char buf[CC_TOKEN_MAX + 1];
+    unsigned char key[CC_TOKCACHE_KEY];
+    char buf[CC_TOKEN_MAX + 1], why[160];
     json_t *claims = NULL;
     const char *msg;
+    int keyed;
     size_t len;
     int rc;
 
     msg = cc_auth_token_check(in);
     if (msg)
         return deny(a, in, req, msg);
+    rc = cc_tokcache_check(a->cache, &a->claims, a->host, in, req, key,
+                           &keyed, why, sizeof why);
+    if (rc == CC_AUTH_DENY)
+        a->host->log(a->ctx, CC_LOG_DEBUG, "token from %s denied: %s",
+                     cc_auth_remote(in), why);
+    if (rc != CC_AUTH_DECLINE)
+        return rc;
     len = in->token_len;
     memcpy(buf, in->token, len);
     buf[len] = '\0';
     msg = precheck(a, buf, len, &claims);
     rc = msg ? deny(a, in, req, msg)
              : verify_and_map(a, buf, claims, in, req);
+    if (rc == CC_AUTH_OK && keyed)
+        cc_tokcache_put(a->cache, key, claims);
     json_decref(claims);
     explicit_bzero(buf, len);
     return rc;

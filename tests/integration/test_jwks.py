@@ -427,13 +427,16 @@ class UrlKeys(Base):
         the new kid triggers a refresh and is accepted; the old key's
         tokens are refused from then on."""
         srv = Server(self.conf()).start()
+        old = jws(self.k1)
         try:
-            self.assertAccepted(srv, jws(self.k1))
+            self.assertAccepted(srv, old)
+            self.assertAccepted(srv, old)  # again: from the token cache
             self.jwks.publish(jwks_doc(self.k2))
             time.sleep(1.1)  # past min_refresh_interval since the start
             self.assertAccepted(srv, jws(self.k2))
             self.assertEqual(self.jwks.hits, 2)
-            self.assertRefused(srv, jws(self.k1), "Unknown token signing key")
+            # The same bytes accepted before: new keys empty the cache.
+            self.assertRefused(srv, old, "Unknown token signing key")
             self.assertIn('kid "2024-02" (EC P-256)', srv.read_log())
         finally:
             srv.close()
@@ -594,6 +597,8 @@ class Config(unittest.TestCase):
             ({"jwks_url": url, "audience": "a,,b"},
              "audience: an empty audience in the list"),
             ({"jwks_url": url, "leeway": "-1"}, "leeway: must be a whole"),
+            ({"jwks_url": url, "token_cache": "1048577"},
+             "token_cache: must be a number of tokens from 0 (off)"),
         ]
         for auth, want in cases:
             with self.subTest(auth=auth):

@@ -271,6 +271,11 @@ static void test_config(void)
             "require_exp: must be true or false", "require_exp not a bool");
     refused("[auth]\nplugin = jwt\nsecret = " SECRET "\nuser_claim = a b\n",
             "user_claim: must be a claim name", "claim name with a space");
+    refused("[auth]\nplugin = jwt\nsecret = " SECRET "\ntoken_cache = -1\n",
+            "token_cache: must be a number of tokens from 0 (off) to 1048576",
+            "negative token_cache");
+    refused("[auth]\nplugin = jwt\nsecret = " SECRET "\ntoken_cache = lots\n",
+            "token_cache: must be a number", "token_cache not a number");
     refused("[auth]\nplugin = jwt\nsecret = " SECRET "\nissuer =\n",
             "issuer: must be 1 to 512 characters", "empty issuer");
     unlink(path);
@@ -617,6 +622,50 @@ static void test_configured(void)
     pt_unload(&env);
 }
 
+/* A token seen again comes from the cache of accepted tokens: the same
+ * principal, and its times still checked against the clock. */
+static void test_cache(const char *conf, const char *name)
+{
+    long long exp = (long long)time(NULL) + 2;
+    struct pt_env env;
+    char c[256], spliced[1024];
+    char *t, *other;
+
+    if (!ok(load(&env, conf) == 0, "%s: loads", name)) {
+        pt_unload(&env);
+        return;
+    }
+    snprintf(c, sizeof c, "{\"user_id\":\"u\",\"patient_id\":\"%s\","
+             "\"professional_id\":\"%s\",\"exp\":%lld}", PATIENT, PRO, exp);
+    t = mint(JWT_ALG_HS256, SECRET, c);
+    for (int i = 0; i < 2; i++) {
+        is_int(auth(&env, t), CC_AUTH_OK, "%s: accepted, time %d", name, i);
+        is_str(req.principal.user_id, "u", "%s: user id, time %d", name, i);
+        is_str(req.principal.patient_id, PATIENT, "%s: patient, time %d",
+               name, i);
+        is_str(req.principal.professional_id, PRO,
+               "%s: professional, time %d", name, i);
+        is_int(req.principal.expires_at, exp, "%s: expiry, time %d", name,
+               i);
+    }
+    /* The accepted token's header and signature around another user's
+     * payload. */
+    other = mint(JWT_ALG_HS256, SECRET,
+                 claims_exp("\"user_id\":\"mallory\""));
+    snprintf(spliced, sizeof spliced, "%.*s%.*s%s",
+             (int)(strchr(t, '.') - t), t,
+             (int)(strrchr(other, '.') - strchr(other, '.')),
+             strchr(other, '.'), strrchr(t, '.'));
+    DENIED(auth(&env, spliced), "Invalid token signature",
+           "accepted token's signature on another payload");
+    free(other);
+    sleep(3); /* exp passes (leeway 0) */
+    DENIED(auth(&env, t), "Token expired", "accepted before, expired now");
+    DENIED(auth(&env, t), "Token expired", "expired, asked again");
+    free(t);
+    pt_unload(&env);
+}
+
 int main(void)
 {
     struct pt_env env;
@@ -632,5 +681,9 @@ int main(void)
     }
     pt_unload(&env);
     test_configured();
+    test_cache("[auth]\nplugin = jwt\nsecret = " SECRET "\nleeway = 0\n",
+               "token cache");
+    test_cache("[auth]\nplugin = jwt\nsecret = " SECRET "\nleeway = 0\n"
+               "token_cache = 0\n", "no token cache");
     return done_testing();
 }
