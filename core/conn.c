@@ -279,7 +279,6 @@ void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
                     int tls)
 {
     struct cc_conn *c;
-    int one = 1;
 
     if (cc_srv->shutting_down ||
         n_conns >= cc_srv->lim.max_connections) {
@@ -298,7 +297,11 @@ void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
         free(c);
         return;
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#ifndef __linux__
+    /* Linux copies TCP_NODELAY from the listening socket (set in
+     * server.c): one system call less per connection. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+#endif
     c->id = ++cc_srv->next_id;
     c->tls = tls;
     c->fd = fd;

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,6 +345,10 @@ static int bind_one(struct cc_server *s, const char *spec, int tls)
         return -1;
     }
     evconnlistener_set_error_cb(l, on_accept_error);
+    /* Replies go out as they are written (no Nagle delay); accepted
+     * sockets inherit it on Linux (conn.c sets it elsewhere). */
+    setsockopt(evconnlistener_get_fd(l), IPPROTO_TCP, TCP_NODELAY,
+               &(int){ 1 }, sizeof(int));
     listeners[n_listeners++] = l;
     cc_log(CC_LOG_INFO, "server", "listening on %s%s", spec,
            tls ? " (TLS)" : "");

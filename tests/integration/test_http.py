@@ -103,6 +103,34 @@ def get(path="/healthz", extra=b"", version=b"HTTP/1.1", method=b"GET"):
         HOST + extra + b"\r\n"
 
 
+def daemon_socket(pid, peer):
+    """A duplicate of the daemon's socket whose peer is `peer`."""
+    import ctypes
+    import os
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = libc.syscall(434, pid, 0)  # pidfd_open
+    if pidfd < 0:
+        raise OSError(ctypes.get_errno(), "pidfd_open")
+    try:
+        for name in os.listdir("/proc/%d/fd" % pid):
+            if not os.readlink("/proc/%d/fd/%s" % (pid, name)).startswith(
+                    "socket:"):
+                continue
+            fd = libc.syscall(438, pidfd, int(name), 0)  # pidfd_getfd
+            if fd < 0:
+                raise OSError(ctypes.get_errno(), "pidfd_getfd")
+            s = socket.socket(fileno=fd)
+            try:
+                if s.type == socket.SOCK_STREAM and s.getpeername() == peer:
+                    return s
+            except OSError:
+                pass
+            s.close()
+    finally:
+        os.close(pidfd)
+    raise AssertionError("no socket of the daemon has peer %r" % (peer,))
+
+
 class HttpCase(unittest.TestCase):
     CONF = None
 
@@ -161,6 +189,22 @@ class Basics(HttpCase):
         self.assertEqual(st, 200, resp)
         self.assertEqual(json.loads(body), {"status": "ok"})
         self.assertEqual(hdrs.get("content-type"), "application/json")
+
+    def test_accepted_sockets_have_nodelay(self):
+        """Replies leave at once: the daemon's socket for a connection has
+        TCP_NODELAY (Nagle would hold a small write back up to 40 ms
+        behind an unacknowledged one).  carechatd sets it on the
+        listening socket and Linux copies it to each accepted one; read
+        here off the daemon's own descriptor (pidfd_getfd)."""
+        c = self.conn()
+        c.send(get())
+        self.assertEqual(c.response()[0], 200)
+        theirs = daemon_socket(self.srv.proc.pid, c.sock.getsockname())
+        try:
+            self.assertEqual(theirs.getsockopt(socket.IPPROTO_TCP,
+                                               socket.TCP_NODELAY), 1)
+        finally:
+            theirs.close()
 
     # ---- keep-alive
     def test_keepalive_two_requests(self):
