@@ -135,6 +135,48 @@ struct conn {
     int sender;
 };
 
+/* The machine's CPU time in clock ticks, from the first line of
+ * /proc/stat; ok is 0 where there is none. */
+struct cpu_times {
+    int ok;
+    unsigned long long busy, idle, steal;
+};
+
+static void read_cpu(struct cpu_times *t)
+{
+    unsigned long long v[8] = { 0 };
+    FILE *f = fopen("/proc/stat", "r");
+
+    memset(t, 0, sizeof *t);
+    if (!f)
+        return;
+    /* user nice system idle iowait irq softirq steal (guest time is
+     * counted in user already) */
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+               &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+        t->ok = 1;
+        t->busy = v[0] + v[1] + v[2] + v[5] + v[6];
+        t->idle = v[3] + v[4];
+        t->steal = v[7];
+    }
+    fclose(f);
+}
+
+/* Percent of the machine's time between a and b that was busy (*busy)
+ * and that the hypervisor took away (*steal); -1 when unknown. */
+static void cpu_share(const struct cpu_times *a, const struct cpu_times *b,
+                      double *busy, double *steal)
+{
+    unsigned long long total = b->busy + b->idle + b->steal -
+                               (a->busy + a->idle + a->steal);
+
+    *busy = *steal = -1;
+    if (!a->ok || !b->ok || !total)
+        return;
+    *busy = 100.0 * (double)(b->busy - a->busy) / (double)total;
+    *steal = 100.0 * (double)(b->steal - a->steal) / (double)total;
+}
+
 struct bench {
     struct opts o;
     struct event_base *base;
@@ -142,6 +184,7 @@ struct bench {
     struct conn *conns;
     int next_conn, pending, open, done_handshakes;
     uint64_t t0, t_hs_first, t_hs_last, t_send_start, t_send_end;
+    struct cpu_times cpu0, cpu1; /* the machine's, over the measured part */
     uint64_t sent, delivered, expected, own_echoes, errors;
     uint64_t unexpected_closes, handshake_failures, protocol_errors;
     double credit;
@@ -701,6 +744,7 @@ static void on_stop(evutil_socket_t fd, short w, void *arg)
     if (b->sending) {
         b->sending = 0;
         b->t_send_end = now_ns();
+        read_cpu(&b->cpu1);
         if (b->o.mode != MODE_MESSAGES) {
             event_base_loopbreak(b->base);
             return;
@@ -747,6 +791,7 @@ static void on_check_open(evutil_socket_t fd, short w, void *arg)
     tv.tv_sec = (long)b->o.duration;
     tv.tv_usec = (long)((b->o.duration - (double)tv.tv_sec) * 1e6);
     b->t_send_start = now_ns();
+    read_cpu(&b->cpu0);
     evtimer_add(b->stop, &tv);
     event_del(b->tick);
     if (b->o.mode == MODE_MESSAGES && b->o.rate > 0) {
@@ -790,7 +835,9 @@ static void report(struct bench *b, long rss0, long rss1)
                                                                      : 0)) *
                                                1024.0 / b->open
                                          : 0;
+    double busy, steal;
 
+    cpu_share(&b->cpu0, &b->cpu1, &busy, &steal);
     if (secs <= 0)
         secs = 1e-9;
     if (o->json) {
@@ -806,14 +853,15 @@ static void report(struct bench *b, long rss0, long rss1)
                "\"p999\": %.1f, \"max\": %.1f}, \"handshakes\": %d, "
                "\"handshakes_per_s\": %.1f, \"handshake_p99_us\": %.1f, "
                "\"server_rss_kib\": %ld, \"server_rss_per_conn_bytes\": "
-               "%.0f}\n", mode, o->conns, b->open, o->chats, secs, o->rate,
+               "%.0f, \"cpu_busy_pct\": %.1f, \"cpu_steal_pct\": %.1f}\n",
+               mode, o->conns, b->open, o->chats, secs, o->rate,
                b->sent, b->expected, b->delivered, lost, b->errors,
                b->unexpected_closes, b->handshake_failures,
                b->protocol_errors, (double)b->sent / secs,
                (double)b->delivered / secs, hist_pct(&b->lat, 50) / 1e3,
                hist_pct(&b->lat, 99) / 1e3, hist_pct(&b->lat, 99.9) / 1e3,
                (double)b->lat.max / 1e3, b->done_handshakes, hs_rate,
-               hist_pct(&b->hs, 99) / 1e3, rss1, rss_per);
+               hist_pct(&b->hs, 99) / 1e3, rss1, rss_per, busy, steal);
         return;
     }
     printf("carechat-bench: %s, %d connections over %d chats, %.1f s%s\n",
@@ -839,6 +887,9 @@ static void report(struct bench *b, long rss0, long rss1)
     if (rss1 > 0)
         printf("  server RSS           %12ld KiB  (%.0f bytes per open "
                "connection)\n", rss1, rss_per);
+    if (busy >= 0)
+        printf("  machine CPU          %11.1f%% busy, %.1f%% stolen by the "
+               "hypervisor\n", busy, steal);
 }
 
 /* ------------------------------------------------------------- main */
@@ -1017,8 +1068,10 @@ int main(int argc, char **argv)
     if (o->mode != MODE_HANDSHAKES)
         conn_start(b);
     event_base_dispatch(b->base);
-    if (!b->t_send_end)
+    if (!b->t_send_end) {
         b->t_send_end = now_ns();
+        read_cpu(&b->cpu1);
+    }
     if (o->pid)
         rss1 = rss_kib(o->pid);
     report(b, rss0, rss1);

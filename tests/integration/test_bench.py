@@ -43,6 +43,12 @@ class BenchSmoke(unittest.TestCase):
         self.assertGreater(out["latency_us"]["max"], 0)
         self.assertLessEqual(out["latency_us"]["p50"],
                              out["latency_us"]["p99"])
+        # The machine's CPU over the run, from /proc/stat: the bench and
+        # the server kept it busy; steal (a VM's lost time) is a share.
+        self.assertGreater(out["cpu_busy_pct"], 0)
+        self.assertLessEqual(out["cpu_busy_pct"], 100)
+        self.assertGreaterEqual(out["cpu_steal_pct"], 0)
+        self.assertLessEqual(out["cpu_busy_pct"] + out["cpu_steal_pct"], 100)
 
     def test_fixed_rate(self):
         rc, out = self.bench("-c", "4", "-m", "2", "-d", "1", "-r", "200")
