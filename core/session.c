@@ -139,12 +139,27 @@ static int over_high_water(struct cc_conn *c)
     return 1;
 }
 
+/* Frames up to this size are copied into the connection's output, larger
+ * ones referenced.  A reference costs libevent a chain of its own (an
+ * allocation, a free, and a pointer to chase on every writev), more than
+ * copying a small frame into the chain already there; the frame is still
+ * encoded once per message. */
+#define FRAME_COPY_MAX 1024
+
 void cc_session_send_frame(struct cc_conn *c, struct cc_frame *f)
 {
+    struct evbuffer *out;
+
     if (c->dead || !c->ws || c->ws->close_sent || over_high_water(c))
         return;
-    if (evbuffer_add_reference(bufferevent_get_output(c->bev), f->data,
-                               f->len, frame_cleanup, cc_frame_ref(f)) < 0)
+    out = bufferevent_get_output(c->bev);
+    if (f->len <= FRAME_COPY_MAX) {
+        if (evbuffer_add(out, f->data, f->len) < 0)
+            abort(); /* out of memory, as everywhere in the core */
+        return;
+    }
+    if (evbuffer_add_reference(out, f->data, f->len, frame_cleanup,
+                               cc_frame_ref(f)) < 0)
         cc_frame_unref(f);
 }
 

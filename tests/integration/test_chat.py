@@ -637,6 +637,28 @@ class Content(ServerCase):
     def test_round_trip_raw_utf8(self):
         self.round_trip(ensure_ascii=False)
 
+    def test_frame_sizes_either_side_of_the_copy_limit(self):
+        """Frames up to 1 KB are copied into each connection's output and
+        larger ones shared by reference (session.c): contents whose frames
+        fall either side of that line, back to back, reach both parties
+        whole and in order."""
+        cid, pt, rt, _, _ = self.world.pair()
+        texts = ["%d:" % n + "é" * (n // 2) + "x" * (n % 2)
+                 for n in range(700, 1100, 3)] + ["y" * 9000, "z"]
+
+        async def go():
+            a = await connect(self.srv, cid, pt)
+            b = await connect(self.srv, cid, rt)
+            for text in texts:
+                await send(a, text)
+            for who in (a, b):
+                got = [(await recv_message(who))["content"] for _ in texts]
+                self.assertEqual(got, texts)
+            await a.close()
+            await b.close()
+
+        self.run_async(go())
+
     def test_rest_send_round_trip(self):
         cid, pt, rt, _, _ = self.world.pair()
 
