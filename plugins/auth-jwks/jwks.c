@@ -486,7 +486,7 @@ static int verify_and_map(struct jwks_auth *a, const char *tok,
         a->host->log(a->ctx, CC_LOG_DEBUG, "token from %s denied: %s",
                      remote, why);
     else if (cache_key)
-        cc_tokcache_put(a->cache, cache_key, claims);
+        cc_tokcache_keep(a->cache, cache_key, &a->claims, claims);
     json_decref(claims);
     return rc;
 }

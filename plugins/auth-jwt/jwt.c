@@ -356,7 +356,7 @@ static int jwt_authenticate(void *inst, const struct cc_auth_input *in,
     rc = msg ? deny(a, in, req, msg)
              : verify_and_map(a, buf, claims, in, req);
     if (rc == CC_AUTH_OK && keyed)
-        cc_tokcache_put(a->cache, key, claims);
+        cc_tokcache_keep(a->cache, key, &a->claims, claims);
     json_decref(claims);
     explicit_bzero(buf, len);
     return rc;

@@ -588,6 +588,7 @@ static int deny(const struct cc_host_api *host, cc_auth_req *req,
     return CC_AUTH_DENY;
 }
 
+/* Keep cc_claims_subset() in step: it copies what this reads. */
 int cc_claims_apply(const struct cc_claims_conf *c, json_t *claims,
                     int64_t now_us, const struct cc_host_api *host,
                     cc_auth_req *req, char *why, size_t why_size)
@@ -630,4 +631,24 @@ int cc_claims_apply(const struct cc_claims_conf *c, json_t *claims,
                                        c->leeway_s));
     host->auth_set_admin(req, is_admin(claims, c->admin_claim));
     return CC_AUTH_OK;
+}
+
+json_t *cc_claims_subset(const struct cc_claims_conf *c, json_t *claims)
+{
+    const char *names[] = { "exp", "nbf", "iss", "aud", "sub",
+                            c->user_claim, c->patient_claim,
+                            c->professional_claim, c->admin_claim };
+    json_t *out = json_object();
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        json_t *v = json_object_get(claims, names[i]);
+
+        if (v && json_object_set(out, names[i], v) < 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
 }

@@ -115,6 +115,14 @@ int cc_claims_apply(const struct cc_claims_conf *c, json_t *claims,
                     int64_t now_us, const struct cc_host_api *host,
                     cc_auth_req *req, char *why, size_t why_size);
 
+/* A new object holding only the members of claims that cc_claims_apply()
+ * reads under c: exp, nbf, iss, aud, sub and the four configured claims.
+ * cc_claims_apply() answers the same for it as for claims; what else a
+ * provider puts in a token (roles, groups, names) is left out, so a
+ * cache of accepted tokens holds a few hundred bytes each.  NULL when
+ * out of memory. */
+json_t *cc_claims_subset(const struct cc_claims_conf *c, json_t *claims);
+
 /* ------------------------------------------------------- JWS compact */
 
 /* Strict base64url (RFC 4648 section 5) as JWS uses it: alphabet

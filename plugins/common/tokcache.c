@@ -126,6 +126,18 @@ void cc_tokcache_put(struct cc_tokcache *tc,
     e->claims = claims;
 }
 
+void cc_tokcache_keep(struct cc_tokcache *tc,
+                      const unsigned char key[CC_TOKCACHE_KEY],
+                      const struct cc_claims_conf *conf, json_t *claims)
+{
+    json_t *kept = cc_claims_subset(conf, claims);
+
+    if (kept) {
+        cc_tokcache_put(tc, key, kept);
+        json_decref(kept);
+    }
+}
+
 void cc_tokcache_drop(struct cc_tokcache *tc,
                       const unsigned char key[CC_TOKCACHE_KEY])
 {

@@ -10,8 +10,9 @@
  * keys can change (jwks after a refresh) empties the cache when they do.
  * Only accepted tokens go in, so bad tokens cannot push good ones out;
  * the table is bounded (four entries per set, the oldest of a set goes
- * first).  The digest, not the token, is kept: no bearer token stays in
- * memory longer than its request.  One thread at a time.
+ * first).  The digest, not the token, is kept (no bearer token stays in
+ * memory longer than its request), and of the claims only those that are
+ * checked (cc_tokcache_keep).  One thread at a time.
  */
 #ifndef CC_TOKCACHE_H
 #define CC_TOKCACHE_H
@@ -45,6 +46,12 @@ json_t *cc_tokcache_get(struct cc_tokcache *tc,
 void cc_tokcache_put(struct cc_tokcache *tc,
                      const unsigned char key[CC_TOKCACHE_KEY],
                      json_t *claims);
+
+/* Keep, for key, only what cc_claims_apply() reads of claims under conf
+ * (cc_claims_subset); nothing is kept when memory is short. */
+void cc_tokcache_keep(struct cc_tokcache *tc,
+                      const unsigned char key[CC_TOKCACHE_KEY],
+                      const struct cc_claims_conf *conf, json_t *claims);
 
 /* Forget key (its claims no longer pass), or everything. */
 void cc_tokcache_drop(struct cc_tokcache *tc,

@@ -135,9 +135,49 @@ static void test_tokcache(void)
     json_decref(claims);
 }
 
+/* What a cache entry holds of a token's claims: the members the checks
+ * read, under the configured names, and nothing else. */
+static void test_claims_subset(void)
+{
+    struct cc_claims_conf conf;
+    json_t *claims, *kept, *groups = json_array();
+    const char *key;
+    json_t *v;
+    int extra = 0;
+
+    if (!ok(cc_claims_conf_init(&conf) == CC_OK, "claims config"))
+        return;
+    for (int i = 0; i < 500; i++)
+        json_array_append_new(groups, json_sprintf("hospital-group-%d", i));
+    claims = json_pack("{s:i, s:i, s:s, s:[s,s], s:s, s:s, s:s, s:s, s:b,"
+                       " s:o, s:{s:[s]}}",
+                       "exp", 2000000000, "nbf", 1, "iss", "https://idp",
+                       "aud", "carechat", "other", "sub", "s1",
+                       "user_id", "u1", "patient_id", "p", "professional_id",
+                       "q", "carechat_admin", 1, "groups", groups,
+                       "realm_access", "roles", "nurse");
+    kept = cc_claims_subset(&conf, claims);
+    if (!ok(kept != NULL, "a subset"))
+        goto out;
+    is_int((int)json_object_size(kept), 9, "nine members kept");
+    json_object_foreach(kept, key, v) {
+        if (!json_equal(v, json_object_get(claims, key)))
+            extra++;
+    }
+    is_int(extra, 0, "each kept member equals the token's");
+    ok(!json_object_get(kept, "groups") &&
+           !json_object_get(kept, "realm_access"),
+       "groups and roles are not kept");
+    json_decref(kept);
+out:
+    json_decref(claims);
+    cc_claims_conf_free(&conf);
+}
+
 int main(void)
 {
     test_chatcache();
     test_tokcache();
+    test_claims_subset();
     return done_testing();
 }

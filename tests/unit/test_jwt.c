@@ -137,12 +137,33 @@ static int auth(struct pt_env *env, const char *tok)
     return auth_n(env, tok, strlen(tok));
 }
 
-/* Mint with HS256 and SECRET, authenticate, free. */
+/* Authenticate tok again and check the answer is the one req holds now:
+ * for an accepted token the second comes from the cache of accepted
+ * tokens (only the claims it checks are kept), for a denied one from the
+ * full check again. */
+static void same_again(struct pt_env *env, const char *tok, int rc)
+{
+    struct cc_auth_req first = req;
+    int rc2 = auth(env, tok);
+
+    ok(rc2 == rc && strcmp(first.principal.user_id,
+                           req.principal.user_id) == 0 &&
+           strcmp(first.principal.patient_id, req.principal.patient_id) == 0 &&
+           strcmp(first.principal.professional_id,
+                  req.principal.professional_id) == 0 &&
+           first.principal.expires_at == req.principal.expires_at &&
+           first.principal.is_admin == req.principal.is_admin &&
+           strcmp(first.error, req.error) == 0,
+       "asked again: the same answer (%d, %d)", rc, rc2);
+}
+
+/* Mint with HS256 and SECRET, authenticate (twice: same_again), free. */
 static int auth_claims(struct pt_env *env, const char *claims)
 {
     char *t = mint(JWT_ALG_HS256, SECRET, claims);
     int rc = auth(env, t);
 
+    same_again(env, t, rc);
     free(t);
     return rc;
 }
@@ -578,6 +599,7 @@ static void test_configured(void)
     do {                                                               \
         t = TOK512(claims);                                            \
         body;                                                          \
+        same_again(&env, t, req.error[0] ? CC_AUTH_DENY : CC_AUTH_OK); \
         free(t);                                                       \
     } while (0)
     CHECK512("{\"uid\":\"u9\",\"iss\":\"https://idp.example\","
