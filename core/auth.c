@@ -9,6 +9,7 @@
 #include "http.h"
 #include "log.h"
 #include "server.h"
+#include "strhash.h"
 
 #include <carechat/auth.h>
 #include <carechat/storage.h>
@@ -64,15 +65,6 @@ int cc_auth_find_token(const struct cc_http_request *r, int allow_query,
     return CC_TOKEN_NONE;
 }
 
-static uint32_t fnv1a(const char *s)
-{
-    uint32_t h = 2166136261u;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 /* 1 when key was not in the set (and is now). */
 static int seen_add(const char *key)
 {
@@ -87,7 +79,7 @@ static int seen_add(const char *key)
         memset(seen, 0, SEEN_SLOTS * sizeof *seen);
         n_seen = 0;
     }
-    for (i = fnv1a(key) & (SEEN_SLOTS - 1); seen[i][0];
+    for (i = cc_strhash(key) & (SEEN_SLOTS - 1); seen[i][0];
          i = (i + 1) & (SEEN_SLOTS - 1))
         if (strcmp(seen[i], key) == 0)
             return 0;

@@ -7,6 +7,8 @@
  * so the set forgets its oldest chat first.
  */
 #include "chatcache.h"
+#include "strhash.h"
+#include "uuid.h"
 
 #include <carechat/storage.h>
 
@@ -15,7 +17,6 @@
 #include <string.h>
 
 #define WAYS 4
-#define ID_LEN 36
 
 struct set {
     struct cc_chat_parties e[WAYS];
@@ -40,18 +41,9 @@ void cc_chatcache_init(size_t n)
     want_sets = s;
 }
 
-static uint32_t hash_id(const char *s)
-{
-    uint32_t h = 2166136261u;
-
-    for (int i = 0; i < ID_LEN; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
 static int is_id(const char *s)
 {
-    return s && strnlen(s, ID_LEN + 1) == ID_LEN;
+    return s && strnlen(s, CC_UUID_LEN + 1) == CC_UUID_LEN;
 }
 
 void cc_chatcache_put(const struct cc_chat *chat)
@@ -68,17 +60,17 @@ void cc_chatcache_put(const struct cc_chat *chat)
             return; /* a cache: storage still answers */
         n_sets = want_sets;
     }
-    set = &sets[hash_id(chat->id) & (n_sets - 1)];
+    set = &sets[cc_strhash(chat->id) & (n_sets - 1)];
     for (int i = 0; i < WAYS && !e; i++)
-        if (memcmp(set->e[i].chat_id, chat->id, ID_LEN) == 0)
+        if (memcmp(set->e[i].chat_id, chat->id, CC_UUID_LEN) == 0)
             e = &set->e[i]; /* known: parties never change */
     if (e)
         return;
     e = &set->e[set->hand];
     set->hand = (set->hand + 1) % WAYS;
-    memcpy(e->chat_id, chat->id, ID_LEN + 1);
-    memcpy(e->patient_id, chat->patient_id, ID_LEN + 1);
-    memcpy(e->professional_id, chat->professional_id, ID_LEN + 1);
+    memcpy(e->chat_id, chat->id, CC_UUID_LEN + 1);
+    memcpy(e->patient_id, chat->patient_id, CC_UUID_LEN + 1);
+    memcpy(e->professional_id, chat->professional_id, CC_UUID_LEN + 1);
 }
 
 const struct cc_chat_parties *cc_chatcache_get(const char *chat_id)
@@ -87,9 +79,9 @@ const struct cc_chat_parties *cc_chatcache_get(const char *chat_id)
 
     if (!sets || !is_id(chat_id))
         return NULL;
-    set = &sets[hash_id(chat_id) & (n_sets - 1)];
+    set = &sets[cc_strhash(chat_id) & (n_sets - 1)];
     for (int i = 0; i < WAYS; i++)
-        if (memcmp(set->e[i].chat_id, chat_id, ID_LEN + 1) == 0)
+        if (memcmp(set->e[i].chat_id, chat_id, CC_UUID_LEN + 1) == 0)
             return &set->e[i];
     return NULL;
 }

@@ -13,6 +13,7 @@
 #include "loop.h"
 #include "server.h"
 #include "session.h"
+#include "strhash.h"
 
 #include <carechat/fanout.h>
 
@@ -48,15 +49,6 @@ struct deliver_mail {
     char chat_id[37];
 };
 
-static uint32_t hash_id(const char *s)
-{
-    uint32_t h = 2166136261u;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 static void *xcalloc(size_t n, size_t sz)
 {
     void *p = calloc(n, sz);
@@ -78,7 +70,7 @@ static void maybe_grow(struct cc_hub *h)
         struct hub_chat *ch = h->table[i], *next;
         for (; ch; ch = next) {
             next = ch->next;
-            size_t b = hash_id(ch->id) & (nb - 1);
+            size_t b = cc_strhash(ch->id) & (nb - 1);
             ch->next = t[b];
             t[b] = ch;
         }
@@ -94,7 +86,7 @@ static struct hub_chat **find_slot(struct cc_hub *h, const char *id)
 
     if (!h->n_buckets)
         return NULL;
-    for (pp = &h->table[hash_id(id) & (h->n_buckets - 1)]; *pp;
+    for (pp = &h->table[cc_strhash(id) & (h->n_buckets - 1)]; *pp;
          pp = &(*pp)->next)
         if (strcmp((*pp)->id, id) == 0)
             return pp;
@@ -116,7 +108,7 @@ static struct hub_chat *chat_get(struct cc_hub *h, const char *id)
     maybe_grow(h);
     ch = xcalloc(1, sizeof *ch);
     memcpy(ch->id, id, sizeof ch->id - 1);
-    size_t b = hash_id(ch->id) & (h->n_buckets - 1);
+    size_t b = cc_strhash(ch->id) & (h->n_buckets - 1);
     ch->next = h->table[b];
     h->table[b] = ch;
     h->n_chats++;

@@ -2,6 +2,7 @@
  * tally.c - counts by string key (see tally.h).
  */
 #include "tally.h"
+#include "strhash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +13,6 @@ struct cc_tally_entry {
     char key[];
 };
 
-static uint32_t hash_key(const char *s)
-{
-    uint32_t h = 2166136261u;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 static struct cc_tally_entry **slot(const struct cc_tally *t,
                                     const char *key)
 {
@@ -28,7 +20,7 @@ static struct cc_tally_entry **slot(const struct cc_tally *t,
 
     if (!t->n_buckets)
         return NULL;
-    for (pp = &t->buckets[hash_key(key) & (t->n_buckets - 1)]; *pp;
+    for (pp = &t->buckets[cc_strhash(key) & (t->n_buckets - 1)]; *pp;
          pp = &(*pp)->next)
         if (strcmp((*pp)->key, key) == 0)
             return pp;
@@ -48,7 +40,7 @@ static void grow(struct cc_tally *t)
     for (size_t i = 0; i < t->n_buckets; i++) {
         struct cc_tally_entry *e = t->buckets[i], *next;
         for (; e; e = next) {
-            size_t k = hash_key(e->key) & (nb - 1);
+            size_t k = cc_strhash(e->key) & (nb - 1);
             next = e->next;
             e->next = b[k];
             b[k] = e;
@@ -73,7 +65,7 @@ uint64_t cc_tally_inc(struct cc_tally *t, const char *key)
         abort();
     memcpy(e->key, key, n + 1);
     e->count = 1;
-    pp = &t->buckets[hash_key(key) & (t->n_buckets - 1)];
+    pp = &t->buckets[cc_strhash(key) & (t->n_buckets - 1)];
     e->next = *pp;
     *pp = e;
     t->n_entries++;

@@ -40,6 +40,7 @@
 #include <hiredis/hiredis.h>
 
 #include "pconf.h"
+#include "strhash.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -250,22 +251,13 @@ static int rd_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
 
 /* -------------------------------------------------------- sequencer */
 
-static uint32_t hash_id(const char *s)
-{
-    uint32_t h = 2166136261u;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 static struct chan **chan_slot(struct rd *rd, const char *id)
 {
     struct chan **pp;
 
     if (!rd->n_buckets)
         return NULL;
-    for (pp = &rd->table[hash_id(id) & (rd->n_buckets - 1)]; *pp;
+    for (pp = &rd->table[cc_strhash(id) & (rd->n_buckets - 1)]; *pp;
          pp = &(*pp)->next)
         if (strcmp((*pp)->id, id) == 0)
             return pp;
@@ -290,7 +282,7 @@ static void chan_grow(struct rd *rd)
     for (size_t i = 0; i < rd->n_buckets; i++) {
         struct chan *ch = rd->table[i], *next;
         for (; ch; ch = next) {
-            size_t b = hash_id(ch->id) & (nb - 1);
+            size_t b = cc_strhash(ch->id) & (nb - 1);
             next = ch->next;
             ch->next = t[b];
             t[b] = ch;
@@ -689,7 +681,7 @@ static int rd_subscribe(void *inst, const char *chat_id)
     ch = xcalloc(1, sizeof *ch);
     ch->rd = rd;
     memcpy(ch->id, chat_id, ID_LEN);
-    b = hash_id(ch->id) & (rd->n_buckets - 1);
+    b = cc_strhash(ch->id) & (rd->n_buckets - 1);
     ch->next = rd->table[b];
     rd->table[b] = ch;
     rd->n_chans++;

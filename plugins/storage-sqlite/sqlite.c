@@ -29,6 +29,7 @@
 
 #include "pconf.h"
 #include "storeq.h"
+#include "strhash.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -624,15 +625,6 @@ static int do_chat_open(struct db *d, struct sq_req *r)
 
 /* ------------------------------------------------- the group's chats */
 
-static uint32_t id_hash(const char *s)
-{
-    uint32_t h = 2166136261u;
-
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 16777619u;
-    return h;
-}
-
 static void slots_clear(struct db *d)
 {
     memset(d->slot, 0xff, 2 * d->bump_cap * sizeof *d->slot);
@@ -641,7 +633,7 @@ static void slots_clear(struct db *d)
 /* The slot of chat `id`: where it is, or the empty one it would take. */
 static int32_t *slot_of(struct db *d, const char *id)
 {
-    size_t mask = 2 * d->bump_cap - 1, i = id_hash(id) & mask;
+    size_t mask = 2 * d->bump_cap - 1, i = cc_strhash(id) & mask;
 
     while (d->slot[i] >= 0 && strcmp(d->bump[d->slot[i]].id, id) != 0)
         i = (i + 1) & mask;
