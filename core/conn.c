@@ -176,6 +176,19 @@ static void out_added(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     list_push(head, c, CC_LIST_DIRTY);
 }
 
+void cc_conn_write_now(struct cc_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (!evbuffer_get_length(out))
+        return;
+    /* As the bufferevent does: the output's start is frozen but while
+     * it writes. */
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, c->fd);
+    evbuffer_freeze(out, 1);
+}
+
 void cc_conn_flush(evutil_socket_t fd, short what, void *arg)
 {
     struct cc_loop *l = arg;
@@ -185,13 +198,7 @@ void cc_conn_flush(evutil_socket_t fd, short what, void *arg)
         struct evbuffer *out = bufferevent_get_output(c->bev);
 
         dirty_unlink(c);
-        if (evbuffer_get_length(out)) {
-            /* As the bufferevent does: the output's start is frozen
-             * but while it writes. */
-            evbuffer_unfreeze(out, 1);
-            evbuffer_write(out, c->fd);
-            evbuffer_freeze(out, 1);
-        }
+        cc_conn_write_now(c);
         if (evbuffer_get_length(out))
             /* Short write, or an error that the bufferevent's own
              * write then reports (conn_event_cb). */

@@ -124,6 +124,11 @@ void cc_conn_move(struct cc_conn *c, struct cc_loop *to);
  * on every loop. */
 void cc_conn_shutdown_all(void);
 
+/* Offer c's queued output to its plain socket now, without blocking;
+ * what the kernel does not take stays queued.  Not for TLS: only the
+ * bufferevent may write through OpenSSL. */
+void cc_conn_write_now(struct cc_conn *c);
+
 /* The end of a loop's turn (its flush event; arg: the loop): write the
  * output queued for its plain connections in that turn, one writev each,
  * and watch for writability only those the kernel did not take whole. */

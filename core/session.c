@@ -122,13 +122,9 @@ static int over_high_water(struct cc_conn *c)
         return 0;
     /* Frames queued in this turn of the event loop (a burst of stored
      * messages) have not been offered to the socket yet: hand them to the
-     * kernel (non-blocking) before judging the client.  A socket
-     * bufferevent keeps its output's start frozen except while it
-     * writes; do as it does. */
+     * kernel (non-blocking) before judging the client. */
     if (!c->tls) { /* a TLS bufferevent encrypts: only it may write */
-        evbuffer_unfreeze(out, 1);
-        evbuffer_write(out, bufferevent_getfd(c->bev));
-        evbuffer_freeze(out, 1);
+        cc_conn_write_now(c);
         queued = evbuffer_get_length(out);
     }
     if (queued <= cc_srv->lim.out_high_water)
