@@ -457,12 +457,16 @@ void cc_conn_access_log(struct cc_conn *c, int status)
     if (cc_log_level() < CC_LOG_INFO)
         return; /* not written: spare the redaction */
     if (!c->req->head) {
-        cc_log(CC_LOG_INFO, "http", "%s - %d", c->peer, status);
+        cc_log_kind(CC_LOG_INFO, "http", (unsigned)status, "%s - %d",
+                    c->peer, status);
         return;
     }
     cc_log_redact(target, sizeof target, h->target.p, h->target.n);
-    cc_log(CC_LOG_INFO, "http", "%s \"%.*s %s\" %d", c->peer,
-           (int)h->method_str.n, h->method_str.p, target, status);
+    /* One kind per status for the rate limit: a storm of 401s does not
+     * hide the 200s. */
+    cc_log_kind(CC_LOG_INFO, "http", (unsigned)status, "%s \"%.*s %s\" %d",
+                c->peer, (int)h->method_str.n, h->method_str.p, target,
+                status);
 }
 
 void cc_conn_respond(struct cc_conn *c, int status, const char *extra_headers,

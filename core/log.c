@@ -2,7 +2,9 @@
  * log.c - one line per event on stderr (see log.h).
  */
 #include "log.h"
+#include "loglimit.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -33,38 +35,97 @@ int cc_log_level_parse(const char *s)
     return -1;
 }
 
-/* Format the line into one buffer and write it with a single write(2), so
- * lines from several threads never interleave. */
-void cc_logv(int level, const char *component, const char *fmt, va_list ap)
+/* "1,234,567" into buf. */
+static const char *with_commas(char *buf, size_t size, uint64_t v)
 {
-    char line[2048];
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
+    size_t o = 0;
+
+    for (int i = 0; i < n && o + 1 < size; i++) {
+        if (i > 0 && (n - i) % 3 == 0 && o + 2 < size)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* "TIME LEVEL component: " into line; returns its length. */
+static size_t line_head(char *line, size_t size, int level,
+                        const char *component)
+{
     struct timeval tv;
     struct tm tm;
     size_t n;
     int r;
 
-    if (level > log_level)
-        return;
     if (level < 0)
         level = 0;
     if (level > 3)
         level = 3;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-    r = snprintf(line + n, sizeof line - n, ".%03ldZ %-5s %s: ",
+    n = strftime(line, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    r = snprintf(line + n, size - n, ".%03ldZ %-5s %s: ",
                  (long)tv.tv_usec / 1000, level_names[level],
                  component ? component : "carechatd");
     if (r > 0)
-        n += (size_t)r < sizeof line - n ? (size_t)r : sizeof line - n - 1;
-    r = vsnprintf(line + n, sizeof line - n, fmt, ap);
-    if (r > 0)
-        n += (size_t)r < sizeof line - n ? (size_t)r : sizeof line - n - 1;
-    if (n >= sizeof line - 1)
-        n = sizeof line - 2;
+        n += (size_t)r < size - n ? (size_t)r : size - n - 1;
+    return n;
+}
+
+/* Terminate line[0..n) with a newline and write it with a single
+ * write(2), so lines from several threads never interleave. */
+static void line_write(char *line, size_t size, size_t n)
+{
+    if (n >= size - 1)
+        n = size - 2;
     line[n++] = '\n';
     if (write(STDERR_FILENO, line, n) < 0)
         return;
+}
+
+static void write_summary(const struct cc_loglimit_summary *sum)
+{
+    char line[512], count[32];
+    size_t n = line_head(line, sizeof line, sum->level, sum->component);
+    int r = snprintf(line + n, sizeof line - n, "... %s similar messages "
+                     "suppressed in %u s (the last written: \"%s\")",
+                     with_commas(count, sizeof count, sum->count),
+                     sum->seconds, sum->text);
+
+    if (r > 0)
+        n += (size_t)r < sizeof line - n ? (size_t)r : sizeof line - n - 1;
+    line_write(line, sizeof line, n);
+}
+
+void cc_log_kind_v(int level, const char *component, unsigned kind,
+                   const char *fmt, va_list ap)
+{
+    struct cc_loglimit_summary sum;
+    char line[2048];
+    size_t n, head;
+    int r, pass;
+
+    if (level > log_level)
+        return;
+    pass = cc_loglimit_admit(level, component, fmt, kind, &sum);
+    if (sum.count)
+        write_summary(&sum);
+    if (!pass)
+        return;
+    head = n = line_head(line, sizeof line, level, component);
+    r = vsnprintf(line + n, sizeof line - n, fmt, ap);
+    if (r > 0)
+        n += (size_t)r < sizeof line - n ? (size_t)r : sizeof line - n - 1;
+    cc_loglimit_written(component, fmt, kind, line + head);
+    line_write(line, sizeof line, n);
+}
+
+void cc_logv(int level, const char *component, const char *fmt, va_list ap)
+{
+    cc_log_kind_v(level, component, 0, fmt, ap);
 }
 
 void cc_log(int level, const char *component, const char *fmt, ...)
@@ -74,6 +135,21 @@ void cc_log(int level, const char *component, const char *fmt, ...)
     va_start(ap, fmt);
     cc_logv(level, component, fmt, ap);
     va_end(ap);
+}
+
+void cc_log_kind(int level, const char *component, unsigned kind,
+                 const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    cc_log_kind_v(level, component, kind, fmt, ap);
+    va_end(ap);
+}
+
+void cc_log_flush_suppressed(int force)
+{
+    cc_loglimit_flush(force, write_summary);
 }
 
 /* Is src[i..] the start of a secret-bearing query parameter name followed

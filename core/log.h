@@ -1,6 +1,9 @@
 /*
  * log.h - one line per event on stderr: time, level, component, message.
  *
+ * Every line goes through the rate limit of loglimit.h: a few lines a
+ * second of one kind (call site), then a count in a summary line.
+ *
  * Never pass a token or secret.  cc_log_redact() exists for text that may
  * carry one (request targets with ?token=).  Thread-safe (one write(2) per
  * line).
@@ -25,6 +28,17 @@ int cc_log_level_parse(const char *s);
 void cc_log(int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void cc_logv(int level, const char *component, const char *fmt, va_list ap);
+
+/* cc_log for a call site whose lines are several kinds for the rate
+ * limit, told apart by kind (the access log: one kind per status). */
+void cc_log_kind(int level, const char *component, unsigned kind,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void cc_log_kind_v(int level, const char *component, unsigned kind,
+                   const char *fmt, va_list ap);
+
+/* Write the summary lines of kinds whose window ended (all of them when
+ * force, at shutdown).  Loop 0 calls it every second. */
+void cc_log_flush_suppressed(int force);
 
 /* Copy src[0..n) into dst (NUL-terminated, truncated to dst_size) with
  * the value of every token=/access_token= query parameter replaced by

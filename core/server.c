@@ -38,6 +38,7 @@ static struct evconnlistener *listeners[MAX_LISTENERS];
 static size_t n_listeners;
 static struct event *sig_events[3];
 static struct event *drain_timer;
+static struct event *tick_timer;   /* once a second: log summaries */
 static uint64_t drain_ticks;
 
 /* --------------------------------------------------------- settings */
@@ -442,6 +443,15 @@ static int tls_start(struct cc_server *s)
     return 0;
 }
 
+/* Once a second on loop 0: the summaries of rate-limited log lines. */
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    cc_log_flush_suppressed(0);
+}
+
 int cc_server_start(struct cc_server *s)
 {
     static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
@@ -483,6 +493,8 @@ int cc_server_start(struct cc_server *s)
         sig_events[i] = evsignal_new(s->base, sigs[i], on_signal, s);
         event_add(sig_events[i], NULL);
     }
+    tick_timer = event_new(s->base, -1, EV_PERSIST, tick, NULL);
+    event_add(tick_timer, &(struct timeval){ 1, 0 });
     return 0;
 }
 
@@ -559,10 +571,13 @@ void cc_server_free(struct cc_server *s)
             event_free(sig_events[i]);
     if (drain_timer)
         event_free(drain_timer);
+    if (tick_timer)
+        event_free(tick_timer);
     cc_auth_free();
     cc_chatcache_free();
     cc_host_shutdown();
     cc_loops_free();
+    cc_log_flush_suppressed(1); /* no count is lost at exit */
     free(s->listen);
     free(s->tls_listen);
     free(s->allowed_origins);

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "host.h"
 #include "log.h"
+#include "loglimit.h"
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -17,6 +18,40 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+/* The log (stderr) of what runs between capture_begin() and
+ * capture_end(), which returns it (a static buffer).  Each capture starts
+ * the rate limit afresh: a test starts many plugin instances in one
+ * process, each of whose lines a real daemon would write once. */
+static int saved_stderr = -1;
+static FILE *cap_file;
+static char captured[16384];
+
+static inline void capture_begin(void)
+{
+    fflush(stderr);
+    cc_loglimit_reset();
+    cap_file = tmpfile();
+    if (!cap_file)
+        abort();
+    saved_stderr = dup(STDERR_FILENO);
+    dup2(fileno(cap_file), STDERR_FILENO);
+}
+
+static inline const char *capture_end(void)
+{
+    size_t n;
+
+    fflush(stderr);
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    rewind(cap_file);
+    n = fread(captured, 1, sizeof captured - 1, cap_file);
+    captured[n] = '\0';
+    fclose(cap_file);
+    return captured;
+}
 
 struct pt_env {
     struct event_base *base;

@@ -155,34 +155,6 @@ static void remove_dir(const char *path)
 
 /* ------------------------------------------------- stderr capture */
 
-static int saved_stderr = -1;
-static FILE *cap_file;
-static char captured[16384];
-
-static void capture_begin(void)
-{
-    fflush(stderr);
-    cap_file = tmpfile();
-    if (!cap_file)
-        abort();
-    saved_stderr = dup(STDERR_FILENO);
-    dup2(fileno(cap_file), STDERR_FILENO);
-}
-
-static const char *capture_end(void)
-{
-    size_t n;
-
-    fflush(stderr);
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    rewind(cap_file);
-    n = fread(captured, 1, sizeof captured - 1, cap_file);
-    captured[n] = '\0';
-    fclose(cap_file);
-    return captured;
-}
-
 /* -------------------------------------------------- results, copied */
 
 /* Results are borrowed for the callback only, so the callback copies
