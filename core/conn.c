@@ -8,6 +8,7 @@
  * slow clients) and the idle time between requests.
  */
 #include "conn.h"
+#include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
@@ -267,6 +268,7 @@ static void drop_transport(struct cc_conn *c)
 static void forget(const char *ip, const char *user)
 {
     n_conns--;
+    cc_listen_conn_closed();
     cc_tally_dec(&per_ip, ip);
     if (!n_conns)
         cc_tally_free(&per_ip);
@@ -287,9 +289,16 @@ void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
 {
     struct cc_conn *c;
 
-    if (cc_srv->shutting_down ||
-        n_conns >= cc_srv->lim.max_connections) {
+    if (cc_srv->shutting_down) {
         close(fd);
+        return;
+    }
+    if (n_conns >= cc_srv->lim.max_connections) {
+        /* At the limit: closed before anything is allocated for it. */
+        close(fd);
+        cc_log(CC_LOG_WARN, "http", "%llu connections open "
+               "(max_connections): new connections closed at accept",
+               (unsigned long long)n_conns);
         return;
     }
     c = xcalloc(1, sizeof *c);

@@ -1,6 +1,6 @@
 /*
- * server.c - settings, plugins, listeners, signals, shutdown (see
- * server.h).
+ * server.c - settings, plugins, signals, housekeeping, shutdown (see
+ * server.h; the listeners are listen.c's).
  */
 #include "server.h"
 #include "auth.h"
@@ -8,6 +8,7 @@
 #include "config.h"
 #include "conn.h"
 #include "hub.h"
+#include "listen.h"
 #include "log.h"
 #include "loop.h"
 
@@ -29,13 +30,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_LISTENERS 16
 #define SHUTDOWN_GRACE_MS 10000
 
 struct cc_server *cc_srv;
 
-static struct evconnlistener *listeners[MAX_LISTENERS];
-static size_t n_listeners;
 static struct event *sig_events[3];
 static struct event *drain_timer;
 static struct event *tick_timer;   /* once a second: log summaries */
@@ -142,18 +140,6 @@ static int tls_key(struct cc_server *s, const struct cc_conf_entry *e,
     return 1;
 }
 
-/* "host:port" or "[v6]:port" with a nonzero port: 0, or -1. */
-static int parse_addr(const char *spec, struct sockaddr_storage *ss,
-                      int *len)
-{
-    *len = sizeof *ss;
-    memset(ss, 0, sizeof *ss);
-    return evutil_parse_sockaddr_port(spec, (struct sockaddr *)ss, len) < 0 ||
-                   ((struct sockaddr_in *)ss)->sin_port == 0
-               ? -1
-               : 0;
-}
-
 /* Every address of a comma-separated list parses: 0, or -1. */
 static int check_addr_list(const char *value)
 {
@@ -166,7 +152,7 @@ static int check_addr_list(const char *value)
          tok = strtok_r(NULL, ", ", &save)) {
         struct sockaddr_storage ss;
         int len;
-        rc = parse_addr(tok, &ss, &len);
+        rc = cc_listen_parse_addr(tok, &ss, &len);
     }
     free(list);
     return rc;
@@ -296,92 +282,6 @@ static int load_plugins(struct cc_server *s)
     return 0;
 }
 
-/* -------------------------------------------------------- listeners */
-
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
-                      struct sockaddr *sa, int socklen, void *arg)
-{
-    cc_conn_accept(fd, sa, socklen, 0);
-}
-
-static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd,
-                          struct sockaddr *sa, int socklen, void *arg)
-{
-    cc_conn_accept(fd, sa, socklen, 1);
-}
-
-static void on_accept_error(struct evconnlistener *l, void *arg)
-{
-    int err = EVUTIL_SOCKET_ERROR();
-
-    /* EMFILE and friends: pause briefly rather than spin. */
-    cc_log(CC_LOG_WARN, "server", "accept failed: %s",
-           evutil_socket_error_to_string(err));
-}
-
-/* Bind one "host:port" or "[v6]:port". */
-static int bind_one(struct cc_server *s, const char *spec, int tls)
-{
-    struct sockaddr_storage ss;
-    int sslen;
-    struct evconnlistener *l;
-
-    if (n_listeners == MAX_LISTENERS) {
-        cc_log(CC_LOG_ERROR, "server", "too many listen addresses");
-        return -1;
-    }
-    if (parse_addr(spec, &ss, &sslen) < 0) {
-        /* The config check refuses these; never fail silently. */
-        cc_log(CC_LOG_ERROR, "server", "\"%s\" is not an address:port",
-               spec);
-        return -1;
-    }
-    l = evconnlistener_new_bind(s->base, tls ? on_accept_tls : on_accept, s,
-                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                    LEV_OPT_CLOSE_ON_EXEC,
-                                1024, (struct sockaddr *)&ss, sslen);
-    if (!l) {
-        cc_log(CC_LOG_ERROR, "server", "cannot listen on %s: %s", spec,
-               strerror(errno));
-        return -1;
-    }
-    evconnlistener_set_error_cb(l, on_accept_error);
-    /* Replies go out as they are written (no Nagle delay); accepted
-     * sockets inherit it on Linux (conn.c sets it elsewhere). */
-    setsockopt(evconnlistener_get_fd(l), IPPROTO_TCP, TCP_NODELAY,
-               &(int){ 1 }, sizeof(int));
-    listeners[n_listeners++] = l;
-    cc_log(CC_LOG_INFO, "server", "listening on %s%s", spec,
-           tls ? " (TLS)" : "");
-    return 0;
-}
-
-static int bind_list(struct cc_server *s, const char *spec, int tls)
-{
-    char *list = strdup(spec), *save = NULL, *tok;
-    int rc = 0;
-
-    for (tok = strtok_r(list, ", ", &save); tok && rc == 0;
-         tok = strtok_r(NULL, ", ", &save))
-        rc = bind_one(s, tok, tls);
-    free(list);
-    return rc;
-}
-
-static int bind_all(struct cc_server *s)
-{
-    int rc = bind_list(s, s->listen, 0);
-
-    if (rc == 0 && s->tls_listen)
-        rc = bind_list(s, s->tls_listen, 1);
-    if (rc == 0 && n_listeners == 0) {
-        cc_log(CC_LOG_ERROR, "config", "%s: [server] listen is empty",
-               s->conf->path);
-        rc = -1;
-    }
-    return rc;
-}
-
 /* ------------------------------------------------------------ signals */
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -475,7 +375,8 @@ int cc_server_start(struct cc_server *s)
         cc_log(CC_LOG_ERROR, "plugin", "%s", err);
         return -1;
     }
-    if (bind_all(s) < 0 || cc_loops_start((unsigned)s->lim.threads) < 0)
+    cc_listen_fit_fd_limit(s);
+    if (cc_listen_start(s) < 0 || cc_loops_start((unsigned)s->lim.threads) < 0)
         return -1;
     if (s->lim.threads > 1)
         cc_log(CC_LOG_INFO, "server", "%llu event loops: WebSockets move "
@@ -539,9 +440,7 @@ void cc_server_shutdown(struct cc_server *s)
     struct timeval tv = { 0, 50000 };
 
     s->shutting_down = 1;
-    for (size_t i = 0; i < n_listeners; i++)
-        evconnlistener_free(listeners[i]);
-    n_listeners = 0;
+    cc_listen_close();
     cc_conn_shutdown_all();
     drain_timer = event_new(s->base, -1, EV_PERSIST, drain_tick, s);
     event_add(drain_timer, &tv);
@@ -551,9 +450,7 @@ void cc_server_free(struct cc_server *s)
 {
     struct cc_plugin_inst *ps[] = { &s->fanout, &s->auth, &s->storage };
 
-    for (size_t i = 0; i < n_listeners; i++)
-        evconnlistener_free(listeners[i]);
-    n_listeners = 0;
+    cc_listen_close();
     /* Workers first, and their last mail (a chat's last member leaving
      * unsubscribes it) while the fan-out plugin is still there. */
     cc_loops_stop();

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 import uuid
 import pwd
 
@@ -128,6 +129,7 @@ class Server:
         self.conf_path = os.path.join(self.tmp, "carechat.conf")
         self.log_path = os.path.join(self.tmp, "carechatd.log")
         self.proc = None
+        self.wrapper = []   # argv to run the daemon under (prlimit ...)
 
     def write_conf(self):
         with open(self.conf_path, "w") as f:
@@ -140,7 +142,8 @@ class Server:
     def start(self, wait=True):
         self.write_conf()
         self.log = open(self.log_path, "ab")
-        argv = [os.path.join(BUILDDIR, "carechatd"), "-c", self.conf_path]
+        argv = self.wrapper + [os.path.join(BUILDDIR, "carechatd"), "-c",
+                               self.conf_path]
         if VALGRIND:
             # make check-valgrind: definite leaks and memory errors in the
             # daemon fail the test (through the sanitizer-marker check).
@@ -246,6 +249,21 @@ class Server:
         if tok:
             url += "?token=" + tok
         return url
+
+
+def history(srv, chat, tok):
+    """A chat's whole history, oldest first, following the next links
+    (asserts each page answers 200)."""
+    path = "/chat/chats/%s/messages/?page_size=200" % chat
+    out = []
+    while path:
+        st, _, body = srv.request("GET", path, token=tok)
+        assert st == 200, (st, body)
+        out += body["results"]
+        nxt = body["next"]
+        path = urllib.parse.urlsplit(nxt)._replace(
+            scheme="", netloc="").geturl() if nxt else None
+    return out
 
 
 class World:

@@ -18,7 +18,6 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.parse
 import uuid
 
 import ccharness as h
@@ -398,16 +397,7 @@ class ServerCase(unittest.TestCase):
 
     def history(self, chat, tok):
         """The whole history, oldest first, following the next links."""
-        path = "/chat/chats/%s/messages/?page_size=200" % chat
-        out = []
-        while path:
-            st, _, body = self.srv.request("GET", path, token=tok)
-            self.assertEqual(st, 200, body)
-            out += body["results"]
-            nxt = body["next"]
-            path = urllib.parse.urlsplit(nxt)._replace(
-                scheme="", netloc="").geturl() if nxt else None
-        return out
+        return h.history(self.srv, chat, tok)
 
 
 class Signals(ServerCase):
