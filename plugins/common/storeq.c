@@ -4,10 +4,12 @@
  */
 #include "storeq.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void *sq_xcalloc(size_t n, size_t size)
 {
@@ -32,7 +34,13 @@ void sq_queue_init(struct sq_queue *q, size_t max)
 {
     memset(q, 0, sizeof *q);
     pthread_mutex_init(&q->mu, NULL);
+    pthread_condattr_t ca;
+
     pthread_cond_init(&q->cv, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->wait_cv, &ca);
+    pthread_condattr_destroy(&ca);
     q->max = max;
 }
 
@@ -40,6 +48,7 @@ void sq_queue_destroy(struct sq_queue *q)
 {
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv);
+    pthread_cond_destroy(&q->wait_cv);
 }
 
 int sq_queue_put(struct sq_queue *q, struct sq_req *r)
@@ -51,6 +60,7 @@ int sq_queue_put(struct sq_queue *q, struct sq_req *r)
         sq_req_free(r);
         return stopped ? CC_E_UNAVAIL : CC_E_BUSY;
     }
+    r->qseq = ++q->seq;
     if (q->tail)
         q->tail->next = r;
     else
@@ -58,6 +68,8 @@ int sq_queue_put(struct sq_queue *q, struct sq_req *r)
     q->tail = r;
     q->n++;
     pthread_cond_signal(&q->cv);
+    if (q->n_waiting)
+        pthread_cond_broadcast(&q->wait_cv);
     pthread_mutex_unlock(&q->mu);
     return CC_OK;
 }
@@ -94,21 +106,58 @@ struct sq_req *sq_queue_take(struct sq_queue *q, int max)
     return head;
 }
 
+int sq_queue_wait(struct sq_queue *q, int ms, int until_work)
+{
+    struct timespec ts;
+    int rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&q->mu);
+    q->n_waiting++;
+    while (!q->stop && !(until_work && q->head))
+        if (pthread_cond_timedwait(&q->wait_cv, &q->mu, &ts) == ETIMEDOUT)
+            break;
+    q->n_waiting--;
+    rc = q->stop ? -1 : q->head != NULL;
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 void sq_queue_stop(struct sq_queue *q)
 {
     pthread_mutex_lock(&q->mu);
     q->stop = 1;
     pthread_cond_broadcast(&q->cv);
+    pthread_cond_broadcast(&q->wait_cv);
     pthread_mutex_unlock(&q->mu);
 }
 
-void sq_queue_fail_all(struct sq_backend *b, struct sq_queue *q, int status,
-                       const char *error)
+uint64_t sq_queue_mark(struct sq_queue *q)
 {
-    struct sq_req *group, *r;
+    uint64_t mark;
 
     pthread_mutex_lock(&q->mu);
-    group = unlink_head(q, (int)(q->n > 0 ? q->n : 1));
+    mark = q->seq;
+    pthread_mutex_unlock(&q->mu);
+    return mark;
+}
+
+void sq_queue_fail_upto(struct sq_backend *b, struct sq_queue *q,
+                        uint64_t mark, int status, const char *error)
+{
+    struct sq_req *group, *r;
+    int n = 0;
+
+    pthread_mutex_lock(&q->mu);
+    for (r = q->head; r && r->qseq <= mark; r = r->next)
+        n++;
+    group = n ? unlink_head(q, n) : NULL;
     pthread_mutex_unlock(&q->mu);
     if (!group)
         return;
@@ -117,6 +166,12 @@ void sq_queue_fail_all(struct sq_backend *b, struct sq_queue *q, int status,
         snprintf(r->error, sizeof r->error, "%s", error);
     }
     b->host->post(b->ctx, sq_deliver, group);
+}
+
+void sq_queue_fail_all(struct sq_backend *b, struct sq_queue *q, int status,
+                       const char *error)
+{
+    sq_queue_fail_upto(b, q, UINT64_MAX, status, error);
 }
 
 static void free_outputs(struct sq_req *r)
@@ -133,23 +188,27 @@ static void free_outputs(struct sq_req *r)
 
 void sq_group_rewind(struct sq_req *group)
 {
-    for (struct sq_req *r = group; r; r = r->next) {
-        /* An append's result took the content over (sq_append_result). */
-        if (r->op == SQ_MSG_APPEND && !r->content && r->msgs &&
-            r->nm == 1) {
-            r->content = r->msgs[0].content;
-            r->msgs[0].content = NULL;
-        }
-        free_outputs(r);
-        r->chats = NULL;
-        r->chat_ptrs = NULL;
-        r->msgs = NULL;
-        r->msg_ptrs = NULL;
-        r->n = r->nm = 0;
-        r->status = CC_OK;
-        r->error[0] = '\0';
-        memset(&r->res, 0, sizeof r->res);
+    for (struct sq_req *r = group; r; r = r->next)
+        sq_req_rewind(r);
+}
+
+void sq_req_rewind(struct sq_req *r)
+{
+    /* An append's result took the content over (sq_append_result). */
+    if (r->op == SQ_MSG_APPEND && !r->content && r->msgs &&
+        r->nm == 1) {
+        r->content = r->msgs[0].content;
+        r->msgs[0].content = NULL;
     }
+    free_outputs(r);
+    r->chats = NULL;
+    r->chat_ptrs = NULL;
+    r->msgs = NULL;
+    r->msg_ptrs = NULL;
+    r->n = r->nm = 0;
+    r->status = CC_OK;
+    r->error[0] = '\0';
+    memset(&r->res, 0, sizeof r->res);
 }
 
 void sq_req_free(struct sq_req *r)

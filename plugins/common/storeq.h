@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SQ_ID_LEN 36
 
@@ -71,14 +72,18 @@ struct sq_req {
     const struct cc_message **msg_ptrs;
     size_t n;                   /* chats filled */
     size_t nm;                  /* messages filled */
+    uint64_t qseq;              /* its place in its queue (put order) */
     struct sq_req *next;
 };
 
 struct sq_queue {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;          /* workers waiting in take() */
+    pthread_cond_t wait_cv;     /* workers waiting in sq_queue_wait() */
+    int n_waiting;              /* how many */
     struct sq_req *head, *tail;
     size_t n, max;
+    uint64_t seq;               /* requests ever queued */
     int stop;
 };
 
@@ -104,12 +109,24 @@ int sq_queue_put(struct sq_queue *q, struct sq_req *r);
 /* Up to max requests in order, waiting for the first; NULL when the
  * queue is stopped and empty. */
 struct sq_req *sq_queue_take(struct sq_queue *q, int max);
+/* For a worker that cannot serve now (its connection is down): wait up
+ * to ms milliseconds, or until a request is queued when until_work.
+ * Returns -1 when the queue is stopped, else 1 when a request is queued,
+ * 0 when none is.  Requests stay queued. */
+int sq_queue_wait(struct sq_queue *q, int ms, int until_work);
 /* Stop: take() drains what is queued, then returns NULL. */
 void sq_queue_stop(struct sq_queue *q);
 /* Fail every queued request with status and error (they are delivered
  * through host->post); used when a backend goes down. */
 void sq_queue_fail_all(struct sq_backend *b, struct sq_queue *q,
                        int status, const char *error);
+/* The number of requests queued so far: a mark for sq_queue_fail_upto. */
+uint64_t sq_queue_mark(struct sq_queue *q);
+/* Fail the queued requests that were queued before mark was taken (those
+ * queued since stay queued): a reconnect attempt that failed fails only
+ * what was waiting when it began. */
+void sq_queue_fail_upto(struct sq_backend *b, struct sq_queue *q,
+                        uint64_t mark, int status, const char *error);
 
 /* host->post callback: run a group's callbacks in order, then free. */
 void sq_deliver(void *group);
@@ -118,6 +135,8 @@ void sq_req_free(struct sq_req *r);
  * status, error) so the group can run again after its transaction was
  * rolled back. */
 void sq_group_rewind(struct sq_req *group);
+/* The same for one request. */
+void sq_req_rewind(struct sq_req *r);
 
 /* Result builders used by the backends' operations. */
 struct sq_chat *sq_one_chat(struct sq_req *r);

@@ -25,10 +25,17 @@
  *
  * Outages: a worker that loses its connection fails the request in hand
  * and everything queued behind it with CC_E_UNAVAIL (never acknowledged,
- * so never broadcast), marks itself down so new requests are refused at
- * once, and reconnects with exponential backoff; requests flow again as
- * soon as it is back.  A COMMIT whose answer is lost may have been
- * stored: it is reported as failed (never the reverse).
+ * so never broadcast) and reconnects with exponential backoff; a request
+ * that arrives meanwhile makes it try at once (at most every
+ * RETRY_MIN_MS), so the first request after the database is back is
+ * served, and while it is down requests are refused after one quick
+ * attempt.  Connections heal before they are used: one the server closed
+ * while it sat idle (a restart) has left its notice and EOF on the
+ * socket, which is read without waiting before each group, and the
+ * connection replaced.  A read whose connection is lost under it is
+ * retried once on a fresh connection before it fails.  A write is never
+ * retried once sent: a COMMIT whose answer is lost may have been stored,
+ * and it is reported as failed (never the reverse).
  *
  * Schema: versioned in carechat_schema and migrated at start under a
  * transaction-scoped advisory lock, so nodes starting together apply a
@@ -42,6 +49,7 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -52,6 +60,11 @@
 #define SCHEMA_VERSION 1
 #define MAX_READERS 32
 #define CONNINFO_MAX 4096       /* bytes of a conninfo_file */
+/* Reconnect attempts that waiting requests ask for are this far apart. */
+#define RETRY_MIN_MS 50
+/* libpq's connect_timeout when the conninfo sets none (seconds): a
+ * server that does not answer must not hold requests for minutes. */
+#define CONNECT_TIMEOUT "5"
 /* pg_advisory_xact_lock key for migrations: "care" */
 #define MIGRATION_LOCK "1667330661"
 
@@ -196,7 +209,6 @@ struct pg {
     struct sq_queue wq, rq;
     struct worker writer;
     struct worker readers[MAX_READERS];
-    atomic_int writer_up;
     atomic_int readers_up;
     int running;
 };
@@ -321,8 +333,8 @@ static const char *conn_error(PGconn *c, char *buf, size_t size)
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
         buf[--n] = '\0';
     for (char *p = buf; *p; p++)
-        if (*p == '\n')
-            *p = ' ';
+        if ((unsigned char)*p < 0x20)
+            *p = ' '; /* one line: libpq's hints follow a newline, tab */
     return buf;
 }
 
@@ -362,7 +374,11 @@ static int prepare_all(PGconn *c, char *err, size_t err_size)
 static PGconn *connect_db(struct pg *pg, int prepare, char *err,
                           size_t err_size)
 {
-    PGconn *c = PQconnectdb(pg->conninfo);
+    /* Later keywords win: the conninfo's own connect_timeout, if any,
+     * overrides ours. */
+    static const char *const keys[] = { "connect_timeout", "dbname", NULL };
+    const char *vals[] = { CONNECT_TIMEOUT, pg->conninfo, NULL };
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
 
     if (!c || PQstatus(c) != CONNECTION_OK) {
         conn_error(c, err, err_size);
@@ -439,40 +455,47 @@ static void set_up(struct worker *w, int up)
     if (w->up == up)
         return;
     w->up = up;
-    if (w->writer)
-        atomic_store(&w->pg->writer_up, up);
-    else
+    if (!w->writer)
         atomic_fetch_add(&w->pg->readers_up, up ? 1 : -1);
 }
 
-/* Sleep ms unless the queue is stopped; -1 when it is. */
-static int sleep_unless_stopped(struct sq_queue *q, int ms)
+static uint64_t mono_ms(void)
 {
     struct timespec ts;
-    int stopped;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&q->mu);
-    while (!q->stop &&
-           pthread_cond_timedwait(&q->cv, &q->mu, &ts) != ETIMEDOUT)
-        ;
-    stopped = q->stop;
-    pthread_mutex_unlock(&q->mu);
-    return stopped ? -1 : 0;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The connection is gone: fail what is queued and reconnect with
- * backoff until it is back (0) or the plugin stops (-1). */
+/* Wait for w's next reconnect attempt: delay_ms after the last one
+ * (last_ms), or sooner once a request is queued, but no sooner than
+ * RETRY_MIN_MS after the last.  -1 when the plugin stops. */
+static int wait_attempt(struct worker *w, uint64_t last_ms, int delay_ms)
+{
+    uint64_t now = mono_ms();
+    int rc;
+
+    if (now < last_ms + (uint64_t)delay_ms) {
+        rc = sq_queue_wait(w->q, (int)(last_ms + delay_ms - now), 1);
+        if (rc <= 0)
+            return rc;
+        now = mono_ms();
+    }
+    if (now < last_ms + RETRY_MIN_MS &&
+        sq_queue_wait(w->q, (int)(last_ms + RETRY_MIN_MS - now), 0) < 0)
+        return -1;
+    return 0;
+}
+
+/* The connection is gone: reconnect with backoff (and at once when
+ * requests wait), failing what is queued after each failed attempt while
+ * nothing else can serve it, until it is back (0) or the plugin stops
+ * (-1). */
 static int reconnect(struct worker *w, const char *why)
 {
     struct pg *pg = w->pg;
     int delay = 100, attempts = 0;
+    uint64_t since = mono_ms(), last = 0, mark;
     char err[300];
 
     set_up(w, 0);
@@ -481,28 +504,66 @@ static int reconnect(struct worker *w, const char *why)
     LOG(pg, CC_LOG_ERROR, "%s connection lost (%s); reconnecting",
         w->writer ? "writer" : "reader", why);
     for (;;) {
-        /* With no connection left for this queue, nothing queued can be
-         * served soon: refuse it now rather than keep clients waiting. */
-        if (w->writer || atomic_load(&pg->readers_up) == 0)
-            sq_queue_fail_all(&pg->base, w->q, CC_E_UNAVAIL,
-                              "postgres: database unavailable");
-        if (sleep_unless_stopped(w->q, delay) < 0)
+        if (attempts > 0 && wait_attempt(w, last, delay) < 0)
             return -1;
         attempts++;
+        last = mono_ms();
+        mark = sq_queue_mark(w->q);
         w->conn = connect_db(pg, 1, err, sizeof err);
         if (w->conn) {
             set_up(w, 1);
-            LOG(pg, CC_LOG_INFO, "%s reconnected after %d attempt%s",
-                w->writer ? "writer" : "reader", attempts,
-                attempts == 1 ? "" : "s");
+            LOG(pg, CC_LOG_INFO, "%s reconnected after %d attempt%s "
+                "(%.1f s)", w->writer ? "writer" : "reader", attempts,
+                attempts == 1 ? "" : "s",
+                (double)(mono_ms() - since) / 1000.0);
             return 0;
         }
-        if (attempts == 1 || attempts % 10 == 0)
+        if ((attempts & (attempts - 1)) == 0) /* 1, 2, 4, 8, ... */
             LOG(pg, CC_LOG_WARN, "reconnect attempt %d failed: %s",
                 attempts, err);
+        /* With no connection left for this queue, what waited for this
+         * attempt cannot be served soon: refuse it now rather than keep
+         * clients waiting.  What came during the attempt waits for the
+         * next, which it makes happen soon. */
+        if (w->writer || atomic_load(&pg->readers_up) == 0)
+            sq_queue_fail_upto(&pg->base, w->q, mark, CC_E_UNAVAIL,
+                               "postgres: database unavailable");
         delay = delay * 2 > pg->backoff_max_ms ? pg->backoff_max_ms
                                                : delay * 2;
     }
+}
+
+/* 1 while c is still connected as far as can be told without a round
+ * trip: a server that closed it (a restart, an idle timeout, a
+ * terminated backend) has left its notice and EOF on the socket, and
+ * reading what is there says so. */
+static int conn_alive(PGconn *c)
+{
+    struct pollfd p = { .fd = PQsocket(c), .events = POLLIN };
+
+    if (PQstatus(c) != CONNECTION_OK || p.fd < 0)
+        return 0;
+    if (poll(&p, 1, 0) > 0 &&
+        (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK))
+        return 0;
+    return 1;
+}
+
+/* Replace w's lost connection with a fresh one, one attempt, no wait.
+ * Returns 0, or -1 (w->conn NULL; reconnect() takes over). */
+static int replace(struct worker *w, const char *why)
+{
+    char err[300];
+
+    set_up(w, 0);
+    PQfinish(w->conn);
+    w->conn = connect_db(w->pg, 1, err, sizeof err);
+    if (!w->conn)
+        return -1;
+    set_up(w, 1);
+    LOG(w->pg, CC_LOG_INFO, "%s connection %s; replaced",
+        w->writer ? "writer" : "reader", why);
+    return 0;
 }
 
 /* ------------------------------------------------------- statements */
@@ -1034,11 +1095,18 @@ failed:
     return 0;
 }
 
-/* One group of reads, each its own statement (one snapshot each). */
+/* One group of reads, each its own statement (one snapshot each).  A
+ * read whose connection was lost under it runs once more on a fresh
+ * one. */
 static int read_group(struct worker *w, struct sq_req *group)
 {
     for (struct sq_req *r = group; r; r = r->next) {
         r->status = run_op(w, r);
+        if (r->status == CC_E_UNAVAIL &&
+            replace(w, "lost during a read") == 0) {
+            sq_req_rewind(r);
+            r->status = run_op(w, r);
+        }
         if (r->status == CC_E_UNAVAIL) {
             fail_group(group, CC_E_UNAVAIL, "database unavailable");
             return -1;
@@ -1060,6 +1128,14 @@ static void *worker_main(void *arg)
         group = sq_queue_take(w->q, w->writer ? pg->batch_max : 16);
         if (!group)
             break;
+        if (!conn_alive(w->conn) &&
+            replace(w, "was closed by the server while idle") < 0) {
+            fail_group(group, CC_E_UNAVAIL, "database unavailable");
+            pg->base.host->post(pg->base.ctx, sq_deliver, group);
+            if (reconnect(w, "the server closed it") < 0)
+                break;
+            continue;
+        }
         if ((w->writer ? write_group(w, group) : read_group(w, group)) < 0) {
             pg->base.host->post(pg->base.ctx, sq_deliver, group);
             if (reconnect(w, "server closed the connection") < 0)
@@ -1168,16 +1244,14 @@ static void pg_destroy(void *inst)
     pg_free(pg);
 }
 
+/* Queued even while the workers are down: a waiting request makes a
+ * reconnecting worker try at once, and is failed if that attempt fails
+ * (reconnect). */
 static int pg_submit(struct sq_backend *b, struct sq_req *r)
 {
     struct pg *pg = (struct pg *)b;
-    int write = SQ_IS_WRITE(r->op);
 
-    if (!atomic_load(write ? &pg->writer_up : &pg->readers_up)) {
-        sq_req_free(r);
-        return CC_E_UNAVAIL;
-    }
-    return sq_queue_put(write ? &pg->wq : &pg->rq, r);
+    return sq_queue_put(SQ_IS_WRITE(r->op) ? &pg->wq : &pg->rq, r);
 }
 
 static const void *pg_get_interface(void *inst, uint32_t kind)

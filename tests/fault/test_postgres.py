@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""Fault: PostgreSQL stopped for 2 s and started again under load.
+
+While it is down, senders are told their message could not be stored
+and REST answers 503; once the database accepts connections again, every
+REST read and write and every WebSocket send succeeds at once (readers
+whose connections died are replaced, a read that finds its connection
+lost runs again on a fresh one, a waiting request makes a reconnecting
+worker try at once), and no acknowledged message is lost or doubled."""
+import os
+import time
+
+import ccharness as h
+import faults as f
+
+PLUGIN = os.path.join(h.BUILDDIR, "plugins", ".libs", "storage-postgres.so")
+
+
+class PostgresRestart(f.FaultCase):
+
+    def setUp(self):
+        super().setUp()
+        if not os.path.exists(PLUGIN):
+            h.skip_or_fail("the postgres plugin was not built (configure "
+                           "found no libpq)")
+        self.pg = h.PgCluster()   # our own: this case stops it
+        self.cleanups.append(self.pg.close)
+
+    def test_stopped_and_started_under_load(self):
+        # reconnect_max as shipped: recovery must not wait for a backoff.
+        srv = self.server({"storage": {"plugin": "postgres",
+                                       "conninfo": self.pg.new_db(),
+                                       "path": None}})
+        c = self.chatter(srv)
+        load = self.chatter(srv, interval=0, window=16, label="load")
+        rest = self.probe(srv)
+        time.sleep(1.0)
+        meter = f.Meter(srv)
+        self.pg.stop("fast")
+        down = f.Meter(srv)
+        time.sleep(2.0)
+        down_cpu = down.cpu()
+        self.pg.start()           # returns once it accepts connections
+        up = time.time()
+        time.sleep(3.0)
+        rest.stop()
+        c.wait_acked(10)
+        # While down: the fault was real, and it was said so.
+        self.assertIn(503, [st for _, _, st in rest.results],
+                      "REST answered 503 while the database was down")
+        self.assertTrue(c.refused or load.refused, "senders were told")
+        # Once it accepts connections again: everything succeeds.
+        after = rest.after(up)
+        self.assertGreater(len(after), 20)
+        bad = [(w, st) for w, st in after if st not in (200, 201)]
+        self.assertEqual(bad, [], "REST after the database was back")
+        for who in (c, load):
+            acked, refused = who.sent_after(up)
+            self.assertGreater(acked, 0)
+            self.assertEqual(refused, 0, "%s: sends refused after the "
+                             "database was back" % who.label)
+        self.assertLess(down_cpu, 1.0 * f.CPU_SCALE,
+                        "CPU while the database was down: %.2f s" % down_cpu)
+        self.assert_bounded(meter, cpu=8.0, lines=100, what="postgres")
+        for who in (c, load):
+            self.assert_nothing_lost(who, refused_may_be_stored=True)
+        hist = {m["id"] for m in h.history(srv, rest.chat, rest.tok)}
+        for mid in rest.sent:
+            self.assertIn(mid, hist, "a REST message answered 201 is lost")
+        self.assertIn("reconnected", srv.read_log())
+
+
+if __name__ == "__main__":
+    f.main()
