@@ -27,6 +27,7 @@
  */
 #include <carechat/storage.h>
 
+#include "diskfull.h"
 #include "pconf.h"
 #include "storeq.h"
 #include "strhash.h"
@@ -50,7 +51,12 @@
 /* Past this the writer waits for a checkpointer run in progress rather
  * than trying again after the next group (a loaded machine where the
  * two keep colliding would otherwise let the log grow). */
-#define WAL_HARD_FRAMES (WAL_RESTART_FRAMES * 3 / 2)
+#define WAL_HARD_FRAMES(restart) ((restart) * 3 / 2)
+/* A disk that filled up lowers the restart point to half the log it had
+ * room for (not below WAL_MIN_FRAMES), so the log stops outgrowing the
+ * disk; WAL_RELAX_MS without a full disk restores it. */
+#define WAL_MIN_FRAMES 128
+#define WAL_RELAX_MS (10 * 60 * 1000)
 #define WAL_KEEP_BYTES (64LL << 20)
 
 /* Statements, prepared once per connection. */
@@ -208,6 +214,7 @@ struct db {
     int32_t *slot;              /* 2 * bump_cap entries, -1 empty */
     size_t n_bump, bump_cap;
     int defer;                  /* keep bumps until flush_bumps() */
+    int full;                   /* writer: this group met SQLITE_FULL */
 };
 
 struct sq {
@@ -224,12 +231,15 @@ struct sq {
     pthread_t writer, reader, checkpointer;
     int running;
     int wal_frames;             /* pages in the WAL (writer thread) */
+    int wal_restart;            /* writer: restart the log past this */
     sqlite3 *ck;                /* the checkpointer's connection */
     pthread_mutex_t ck_mu;
     pthread_cond_t ck_cv;
     pthread_cond_t ck_done;     /* a checkpointer run ended */
     int ck_running;             /* the checkpointer is mid-run */
     int ck_stop;
+    struct diskfull df;         /* writer thread: full-disk episode */
+    uint64_t full_last_ms;      /* writer: the last write the disk refused */
 };
 
 /* ----------------------------------------------------------- config */
@@ -299,6 +309,7 @@ static int sq_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
                         "database file)");
         goto fail;
     }
+    sq->wal_restart = WAL_RESTART_FRAMES;
     sq_queue_init(&sq->wq, sq->queue_max);
     sq_queue_init(&sq->rq, sq->queue_max);
     *inst = sq;
@@ -536,6 +547,8 @@ static int load_chat(struct db *d, struct sq_req *r, const char *id,
 
 static int fail(struct sq_req *r, struct db *d)
 {
+    if (sqlite3_errcode(d->h) == SQLITE_FULL)
+        d->full = 1;
     snprintf(r->error, sizeof r->error, "sqlite: %s", sqlite3_errmsg(d->h));
     return CC_E_FAIL;
 }
@@ -944,6 +957,7 @@ static void write_group(struct sq *sq, struct sq_req *group)
     struct sq_req *r;
     int clean = 1;
 
+    d->full = 0;
     if (exec_simple(d, S_BEGIN) < 0) {
         fail_group(d, group);
         return;
@@ -975,7 +989,10 @@ static void write_group(struct sq *sq, struct sq_req *group)
         char err[160];
         snprintf(err, sizeof err, "sqlite: commit failed: %s",
                  sqlite3_errmsg(d->h));
-        sq->host->log(sq->ctx, CC_LOG_ERROR, "%s", err);
+        if (sqlite3_errcode(d->h) == SQLITE_FULL)
+            d->full = 1;  /* an episode: writer_group says so once */
+        else
+            sq->host->log(sq->ctx, CC_LOG_ERROR, "%s", err);
         exec_simple(d, S_ROLLBACK);
         for (r = group; r; r = r->next) {
             r->status = CC_E_FAIL;
@@ -994,12 +1011,90 @@ static int wal_committed(void *arg, sqlite3 *h, const char *db, int frames)
     (void)h;
     (void)db;
     sq->wal_frames = frames;
-    if (frames >= WAL_RESTART_FRAMES / 2) {
+    if (frames >= sq->wal_restart / 2) {
         pthread_mutex_lock(&sq->ck_mu);     /* wake the checkpointer */
         pthread_cond_signal(&sq->ck_cv);
         pthread_mutex_unlock(&sq->ck_mu);
     }
     return SQLITE_OK;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Copy the WAL into the database so the next transaction starts the log
+ * over in the file space it already has (writer thread). */
+static void checkpoint_now(struct sq *sq)
+{
+    int n_log, n_done;
+
+    if (sqlite3_wal_checkpoint_v2(sq->w.h, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                  &n_log, &n_done) == SQLITE_OK &&
+        n_done == n_log)
+        sq->wal_frames = 0;
+}
+
+/* The disk was full with the log at wal_frames pages: restart it past
+ * half that from now on (writer thread). */
+static void wal_fit(struct sq *sq, uint64_t now)
+{
+    int fit = sq->wal_frames / 2;
+
+    sq->full_last_ms = now;
+    if (fit < WAL_MIN_FRAMES)
+        fit = WAL_MIN_FRAMES;
+    if (fit >= sq->wal_restart)
+        return;
+    sq->wal_restart = fit;
+    sq->host->log(sq->ctx, CC_LOG_WARN, "%s: the disk had room for a log "
+                  "of about %d pages: it now restarts past %d", sq->path,
+                  sq->wal_frames, fit);
+}
+
+/* One group, through the full-disk episode rules (diskfull.h). */
+static void writer_group(struct sq *sq, struct sq_req *group)
+{
+    uint64_t now = mono_ms(), lasted, refused, n = 0;
+    struct sq_req *r;
+
+    for (r = group; r; r = r->next)
+        n++;
+    if (!diskfull_may_try(&sq->df, now, sq->path)) {
+        for (r = group; r; r = r->next) {
+            r->status = CC_E_FAIL;
+            snprintf(r->error, sizeof r->error,
+                     "sqlite: database or disk is full");
+        }
+        diskfull_refused(&sq->df, n);
+        return;
+    }
+    if (sq->df.on)
+        checkpoint_now(sq);
+    write_group(sq, group);
+    if (sq->w.full) {
+        wal_fit(sq, now);
+        if (diskfull_failed(&sq->df, now, sq->path, n))
+            sq->host->log(sq->ctx, CC_LOG_ERROR, "%s: database or disk is "
+                          "full: writes are refused until there is room "
+                          "(tried again every %d ms to %d s)", sq->path,
+                          DISKFULL_FIRST_MS, DISKFULL_MAX_MS / 1000);
+    } else if (diskfull_ok(&sq->df, mono_ms(), &lasted, &refused)) {
+        sq->host->log(sq->ctx, CC_LOG_INFO, "%s: room again: writes "
+                      "resumed after %.1f s (%llu refused meanwhile)",
+                      sq->path, (double)lasted / 1000.0,
+                      (unsigned long long)refused);
+    } else if (sq->wal_restart < WAL_RESTART_FRAMES &&
+               now - sq->full_last_ms > WAL_RELAX_MS) {
+        sq->wal_restart = WAL_RESTART_FRAMES;
+        sq->host->log(sq->ctx, CC_LOG_INFO, "%s: no full disk for %d "
+                      "minutes: the log restarts past %d pages again",
+                      sq->path, WAL_RELAX_MS / 60000, WAL_RESTART_FRAMES);
+    }
 }
 
 static void *writer_main(void *arg)
@@ -1011,18 +1106,19 @@ static void *writer_main(void *arg)
     pthread_setname_np(pthread_self(), "sqlite-writer");
 
     while ((group = sq_queue_take(&sq->wq, sq->batch_max))) {
-        write_group(sq, group);
+        writer_group(sq, group);
         sq->host->post(sq->ctx, sq_deliver, group);
         /* After the group's answers are on their way: the checkpointer
          * has copied most of the log; copy the rest so the next BEGIN
          * restarts it (busy when the checkpointer is mid-run: next time).
          */
-        if (sq->wal_frames < WAL_RESTART_FRAMES)
+        if (sq->wal_frames < sq->wal_restart)
             continue;
         rc = sqlite3_wal_checkpoint_v2(sq->w.h, NULL,
                                        SQLITE_CHECKPOINT_PASSIVE, &n_log,
                                        &n_done);
-        if (rc == SQLITE_BUSY && sq->wal_frames >= WAL_HARD_FRAMES) {
+        if (rc == SQLITE_BUSY &&
+            sq->wal_frames >= WAL_HARD_FRAMES(sq->wal_restart)) {
             pthread_mutex_lock(&sq->ck_mu);
             while (sq->ck_running)
                 pthread_cond_wait(&sq->ck_done, &sq->ck_mu);

@@ -105,7 +105,8 @@ class Chatter:
         self.received = []    # message objects the professional got
         self.reconnects = 0
         self.lock = threading.Lock()
-        self.stop_ev = threading.Event()
+        self.stop_ev = threading.Event()   # the professional's side
+        self.send_stop = threading.Event()
         self.threads = [threading.Thread(target=self._send, daemon=True),
                         threading.Thread(target=self._recv, daemon=True)]
 
@@ -117,9 +118,20 @@ class Chatter:
         return self
 
     def stop(self):
+        """Stop sending; give the professional a moment for the last
+        acknowledged message; then stop receiving."""
+        self.send_stop.set()
+        self.threads[0].join(20)
+        with self.lock:
+            last = self.acked[-1]["id"] if self.acked else None
+        deadline = time.time() + 3
+        while last and time.time() < deadline:
+            with self.lock:
+                if any(m["id"] == last for m in self.received[-50:]):
+                    break
+            time.sleep(0.02)
         self.stop_ev.set()
-        for t in self.threads:
-            t.join(20)
+        self.threads[1].join(20)
 
     def wait_acked(self, n, timeout=30):
         """Wait until n more messages are acknowledged than now."""
@@ -146,9 +158,9 @@ class Chatter:
         with self.lock:
             return len(self.acked), len(self.received)
 
-    def _connect(self, srv, tok):
+    def _connect(self, srv, tok, stop):
         delay = 0.05
-        while not self.stop_ev.is_set():
+        while not stop.is_set():
             try:
                 ws = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" %
                              (self.chat, tok), timeout=5)
@@ -157,7 +169,7 @@ class Chatter:
                 ws.close()
             except (OSError, EOFError, ValueError, IndexError):
                 pass
-            self.stop_ev.wait(delay)
+            stop.wait(delay)
             delay = min(delay * 2, 0.5)
         return None
 
@@ -165,9 +177,9 @@ class Chatter:
         """Send, keeping up to `window` messages unanswered; the server
         answers a connection's messages in the order they were sent."""
         i, ws, inflight = 0, None, collections.deque()
-        while not self.stop_ev.is_set():
+        while not self.send_stop.is_set():
             if ws is None:
-                ws = self._connect(self.srv, self.pt)
+                ws = self._connect(self.srv, self.pt, self.send_stop)
                 if ws is None:
                     return
                 ws.sock.settimeout(10)
@@ -201,7 +213,7 @@ class Chatter:
                     self.errors.append(got)
                     self.outcomes.append((sent_at, False))
             if self.interval:
-                self.stop_ev.wait(self.interval)
+                self.send_stop.wait(self.interval)
         with self.lock:  # stopped with answers outstanding
             self.unknown += [text for _, text in inflight]
         if ws:
@@ -217,7 +229,7 @@ class Chatter:
         ws = None
         while not self.stop_ev.is_set():
             if ws is None:
-                ws = self._connect(self.recv_srv, self.rt)
+                ws = self._connect(self.recv_srv, self.rt, self.stop_ev)
                 if ws is None:
                     return
                 ws.sock.settimeout(10)
