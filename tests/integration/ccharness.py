@@ -448,10 +448,21 @@ class RedisServer:
 class RawWS:
     """A minimal RFC 6455 client over a socket, for protocol cases."""
 
-    def __init__(self, port, path, headers=None, timeout=5, source=None):
-        self.sock = socket.create_connection(
-            ("127.0.0.1", port), timeout=timeout,
-            source_address=(source, 0) if source else None)
+    def __init__(self, port, path, headers=None, timeout=5, source=None,
+                 rcvbuf=None):
+        """rcvbuf: a small receive buffer, set before connecting (a
+        client that reads slowly, or not at all)."""
+        if rcvbuf:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            if source:
+                self.sock.bind((source, 0))
+            self.sock.connect(("127.0.0.1", port))
+        else:
+            self.sock = socket.create_connection(
+                ("127.0.0.1", port), timeout=timeout,
+                source_address=(source, 0) if source else None)
         self.buf = b""
         key = base64.b64encode(os.urandom(16)).decode()
         hdrs = {"Host": "127.0.0.1:%d" % port, "Upgrade": "websocket",

@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""Fault: Redis stopped for 2 s and started again while two nodes serve
+one conversation.
+
+Each node keeps delivering its own clients' messages throughout (a
+chat whose parties are both on node A loses nothing), nothing
+acknowledged is lost from history, reconnecting costs no busy loop and
+a bounded log, and messages between the nodes flow again without any
+restart soon after Redis is back."""
+import os
+import time
+
+import ccharness as h
+import faults as f
+
+PLUGIN = os.path.join(h.BUILDDIR, "plugins", ".libs", "fanout-redis.so")
+
+
+class RedisRestart(f.FaultCase):
+
+    def setUp(self):
+        super().setUp()
+        if not os.path.exists(PLUGIN):
+            h.skip_or_fail("the redis plugin was not built (configure "
+                           "found no hiredis)")
+        self.redis = h.RedisServer()
+        self.cleanups.append(self.redis.close)
+
+    def node(self, tmp):
+        return self.server({
+            "storage": {"plugin": "sqlite",
+                        "path": os.path.join(tmp, "shared.db")},
+            "fanout": {"plugin": "redis", "address": self.redis.address(),
+                       "reconnect_max": 500}}, storage="sqlite")
+
+    def test_stopped_and_started_under_load(self):
+        tmp = h.tempfile.mkdtemp(prefix="carechat-nodes-")
+        self.cleanups.append(lambda: h.shutil.rmtree(tmp, True))
+        a, b = self.node(tmp), self.node(tmp)
+        local = self.chatter(a, label="local")
+        across = self.chatter(a, recv_srv=b, label="across")
+        load = self.chatter(a, interval=0, window=8, label="load")
+        meters = [f.Meter(a), f.Meter(b)]
+        before = f.Meter(a)
+        time.sleep(2.0)
+        base_cpu = before.cpu()   # node A's 2 s under this load
+        self.redis.stop()
+        down = [f.Meter(a), f.Meter(b)]
+        t0 = time.time()
+        # Local deliveries go on while Redis is away.
+        local.wait_acked(20, timeout=2)
+        local.wait_received(20, timeout=2)
+        time.sleep(max(0.0, 2.0 - (time.time() - t0)))
+        down_cpu = [m.cpu() for m in down]
+        self.redis.start()
+        up = time.time()
+        # Across the nodes again, without a restart, soon.
+        across.wait_received(5, timeout=5)
+        resumed = time.time() - up
+        time.sleep(1.0)
+        self.assertLess(resumed, 3.0, "messages between the nodes resumed "
+                        "%.1f s after Redis was back" % resumed)
+        # Nobody was told a message could not be stored: storage is fine.
+        for c in (local, across, load):
+            self.assertEqual(c.refused, [], c.label)
+        for m, what in zip(meters, ("node A", "node B")):
+            self.assert_bounded(m, cpu=6.0, lines=60, what=what)
+        # No busy reconnect loop: node A works as hard as with Redis up
+        # (the load goes on), node B, which only listens, idles.
+        self.assertLess(down_cpu[0], 1.5 * base_cpu + 0.3 * f.CPU_SCALE,
+                        "node A's CPU while Redis was down: %.2f s (%.2f s "
+                        "before)" % (down_cpu[0], base_cpu))
+        self.assertLess(down_cpu[1], 0.3 * f.CPU_SCALE,
+                        "node B's CPU while Redis was down: %.2f s" %
+                        down_cpu[1])
+        hist_local = self.assert_nothing_lost(local)
+        # Same node: every acknowledged message was delivered too.
+        got = {m["id"] for m in local.received}
+        missed = [m["id"] for m in local.acked if m["id"] not in got]
+        self.assertEqual(missed, [], "a local delivery was missed")
+        self.assertGreater(len(hist_local), 40)
+        self.assert_nothing_lost(across)
+        self.assert_nothing_lost(load)
+        for srv in (a, b):
+            self.assertIn("reconnected", srv.read_log())
+
+
+if __name__ == "__main__":
+    f.main()
