@@ -387,6 +387,15 @@ class FaultCase(unittest.TestCase):
         raise AssertionError("timed out waiting for %s" % what)
 
 
+def need_plugin(name, library):
+    """Skip (fail under CI) when plugins/<name>.so was not built because
+    configure did not find library."""
+    if not os.path.exists(os.path.join(h.BUILDDIR, "plugins", ".libs",
+                                       name + ".so")):
+        h.skip_or_fail("the %s plugin was not built (configure found no "
+                       "%s)" % (name, library))
+
+
 def need_root(what):
     if os.geteuid() != 0:
         h.skip_or_fail("%s needs root (run the suite as root)" % what)

@@ -7,22 +7,17 @@ REST read and write and every WebSocket send succeeds at once (readers
 whose connections died are replaced, a read that finds its connection
 lost runs again on a fresh one, a waiting request makes a reconnecting
 worker try at once), and no acknowledged message is lost or doubled."""
-import os
 import time
 
 import ccharness as h
 import faults as f
-
-PLUGIN = os.path.join(h.BUILDDIR, "plugins", ".libs", "storage-postgres.so")
 
 
 class PostgresRestart(f.FaultCase):
 
     def setUp(self):
         super().setUp()
-        if not os.path.exists(PLUGIN):
-            h.skip_or_fail("the postgres plugin was not built (configure "
-                           "found no libpq)")
+        f.need_plugin("storage-postgres", "libpq")
         self.pg = h.PgCluster()   # our own: this case stops it
         self.cleanups.append(self.pg.close)
 

@@ -13,16 +13,12 @@ import time
 import ccharness as h
 import faults as f
 
-PLUGIN = os.path.join(h.BUILDDIR, "plugins", ".libs", "fanout-redis.so")
-
 
 class RedisRestart(f.FaultCase):
 
     def setUp(self):
         super().setUp()
-        if not os.path.exists(PLUGIN):
-            h.skip_or_fail("the redis plugin was not built (configure "
-                           "found no hiredis)")
+        f.need_plugin("fanout-redis", "hiredis")
         self.redis = h.RedisServer()
         self.cleanups.append(self.redis.close)
 
