@@ -20,6 +20,9 @@ struct slot {
     unsigned written;       /* lines written in this window */
     uint64_t suppressed;    /* lines counted in this window */
     int level;              /* most severe suppressed (lowest number) */
+    char name[CC_LOGLIMIT_NAME]; /* the component, copied: a plugin's name
+                               is gone once it is unloaded, and the
+                               last summaries are written after that */
     char text[CC_LOGLIMIT_TEXT];
 };
 
@@ -84,8 +87,7 @@ static void take_summary(struct slot *s, uint64_t now,
         if (sum->seconds == 0)
             sum->seconds = 1;
         sum->level = s->level;
-        snprintf(sum->component, sizeof sum->component, "%s",
-                 s->component ? s->component : "carechatd");
+        memcpy(sum->component, s->name, sizeof sum->component);
         memcpy(sum->text, s->text, sizeof sum->text);
     }
     s->suppressed = 0;
@@ -107,6 +109,8 @@ int cc_loglimit_admit(int level, const char *component, const char *fmt,
         s->component = component;
         s->fmt = fmt;
         s->sub = sub;
+        snprintf(s->name, sizeof s->name, "%s",
+                 component ? component : "carechatd");
         s->text[0] = '\0';
     } else if (now - s->win_start >= WINDOW_NS) {
         take_summary(s, now, sum);

@@ -25,6 +25,7 @@
 #define CC_LOGLIMIT_BURST 5
 #define CC_LOGLIMIT_WINDOW_S 5
 #define CC_LOGLIMIT_TEXT 200   /* bytes of the last line a summary quotes */
+#define CC_LOGLIMIT_NAME 48    /* bytes of a component name kept */
 
 /* A summary to write: count lines of component were suppressed over
  * seconds; text is the last line of that kind that was written. */
@@ -32,7 +33,7 @@ struct cc_loglimit_summary {
     uint64_t count;
     unsigned seconds;
     int level;
-    char component[48];
+    char component[CC_LOGLIMIT_NAME];
     char text[CC_LOGLIMIT_TEXT];
 };
 

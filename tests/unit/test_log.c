@@ -209,6 +209,26 @@ static void test_plugins_too(void)
     event_base_free(base);
 }
 
+/* A plugin's component name is freed when it is unloaded, before the
+ * last summaries are written at exit. */
+static void test_component_outlived(void)
+{
+    char *name = strdup("storage:gone");
+    char *out;
+
+    cc_loglimit_reset();
+    for (int i = 0; i < 12; i++)
+        cc_log(CC_LOG_WARN, name, "write failed %d", i);
+    free(captured());
+    memset(name, 'X', strlen(name));
+    free(name);
+    cc_log_flush_suppressed(1);
+    out = captured();
+    ok(strstr(out, " storage:gone: ... 7 similar") != NULL,
+       "a summary written after its component's name was freed names it");
+    free(out);
+}
+
 static void *thread_storm(void *arg)
 {
     (void)arg;
@@ -248,6 +268,7 @@ int main(void)
     test_kinds_apart();
     test_level_and_severity();
     test_plugins_too();
+    test_component_outlived();
     test_threads();
     return done_testing();
 }
