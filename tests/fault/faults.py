@@ -104,16 +104,22 @@ class Chatter:
         self.errors = []      # the error frames themselves
         self.received = []    # message objects the professional got
         self.reconnects = 0
+        self.recv_reconnects = 0  # the professional's lost connections
         self.lock = threading.Lock()
         self.stop_ev = threading.Event()   # the professional's side
         self.send_stop = threading.Event()
+        self.recv_joined = threading.Event()
         self.threads = [threading.Thread(target=self._send, daemon=True),
                         threading.Thread(target=self._recv, daemon=True)]
 
     # -------------------------------------------------------- running
     def start(self):
-        for t in self.threads:
-            t.start()
+        """The professional joins first, so it can see every message."""
+        self.threads[1].start()
+        if not self.recv_joined.wait(15):
+            raise AssertionError("%s: the professional could not join" %
+                                 self.label)
+        self.threads[0].start()
         self.wait_acked(3)
         return self
 
@@ -232,6 +238,7 @@ class Chatter:
                 ws = self._connect(self.recv_srv, self.rt, self.stop_ev)
                 if ws is None:
                     return
+                self.recv_joined.set()
                 ws.sock.settimeout(10)
             # Wait in short steps (to see stop), then read whole frames.
             if not ws.buf and not select.select([ws.sock], [], [], 0.5)[0]:
@@ -241,6 +248,8 @@ class Chatter:
             except (OSError, EOFError, AssertionError, ValueError):
                 ws.close()
                 ws = None
+                with self.lock:
+                    self.recv_reconnects += 1
                 continue
             if "message" in got:
                 with self.lock:
