@@ -140,6 +140,10 @@ void cc_json_message(struct cc_sbuf *b, const struct cc_message *m,
     cc_sbuf_adds(b, cc_side_name(m->sender_type));
     cc_sbuf_adds(b, "\", \"created_at\": ");
     json_time(b, m->created_at_us);
+    if (CC_HAS_MEMBER(m, struct cc_message, client_id) && m->client_id) {
+        cc_sbuf_adds(b, ", \"client_id\": ");
+        json_id(b, m->client_id);
+    }
     if (with_is_read)
         cc_sbuf_adds(b, m->is_read ? ", \"is_read\": true"
                                    : ", \"is_read\": false");
@@ -232,7 +236,7 @@ int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
                      char *err_buf, size_t err_size)
 {
     json_error_t jerr;
-    json_t *root, *content, *role;
+    json_t *root, *content, *role, *cid;
 
     memset(out, 0, sizeof *out);
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -274,6 +278,14 @@ int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
             goto fail;
         }
         out->role = r;
+    }
+    cid = json_object_get(root, "client_id");
+    if (cid && !json_is_null(cid) &&
+        (!json_is_string(cid) ||
+         cc_uuid_canon(json_string_value(cid), json_string_length(cid),
+                       out->client_id) < 0)) {
+        *error = CC_ERR_CLIENT_ID;
+        goto fail;
     }
     return 0;
 fail:

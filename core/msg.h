@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <carechat/storage.h>
 
+#include "uuid.h"
+
 /* A growable byte buffer; zero-initialise, free with cc_sbuf_free. */
 struct cc_sbuf {
     char *p;
@@ -31,7 +33,8 @@ void cc_sbuf_free(struct cc_sbuf *b);
 void cc_json_str(struct cc_sbuf *b, const char *s, size_t n);
 
 /* Append a message object {"id","content","sender_type","created_at"}
- * (and "is_read" when with_is_read). */
+ * (then "client_id" when the message has one, and "is_read" when
+ * with_is_read). */
 void cc_json_message(struct cc_sbuf *b, const struct cc_message *m,
                      int with_is_read);
 
@@ -50,6 +53,7 @@ struct cc_inbound {
     const char *content;  /* points into the parsed JSON; see below */
     size_t content_len;
     int role;             /* CC_SIDE_NONE when not given */
+    char client_id[CC_UUID_LEN + 1]; /* canonical, or "" when not given */
     void *json;           /* owner of content; cc_inbound_free() it */
 };
 
@@ -57,14 +61,18 @@ struct cc_inbound {
 #define CC_ERR_EMPTY "Message content cannot be empty"
 #define CC_ERR_NOT_FOUND "Chat not found"
 #define CC_ERR_JSON "Invalid JSON"
+/* Not the spec's: what carechat adds. */
+#define CC_ERR_CLIENT_ID "client_id must be a UUID"
 
-/* Parse a client's text frame as {"content": str, "role"?: str}.  Returns
- * 0, or -1 with *error set to a static client-facing message:
- * CC_ERR_JSON (not JSON, not an object, duplicate keys), CC_ERR_EMPTY
- * (content missing, empty or only whitespace), "Message content must be
- * a string", "Invalid role: use patient, professional or provider",
- * "Message content too long (max N characters)" (N = max_chars, counted
- * in Unicode code points; 0 means no limit).  err_buf holds the last. */
+/* Parse a client's text frame as {"content": str, "role"?: str,
+ * "client_id"?: uuid}.  Returns 0, or -1 with *error set to a static
+ * client-facing message: CC_ERR_JSON (not JSON, not an object, duplicate
+ * keys), CC_ERR_EMPTY (content missing, empty or only whitespace),
+ * "Message content must be a string", "Invalid role: use patient,
+ * professional or provider", CC_ERR_CLIENT_ID (client_id neither null
+ * nor a UUID string), "Message content too long (max N characters)"
+ * (N = max_chars, counted in Unicode code points; 0 means no limit).
+ * err_buf holds the last. */
 int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
                      struct cc_inbound *out, const char **error,
                      char *err_buf, size_t err_size);

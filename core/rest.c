@@ -365,7 +365,7 @@ static void list_done(void *arg, int status, const struct cc_store_result *res)
     const struct cc_chat *first, *last;
     /* Storage plugins built for ABI 1.0 cannot page towards newer chats:
      * no previous link then. */
-    int can_back = CC_ABI_MINOR_OF(cc_srv->storage.desc->abi_version) >= 1;
+    int can_back = cc_server_storage_minor() >= 1;
     int newer = op->after > 0;
 
     if (!op_alive(op))
@@ -412,7 +412,7 @@ static void list_chats(struct op *op)
     if (cursor[0]) {
         char *us_end;
         int can_back =
-            CC_ABI_MINOR_OF(cc_srv->storage.desc->abi_version) >= 1;
+            cc_server_storage_minor() >= 1;
         if ((cursor[0] != 'u' && (cursor[0] != 'n' || !can_back)) ||
             (us = strtoll(cursor + 1, &us_end, 10)) <= 0 ||
             *us_end != '_' ||
@@ -530,18 +530,23 @@ static void sent_done(void *arg, int status, const struct cc_store_result *res)
     int alive = op_alive(op);
 
     if (status == CC_OK && res->message) {
-        /* Broadcast whether or not the sender is still connected. */
+        /* A resend (its client_id was stored): the original, to the
+         * sender alone, 200.  Otherwise broadcast, whether or not the
+         * sender is still connected, and 201. */
+        int dup = CC_HAS_MEMBER(res, struct cc_store_result, duplicate) &&
+                  res->duplicate;
         cc_sbuf_adds(&b, "{\"message\": ");
         cc_json_message(&b, res->message, 0);
         cc_sbuf_adds(&b, "}");
-        if (cc_srv->fo->publish(cc_srv->fanout.inst, op->chat_id,
-                                res->message->seq, b.p, b.len) != CC_OK)
+        if (!dup && cc_srv->fo->publish(cc_srv->fanout.inst, op->chat_id,
+                                        res->message->seq, b.p,
+                                        b.len) != CC_OK)
             cc_log(CC_LOG_ERROR, "rest", "fan-out failed for a stored "
                    "message in chat %s", op->chat_id);
         b.len = 0;
         if (alive) {
             cc_json_message(&b, res->message, 1);
-            respond_sbuf(op, 201, &b);
+            respond_sbuf(op, dup ? 200 : 201, &b);
         }
         cc_sbuf_free(&b);
         if (alive)
@@ -568,6 +573,11 @@ static void send_message(struct op *op, const struct cc_chat *chat)
         fail(op, 400, error);
         return;
     }
+    if (!cc_server_client_id_ok(in.client_id, &error)) {
+        cc_inbound_free(&in);
+        fail(op, 400, error);
+        return;
+    }
     side = cc_role_resolve(me(op)->patient_id, me(op)->professional_id,
                            chat->patient_id, chat->professional_id, in.role,
                            &error);
@@ -585,6 +595,7 @@ static void send_message(struct op *op, const struct cc_chat *chat)
     m.content_len = in.content_len;
     m.created_at_us = now;
     m.sender_type = side;
+    m.client_id = in.client_id[0] ? in.client_id : NULL;
     check_queued(op, cc_srv->st->message_append(cc_srv->storage.inst, &m,
                                                 sent_done, op));
     cc_inbound_free(&in);

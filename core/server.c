@@ -399,6 +399,19 @@ int cc_server_start(struct cc_server *s)
     return 0;
 }
 
+unsigned cc_server_storage_minor(void)
+{
+    return CC_ABI_MINOR_OF(cc_srv->storage.desc->abi_version);
+}
+
+int cc_server_client_id_ok(const char *client_id, const char **error)
+{
+    if (!client_id || !client_id[0] || cc_server_storage_minor() >= 2)
+        return 1;
+    *error = "client_id is not supported by this server's storage plugin";
+    return 0;
+}
+
 /* Load the plugins' configuration only (carechatd -t). */
 int cc_server_check(struct cc_server *s)
 {

@@ -73,6 +73,16 @@ void cc_server_shutdown(struct cc_server *s);
  * without starting them (carechatd -t).  Returns 0 or -1 after logging. */
 int cc_server_check(struct cc_server *s);
 
+/* The ABI minor the storage plugin was built for: which appended members
+ * it reads (1.1: chat list after_*, 1.2: client_id, after_id).  Loop 0,
+ * once started. */
+unsigned cc_server_storage_minor(void);
+
+/* 1 when a message may carry client_id (NULL or "": none) on this
+ * server; 0 with a client-facing *error when the storage plugin predates
+ * ABI 1.2 and could not honour it. */
+int cc_server_client_id_ok(const char *client_id, const char **error);
+
 /* Free everything after the loop returned. */
 void cc_server_free(struct cc_server *s);
 

@@ -244,9 +244,11 @@ struct append_mail {
     struct cc_mail m;
     struct send_op op;
     const char *error;      /* back: NULL when stored */
+    struct cc_frame *own;   /* back: a resend's answer, or NULL */
     struct cc_message msg;  /* its strings point below */
     char id[CC_UUID_LEN + 1];
     char sender[37];
+    char client_id[CC_UUID_LEN + 1];
     char content[];
 };
 
@@ -262,12 +264,21 @@ static void append_back_cb(struct cc_loop *on, struct cc_mail *mail)
 {
     struct append_mail *am = (struct append_mail *)mail;
 
-    if (cc_conn_release(am->op.conn) && am->error)
-        send_error(am->op.conn, am->error);
+    if (cc_conn_release(am->op.conn)) {
+        if (am->error)
+            send_error(am->op.conn, am->error);
+        else if (am->own)
+            cc_session_send_frame(am->op.conn, am->own);
+    }
+    if (am->own)
+        cc_frame_unref(am->own);
     free(am);
 }
 
-static void append_back(struct cc_conn *c, const char *error)
+/* error: NULL when stored; own: the frame for the sender alone (a
+ * resend's answer), whose reference passes to the mail, or NULL. */
+static void append_back(struct cc_conn *c, const char *error,
+                        struct cc_frame *own)
 {
     struct append_mail *am = calloc(1, sizeof *am);
 
@@ -275,38 +286,54 @@ static void append_back(struct cc_conn *c, const char *error)
         abort();
     am->op.conn = c;
     am->error = error;
+    am->own = own;
     cc_loop_post(c->loop, &am->m, append_back_cb);
+}
+
+/* Did storage find the message's client_id stored already? */
+static int is_duplicate(const struct cc_store_result *res)
+{
+    return CC_HAS_MEMBER(res, struct cc_store_result, duplicate) &&
+           res->duplicate;
 }
 
 static void append_done(void *arg, int status,
                         const struct cc_store_result *res)
 {
     struct send_op *op = arg;
-    int alive = 0;
+    int stored = status == CC_OK && res->message;
+    struct cc_frame *own = NULL;   /* a resend's answer, to its sender */
+    struct cc_sbuf b = { 0 };
 
-    /* c->loop is written only here, on loop 0, when c moves. */
-    if (op->conn->loop == cc_main_loop)
-        alive = cc_conn_release(op->conn);
-    else
-        append_back(op->conn, status == CC_OK && res->message
-                                  ? NULL : append_error(status));
-    if (status == CC_OK && res->message) {
-        struct cc_sbuf b = { 0 };
+    if (stored) {
         cc_sbuf_adds(&b, "{\"message\": ");
         cc_json_message(&b, res->message, 0);
         cc_sbuf_adds(&b, "}");
-        if (cc_srv->fo && /* NULL: stored while shutting down */
-            cc_srv->fo->publish(cc_srv->fanout.inst, op->chat_id,
-                                res->message->seq, b.p, b.len) != CC_OK)
-            cc_log(CC_LOG_ERROR, "ws", "fan-out failed for a stored message "
-                   "in chat %s", op->chat_id);
-        cc_sbuf_free(&b);
+        if (is_duplicate(res))
+            own = cc_frame_text(b.p, b.len);
+    }
+    /* c->loop is written only here, on loop 0, when c moves. */
+    if (op->conn->loop != cc_main_loop) {
+        append_back(op->conn, stored ? NULL : append_error(status), own);
     } else {
+        if (cc_conn_release(op->conn)) {
+            if (!stored)
+                send_error(op->conn, append_error(status));
+            else if (own)
+                cc_session_send_frame(op->conn, own);
+        }
+        if (own)
+            cc_frame_unref(own);
+    }
+    if (!stored)
         cc_log(CC_LOG_WARN, "ws", "message not stored in chat %s: %s",
                op->chat_id, res->error ? res->error : "storage error");
-        if (alive)
-            send_error(op->conn, append_error(status));
-    }
+    else if (!own && cc_srv->fo && /* NULL: stored while shutting down */
+             cc_srv->fo->publish(cc_srv->fanout.inst, op->chat_id,
+                                 res->message->seq, b.p, b.len) != CC_OK)
+        cc_log(CC_LOG_ERROR, "ws", "fan-out failed for a stored message "
+               "in chat %s", op->chat_id);
+    cc_sbuf_free(&b);
     free(op);
 }
 
@@ -341,7 +368,7 @@ static void append_cb(struct cc_loop *on, struct cc_mail *mail)
     rc = append(am->op.conn, am->op.chat_id, &am->msg);
 
     if (rc != CC_OK)
-        append_back(am->op.conn, append_error(rc));
+        append_back(am->op.conn, append_error(rc), NULL);
     free(am);
 }
 
@@ -362,6 +389,7 @@ static void store_message(struct cc_conn *c, const struct cc_inbound *in,
     m.content = in->content;
     m.content_len = in->content_len;
     m.sender_type = side;
+    m.client_id = in->client_id[0] ? in->client_id : NULL;
     cc_conn_hold(c);
     if (c->loop == cc_main_loop) {
         m.created_at_us = cc_time_now_us();
@@ -380,12 +408,14 @@ static void store_message(struct cc_conn *c, const struct cc_inbound *in,
     am->op.conn = c;
     memcpy(am->op.chat_id, ws->chat_id, sizeof am->op.chat_id);
     memcpy(am->sender, m.sender_id, sizeof am->sender);
+    memcpy(am->client_id, in->client_id, sizeof am->client_id);
     memcpy(am->content, in->content, in->content_len);
     am->content[in->content_len] = '\0';
     am->msg = m;
     am->msg.id = am->id;
     am->msg.chat_id = am->op.chat_id;
     am->msg.sender_id = am->sender;
+    am->msg.client_id = am->client_id[0] ? am->client_id : NULL;
     am->msg.content = am->content;
     cc_loop_post(cc_main_loop, &am->m, append_cb);
 }
@@ -439,6 +469,8 @@ static void on_text(void *arg, const char *data, size_t len)
                            ws->auth.principal.professional_id,
                            ws->chat_patient, ws->chat_professional,
                            in.role, &error);
+    if (side >= 0 && !cc_server_client_id_ok(in.client_id, &error))
+        side = -1;
     if (side < 0)
         send_error(c, error);
     else

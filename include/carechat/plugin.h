@@ -29,6 +29,13 @@
  *        after_id, for the chat list's previous page.  The host sends
  *        such a query only to storage plugins built for 1.1 or later;
  *        1.0 plugins load and work as before (no previous link).
+ *   1.2  Resume and idempotent sends (storage.h): struct cc_message
+ *        gained client_id, struct cc_message_query after_id and struct
+ *        cc_store_result duplicate; the host sets the first two only
+ *        for storage plugins built for 1.2 or later (with older ones a
+ *        client's client_id and since are answered with an error).
+ *        struct cc_host_api gained fanout_resync, for fan-out plugins
+ *        that may have missed messages (a link that was down).
  */
 #ifndef CARECHAT_PLUGIN_H
 #define CARECHAT_PLUGIN_H
@@ -41,7 +48,7 @@ extern "C" {
 #endif
 
 #define CC_ABI_MAJOR 1
-#define CC_ABI_MINOR 1
+#define CC_ABI_MINOR 2
 #define CC_ABI_VERSION (((uint32_t)CC_ABI_MAJOR << 16) | CC_ABI_MINOR)
 #define CC_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define CC_ABI_MINOR_OF(v) ((uint32_t)(v) & 0xffffu)
@@ -182,6 +189,16 @@ struct cc_host_api {
      * object exactly as publish() received it; seq is its per-chat order. */
     void (*fanout_deliver)(cc_plugin_ctx *ctx, const char *chat_id,
                            int64_t seq, const char *payload, size_t len);
+
+    /* Since ABI 1.2 (test with CC_HAS_MEMBER before calling).  Fan-out:
+     * this node may have missed messages published for chat_id (NULL:
+     * for any chat), say because the plugin's link to its broker was
+     * down or a subscription was lost.  The host reads from storage what
+     * the node's connections have not been sent and delivers it to
+     * them, in order, once; later deliveries of those messages are
+     * ignored.  Call it when the cause has ended (reconnected,
+     * resubscribed).  Loop thread; cheap when nothing was missed. */
+    void (*fanout_resync)(cc_plugin_ctx *ctx, const char *chat_id);
 };
 
 /*

@@ -45,6 +45,13 @@ struct cc_message {
     int64_t seq;            /* per-chat order, from 1; 0 before append */
     int32_t sender_type;    /* CC_SIDE_PATIENT or CC_SIDE_PROFESSIONAL */
     int32_t is_read;        /* read by the other side */
+    /* Since ABI 1.2 (present when struct_size covers it): the id the
+     * sending client gave the message (a canonical UUID), or NULL.
+     * message_append keeps it with the message; an append whose
+     * (chat_id, sender_id, client_id) is already stored stores nothing
+     * and answers with the stored message (res->duplicate = 1), at any
+     * later time. */
+    const char *client_id;
 };
 
 struct cc_chat {
@@ -87,6 +94,11 @@ struct cc_message_query {
     int64_t after_seq;    /* > 0: the oldest `limit` messages after it */
     int64_t before_seq;   /* > 0: the newest `limit` messages before it */
     uint32_t limit;       /* neither cursor: the oldest `limit` messages */
+    /* Since ABI 1.2 (read only when struct_size covers it, and sent only
+     * to plugins built for 1.2 or later): with after_seq and before_seq
+     * 0, the oldest `limit` messages after the message with this id;
+     * CC_E_NOTFOUND when the chat has no such message. */
+    const char *after_id;
 };
 
 struct cc_store_result {
@@ -105,6 +117,11 @@ struct cc_store_result {
     size_t n_messages;
     const struct cc_message *const *messages;  /* message_list, ascending */
     const char *error;    /* on failure: a cause for the log, or NULL */
+    /* Since ABI 1.2 (read only when struct_size covers it):
+     * message_append: 1 when nothing was stored because a message with
+     * the same client_id from the same sender is in the chat already;
+     * res->message is that message. */
+    int32_t duplicate;
 };
 
 /* status is CC_OK or a CC_E_* code; res is never NULL. */

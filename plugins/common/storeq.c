@@ -297,6 +297,7 @@ void sq_msg_link(struct sq_msg *o, size_t content_len, int64_t seq,
         .sender_id = o->sender, .content = o->content,
         .content_len = content_len, .created_at_us = created_at_us,
         .seq = seq, .sender_type = sender_type, .is_read = is_read,
+        .client_id = o->client_id[0] ? o->client_id : NULL,
     };
 }
 
@@ -322,6 +323,7 @@ void sq_append_result(struct sq_req *r, int64_t seq)
     sq_copy_id(o->id, r->a);
     sq_copy_id(o->chat, r->b);
     sq_copy_id(o->sender, r->c);
+    memcpy(o->client_id, r->cid, sizeof o->client_id);
     o->content = r->content;   /* ownership moves to the result */
     r->content = NULL;
     sq_msg_link(o, r->content_len, seq, r->side, r->t, 0);
@@ -464,6 +466,13 @@ static int api_message_append(void *inst, const struct cc_message *m,
     sq_copy_id(r->c, m->sender_id);
     r->side = m->sender_type;
     r->t = m->created_at_us;
+    if (CC_HAS_MEMBER(m, struct cc_message, client_id) && m->client_id) {
+        if (!valid_id(m->client_id)) {
+            sq_req_free(r);
+            return CC_E_INVAL;
+        }
+        sq_copy_id(r->cid, m->client_id);
+    }
     r->content_len = m->content_len;
     r->content = malloc(m->content_len + 1);
     if (!r->content)
@@ -487,6 +496,14 @@ static int api_message_list(void *inst, const struct cc_message_query *q,
     r->after = q->after_seq;
     r->before = q->before_seq;
     r->limit = q->limit;
+    if (CC_HAS_MEMBER(q, struct cc_message_query, after_id) &&
+        q->after_id && !q->after_seq && !q->before_seq) {
+        if (!valid_id(q->after_id)) {
+            sq_req_free(r);
+            return CC_E_INVAL;
+        }
+        sq_copy_id(r->a, q->after_id);
+    }
     return submit(inst, r);
 }
 

@@ -32,6 +32,7 @@ enum sq_op {
 struct sq_msg {
     struct cc_message m;
     char id[SQ_ID_LEN + 1], chat[SQ_ID_LEN + 1], sender[SQ_ID_LEN + 1];
+    char client_id[SQ_ID_LEN + 1];  /* "" when the message has none */
     char *content;
 };
 
@@ -47,8 +48,10 @@ struct sq_chat {
  *   CHAT_GET         a = chat, vpat/vpro
  *   CHAT_LIST        vpat/vpro, cursor_us + a (older than), or after + c
  *                    (newer than), limit
- *   MSG_APPEND       a = id, b = chat, c = sender, side, content, t
- *   MSG_LIST         b = chat, side (viewer), after, before, limit
+ *   MSG_APPEND       a = id, b = chat, c = sender, side, content, t,
+ *                    cid (the client's id, or "")
+ *   MSG_LIST         b = chat, side (viewer), after, before, limit,
+ *                    a = the message to list after (after_id), or ""
  *   MARK_READ        b = chat, side (reader) */
 struct sq_req {
     enum sq_op op;
@@ -57,6 +60,7 @@ struct sq_req {
     int32_t side;
     char a[SQ_ID_LEN + 1], b[SQ_ID_LEN + 1], c[SQ_ID_LEN + 1];
     char vpat[SQ_ID_LEN + 1], vpro[SQ_ID_LEN + 1];
+    char cid[SQ_ID_LEN + 1];
     char *user;
     char *content;
     size_t content_len;
@@ -150,7 +154,8 @@ void sq_alloc_msgs(struct sq_req *r, size_t n);
 void sq_finish_chats(struct sq_req *r, int rev);
 /* Point res.messages at the first n of r->msgs; reversed when desc. */
 void sq_finish_msgs(struct sq_req *r, size_t n, int desc);
-/* Fill o->m from the fields already copied into o. */
+/* Fill o->m from the fields already copied into o (client_id included:
+ * "" for none). */
 void sq_msg_link(struct sq_msg *o, size_t content_len, int64_t seq,
                  int32_t sender_type, int64_t created_at_us,
                  int32_t is_read);

@@ -57,7 +57,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define MAX_READERS 32
 #define CONNINFO_MAX 4096       /* bytes of a conninfo_file */
 /* Reconnect attempts that waiting requests ask for are this far apart. */
@@ -74,7 +74,7 @@
     "(timestamptz 'epoch' + " par "::int8 * interval '1 microsecond')"
 
 #define MSG_COLS "m.id, m.seq, m.sender_type, m.sender_id, m.content, " \
-                 US("m.created_at") ", m.is_read"
+                 US("m.created_at") ", m.is_read, m.client_id"
 #define CHAT_COLS "c.id, c.patient_id, c.professional_id, " \
                   US("c.created_at") ", " US("c.updated_at")
 /* A chat row with its last message and the viewer's unread count:
@@ -92,7 +92,7 @@ enum stmt {
     S_CHAT_EXISTS,
     S_APPEND, S_BUMP, S_APPEND_AT, S_MARK_READ, S_CHAT_LIST, S_CHAT_NEWER,
     S_CHAT_COUNT,
-    S_MSG_AFTER, S_MSG_BEFORE, N_STMT
+    S_MSG_AFTER, S_MSG_BEFORE, S_MSG_BY_CLIENT, S_MSG_SEQ, N_STMT
 };
 
 static const char *const sql[N_STMT] = {
@@ -117,9 +117,9 @@ static const char *const sql[N_STMT] = {
                  "updated_at = " TS("$2") " WHERE id = $1::uuid "
                  "RETURNING last_seq) "
                  "INSERT INTO messages (chat_id, seq, id, sender_type, "
-                 "sender_id, content, created_at) SELECT $1::uuid, "
-                 "s.last_seq, $3::uuid, $4::int2, $5::uuid, $6, "
-                 TS("$2") " FROM s RETURNING seq",
+                 "sender_id, content, created_at, client_id) SELECT "
+                 "$1::uuid, s.last_seq, $3::uuid, $4::int2, $5::uuid, $6, "
+                 TS("$2") ", $7::uuid FROM s RETURNING seq",
     /* A pipelined group of appends (append_pipelined): each chat's row
      * once, then each message, its sequence counted back ($7) from the
      * row's new last_seq; no row back when the chat does not exist. */
@@ -130,6 +130,13 @@ static const char *const sql[N_STMT] = {
                     "c.last_seq - $7::int8, $3::uuid, $4::int2, $5::uuid, "
                     "$6, " TS("$2") " FROM chats c WHERE c.id = $1::uuid "
                     "RETURNING seq",
+    /* An append that carries the client's id runs alone (not
+     * pipelined), after looking for it: */
+    [S_MSG_BY_CLIENT] = "SELECT " MSG_COLS " FROM messages m WHERE "
+                        "m.chat_id = $1::uuid AND m.sender_id = $2::uuid "
+                        "AND m.client_id = $3::uuid",
+    [S_MSG_SEQ] = "SELECT seq FROM messages WHERE chat_id = $1::uuid AND "
+                  "id = $2::uuid",
     [S_MARK_READ] = "UPDATE messages SET is_read = true WHERE "
                     "chat_id = $1::uuid AND sender_type <> $2::int2 "
                     "AND NOT is_read",
@@ -185,6 +192,14 @@ static const char schema_v1[] =
     " PRIMARY KEY (chat_id, seq));"
     "CREATE INDEX messages_unread ON messages (chat_id, sender_type)"
     " WHERE NOT is_read;";
+
+/* Version 1 to 2: the id a client gave its message (resent after a lost
+ * acknowledgement, it is stored once: the unique index says so, across
+ * nodes too). */
+static const char schema_v1_to_v2[] =
+    "ALTER TABLE messages ADD COLUMN client_id uuid;"
+    "CREATE UNIQUE INDEX messages_by_client ON messages"
+    " (chat_id, sender_id, client_id) WHERE client_id IS NOT NULL;";
 
 struct pg;
 
@@ -434,13 +449,21 @@ static int migrate(struct pg *pg, PGconn *c)
                  "refusing to touch it", version, SCHEMA_VERSION);
         goto fail;
     }
-    if (version < 1) {
-        if (command(c, schema_v1, err, sizeof err) < 0 ||
-            command(c, "INSERT INTO carechat_schema (version) VALUES (1)",
-                    err, sizeof err) < 0)
-            goto fail;
+    if (version < 1 &&
+        (command(c, schema_v1, err, sizeof err) < 0 ||
+         command(c, "INSERT INTO carechat_schema (version) VALUES (1)",
+                 err, sizeof err) < 0))
+        goto fail;
+    if (version < 2 &&
+        (command(c, schema_v1_to_v2, err, sizeof err) < 0 ||
+         command(c, "INSERT INTO carechat_schema (version) VALUES (2)",
+                 err, sizeof err) < 0))
+        goto fail;
+    if (version == 0)
         LOG(pg, CC_LOG_INFO, "created schema version %d", SCHEMA_VERSION);
-    }
+    else if (version < SCHEMA_VERSION)
+        LOG(pg, CC_LOG_INFO, "migrated schema version %d to %d", version,
+            SCHEMA_VERSION);
     if (command(c, "COMMIT", err, sizeof err) < 0)
         goto fail;
     return 0;
@@ -615,8 +638,9 @@ static int64_t col_i64(const PGresult *res, int row, int col)
                                                 NULL, 10);
 }
 
-/* A message at columns [c0, c0+7): id, seq, sender_type, sender_id,
- * content, created_at, is_read.  0 when the row has no message. */
+/* A message at columns [c0, c0+8): id, seq, sender_type, sender_id,
+ * content, created_at, is_read, client_id.  0 when the row has no
+ * message. */
 static int read_msg(const PGresult *res, int row, int c0,
                     const char *chat_id, struct sq_msg *o)
 {
@@ -632,6 +656,10 @@ static int read_msg(const PGresult *res, int row, int c0,
     if (!o->content)
         abort();
     memcpy(o->content, PQgetvalue(res, row, c0 + 4), (size_t)len + 1);
+    if (PQgetisnull(res, row, c0 + 7))
+        o->client_id[0] = '\0';
+    else
+        sq_copy_id(o->client_id, PQgetvalue(res, row, c0 + 7));
     sq_msg_link(o, (size_t)len, col_i64(res, row, c0 + 1),
                 (int32_t)col_i64(res, row, c0 + 2),
                 col_i64(res, row, c0 + 5),
@@ -639,7 +667,7 @@ static int read_msg(const PGresult *res, int row, int c0,
     return 1;
 }
 
-/* A CHAT_FULL row: chat (5), last message (7), unread count (1). */
+/* A CHAT_FULL row: chat (5), last message (8), unread count (1). */
 static void read_chat(const PGresult *res, int row, struct sq_chat *o)
 {
     sq_copy_id(o->id, PQgetvalue(res, row, 0));
@@ -648,7 +676,7 @@ static void read_chat(const PGresult *res, int row, struct sq_chat *o)
     sq_chat_link(o, col_i64(res, row, 3), col_i64(res, row, 4));
     if (read_msg(res, row, 5, o->id, &o->last))
         o->c.last_message = &o->last.m;
-    o->c.unread_count = col_i64(res, row, 12);
+    o->c.unread_count = col_i64(res, row, 13);
 }
 
 static const char *side_str(int32_t side)
@@ -807,13 +835,40 @@ static int append_result(struct worker *w, struct sq_req *r, PGresult *res)
     return CC_OK;
 }
 
+/* The message r's client_id names, if stored: CC_OK with it as r's
+ * result (res.duplicate set), 1 when there is none, or an error.  Two
+ * nodes storing one client_id at once: the unique index fails the
+ * second, whose client retries and is answered here. */
+static int find_by_client(struct worker *w, struct sq_req *r)
+{
+    const char *p[] = { r->b, r->c, r->cid };
+    PGresult *res = run(w, S_MSG_BY_CLIENT, 3, p);
+
+    if (!ok_rows(res))
+        return fail(w, r, res);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return 1;
+    }
+    sq_alloc_msgs(r, 1);
+    r->nm = read_msg(res, 0, 0, r->b, &r->msgs[0]);
+    PQclear(res);
+    r->res.message = &r->msgs[0].m;
+    r->res.duplicate = 1;
+    return CC_OK;
+}
+
 static int do_msg_append(struct worker *w, struct sq_req *r)
 {
     char t[24];
-    const char *p[6];
+    const char *p[7];
+    int rc;
 
+    if (r->cid[0] && (rc = find_by_client(w, r)) != 1)
+        return rc;
     append_params(r, t, p);
-    return append_result(w, r, run(w, S_APPEND, 6, p));
+    p[6] = opt_id(r->cid);
+    return append_result(w, r, run(w, S_APPEND, 7, p));
 }
 
 static int do_mark_read(struct worker *w, struct sq_req *r)
@@ -837,14 +892,34 @@ static int do_mark_read(struct worker *w, struct sq_req *r)
     return CC_OK;
 }
 
+/* r->after from the seq of message r->a (after_id): CC_OK, or
+ * CC_E_NOTFOUND when the chat has no such message. */
+static int seq_of(struct worker *w, struct sq_req *r)
+{
+    const char *p[] = { r->b, r->a };
+    PGresult *res = run(w, S_MSG_SEQ, 2, p);
+
+    if (!ok_rows(res))
+        return fail(w, r, res);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return CC_E_NOTFOUND;
+    }
+    r->after = col_i64(res, 0, 0);
+    PQclear(res);
+    return CC_OK;
+}
+
 static int do_msg_list(struct worker *w, struct sq_req *r)
 {
     char cur[24], lim[24];
     const char *p[] = { r->b, cur, lim };
-    int desc = r->before > 0, rows;
+    int desc = r->before > 0, rows, rc;
     size_t n = 0;
     PGresult *res;
 
+    if (r->a[0] && (rc = seq_of(w, r)) != CC_OK)
+        return rc;
     snprintf(cur, sizeof cur, "%lld",
              (long long)(desc ? r->before : r->after));
     snprintf(lim, sizeof lim, "%lld", (long long)r->limit + 1);
@@ -1036,13 +1111,14 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
     return 0;
 }
 
-/* 1 when the group is only appends, few enough for one pipeline. */
+/* 1 when the group is only appends without a client's id (those look
+ * for it first), few enough for one pipeline. */
 static int pipelinable(const struct sq_req *group)
 {
     int n = 0;
 
     for (; group; group = group->next)
-        if (group->op != SQ_MSG_APPEND || ++n > PIPE_MAX)
+        if (group->op != SQ_MSG_APPEND || group->cid[0] || ++n > PIPE_MAX)
             return 0;
     return 1;
 }

@@ -40,7 +40,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /* The WAL is kept short: past WAL_RESTART_FRAMES pages the writer
  * finishes the checkpoint itself between groups, so its next transaction
@@ -66,8 +66,12 @@ enum stmt {
     S_CHAT_SEQ, S_LAST_MSG, S_MSG_INSERT, S_CHAT_BUMP,
     S_MARK_READ, S_READ_DONE,
     S_CHAT_LIST, S_CHAT_NEWER, S_CHAT_COUNT, S_MSG_AFTER, S_MSG_BEFORE,
-    S_READ_BEGIN, S_READ_END, N_STMT
+    S_MSG_BY_CLIENT, S_MSG_SEQ, S_READ_BEGIN, S_READ_END, N_STMT
 };
+
+/* A message row as read_msg() takes it. */
+#define MSG_COLS "id, seq, sender_type, sender_id, content, created_at, " \
+                 "is_read, client_id "
 
 /* A chat row as read_chat() takes it. */
 #define CHAT_ROW "SELECT id, patient_id, professional_id, created_at, " \
@@ -91,12 +95,11 @@ static const char *const sql[N_STMT] = {
                        "AND professional_id = ?2",
     [S_CHAT_GET] = CHAT_ROW "WHERE id = ?1",
     [S_CHAT_SEQ] = "SELECT last_seq FROM chats WHERE id = ?1",
-    [S_LAST_MSG] = "SELECT id, seq, sender_type, sender_id, content, "
-                   "created_at, is_read FROM messages "
+    [S_LAST_MSG] = "SELECT " MSG_COLS "FROM messages "
                    "WHERE chat_id = ?1 AND seq = ?2",
     [S_MSG_INSERT] = "INSERT INTO messages(chat_id, seq, id, sender_type, "
-                     "sender_id, content, created_at) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     "sender_id, content, created_at, client_id) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [S_CHAT_BUMP] = "UPDATE chats SET last_seq = ?2, updated_at = ?3, "
                     "unread_from_pat = unread_from_pat + ?4, "
                     "unread_from_pro = unread_from_pro + ?5 WHERE id = ?1",
@@ -129,12 +132,13 @@ static const char *const sql[N_STMT] = {
     [S_CHAT_COUNT] = "SELECT count(*) FROM (SELECT id FROM chats WHERE "
                      "patient_id = ?1 UNION SELECT id FROM chats WHERE "
                      "professional_id = ?2)",
-    [S_MSG_AFTER] = "SELECT id, seq, sender_type, sender_id, content, "
-                    "created_at, is_read FROM messages WHERE chat_id = ?1 "
+    [S_MSG_AFTER] = "SELECT " MSG_COLS "FROM messages WHERE chat_id = ?1 "
                     "AND seq > ?2 ORDER BY seq LIMIT ?3",
-    [S_MSG_BEFORE] = "SELECT id, seq, sender_type, sender_id, content, "
-                     "created_at, is_read FROM messages WHERE chat_id = ?1 "
+    [S_MSG_BEFORE] = "SELECT " MSG_COLS "FROM messages WHERE chat_id = ?1 "
                      "AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+    [S_MSG_BY_CLIENT] = "SELECT " MSG_COLS "FROM messages WHERE "
+                        "chat_id = ?1 AND sender_id = ?2 AND client_id = ?3",
+    [S_MSG_SEQ] = "SELECT seq FROM messages WHERE chat_id = ?1 AND id = ?2",
     [S_READ_BEGIN] = "BEGIN",
     [S_READ_END] = "COMMIT",
 };
@@ -186,6 +190,13 @@ static const char schema_v1_to_v2[] =
     "  m.chat_id = chats.id AND m.sender_type = 1 AND m.is_read = 0),"
     "  last_seq);"
     "DROP INDEX messages_unread;";
+
+/* Version 2 to 3: the id a client gave its message (resent after a lost
+ * acknowledgement, it is stored once: the unique index finds it). */
+static const char schema_v2_to_v3[] =
+    "ALTER TABLE messages ADD COLUMN client_id TEXT;"
+    "CREATE UNIQUE INDEX messages_by_client ON messages"
+    " (chat_id, sender_id, client_id) WHERE client_id IS NOT NULL;";
 
 /* What a chat row holds beyond the struct cc_chat parts, by side
  * (CC_SIDE_PATIENT, CC_SIDE_PROFESSIONAL; [0] unused). */
@@ -392,12 +403,14 @@ static int migrate(struct sq *sq)
         goto fail;
     if (version == SCHEMA_VERSION)
         return 0;
-    /* 0: a new database; 1: an older one.  One transaction. */
+    /* 0: a new database; older ones step up.  One transaction. */
     if (sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
         (version < 1 &&
          sqlite3_exec(h, schema_v1, NULL, NULL, &err) != SQLITE_OK) ||
-        sqlite3_exec(h, schema_v1_to_v2, NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(h, "PRAGMA user_version = 2; COMMIT", NULL, NULL,
+        (version < 2 &&
+         sqlite3_exec(h, schema_v1_to_v2, NULL, NULL, &err) != SQLITE_OK) ||
+        sqlite3_exec(h, schema_v2_to_v3, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(h, "PRAGMA user_version = 3; COMMIT", NULL, NULL,
                      &err) != SQLITE_OK) {
         sq->host->log(sq->ctx, CC_LOG_ERROR, "%s: %s the schema failed: %s",
                       sq->path, version ? "migrating" : "creating",
@@ -458,8 +471,7 @@ static void col_id(sqlite3_stmt *q, int i, char dst[37])
     sq_copy_id(dst, (const char *)sqlite3_column_text(q, i));
 }
 
-/* A message row: id, seq, sender_type, sender_id, content, created_at,
- * is_read. */
+/* A message row (MSG_COLS). */
 static void read_msg(sqlite3_stmt *q, const char *chat_id, struct sq_msg *o)
 {
     int n = sqlite3_column_bytes(q, 4);
@@ -468,6 +480,10 @@ static void read_msg(sqlite3_stmt *q, const char *chat_id, struct sq_msg *o)
     col_id(q, 0, o->id);
     sq_copy_id(o->chat, chat_id);
     col_id(q, 3, o->sender);
+    if (sqlite3_column_type(q, 7) == SQLITE_NULL)
+        o->client_id[0] = '\0';
+    else
+        col_id(q, 7, o->client_id);
     o->content = malloc((size_t)n + 1);
     if (!o->content)
         abort();
@@ -740,6 +756,30 @@ static int flush_bumps(struct db *d)
 }
 
 /* a = message id, b = chat id, c = sender id. */
+/* The message r's client_id names, if it is stored: 1 (then it is r's
+ * result, res.duplicate set), 0 when not, -1 on error. */
+static int find_by_client(struct db *d, struct sq_req *r)
+{
+    sqlite3_stmt *q = stmt(d, S_MSG_BY_CLIENT);
+    int rc;
+
+    if (!q)
+        return -1;
+    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, r->c, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, r->cid, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        sq_alloc_msgs(r, 1);
+        read_msg(q, r->b, &r->msgs[0]);
+        r->nm = 1;
+        r->res.message = &r->msgs[0].m;
+        r->res.duplicate = 1;
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int do_msg_append(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q;
@@ -749,7 +789,14 @@ static int do_msg_append(struct db *d, struct sq_req *r)
 
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
-    if (rc != SQLITE_ROW || !(q = stmt(d, S_MSG_INSERT)))
+    if (rc != SQLITE_ROW)
+        return fail(r, d);
+    if (r->cid[0]) {
+        rc = find_by_client(d, r);
+        if (rc)
+            return rc > 0 ? CC_OK : fail(r, d);
+    }
+    if (!(q = stmt(d, S_MSG_INSERT)))
         return fail(r, d);
     seq = b->seq + 1;
     sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
@@ -759,6 +806,10 @@ static int do_msg_append(struct db *d, struct sq_req *r)
     sqlite3_bind_text(q, 5, r->c, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 6, r->content, (int)r->content_len, SQLITE_STATIC);
     sqlite3_bind_int64(q, 7, r->t);
+    if (r->cid[0])
+        sqlite3_bind_text(q, 8, r->cid, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 8);
     rc = sqlite3_step(q);
     sqlite3_reset(q);
     if (rc != SQLITE_DONE)
@@ -870,7 +921,26 @@ static int do_chat_list(struct db *d, struct sq_req *r)
     return CC_OK;
 }
 
-/* b = chat id. */
+/* The seq of message a in chat b (r->after), for a query after it:
+ * SQLITE_ROW, SQLITE_DONE when the chat has no such message, or an
+ * error. */
+static int seq_of(struct db *d, struct sq_req *r)
+{
+    sqlite3_stmt *q = stmt(d, S_MSG_SEQ);
+    int rc;
+
+    if (!q)
+        return SQLITE_ERROR;
+    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, r->a, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        r->after = sqlite3_column_int64(q, 0);
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* b = chat id; a = the message to list after (after_id), or "". */
 static int do_msg_list(struct db *d, struct sq_req *r)
 {
     sqlite3_stmt *q;
@@ -881,6 +951,11 @@ static int do_msg_list(struct db *d, struct sq_req *r)
     r->res.chat = NULL;
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
+    if (rc == SQLITE_ROW && r->a[0]) {
+        rc = seq_of(d, r);
+        if (rc == SQLITE_DONE)
+            return CC_E_NOTFOUND;
+    }
     if (rc != SQLITE_ROW || !(q = stmt(d, desc ? S_MSG_BEFORE : S_MSG_AFTER)))
         return fail(r, d);
     r->res.count = row.last_seq;

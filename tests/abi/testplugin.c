@@ -1,7 +1,7 @@
 /*
  * testplugin.c - plugins for the ABI tests, one per VARIANT:
  *   VARIANT_GOOD       a fan-out plugin built against the frozen 1.0
- *                      headers (tests/abi/v1_0); must load
+ *                      headers (tests/abi/v1_0), or 1.1 (v1_1); must load
  *   VARIANT_BADMAJOR   claims ABI 2.0; must be refused
  *   VARIANT_NOENTRY    exports no cc_plugin_entry; must be refused
  *   VARIANT_NEEDMINOR  requires host minor 99; must be refused

@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ccharness as h  # noqa: E402
 
-SUITE = ["test_websocket", "test_chat", "test_rest", "test_http",
+SUITE = ["test_websocket", "test_resume", "test_chat", "test_rest", "test_http",
          "test_daemon"]
 
 if __name__ == "__main__":

@@ -391,6 +391,44 @@ class Config(unittest.TestCase):
         log = self.failed_start(conninfo=db)
         self.assertIn("schema version 99", log)
 
+    def test_migrates_version_1(self):
+        """A database made by schema 1 (no client_id) is migrated at start
+        and keeps its messages; client_id works afterwards."""
+        db = self.pg.new_db()
+        srv = pg_server(self.pg, conninfo=db).start()
+        try:
+            chat, pt, rt, _, _ = h.World(srv).pair()
+            st, _, old = srv.request(
+                "POST", "/chat/chats/%s/send_message/" % chat,
+                {"content": "from version 1"}, token=pt)
+            self.assertEqual(st, 201)
+        finally:
+            srv.close()
+        # Back to what schema 1 was.
+        self.pg.psql(db, "DROP INDEX messages_by_client; ALTER TABLE "
+                     "messages DROP COLUMN client_id; DELETE FROM "
+                     "carechat_schema WHERE version = 2")
+        srv = pg_server(self.pg, conninfo=db)
+        srv.start()
+        try:
+            self.assertIn("migrated schema version 1 to 2", srv.read_log())
+            cid = "5e1a2b3c-4d5e-4f60-8172-8394a5b6c7d8"
+            path = "/chat/chats/%s/send_message/" % chat
+            st1, _, m1 = srv.request("POST", path, {"content": "new",
+                                                    "client_id": cid},
+                                     token=pt)
+            st2, _, m2 = srv.request("POST", path, {"content": "new",
+                                                    "client_id": cid},
+                                     token=pt)
+            self.assertEqual((st1, st2), (201, 200))
+            self.assertEqual(m1, m2)
+            hist = h.history(srv, chat, pt)
+            self.assertEqual([m["content"] for m in hist],
+                             ["from version 1", "new"])
+            self.assertEqual(hist[0]["id"], old["id"])
+        finally:
+            srv.close()
+
 
 if __name__ == "__main__":
     h.main()

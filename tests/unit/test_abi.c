@@ -1,6 +1,6 @@
 /*
- * test_abi.c - the host's plugin checks: a plugin built against the frozen
- * 1.0 headers loads; missing files, missing entry points, other majors,
+ * test_abi.c - the host's plugin checks: plugins built against the frozen
+ * 1.0 and 1.1 headers load; missing files, missing entry points, other majors,
  * newer minors, short descriptors and plugins of the wrong kind are
  * refused with a message that names the file and the reason.
  */
@@ -51,6 +51,8 @@ int main(void)
 
     is_int(try_load(abi_plugin("abi-good"), CC_KIND_FANOUT, "fanout"), 0,
            "plugin built against frozen 1.0 headers loads (%s)", err);
+    is_int(try_load(abi_plugin("abi-good11"), CC_KIND_FANOUT, "fanout"), 0,
+           "plugin built against frozen 1.1 headers loads (%s)", err);
     snprintf(path, sizeof path, "%s", abi_plugin("abi-badmajor"));
     expect_refused(path, CC_KIND_FANOUT, "fanout",
                    "incompatible plugin ABI (built for 2.0", "major 2");

@@ -161,6 +161,7 @@ static void remove_dir(const char *path)
  * everything a check may look at later. */
 struct mcopy {
     char id[37], chat_id[37], sender_id[37];
+    char client_id[37];   /* "(null)" when the message has none */
     char *content;
     size_t content_len;
     int64_t created_at_us, seq;
@@ -179,7 +180,7 @@ struct outcome {
     int queued;           /* what the call returned */
     int calls;            /* callbacks received */
     int status;
-    int32_t created, missing_side, more;
+    int32_t created, missing_side, more, duplicate;
     int64_t count;
     int has_error;
     char error[256];
@@ -204,6 +205,10 @@ static void copy_msg(struct mcopy *d, const struct cc_message *m)
     copy_str(d->id, m->id);
     copy_str(d->chat_id, m->chat_id);
     copy_str(d->sender_id, m->sender_id);
+    copy_str(d->client_id, m->struct_size >= offsetof(struct cc_message,
+                                                      client_id) +
+                                                 sizeof m->client_id
+                               ? m->client_id : NULL);
     d->content = malloc(m->content_len + 1);
     if (!d->content)
         abort();
@@ -271,6 +276,7 @@ static void store_cb(void *arg, int status, const struct cc_store_result *res)
     o->created = res->created;
     o->missing_side = res->missing_side;
     o->more = res->more;
+    o->duplicate = res->duplicate;
     o->count = res->count;
     if (res->error) {
         o->has_error = 1;
@@ -411,18 +417,25 @@ static int chat_list(struct outcome *o, const char *pat, const char *pro,
     return finish(o, api->chat_list(inst, &q, store_cb, o));
 }
 
-static int append(struct outcome *o, const char *id, const char *chat,
-                  const char *sender, int32_t side, const char *content,
-                  size_t len, int64_t t)
+static int append_cid(struct outcome *o, const char *id, const char *chat,
+                      const char *sender, int32_t side, const char *content,
+                      size_t len, int64_t t, const char *client_id)
 {
     struct cc_message m = {
         .struct_size = sizeof m, .id = id, .chat_id = chat,
         .sender_id = sender, .content = content, .content_len = len,
-        .created_at_us = t, .sender_type = side,
+        .created_at_us = t, .sender_type = side, .client_id = client_id,
     };
 
     begin(o);
     return finish(o, api->message_append(inst, &m, store_cb, o));
+}
+
+static int append(struct outcome *o, const char *id, const char *chat,
+                  const char *sender, int32_t side, const char *content,
+                  size_t len, int64_t t)
+{
+    return append_cid(o, id, chat, sender, side, content, len, t, NULL);
 }
 
 static int message_list(struct outcome *o, const char *chat, int32_t side,
@@ -431,6 +444,18 @@ static int message_list(struct outcome *o, const char *chat, int32_t side,
     struct cc_message_query q = {
         .struct_size = sizeof q, .chat_id = chat, .viewer_side = side,
         .after_seq = after, .before_seq = before, .limit = limit,
+    };
+
+    begin(o);
+    return finish(o, api->message_list(inst, &q, store_cb, o));
+}
+
+static int list_after_id(struct outcome *o, const char *chat,
+                         const char *after_id, uint32_t limit)
+{
+    struct cc_message_query q = {
+        .struct_size = sizeof q, .chat_id = chat,
+        .viewer_side = CC_SIDE_PATIENT, .limit = limit, .after_id = after_id,
     };
 
     begin(o);
@@ -578,7 +603,7 @@ static void test_fresh(void)
     rc = load(db_path);
     log = capture_end();
     ok(rc == 0, "fresh database opens");
-    ok(strstr(log, "created schema version 2") != NULL,
+    ok(strstr(log, "created schema version 3") != NULL,
        "fresh database: schema created (log says so)");
     ok(stat(db_path, &st) == 0 && S_ISREG(st.st_mode),
        "fresh database: the file exists");
@@ -1030,7 +1055,7 @@ static void test_chat_list(void)
 /* ------------------------------------------- many requests in flight */
 
 struct pending {
-    int queued, calls, status, order;
+    int queued, calls, status, order, duplicate;
     int64_t seq;
 };
 
@@ -1049,6 +1074,7 @@ static void pending_cb(void *arg, int status,
     p->status = status;
     p->order = n_finished++;
     p->seq = res && res->message ? res->message->seq : -1;
+    p->duplicate = res ? res->duplicate : 0;
     if (n_finished == n_expected)
         all_finished = 1;
 }
@@ -1267,6 +1293,96 @@ static void test_group_failure(void)
  * that sends its group down the savepoint path: each chat's sequences
  * stay consecutive, and the ops in between see every append before them
  * (a group writes a chat's row once, before any other op and COMMIT). */
+/* client_id: a resend is stored once, at any later time and in the same
+ * group, answered with the original; another sender or chat may use the
+ * same id; history carries it.  after_id: the messages after one named
+ * by id, or "not found" for an id the chat does not have. */
+static void test_client_ids(void)
+{
+    enum { N = 30 };
+    struct outcome o = { 0 };
+    char id[37], cid[37], first_id[37] = "";
+    int64_t first_seq = 0, first_t = 0;
+    int dups = 0, same = 0;
+
+    if (own_db("ids.db", "batch_max = 8\n", "client ids") < 0)
+        return;
+    make_id(cid, 0xc, 1);
+    make_id(id, 0xd, 1);
+    is_int(append_cid(&o, id, CHAT_B, PAT2, CC_SIDE_PATIENT, "hello", 5,
+                      t0 + 1, cid), CC_OK, "client ids: stored");
+    if (o.message) {
+        snprintf(first_id, sizeof first_id, "%s", o.message->id);
+        first_seq = o.message->seq;
+        first_t = o.message->created_at_us;
+        is_str(o.message->client_id, cid, "client ids: result carries it");
+    }
+    is_int(o.duplicate, 0, "client ids: first is no duplicate");
+    /* The retry: a new message id and time, the same client id. */
+    make_id(id, 0xd, 2);
+    is_int(append_cid(&o, id, CHAT_B, PAT2, CC_SIDE_PATIENT, "hello", 5,
+                      t0 + 99, cid), CC_OK, "client ids: resend answered");
+    is_int(o.duplicate, 1, "client ids: resend is a duplicate");
+    ok(o.message && strcmp(o.message->id, first_id) == 0 &&
+       o.message->seq == first_seq && o.message->created_at_us == first_t,
+       "client ids: resend gets the original id, seq and time");
+    /* Many resends queued at once land in shared groups. */
+    bulk_begin(N);
+    for (int i = 0; i < N; i++) {
+        char mid[37], c[37];
+        struct cc_message m = {
+            .struct_size = sizeof m, .id = mid, .chat_id = CHAT_B,
+            .sender_id = PAT2, .content = "again", .content_len = 5,
+            .created_at_us = t0 + 200 + i, .sender_type = CC_SIDE_PATIENT,
+            .client_id = c,
+        };
+        make_id(mid, 0xe, (unsigned)i + 1);
+        make_id(c, 0xc, (unsigned)(i % 3) + 2); /* three ids, ten each */
+        in_api = 1;
+        bulk[i].queued = api->message_append(inst, &m, pending_cb, &bulk[i]);
+        in_api = 0;
+    }
+    if (pt_run_until(&env, &all_finished, 10000) < 0) {
+        printf("Bail out! client ids: no answers within 10 s\n");
+        exit(1);
+    }
+    for (int i = 0; i < N; i++) {
+        dups += bulk[i].duplicate;
+        same += bulk[i].status == CC_OK;
+    }
+    is_int(same, N, "client ids: every resend answered");
+    is_int(dups, N - 3, "client ids: three stored, the rest duplicates");
+    /* Same client id, other sender: a message of its own. */
+    make_id(id, 0xd, 3);
+    is_int(append_cid(&o, id, CHAT_B, PRO1, CC_SIDE_PROFESSIONAL, "mine",
+                      4, t0 + 300, cid), CC_OK, "client ids: other sender");
+    is_int(o.duplicate, 0, "client ids: not the patient's message");
+    is_int(message_list(&o, CHAT_B, CC_SIDE_PATIENT, 0, 0, 100), CC_OK,
+           "client ids: history");
+    is_int((int)o.n_messages, 5, "client ids: five messages stored");
+    if (o.n_messages == 5) {
+        is_str(o.messages[0].client_id, cid, "client ids: history has it");
+        is_str(o.messages[4].client_id, cid,
+               "client ids: the professional's too");
+    }
+    /* after_id */
+    is_int(list_after_id(&o, CHAT_B, first_id, 100), CC_OK,
+           "after id: listed");
+    is_int((int)o.n_messages, 4, "after id: the four after the first");
+    ok(o.n_messages == 4 && o.messages[0].seq == first_seq + 1,
+       "after id: starts right after it");
+    is_int(list_after_id(&o, CHAT_B, first_id, 2), CC_OK,
+           "after id: a page");
+    ok(o.n_messages == 2 && o.more == 1, "after id: more beyond the page");
+    make_id(id, 0xf, 9);
+    is_int(list_after_id(&o, CHAT_B, id, 100), CC_E_NOTFOUND,
+           "after id: unknown id is not found");
+    is_int(list_after_id(&o, CHAT_A, first_id, 100), CC_E_NOTFOUND,
+           "after id: an id of another chat is not found");
+    outcome_free(&o);
+    unload();
+}
+
 static void test_group_chats(void)
 {
     enum { N = 120, MID = 60, DUP = 110 };
@@ -1428,8 +1544,8 @@ static void test_on_disk(const char *when, int64_t messages)
 
     is_str(lite_value(db_path, "PRAGMA journal_mode"), "wal",
            "%s: journal_mode is WAL", when);
-    is_str(lite_value(db_path, "PRAGMA user_version"), "2",
-           "%s: schema version 2 (user_version)", when);
+    is_str(lite_value(db_path, "PRAGMA user_version"), "3",
+           "%s: schema version 3 (user_version)", when);
     is_str(lite_value(db_path, "SELECT count(*) FROM sqlite_master WHERE "
                       "type = 'table' AND name IN "
                       "('profiles', 'chats', 'messages')"), "3",
@@ -1540,9 +1656,12 @@ static void test_migrate_v1(void)
         unload();
         return;
     }
-    ok(strstr(log, "migrated schema version 1 to 2") != NULL,
+    ok(strstr(log, "migrated schema version 1 to 3") != NULL,
        "v1: the log says it was migrated");
-    is_str(lite_value(path, "PRAGMA user_version"), "2", "v1: now version 2");
+    is_str(lite_value(path, "PRAGMA user_version"), "3", "v1: now version 3");
+    is_str(lite_value(path, "SELECT count(*) FROM sqlite_master WHERE name "
+                      "= 'messages_by_client'"), "1",
+           "v1: the client_id index is there");
     is_str(lite_value(path, "SELECT count(*) FROM sqlite_master WHERE name "
                       "= 'messages_unread'"), "0", "v1: the index is gone");
     is_int(chat_get(&o, CHAT_A, PAT1, NULL), CC_OK, "v1: chat read");
@@ -1591,7 +1710,7 @@ static void test_future_version(void)
 
     snprintf(path, sizeof path, "%s/future.db", dir);
     if (!ok(lite_run(path, 1, "CREATE TABLE future (x); "
-                     "PRAGMA user_version = 3", ignored, sizeof ignored) == 0,
+                     "PRAGMA user_version = 4", ignored, sizeof ignored) == 0,
             "future database made by hand")) {
         return;
     }
@@ -1601,15 +1720,15 @@ static void test_future_version(void)
     rc = pt_load(&e, pt_plugin_path("storage-sqlite"), CC_KIND_STORAGE,
                  "storage", conf, err, sizeof err);
     log = capture_end();
-    is_int(rc, -1, "schema version 3 refused");
+    is_int(rc, -1, "schema version 4 refused");
     ok(err[0] != '\0', "refusal has an error (%s)", err);
-    if (!ok(strstr(log, "schema version 3") != NULL &&
-            strstr(log, "knows up to 2") != NULL,
+    if (!ok(strstr(log, "schema version 4") != NULL &&
+            strstr(log, "knows up to 3") != NULL,
             "refusal names the versions"))
         printf("#   log: %s", log);
     ok(strstr(log, path) != NULL, "refusal names the file");
     pt_unload(&e);
-    is_str(lite_value(path, "PRAGMA user_version"), "3",
+    is_str(lite_value(path, "PRAGMA user_version"), "4",
            "future database: version untouched");
     is_str(lite_value(path, "PRAGMA journal_mode"), "delete",
            "future database: journal mode untouched (not switched to WAL)");
@@ -1648,6 +1767,7 @@ int main(void)
     test_small_queue();
     test_group_failure();
     test_group_chats();
+    test_client_ids();
     test_wal_bounded();
     is_int(reentrant, 0, "no callback ran inside the call that started it");
     is_int(bad_results, 0, "every callback had a full result");
