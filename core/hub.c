@@ -243,6 +243,7 @@ void cc_hub_deliver(const char *chat_id, int64_t seq, const char *payload,
         return; /* nobody here for this chat */
     ch = *pp;
     f = cc_frame_text(payload, len);
+    f->seq = seq;
     for (unsigned i = 1; ch->n_remote && i < cc_n_loops; i++) {
         struct deliver_mail *dm;
         if (!ch->remote[i])

@@ -63,6 +63,10 @@ struct cc_inbound {
 #define CC_ERR_JSON "Invalid JSON"
 /* Not the spec's: what carechat adds. */
 #define CC_ERR_CLIENT_ID "client_id must be a UUID"
+#define CC_ERR_SINCE_BAD "since must be a message id (a UUID)"
+#define CC_ERR_SINCE "since: no such message in this chat"
+#define CC_ERR_SINCE_OLD "since is not supported by this server's storage " \
+                         "plugin"
 
 /* Parse a client's text frame as {"content": str, "role"?: str,
  * "client_id"?: uuid}.  Returns 0, or -1 with *error set to a static

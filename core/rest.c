@@ -51,6 +51,7 @@ struct op {
     uint32_t limit;
     int64_t after, before;  /* message cursors; chat list: the cursor's
                                time, chat_id its id */
+    char since[37];         /* history: ?since=<message id>, or "" */
 };
 
 static void *xcalloc(size_t n, size_t sz)
@@ -447,10 +448,16 @@ static void messages_done(void *arg, int status,
 
     if (!op_alive(op))
         return;
+    if (status == CC_E_NOTFOUND && op->since[0]) {
+        fail(op, 404, CC_ERR_SINCE); /* the chat was found before */
+        return;
+    }
     if (status != CC_OK) {
         storage_fail(op, status, res);
         return;
     }
+    if (op->since[0] && res->n_messages)
+        op->after = res->messages[0]->seq - 1; /* for the links */
     if (res->n_messages) {
         first = res->messages[0]->seq;
         last = res->messages[res->n_messages - 1]->seq;
@@ -493,6 +500,26 @@ static void messages_done(void *arg, int status,
     op_free(op);
 }
 
+/* ?since=<message id> on history (without a cursor): the messages after
+ * that one.  Returns 0 (op->since set or left ""), or -1 after 400. */
+static int parse_since(struct op *op)
+{
+    char v[64];
+    long n = cc_http_query_param(op->c->req->h.query, "since", v, sizeof v);
+
+    if (n == -1)
+        return 0;
+    if (n < 0 || cc_uuid_canon(v, (size_t)n, op->since) < 0) {
+        fail(op, 400, CC_ERR_SINCE_BAD);
+        return -1;
+    }
+    if (cc_server_storage_minor() < 2) {
+        fail(op, 400, CC_ERR_SINCE_OLD);
+        return -1;
+    }
+    return 0;
+}
+
 static void list_messages(struct op *op)
 {
     struct cc_message_query q = { .struct_size = sizeof q };
@@ -513,12 +540,16 @@ static void list_messages(struct op *op)
             op->after = v;
         else
             op->before = v;
+    } else if (parse_since(op) < 0) {
+        return;
     }
     q.chat_id = op->chat_id;
     q.viewer_side = op->side;
     q.after_seq = op->after;
     q.before_seq = op->before;
     q.limit = op->limit;
+    if (op->since[0])
+        q.after_id = op->since;
     check_queued(op, cc_srv->st->message_list(cc_srv->storage.inst, &q,
                                               messages_done, op));
 }

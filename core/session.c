@@ -15,6 +15,7 @@
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
+#include "resume.h"
 #include "server.h"
 #include "timefmt.h"
 #include "uuid.h"
@@ -56,6 +57,11 @@ struct cc_ws {
     struct cc_loop *move_to;        /* worker to hand over to, once idle */
     double tokens;                  /* message_rate bucket */
     uint64_t tokens_ms;
+    char since[37];                 /* ?since=, canonical; "" when none */
+    int since_bad;                  /* ?since= was not a UUID */
+    struct cc_resume *resume;       /* set while catching up (resume.h) */
+    int ordered;                    /* resumed: frames go out once, by seq */
+    int64_t sent_seq;               /* with ordered: the last seq sent */
 };
 
 static uint64_t pending_handshakes;
@@ -88,6 +94,7 @@ struct cc_frame *cc_frame_text(const char *payload, size_t len)
     if (!f)
         abort();
     __atomic_store_n(&f->refs, 1, __ATOMIC_RELAXED);
+    f->seq = 0;
     f->len = hlen + len;
     memcpy(f->data, hdr, hlen);
     memcpy(f->data + hlen, payload, len);
@@ -144,9 +151,21 @@ static int over_high_water(struct cc_conn *c)
 
 void cc_session_send_frame(struct cc_conn *c, struct cc_frame *f)
 {
+    struct cc_ws *ws = c->ws;
     struct evbuffer *out;
 
-    if (c->dead || !c->ws || c->ws->close_sent || over_high_water(c))
+    if (c->dead || !ws || ws->close_sent)
+        return;
+    if (f->seq > 0 && ws->resume) {
+        cc_resume_live(ws->resume, f->seq); /* a page will carry it */
+        return;
+    }
+    if (f->seq > 0 && ws->ordered) {
+        if (f->seq <= ws->sent_seq)
+            return; /* a page of history carried it already */
+        ws->sent_seq = f->seq;
+    }
+    if (over_high_water(c))
         return;
     out = bufferevent_get_output(c->bev);
     if (f->len <= FRAME_COPY_MAX) {
@@ -181,6 +200,28 @@ static void send_error(struct cc_conn *c, const char *msg)
     cc_json_error(&b, msg);
     send_raw(c, CC_WS_OP_TEXT, b.p, b.len);
     cc_sbuf_free(&b);
+}
+
+void cc_session_send_error(struct cc_conn *c, const char *msg)
+{
+    send_error(c, msg);
+}
+
+void cc_session_send_resumed(struct cc_conn *c, const char *payload,
+                             size_t len, int64_t seq)
+{
+    send_raw(c, CC_WS_OP_TEXT, payload, len);
+    c->ws->sent_seq = seq;
+}
+
+int cc_session_closing(const struct cc_conn *c)
+{
+    return !c->ws || c->ws->close_sent;
+}
+
+const char *cc_session_chat_id(const struct cc_conn *c)
+{
+    return c->ws->chat_id;
 }
 
 static void send_close(struct cc_conn *c, int code, const char *reason)
@@ -579,7 +620,21 @@ static void move_to_worker(struct cc_conn *c)
 
 void cc_session_on_write(struct cc_conn *c)
 {
-    if (c->ws && c->ws->move_to)
+    if (c->ws && c->ws->resume)
+        cc_resume_on_write(c->ws->resume);
+    else if (c->ws && c->ws->move_to)
+        move_to_worker(c);
+}
+
+void cc_session_resumed(struct cc_conn *c)
+{
+    struct cc_ws *ws = c->ws;
+
+    cc_resume_free(ws->resume);
+    ws->resume = NULL;
+    ws->move_to = cc_loop_next_worker();
+    if (ws->move_to &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         move_to_worker(c);
 }
 
@@ -783,9 +838,17 @@ static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
              chat->professional_id);
     ws->member = cc_hub_join(c, ws->chat_id);
     arm_expiry(c);
-    ws->move_to = cc_loop_next_worker();
     cc_log(CC_LOG_DEBUG, "ws", "%s: user %s joined chat %s", c->peer,
            p->user_id, ws->chat_id);
+    if (ws->since_bad || (ws->since[0] && cc_server_storage_minor() < 2)) {
+        send_error(c, ws->since_bad ? CC_ERR_SINCE_BAD : CC_ERR_SINCE_OLD);
+    } else if (ws->since[0]) {
+        /* Caught up on loop 0 first, then moved (cc_session_resumed). */
+        ws->ordered = 1;
+        cc_resume_start(&ws->resume, c, ws->since);
+    }
+    if (!ws->resume)
+        ws->move_to = cc_loop_next_worker();
     cc_session_on_read(c); /* frames sent before the 101 was read */
 }
 
@@ -883,6 +946,21 @@ static void auth_done(void *arg, int status, struct cc_auth_req *req)
     lookup_chat(c);
 }
 
+/* ?since=<message id> (resume.h): kept canonical, or flagged as bad
+ * (answered once the session is open). */
+static void parse_since(struct cc_conn *c, struct cc_ws *ws)
+{
+    char v[64];
+    long n = cc_http_query_param(c->req->h.query, "since", v, sizeof v);
+
+    if (n == -1)
+        return; /* absent */
+    if (n < 0 || cc_uuid_canon(v, (size_t)n, ws->since) < 0) {
+        ws->since[0] = '\0';
+        ws->since_bad = 1;
+    }
+}
+
 void cc_session_upgrade(struct cc_conn *c)
 {
     struct cc_ws *ws;
@@ -916,6 +994,7 @@ void cc_session_upgrade(struct cc_conn *c)
     snprintf(ws->chat_id, sizeof ws->chat_id, "%.36s", chat);
     if (strlen(chat) != CC_UUID_LEN)
         ws->chat_id[0] = '\0'; /* not a UUID: "Chat not found" below */
+    parse_since(c, ws);
     cc_auth_req_init(&ws->auth, ++cc_srv->next_id);
     token = malloc(TOKEN_MAX);
     if (!token)
@@ -955,6 +1034,8 @@ void cc_session_free(struct cc_conn *c)
         return;
     if (ws->auth_pending)
         cc_auth_cancel(&ws->auth);
+    if (ws->resume)
+        cc_resume_free(ws->resume);
     if (ws->handshaking)
         pending_handshakes--;
     if (ws->user_counted && c->loop == cc_main_loop)

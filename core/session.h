@@ -21,16 +21,20 @@ struct cc_conn;
 #define CC_CLOSE_NOT_FOUND 4404     /* no such chat */
 #define CC_CLOSE_TOKEN_EXPIRED 4408 /* token expired while connected */
 #define CC_CLOSE_TOO_MANY 4429      /* max_websockets_per_user reached */
+#define CC_CLOSE_TRY_AGAIN 1013     /* resume: storage unavailable */
+
 
 /* A text frame shared by every recipient (design invariant 3), on every
  * loop: the count is atomic, the bytes never change. */
 struct cc_frame {
     int refs;
+    int64_t seq;     /* the message's place in its chat; 0: not ordered */
     size_t len;
     unsigned char data[];
 };
 
-/* A new frame holding the whole text frame for payload; refs = 1. */
+/* A new frame holding the whole text frame for payload; refs = 1,
+ * seq = 0 (set it for a chat's message). */
 struct cc_frame *cc_frame_text(const char *payload, size_t len);
 struct cc_frame *cc_frame_ref(struct cc_frame *f);
 void cc_frame_unref(struct cc_frame *f);
@@ -50,8 +54,24 @@ void cc_session_on_read(struct cc_conn *c);
 void cc_session_on_write(struct cc_conn *c);
 
 /* Queue a shared frame to c (no copy).  Disconnects a client whose unread
- * output passed the high-water mark. */
+ * output passed the high-water mark.  A frame with a seq is not sent to
+ * a connection that is catching up (resume.h), nor when that connection
+ * was sent that seq or a later one already. */
 void cc_session_send_frame(struct cc_conn *c, struct cc_frame *f);
+
+/* For resume.c (loop 0).  Send a message of seq from history to c: no
+ * high-water check (the next page waits for the output to drain). */
+void cc_session_send_resumed(struct cc_conn *c, const char *payload,
+                             size_t len, int64_t seq);
+/* c is caught up (or gave up resuming): live from now on, and off to a
+ * worker loop if there are any. */
+void cc_session_resumed(struct cc_conn *c);
+/* Send {"error": msg} to c. */
+void cc_session_send_error(struct cc_conn *c, const char *msg);
+/* 1 once c's session is closing. */
+int cc_session_closing(const struct cc_conn *c);
+/* The chat c is joined to (canonical id). */
+const char *cc_session_chat_id(const struct cc_conn *c);
 
 /* Start the closing handshake with code and reason. */
 void cc_session_close(struct cc_conn *c, int code, const char *reason);

@@ -2,12 +2,17 @@
 """A phone that reconnects: idempotent sends (client_id) and resuming a
 chat from the last message seen (since).
 
+since: /ws/chat/{id}/?since=<message id> first sends every message of the
+chat stored after that one, oldest first, then live ones, with no gap and
+no duplicate at the seam; it is read from storage in pages as the socket
+drains, so no backlog is cut off by output_high_water.
+
 client_id: a message may carry a UUID the client chose; a resend with the
 same client_id in the same chat from the same sender, at any later time,
 is stored once and answered with the original message (same id and
 created_at) to the sender alone; the message object carries client_id on
 the WebSocket, in history and from REST."""
-import json
+import threading
 import time
 import unittest
 import uuid
@@ -147,6 +152,174 @@ class ClientId(unittest.TestCase):
         self.a.send_json({"content": "null is none", "client_id": None})
         self.assertNotIn("client_id", self.a.recv_json()["message"])
         self.assertEqual(len(self.history()), 1)
+
+
+def send_many(ws, texts):
+    """Send texts pipelined and read back their acknowledgements."""
+    for t in texts:
+        ws.send_json({"content": t})
+    return [ws.recv_json()["message"] for _ in texts]
+
+
+def recv_n(ws, n, timeout=60):
+    """The next n messages (message objects) on ws."""
+    out = []
+    deadline = time.time() + timeout
+    ws.sock.settimeout(timeout)
+    while len(out) < n:
+        if time.time() > deadline:
+            raise AssertionError("%d of %d messages" % (len(out), n))
+        got = ws.recv_json()
+        assert "message" in got, got
+        out.append(got["message"])
+    return out
+
+
+class Resume(unittest.TestCase):
+    CONF = {"server": {"output_high_water": "64k"}}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = h.Server(cls.CONF).start()
+        cls.world = h.World(cls.srv)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+
+    def setUp(self):
+        self.chat, self.pt, self.rt, _, _ = self.world.pair()
+        self.pat = connect(self.srv, self.chat, self.pt)
+        self.seen = send_many(self.pat, ["before"])[0]
+
+    def tearDown(self):
+        self.pat.close()
+
+    def missed_while_away(self, n, size=0):
+        """The professional is away while the patient sends n messages;
+        it comes back with since = the last message it saw."""
+        pad = "x" * size
+        texts = ["away %d %s" % (i, pad) for i in range(n)]
+        sent = []
+        for i in range(0, n, 500):
+            sent += send_many(self.pat, texts[i:i + 500])
+        pro = connect(self.srv, self.chat, self.rt,
+                      "&since=" + self.seen["id"])
+        return pro, sent
+
+    def test_100_missed(self):
+        pro, sent = self.missed_while_away(100)
+        got = recv_n(pro, 100)
+        self.assertEqual(got, sent, "exactly those, in order")
+        live = send_many(self.pat, ["live"])[0]
+        self.assertEqual(recv_n(pro, 1)[0], live, "then live ones")
+        self.assertTrue(silent(pro), "nothing twice")
+        pro.close()
+
+    def test_5000_missed_past_high_water(self):
+        """5,000 messages of about 300 bytes (1.5 MB) to a client whose
+        output_high_water is 64k: read in pages as it drains, all of it
+        arrives, and the client is not dropped."""
+        pro, sent = self.missed_while_away(5000, size=280)
+        got = recv_n(pro, 5000)
+        self.assertEqual([m["id"] for m in got], [m["id"] for m in sent])
+        live = send_many(self.pat, ["live"])[0]
+        self.assertEqual(recv_n(pro, 1)[0], live)
+        self.assertNotIn("client is not reading", self.srv.read_log())
+        pro.close()
+
+    def test_seam_while_the_other_party_keeps_sending(self):
+        """The patient sends without pause while the professional's phone
+        drops and resumes again and again (each time with since = the
+        last message it got): every message once, in order, none missing
+        or doubled where catching up turns into live delivery."""
+        n, every = 15000, 25
+        sent, done = [], threading.Event()
+
+        def sender():
+            for i in range(0, n, 20):
+                sent.extend(send_many(self.pat, ["seam %d" % j for j in
+                                                 range(i, i + 20)]))
+            done.set()
+
+        got = []
+        pro = connect(self.srv, self.chat, self.rt)
+        t = threading.Thread(target=sender)
+        t.start()
+        seams = 0
+        while len(got) < n:
+            want = min(every, n - len(got))
+            got += recv_n(pro, want, timeout=120)
+            if len(got) < n:
+                pro.close()               # the phone drops, comes back
+                pro = connect(self.srv, self.chat, self.rt,
+                              "&since=" + got[-1]["id"])
+                seams += 1
+        t.join(60)
+        ids = [m["id"] for m in got]
+        self.assertEqual(len(ids), len(set(ids)), "a message twice")
+        self.assertEqual(ids, [m["id"] for m in sent], "a gap")
+        self.assertTrue(silent(pro))
+        self.assertGreater(seams, 500)
+        pro.close()
+
+    def test_since_the_latest_message(self):
+        pro = connect(self.srv, self.chat, self.rt,
+                      "&since=" + self.seen["id"])
+        self.assertTrue(silent(pro), "nothing after it yet")
+        live = send_many(self.pat, ["now"])[0]
+        self.assertEqual(recv_n(pro, 1)[0], live)
+        pro.close()
+
+    def test_unknown_and_bad_since(self):
+        """An id the chat does not have: an error frame, then live
+        messages (the client reads history over REST); not a UUID: the
+        same with its own error."""
+        chat2, pt2, _, _, _ = self.world.pair()
+        other = send_many(connect(self.srv, chat2, pt2), ["elsewhere"])[0]
+        for since, error in ((str(uuid.uuid4()), "since: no such message "
+                              "in this chat"),
+                             (other["id"], "since: no such message in this "
+                              "chat"),
+                             ("not-an-id", "since must be a message id "
+                              "(a UUID)")):
+            pro = connect(self.srv, self.chat, self.rt, "&since=" + since)
+            self.assertEqual(pro.recv_json(), {"error": error})
+            live = send_many(self.pat, ["after %s" % since])[0]
+            self.assertEqual(recv_n(pro, 1)[0], live, "then live")
+            pro.close()
+
+    def test_bearer_header_and_since(self):
+        ws = h.RawWS(self.srv.port, "/ws/chat/%s/?since=%s" %
+                     (self.chat, self.seen["id"]),
+                     headers={"Authorization": "Bearer " + self.rt})
+        self.assertEqual(ws.status, 101)
+        live = send_many(self.pat, ["with a header"])[0]
+        self.assertEqual(recv_n(ws, 1)[0], live)
+        ws.close()
+
+    def test_rest_since(self):
+        sent = send_many(self.pat, ["r%d" % i for i in range(12)])
+        path = "/chat/chats/%s/messages/?since=%s&page_size=5" % (
+            self.chat, sent[3]["id"])
+        st, _, body = self.srv.request("GET", path, token=self.pt)
+        self.assertEqual(st, 200, body)
+        self.assertEqual([m["content"] for m in body["results"]],
+                         ["r4", "r5", "r6", "r7", "r8"])
+        self.assertIsNotNone(body["next"])
+        nxt = body["next"].split("/chat/", 1)[1]
+        st, _, body = self.srv.request("GET", "/chat/" + nxt, token=self.pt)
+        self.assertEqual([m["content"] for m in body["results"]],
+                         ["r9", "r10", "r11"])
+        for since, code, error in (
+                (str(uuid.uuid4()), 404, "since: no such message in this "
+                 "chat"),
+                ("nope", 400, "since must be a message id (a UUID)")):
+            st, _, body = self.srv.request(
+                "GET", "/chat/chats/%s/messages/?since=%s" % (self.chat,
+                                                              since),
+                token=self.pt)
+            self.assertEqual((st, body), (code, {"error": error}))
 
 
 if __name__ == "__main__":
