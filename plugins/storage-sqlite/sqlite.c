@@ -58,6 +58,7 @@
 #define WAL_MIN_FRAMES 128
 #define WAL_RELAX_MS (10 * 60 * 1000)
 #define WAL_KEEP_BYTES (64LL << 20)
+#define WAL_PAGE_BYTES 4096       /* SQLite's default page size, ours */
 
 /* Statements, prepared once per connection. */
 enum stmt {
@@ -1114,8 +1115,20 @@ static void checkpoint_now(struct sq *sq)
         sq->wal_frames = 0;
 }
 
+/* The size the WAL file is cut back to when the log restarts: what a
+ * full disk's log took beyond it goes back to the file system, for the
+ * database (writer thread). */
+static void wal_keep(struct sq *sq, int64_t bytes)
+{
+    char pragma[64];
+
+    snprintf(pragma, sizeof pragma, "PRAGMA journal_size_limit = %lld",
+             (long long)bytes);
+    sqlite3_exec(sq->w.h, pragma, NULL, NULL, NULL);
+}
+
 /* The disk was full with the log at wal_frames pages: restart it past
- * half that from now on (writer thread). */
+ * half that from now on, and keep the file that small (writer thread). */
 static void wal_fit(struct sq *sq, uint64_t now)
 {
     int fit = sq->wal_frames / 2;
@@ -1126,6 +1139,7 @@ static void wal_fit(struct sq *sq, uint64_t now)
     if (fit >= sq->wal_restart)
         return;
     sq->wal_restart = fit;
+    wal_keep(sq, (int64_t)fit * 2 * WAL_PAGE_BYTES);
     sq->host->log(sq->ctx, CC_LOG_WARN, "%s: the disk had room for a log "
                   "of about %d pages: it now restarts past %d", sq->path,
                   sq->wal_frames, fit);
@@ -1166,6 +1180,7 @@ static void writer_group(struct sq *sq, struct sq_req *group)
     } else if (sq->wal_restart < WAL_RESTART_FRAMES &&
                now - sq->full_last_ms > WAL_RELAX_MS) {
         sq->wal_restart = WAL_RESTART_FRAMES;
+        wal_keep(sq, WAL_KEEP_BYTES);
         sq->host->log(sq->ctx, CC_LOG_INFO, "%s: no full disk for %d "
                       "minutes: the log restarts past %d pages again",
                       sq->path, WAL_RELAX_MS / 60000, WAL_RESTART_FRAMES);
