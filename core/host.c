@@ -348,6 +348,12 @@ static void h_fanout_deliver(cc_plugin_ctx *ctx, const char *chat_id,
         host.hooks.fanout_deliver(chat_id, seq, payload, len);
 }
 
+static void h_fanout_resync(cc_plugin_ctx *ctx, const char *chat_id)
+{
+    if (host.hooks.fanout_resync)
+        host.hooks.fanout_resync(chat_id);
+}
+
 static const struct cc_host_api host_api = {
     .struct_size = sizeof(struct cc_host_api),
     .abi_version = CC_ABI_VERSION,
@@ -373,6 +379,7 @@ static const struct cc_host_api host_api = {
     .auth_lookup = h_auth_lookup,
     .auth_complete = h_auth_complete,
     .fanout_deliver = h_fanout_deliver,
+    .fanout_resync = h_fanout_resync,
 };
 
 void cc_host_shutdown(void)

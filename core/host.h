@@ -43,6 +43,7 @@ void cc_auth_req_init(struct cc_auth_req *r, uint64_t id);
 struct cc_host_hooks {
     cc_auth_req *(*auth_lookup)(uint64_t req_id);
     void (*auth_complete)(uint64_t req_id, int status);
+    void (*fanout_resync)(const char *chat_id);
     void (*fanout_deliver)(const char *chat_id, int64_t seq,
                            const char *payload, size_t len);
 };

@@ -10,6 +10,7 @@
 #include "hub.h"
 #include "conn.h"
 #include "log.h"
+#include "order.h"
 #include "loop.h"
 #include "server.h"
 #include "session.h"
@@ -22,6 +23,7 @@
 
 struct hub_chat {
     char id[37];
+    struct cc_order *order;  /* loop 0: the chat's order here (order.h) */
     struct cc_hub_member *members;
     size_t n_members;
     uint32_t *remote;        /* loop 0: members on each loop (by index) */
@@ -98,6 +100,28 @@ static int is_main(const struct cc_hub *h)
     return h == cc_loop_hub(cc_main_loop);
 }
 
+static void deliver_cb(struct cc_loop *on, struct cc_mail *mail);
+static void send_all(struct hub_chat *ch, struct cc_frame *f);
+
+/* Loop 0: f to every member of ch, here and on the worker loops. */
+static void hub_send(void *arg, struct cc_frame *f)
+{
+    struct hub_chat *ch = arg;
+
+    for (unsigned i = 1; ch->n_remote && i < cc_n_loops; i++) {
+        struct deliver_mail *dm;
+        if (!ch->remote[i])
+            continue;
+        dm = malloc(sizeof *dm);
+        if (!dm)
+            abort();
+        dm->frame = cc_frame_ref(f);
+        memcpy(dm->chat_id, ch->id, sizeof dm->chat_id);
+        cc_loop_post(cc_loops[i], &dm->m, deliver_cb);
+    }
+    send_all(ch, f);
+}
+
 /* The chat id on hub h, created (and on loop 0 subscribed) if new. */
 static struct hub_chat *chat_get(struct cc_hub *h, const char *id)
 {
@@ -112,8 +136,10 @@ static struct hub_chat *chat_get(struct cc_hub *h, const char *id)
     ch->next = h->table[b];
     h->table[b] = ch;
     h->n_chats++;
-    if (is_main(h) &&
-        cc_srv->fo->subscribe(cc_srv->fanout.inst, ch->id) != CC_OK)
+    if (!is_main(h))
+        return ch;
+    ch->order = cc_order_new(ch->id, hub_send, ch);
+    if (cc_srv->fo->subscribe(cc_srv->fanout.inst, ch->id) != CC_OK)
         cc_log(CC_LOG_WARN, "hub", "fan-out could not subscribe chat "
                "%s; only local messages will arrive", ch->id);
     return ch;
@@ -128,6 +154,8 @@ static void chat_release(struct cc_hub *h, struct hub_chat *ch)
         return;
     if (is_main(h) && cc_srv->fo)
         cc_srv->fo->unsubscribe(cc_srv->fanout.inst, ch->id);
+    if (ch->order)
+        cc_order_free(ch->order);
     pp = find_slot(h, ch->id);
     *pp = ch->next;
     h->n_chats--;
@@ -236,27 +264,32 @@ void cc_hub_deliver(const char *chat_id, int64_t seq, const char *payload,
                     size_t len)
 {
     struct hub_chat **pp = find_slot(cc_loop_hub(cc_main_loop), chat_id);
-    struct hub_chat *ch;
     struct cc_frame *f;
 
     if (!pp)
         return; /* nobody here for this chat */
-    ch = *pp;
+    if (seq > 0 && (*pp)->order && !cc_order_offer((*pp)->order, seq))
+        return; /* delivered already, or it comes from storage in order */
     f = cc_frame_text(payload, len);
     f->seq = seq;
-    for (unsigned i = 1; ch->n_remote && i < cc_n_loops; i++) {
-        struct deliver_mail *dm;
-        if (!ch->remote[i])
-            continue;
-        dm = malloc(sizeof *dm);
-        if (!dm)
-            abort();
-        dm->frame = cc_frame_ref(f);
-        memcpy(dm->chat_id, ch->id, sizeof dm->chat_id);
-        cc_loop_post(cc_loops[i], &dm->m, deliver_cb);
-    }
-    send_all(ch, f);
+    hub_send(*pp, f);
     cc_frame_unref(f);
+}
+
+void cc_hub_resync(const char *chat_id)
+{
+    struct cc_hub *h = cc_loop_hub(cc_main_loop);
+    struct hub_chat **pp;
+
+    if (chat_id) {
+        if ((pp = find_slot(h, chat_id)) && (*pp)->order)
+            cc_order_resync((*pp)->order);
+        return;
+    }
+    for (size_t i = 0; i < h->n_buckets; i++)
+        for (struct hub_chat *ch = h->table[i]; ch; ch = ch->next)
+            if (ch->order)
+                cc_order_resync(ch->order);
 }
 
 size_t cc_hub_chats(void)
@@ -275,6 +308,8 @@ void cc_hub_free(struct cc_hub *h)
                 ch->members = m->next;
                 free(m);
             }
+            if (ch->order)
+                cc_order_free(ch->order);
             free(ch->remote);
             free(ch);
         }

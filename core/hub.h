@@ -6,7 +6,10 @@
  * owns.  Loop 0's hub is also the node's routing table: for every chat it
  * knows how many members each worker loop has, and it alone talks to the
  * fan-out plugin (subscribe when a chat gains its first member anywhere,
- * unsubscribe when it loses its last).  A delivered message is encoded
+ * unsubscribe when it loses its last), and it keeps each chat's order:
+ * every message passes its chat's order first (order.h), which drops
+ * what was delivered already and fills gaps from storage.  A delivered
+ * message is encoded
  * into one WebSocket frame on loop 0 and shared, refcounted, by every
  * member on every loop (design invariant 3).  Each call runs on the
  * thread of the loop it names.
@@ -43,6 +46,11 @@ void cc_hub_route_add(const char *chat_id, struct cc_loop *to);
  * one text frame to every connection of chat_id on this node. */
 void cc_hub_deliver(const char *chat_id, int64_t seq, const char *payload,
                     size_t len);
+
+/* Loop 0: this node may have missed messages of chat_id (NULL: of any
+ * chat): read them from storage and deliver them, in order, once
+ * (order.h).  The fan-out plugin asks for it through the host. */
+void cc_hub_resync(const char *chat_id);
 
 /* Number of chats with connections (loop 0: on any loop). */
 size_t cc_hub_chats(void);

@@ -359,6 +359,7 @@ int cc_server_start(struct cc_server *s)
         .auth_lookup = cc_auth_lookup,
         .auth_complete = cc_auth_complete,
         .fanout_deliver = host_fanout_deliver,
+        .fanout_resync = cc_hub_resync,
     };
     char err[1024];
 

@@ -31,8 +31,10 @@
  * exponential backoff and logged; the subscriber resubscribes every local
  * chat on reconnect.  While Redis is away, local deliveries go on and
  * nothing is buffered for Redis (publishes in flight are capped by
- * `max_inflight`); clients of other nodes fetch what they missed from
- * history.
+ * `max_inflight`).  Once every chat is subscribed again, the plugin asks
+ * the host to resync (ABI 1.2): the host reads what this node's clients
+ * missed from storage and delivers it, in order, once.  A gap noticed in
+ * a chat's sequence is filled by the host the same way.
  */
 #include <carechat/fanout.h>
 
@@ -107,6 +109,7 @@ struct rd {
     size_t cmd_size;
     struct chan **table;
     size_t n_buckets, n_chans;
+    size_t resub_pending;      /* SUBSCRIBEs after a reconnect, unanswered */
     int stopping;
 };
 
@@ -233,7 +236,7 @@ static int rd_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
     rd->reorder_ms = 100;
     rd->reorder_max = 1000;
     rd->max_inflight = 10000;
-    rd->backoff_max_ms = 5000;
+    rd->backoff_max_ms = 1000;
     rd->prefix = strdup("carechat:chat:");
     set_address(rd, "127.0.0.1:6379");
     if (host->cfg_iter(ctx, cfg_key, rd) != CC_OK) {
@@ -511,8 +514,12 @@ static void on_connect(const redisAsyncContext *ac, int status)
         rd->addr_host ? rd->addr_host : "",
         rd->addr_host && strchr(rd->addr_host, ':') ? "]:" : ":",
         rd->unix_path ? 0 : rd->port);
-    if (c->was_ready && c == &rd->sub)
+    if (c->was_ready && c == &rd->sub) {
         LOG(rd, CC_LOG_INFO, "resubscribing %zu chat(s)", rd->n_chans);
+        /* Once they are all confirmed, what was published meanwhile is
+         * read from storage (cc_host_api.fanout_resync). */
+        rd->resub_pending = rd->n_chans;
+    }
     c->was_ready = 1;
     c->failures = 0;
     if (c == &rd->sub)
@@ -615,6 +622,17 @@ bad:
         (int)(chan_len > 200 ? 200 : chan_len), chan);
 }
 
+/* The link was down: let the host read what this node missed (a host
+ * older than ABI 1.2 has no resync: clients there read history). */
+static void resync(struct rd *rd)
+{
+    if (CC_HAS_MEMBER(rd->host, struct cc_host_api, fanout_resync)) {
+        LOG(rd, CC_LOG_INFO, "resubscribed: reading what was missed from "
+            "storage");
+        rd->host->fanout_resync(rd->ctx, NULL);
+    }
+}
+
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *reply = r;
@@ -630,6 +648,9 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
         reply->element[0]->type != REDIS_REPLY_STRING)
         return;
+    if (strcmp(reply->element[0]->str, "subscribe") == 0 &&
+        c->rd->resub_pending && --c->rd->resub_pending == 0)
+        resync(c->rd);
     if (strcmp(reply->element[0]->str, "message") == 0 &&
         reply->element[1]->type == REDIS_REPLY_STRING &&
         reply->element[2]->type == REDIS_REPLY_STRING)

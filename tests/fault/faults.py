@@ -311,11 +311,30 @@ class FaultCase(unittest.TestCase):
 
     def setUp(self):
         self.cleanups = []
+        self.servers = []
 
     def tearDown(self):
+        if self.failed():
+            for srv in self.servers:
+                self.print_log_tail(srv)
         for fn in reversed(self.cleanups):
             with contextlib.suppress(Exception):
                 fn()
+
+    def failed(self):
+        result = getattr(self._outcome, "result", None)
+        return result is not None and any(
+            t is self for t, _ in result.failures + result.errors)
+
+    @staticmethod
+    def print_log_tail(srv, n=25):
+        """The last lines of srv's log but access lines, as TAP notes."""
+        with contextlib.suppress(OSError):
+            lines = [l for l in srv.read_log().splitlines()
+                     if ' "GET ' not in l and ' "POST ' not in l]
+            print("# --- %s (last %d lines)" % (srv.log_path, n))
+            for line in lines[-n:]:
+                print("#   " + line[:300])
 
     def server(self, conf=None, **kw):
         conf = dict(conf or {})
@@ -324,6 +343,7 @@ class FaultCase(unittest.TestCase):
         conf["server"].setdefault("log_level", "info")
         srv = h.Server(conf, **kw).start()
         self.cleanups.append(srv.close)
+        self.servers.append(srv)
         return srv
 
     def probe(self, srv, interval=0.02):

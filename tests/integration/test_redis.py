@@ -212,16 +212,23 @@ class Outage(unittest.TestCase):
         self.assertTrue(silent(pro_b, 1.0), "node B cannot get it now")
 
         self.redis.start()
+        up = time.time()
+        # Node B reads what it missed from storage once resubscribed,
+        # without a new message and without the client reconnecting.
+        self.assertEqual(collect(pro_b, 1, timeout=5)[0]["content"],
+                         "during")
+        self.assertLess(time.time() - up, 3.0)
         for srv in (self.a, self.b):
             self.assertTrue(wait_log(srv, "subscriber reconnected"),
                             srv.read_log()[-2000:])
-        time.sleep(0.3)
         self.assertEqual((self.a.proc.pid, self.b.proc.pid), pids,
                          "no restart")
         pat.send_json({"content": "after"})
         for ws in (pat, pro_a, pro_b):
             self.assertEqual(collect(ws, 1)[0]["content"], "after")
-        # The client on B fetches what it missed from history.
+        for ws in (pat, pro_a, pro_b):
+            self.assertTrue(silent(ws, 0.5), "nothing twice")
+        # History agrees.
         status, _, body = self.b.request(
             "GET", "/chat/chats/%s/messages/" % chat, token=rt)
         self.assertEqual([m["content"] for m in body["results"]],

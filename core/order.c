@@ -1,0 +1,198 @@
+/*
+ * order.c - a chat's delivery order on this node: gaps filled from
+ * storage, duplicates dropped (see order.h).
+ */
+#include "order.h"
+#include "log.h"
+#include "loop.h"
+#include "msg.h"
+#include "server.h"
+#include "session.h"
+
+#include <carechat/storage.h>
+
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Reads of a gap that come back empty before it is given up. */
+#define EMPTY_TRIES 3
+
+struct cc_order {
+    char chat_id[37];
+    cc_order_deliver_fn deliver;
+    void *arg;
+    int known;           /* last is where the chat stands */
+    int64_t last;        /* the last seq delivered here (known) */
+    int64_t want;        /* the highest seq offered, not delivered */
+    int64_t first_seen;  /* the lowest seq offered before known; 0: none */
+    int drain;           /* resync: read until storage has no more */
+    int reading;         /* a storage read is in flight */
+    int gone;            /* freed while reading: free when it returns */
+    int empty;           /* gap reads that found nothing, in a row */
+    struct event *retry; /* a failed read is tried again */
+};
+
+static void read_next(struct cc_order *o);
+
+/* Send a page's messages after o->last, in order. */
+static void deliver_page(struct cc_order *o, const struct cc_store_result *res)
+{
+    struct cc_sbuf b = { 0 };
+
+    for (size_t i = 0; i < res->n_messages; i++) {
+        const struct cc_message *m = res->messages[i];
+        struct cc_frame *f;
+
+        if (m->seq <= o->last)
+            continue;
+        b.len = 0;
+        cc_sbuf_adds(&b, "{\"message\": ");
+        cc_json_message(&b, m, 0);
+        cc_sbuf_adds(&b, "}");
+        f = cc_frame_text(b.p, b.len);
+        f->seq = m->seq;
+        o->last = m->seq;
+        o->deliver(o->arg, f);
+        cc_frame_unref(f);
+    }
+    cc_sbuf_free(&b);
+}
+
+/* Where the chat stood: its newest message.  What was offered meanwhile
+ * (and dropped) is read again, from before the first of it. */
+static void took_base(struct cc_order *o, const struct cc_store_result *res)
+{
+    int64_t newest = res->n_messages ? res->messages[0]->seq : 0;
+
+    o->known = 1;
+    o->last = newest;
+    if (o->first_seen && o->first_seen - 1 < o->last)
+        o->last = o->first_seen - 1;
+}
+
+static void read_done(void *arg, int status,
+                      const struct cc_store_result *res)
+{
+    struct cc_order *o = arg;
+    int64_t before;
+
+    o->reading = 0;
+    if (o->gone) {
+        cc_order_free(o);
+        return;
+    }
+    if (status != CC_OK && status != CC_E_NOTFOUND) {
+        cc_log(CC_LOG_WARN, "hub", "chat %s: cannot read missed messages "
+               "(%s); trying again", o->chat_id,
+               res->error ? res->error : "storage error");
+        event_add(o->retry, &(struct timeval){ 0,
+                                               CC_ORDER_RETRY_MS * 1000 });
+        return;
+    }
+    if (!o->known) {
+        took_base(o, res);
+    } else {
+        before = o->last;
+        deliver_page(o, res);
+        if (o->last == before && o->want > o->last &&
+            ++o->empty >= EMPTY_TRIES) {
+            cc_log(CC_LOG_WARN, "hub", "chat %s: messages %lld to %lld "
+                   "are not in storage; going on without them",
+                   o->chat_id, (long long)o->last + 1,
+                   (long long)o->want - 1);
+            o->last = o->want - 1;
+        } else if (o->last != before) {
+            o->empty = 0;
+        }
+        if (!res->more)
+            o->drain = 0;
+    }
+    read_next(o);
+}
+
+/* Read again when something is still to come. */
+static void read_next(struct cc_order *o)
+{
+    struct cc_message_query q = {
+        .struct_size = sizeof q, .chat_id = o->chat_id,
+        .viewer_side = CC_SIDE_NONE, .limit = CC_ORDER_PAGE,
+    };
+    int rc;
+
+    if (o->reading || event_pending(o->retry, EV_TIMEOUT, NULL))
+        return;
+    if (o->known && !o->drain && o->want <= o->last)
+        return;
+    if (o->known) {
+        q.after_seq = o->last;
+    } else {
+        q.before_seq = INT64_MAX; /* the newest message */
+        q.limit = 1;
+    }
+    o->reading = 1;
+    rc = cc_srv->st->message_list(cc_srv->storage.inst, &q, read_done, o);
+    if (rc != CC_OK) {
+        struct cc_store_result none = { .struct_size = sizeof none };
+        read_done(o, rc, &none);
+    }
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    read_next(arg);
+}
+
+struct cc_order *cc_order_new(const char *chat_id,
+                              cc_order_deliver_fn deliver, void *arg)
+{
+    struct cc_order *o = calloc(1, sizeof *o);
+
+    if (!o)
+        abort();
+    memcpy(o->chat_id, chat_id, sizeof o->chat_id - 1);
+    o->deliver = deliver;
+    o->arg = arg;
+    o->retry = evtimer_new(cc_loop_base(cc_main_loop), retry_cb, o);
+    if (!o->retry)
+        abort();
+    read_next(o);
+    return o;
+}
+
+int cc_order_offer(struct cc_order *o, int64_t seq)
+{
+    if (o->known && !o->reading && seq == o->last + 1 &&
+        o->want <= o->last) {
+        o->last = seq;
+        return 1;
+    }
+    if (o->known && seq <= o->last)
+        return 0; /* delivered already */
+    if (!o->known && (!o->first_seen || seq < o->first_seen))
+        o->first_seen = seq;
+    if (seq > o->want)
+        o->want = seq;
+    read_next(o);
+    return 0;
+}
+
+void cc_order_resync(struct cc_order *o)
+{
+    if (!o->known)
+        return; /* the read of where it stands covers it */
+    o->drain = 1;
+    read_next(o);
+}
+
+void cc_order_free(struct cc_order *o)
+{
+    if (o->reading) {
+        o->gone = 1;
+        return;
+    }
+    event_free(o->retry);
+    free(o);
+}
