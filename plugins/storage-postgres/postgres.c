@@ -114,7 +114,8 @@ static const char *const sql[N_STMT] = {
      * across nodes until COMMIT) and the message, in one statement: no
      * row back when the chat does not exist. */
     [S_APPEND] = "WITH s AS (UPDATE chats SET last_seq = last_seq + 1, "
-                 "updated_at = " TS("$2") " WHERE id = $1::uuid "
+                 "updated_at = greatest(updated_at, " TS("$2") ") "
+                 "WHERE id = $1::uuid "
                  "RETURNING last_seq) "
                  "INSERT INTO messages (chat_id, seq, id, sender_type, "
                  "sender_id, content, created_at, client_id) SELECT "
@@ -124,7 +125,8 @@ static const char *const sql[N_STMT] = {
      * once, then each message, its sequence counted back ($7) from the
      * row's new last_seq; no row back when the chat does not exist. */
     [S_BUMP] = "UPDATE chats SET last_seq = last_seq + $2::int8, "
-               "updated_at = " TS("$3") " WHERE id = $1::uuid",
+               "updated_at = greatest(updated_at, " TS("$3") ") "
+               "WHERE id = $1::uuid",
     [S_APPEND_AT] = "INSERT INTO messages (chat_id, seq, id, sender_type, "
                     "sender_id, content, created_at) SELECT $1::uuid, "
                     "c.last_seq - $7::int8, $3::uuid, $4::int2, $5::uuid, "

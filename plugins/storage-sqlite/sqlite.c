@@ -101,7 +101,8 @@ static const char *const sql[N_STMT] = {
     [S_MSG_INSERT] = "INSERT INTO messages(chat_id, seq, id, sender_type, "
                      "sender_id, content, created_at, client_id) "
                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [S_CHAT_BUMP] = "UPDATE chats SET last_seq = ?2, updated_at = ?3, "
+    [S_CHAT_BUMP] = "UPDATE chats SET last_seq = ?2, "
+                    "updated_at = max(updated_at, ?3), "
                     "unread_from_pat = unread_from_pat + ?4, "
                     "unread_from_pro = unread_from_pro + ?5 WHERE id = ?1",
     /* Messages of the other side than ?2 that are unread all come after
