@@ -481,6 +481,14 @@ void cc_conn_access_log(struct cc_conn *c, int status)
 void cc_conn_respond(struct cc_conn *c, int status, const char *extra_headers,
                      const char *body, size_t len)
 {
+    cc_conn_respond_typed(c, status, "application/json", extra_headers, body,
+                          len);
+}
+
+void cc_conn_respond_typed(struct cc_conn *c, int status, const char *type,
+                           const char *extra_headers, const char *body,
+                           size_t len)
+{
     struct evbuffer *out;
 
     if (c->dead)
@@ -494,9 +502,10 @@ void cc_conn_respond(struct cc_conn *c, int status, const char *extra_headers,
                         "Server: carechat\r\n"
                         "Cache-Control: no-store\r\n"
                         "Content-Length: %zu\r\n"
-                        "%s%s%s\r\n",
+                        "%s%s%s%s%s\r\n",
                         status, cc_http_reason(status), len,
-                        len ? "Content-Type: application/json\r\n" : "",
+                        len ? "Content-Type: " : "", len ? type : "",
+                        len ? "\r\n" : "",
                         !c->keep_alive ? "Connection: close\r\n"
                         : c->http10   ? "Connection: keep-alive\r\n"
                                       : "",

@@ -88,6 +88,12 @@ void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
 void cc_conn_respond(struct cc_conn *c, int status, const char *extra_headers,
                      const char *body, size_t len);
 
+/* cc_conn_respond with a Content-Type of its own (type, e.g.
+ * "text/html; charset=utf-8"). */
+void cc_conn_respond_typed(struct cc_conn *c, int status, const char *type,
+                           const char *extra_headers, const char *body,
+                           size_t len);
+
 /* Access log: one INFO line for the answered request (c->req); the
  * target is redacted, as ?token= may carry a bearer token. */
 void cc_conn_access_log(struct cc_conn *c, int status);

@@ -64,6 +64,7 @@ int main(int argc, char **argv)
     if (cc_server_configure(&srv, conf) < 0) {
         free(srv.listen);
         free(srv.plugin_dir);
+        free(srv.demo_dir);
         cc_conf_free(conf);
         return 1;
     }

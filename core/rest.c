@@ -22,6 +22,7 @@
 #include "server.h"
 #include "timefmt.h"
 #include "uuid.h"
+#include "www.h"
 
 #include <carechat/auth.h>
 #include <carechat/fanout.h>
@@ -847,6 +848,8 @@ void cc_rest_handle(struct cc_conn *c)
     char token[8192];
     char allow[64];
 
+    if (r == R_NONE && cc_www_serve(c))
+        return; /* the demo page */
     if (r == R_NONE || (bad_id && r != R_CHATS && r != R_HEALTH &&
                         r != R_PROFILES)) {
         cc_conn_respond_error(c, 404, r == R_NONE ? "Not found"

@@ -11,6 +11,7 @@
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
+#include "www.h"
 
 #include <carechat/auth.h>
 #include <carechat/fanout.h>
@@ -194,6 +195,13 @@ static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
         s->plugin_dir = strdup(e->value);
         return 0;
     }
+    if (strcmp(e->key, "demo") == 0)
+        return cc_conf_parse_bool(e->value, &s->demo, why);
+    if (strcmp(e->key, "demo_dir") == 0) {
+        free(s->demo_dir);
+        s->demo_dir = strdup(e->value);
+        return 0;
+    }
     if (strcmp(e->key, "log_level") == 0) {
         int lvl = cc_log_level_parse(e->value);
         if (lvl < 0) {
@@ -352,6 +360,13 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     cc_log_flush_suppressed(0);
 }
 
+/* The demo page's files, when demo = yes (also checked by -t). */
+static int demo_start(struct cc_server *s)
+{
+    return s->demo ? cc_www_load(s->demo_dir ? s->demo_dir : CC_WWWDIR)
+                   : 0;
+}
+
 int cc_server_start(struct cc_server *s)
 {
     static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
@@ -368,7 +383,7 @@ int cc_server_start(struct cc_server *s)
     cc_host_init(s->base, &hooks);
     cc_loops_init(s->base);
     cc_chatcache_init((size_t)s->lim.chat_cache);
-    if (tls_start(s) < 0 || load_plugins(s) < 0)
+    if (tls_start(s) < 0 || demo_start(s) < 0 || load_plugins(s) < 0)
         return -1;
     if (cc_plugin_start(&s->storage, err, sizeof err) < 0 ||
         cc_plugin_start(&s->auth, err, sizeof err) < 0 ||
@@ -421,7 +436,7 @@ int cc_server_check(struct cc_server *s)
 
     cc_srv = s;
     cc_host_init(s->base, &hooks);
-    rc = tls_start(s) < 0 ? -1 : load_plugins(s);
+    rc = tls_start(s) < 0 || demo_start(s) < 0 ? -1 : load_plugins(s);
     struct cc_plugin_inst *ps[] = { &s->storage, &s->auth, &s->fanout };
     for (int i = 0; i < 3; i++) {
         if (ps[i]->desc)
@@ -498,4 +513,6 @@ void cc_server_free(struct cc_server *s)
     free(s->tls.ciphers);
     cc_tls_free();
     free(s->plugin_dir);
+    free(s->demo_dir);
+    cc_www_free();
 }

@@ -46,6 +46,8 @@ struct cc_server {
     char *allowed_origins;        /* "a, b" or NULL: any Origin */
     struct cc_tls_conf tls;
     char *plugin_dir;
+    int demo;                     /* [server] demo: the page at / */
+    char *demo_dir;               /* its files; NULL: CC_WWWDIR */
     struct cc_plugin_inst storage, auth, fanout;
     const struct cc_storage_api *st;
     const struct cc_fanout_api *fo;

@@ -41,15 +41,18 @@ def main():
                   "w") as f:
             f.write(os.urandom(32).hex())
     secret = open(secret_path).read().strip()
+    www = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "www")
     listen = "127.0.0.1:%d" % PORT
     if ipv6_loopback():
         listen += ", [::1]:%d" % PORT  # "localhost" may resolve to ::1
     conf = os.path.join(run, "carechat.conf")
     with open(conf, "w") as f:
         f.write("[server]\nlisten = %s\nplugin_dir = %s\nlog_level = info\n"
+                "demo = yes\ndemo_dir = %s\n"
                 "\n[storage]\nplugin = sqlite\npath = %s\n\n[auth]\n"
                 "plugin = jwt\nsecret_file = %s\n\n[fanout]\nplugin = local\n"
-                % (listen, os.path.join(build, "plugins", ".libs"),
+                % (listen, os.path.join(build, "plugins", ".libs"), www,
                    os.path.join(run, "carechat.db"), secret_path))
     daemon = subprocess.Popen([os.path.join(build, "carechatd"), "-c", conf])
     srv = ccharness.Server.__new__(ccharness.Server)
@@ -81,6 +84,10 @@ def main():
     base = "ws://localhost:%d/ws/chat/%s/?token=" % (PORT, cid)
     print("""
 carechat is running on http://localhost:%(port)d (Ctrl-C stops it).
+
+Try it in a browser (the demo page, [server] demo = yes), one tab each:
+  patient:       http://localhost:%(port)d/#token=%(pt)s
+  professional:  http://localhost:%(port)d/#token=%(rt)s
 
 Chat id:             %(cid)s
 Patient token:       %(pt)s

@@ -17,19 +17,35 @@ if command -v apt-get >/dev/null 2>&1; then
         libinih-dev libssl-dev libpq-dev libhiredis-dev \
         python3 python3-websockets ca-certificates abigail-tools \
         postgresql redis-server clang libclang-rt-dev openssl \
+        chromium fonts-dejavu-core \
         >/dev/null
+    command -v npm >/dev/null 2>&1 ||
+        $SUDO apt-get install -y -qq --no-install-recommends nodejs npm \
+            >/dev/null
 elif command -v dnf >/dev/null 2>&1; then
     $SUDO dnf install -y gcc make autoconf automake libtool pkgconf \
         libevent-devel jansson-devel libjwt-devel sqlite-devel inih-devel \
         openssl-devel libpq-devel hiredis-devel python3 python3-websockets \
-        postgresql-server redis clang compiler-rt openssl
+        postgresql-server redis clang compiler-rt openssl chromium nodejs \
+        npm
 elif command -v apk >/dev/null 2>&1; then
     $SUDO apk add build-base autoconf automake libtool pkgconf \
         libevent-dev jansson-dev libjwt-dev sqlite-dev inih-dev \
         openssl-dev libpq-dev hiredis-dev python3 py3-websockets \
-        postgresql redis clang compiler-rt openssl
+        postgresql redis clang compiler-rt openssl chromium nodejs npm
 else
     echo "deps.sh: unknown package manager; install the packages listed" \
          "in README.md by hand" >&2
     exit 1
+fi
+# The demo page's browser test drives Chromium with playwright-core (npm;
+# it never downloads a browser of its own).  The version is the one in
+# tests/browser/package.json.
+PW=1.57.0
+if command -v npm >/dev/null 2>&1; then
+    pwdir="$(npm root -g)/playwright-core"
+    if ! grep -qs "\"version\": \"$PW\"" "$pwdir/package.json"; then
+        $SUDO npm install -g --no-audit --no-fund --loglevel=error \
+            "playwright-core@$PW" >/dev/null
+    fi
 fi
