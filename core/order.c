@@ -22,12 +22,16 @@ struct cc_order {
     char chat_id[37];
     cc_order_deliver_fn deliver;
     void *arg;
-    int known;           /* last is where the chat stands */
+    int known;           /* last is set: a message was delivered, or a
+                            gap or resync started from base */
     int64_t last;        /* the last seq delivered here (known) */
     int64_t want;        /* the highest seq offered, not delivered */
-    int64_t first_seen;  /* the lowest seq offered before known; 0: none */
+    int based;           /* base was read */
+    int64_t base;        /* the chat's newest seq soon after it got its
+                            first member here */
     int drain;           /* resync: read until storage has no more */
     int reading;         /* a storage read is in flight */
+    int reading_base;    /* it is the read of where the chat stands */
     int gone;            /* freed while reading: free when it returns */
     int empty;           /* gap reads that found nothing, in a row */
     struct event *retry; /* a failed read is tried again */
@@ -59,16 +63,19 @@ static void deliver_page(struct cc_order *o, const struct cc_store_result *res)
     cc_sbuf_free(&b);
 }
 
-/* Where the chat stood: its newest message.  What was offered meanwhile
- * (and dropped) is read again, from before the first of it. */
+/* The answer to the read of where the chat stands (no message was
+ * delivered before it came, or the first message showed a gap). */
 static void took_base(struct cc_order *o, const struct cc_store_result *res)
 {
-    int64_t newest = res->n_messages ? res->messages[0]->seq : 0;
-
-    o->known = 1;
-    o->last = newest;
-    if (o->first_seen && o->first_seen - 1 < o->last)
-        o->last = o->first_seen - 1;
+    o->based = 1;
+    o->base = res->n_messages ? res->messages[0]->seq : 0;
+    if (o->known)
+        return; /* a message came first: it set last */
+    if (o->want || o->drain) {
+        /* A gap before the first message, or a resync: from the base. */
+        o->known = 1;
+        o->last = o->base;
+    }
 }
 
 static void read_done(void *arg, int status,
@@ -76,8 +83,9 @@ static void read_done(void *arg, int status,
 {
     struct cc_order *o = arg;
     int64_t before;
+    int was_base = o->reading_base;
 
-    o->reading = 0;
+    o->reading = o->reading_base = 0;
     if (o->gone) {
         cc_order_free(o);
         return;
@@ -90,7 +98,7 @@ static void read_done(void *arg, int status,
                                                CC_ORDER_RETRY_MS * 1000 });
         return;
     }
-    if (!o->known) {
+    if (was_base) {
         took_base(o, res);
     } else {
         before = o->last;
@@ -124,11 +132,14 @@ static void read_next(struct cc_order *o)
         return;
     if (o->known && !o->drain && o->want <= o->last)
         return;
+    if (!o->known && o->based)
+        return; /* nothing to read until a message comes */
     if (o->known) {
         q.after_seq = o->last;
     } else {
         q.before_seq = INT64_MAX; /* the newest message */
         q.limit = 1;
+        o->reading_base = 1;
     }
     o->reading = 1;
     rc = cc_srv->st->message_list(cc_srv->storage.inst, &q, read_done, o);
@@ -164,15 +175,25 @@ struct cc_order *cc_order_new(const char *chat_id,
 
 int cc_order_offer(struct cc_order *o, int64_t seq)
 {
-    if (o->known && !o->reading && seq == o->last + 1 &&
-        o->want <= o->last) {
+    if (!o->known) {
+        /* The first message here.  The read of where the chat stands
+         * may count it already (it was stored first), so it decides
+         * nothing about this one: deliver it, unless it shows a gap
+         * after that newest message, which storage then fills. */
+        if (!o->based || seq <= o->base + 1) {
+            o->known = 1;
+            o->last = seq;
+            return 1;
+        }
+        o->known = 1;
+        o->last = o->base;
+    } else if ((!o->reading || o->reading_base) && seq == o->last + 1 &&
+               o->want <= o->last) {
         o->last = seq;
         return 1;
-    }
-    if (o->known && seq <= o->last)
+    } else if (seq <= o->last) {
         return 0; /* delivered already */
-    if (!o->known && (!o->first_seen || seq < o->first_seen))
-        o->first_seen = seq;
+    }
     if (seq > o->want)
         o->want = seq;
     read_next(o);
@@ -181,9 +202,11 @@ int cc_order_offer(struct cc_order *o, int64_t seq)
 
 void cc_order_resync(struct cc_order *o)
 {
-    if (!o->known)
-        return; /* the read of where it stands covers it */
     o->drain = 1;
+    if (!o->known && o->based) {
+        o->known = 1;
+        o->last = o->base;
+    }
     read_next(o);
 }
 

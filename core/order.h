@@ -13,8 +13,11 @@
  * follows the last delivered seq until storage has nothing more.
  *
  * Where the chat stands when it gets its first member on this node is
- * read from storage (its newest message): until then offered messages
- * wait for that read, so even the first message after a gap is noticed.
+ * read from storage (its newest message).  That read can already count
+ * a message whose live copy is still on its way, so it never drops one:
+ * the first message here is delivered as it comes, unless it shows a gap
+ * after that newest message (filled from storage); and a resync before
+ * any message starts from it.
  * One read in flight per chat, at most CC_ORDER_PAGE messages each; a
  * failed read is tried again after CC_ORDER_RETRY_MS.
  *

@@ -120,6 +120,30 @@ class ThreeNodesPostgres(unittest.TestCase):
             self.assertTrue(silent(ws), "no duplicate arrives late")
             ws.close()
 
+    def test_resume_on_another_node(self):
+        """The professional was on node B, the patient on A sent 30
+        messages while it was away; it comes back on node C with since:
+        exactly those, then live ones."""
+        chat, pt, rt, _, _ = h.World(self.a).pair()
+        pat = connect(self.a, chat, pt)
+        pat.send_json({"content": "seen"})
+        seen = collect(pat, 1)[0]
+        sent = []
+        for i in range(30):
+            pat.send_json({"content": "away %d" % i})
+            sent.append(collect(pat, 1)[0])
+        ws = h.RawWS(self.c.port, "/ws/chat/%s/?token=%s&since=%s" %
+                     (chat, rt, seen["id"]), timeout=10)
+        self.assertEqual(ws.status, 101)
+        self.assertEqual(collect(ws, 30), sent)
+        time.sleep(0.5)     # C's subscription reaches Redis
+        pat.send_json({"content": "live"})
+        live = collect(pat, 1)[0]
+        self.assertEqual(collect(ws, 1), [live])
+        self.assertTrue(silent(ws))
+        pat.close()
+        ws.close()
+
     def test_rest_send_reaches_other_nodes(self):
         chat, pt, rt, _, _ = h.World(self.a).pair()
         pro_c = connect(self.c, chat, rt)
