@@ -293,6 +293,24 @@ class World:
         return chat["id"], pt, rt, pat, pro
 
 
+class ServerCase(unittest.TestCase):
+    """One server (conf: CONF) and a World for all of a class's tests;
+    after each test the daemon must still be running."""
+    CONF = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(cls.CONF).start()
+        cls.world = World(cls.srv)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+
+    def tearDown(self):
+        self.assertIsNone(self.srv.proc.poll(), "carechatd exited")
+
+
 # ------------------------------------------------------------ PostgreSQL
 class PgCluster:
     """A throwaway PostgreSQL server on a free loopback port: initdb into a

@@ -14,7 +14,6 @@ created_at) to the sender alone; the message object carries client_id on
 the WebSocket, in history and from REST."""
 import threading
 import time
-import unittest
 import uuid
 
 import ccharness as h
@@ -39,16 +38,7 @@ def silent(ws, wait=0.5):
     raise AssertionError("unexpected frame: %r" % (got,))
 
 
-class ClientId(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = h.Server().start()
-        cls.world = h.World(cls.srv)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.close()
+class ClientId(h.ServerCase):
 
     def setUp(self):
         self.chat, self.pt, self.rt, self.pat, self.pro = self.world.pair()
@@ -58,6 +48,7 @@ class ClientId(unittest.TestCase):
     def tearDown(self):
         self.a.close()
         self.b.close()
+        super().tearDown()
 
     def history(self, tok=None):
         return h.history(self.srv, self.chat, tok or self.pt)
@@ -175,17 +166,8 @@ def recv_n(ws, n, timeout=60):
     return out
 
 
-class Resume(unittest.TestCase):
+class Resume(h.ServerCase):
     CONF = {"server": {"output_high_water": "64k"}}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = h.Server(cls.CONF).start()
-        cls.world = h.World(cls.srv)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.close()
 
     def setUp(self):
         self.chat, self.pt, self.rt, _, _ = self.world.pair()
@@ -194,6 +176,7 @@ class Resume(unittest.TestCase):
 
     def tearDown(self):
         self.pat.close()
+        super().tearDown()
 
     def missed_while_away(self, n, size=0):
         """The professional is away while the patient sends n messages;
