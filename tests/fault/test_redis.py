@@ -10,6 +10,7 @@ acknowledged message once and in history order soon after Redis is back
 reconnecting); reconnecting costs no busy loop and a bounded log.  On a
 shared SQLite file and on PostgreSQL."""
 import os
+import select
 import time
 
 import ccharness as h
@@ -105,9 +106,74 @@ class RedisRestart(f.FaultCase):
         for srv in (a, b):
             self.assertIn("reconnected", srv.read_log())
 
+    def test_many_chats_resync(self):
+        """Node B holds 1,000 chats, each with a live professional; while
+        Redis is down the patients send one message each on node A.
+        Once Redis is back B delivers every one of them (one storage read
+        per chat, not all at once on the loop) and answers /healthz
+        promptly meanwhile."""
+        n = 1000
+        f.raise_fd_limit()
+        storage = self.storage()
+        a, b = self.node(storage), self.node(storage)
+        w = h.World(a)
+        pairs = [w.pair() for _ in range(n)]
+        socks = {}
+        for chat, pt, rt, _, _ in pairs:
+            ws = h.RawWS(b.port, "/ws/chat/%s/?token=%s" % (chat, rt))
+            self.assertEqual(ws.status, 101)
+            socks[ws.sock] = ws
+        self.cleanups.append(lambda: [ws.close() for ws in socks.values()])
+        time.sleep(1.0)                    # B's subscriptions reach Redis
+        self.redis.stop()
+        sent = {}
+        for chat, pt, rt, _, _ in pairs:
+            st, _, m = a.request("POST", "/chat/chats/%s/send_message/" %
+                                 chat, {"content": "while away"}, token=pt)
+            self.assertEqual(st, 201, m)
+            sent[m["id"]] = chat
+        meter = f.Meter(b)
+        self.redis.start()
+        up = time.time()
+        got, worst = set(), 0.0
+        deadline = up + 20
+        while len(got) < n and time.time() < deadline:
+            t0 = time.time()
+            st, _, _ = b.request("GET", "/healthz")
+            worst = max(worst, time.time() - t0)
+            self.assertEqual(st, 200)
+            ready, _, _ = select.select(list(socks), [], [], 0.2)
+            for sock in ready:
+                ws = socks[sock]
+                msg = ws.recv_json()
+                got.add(msg["message"]["id"])
+        took = time.time() - up
+        if os.environ.get("CC_TEST_VERBOSE"):
+            print("# %d chats: all in %.1f s, /healthz at most %.0f ms" %
+                  (n, took, worst * 1000))
+        self.assertEqual(got, set(sent), "every chat got its message")
+        self.assertLess(worst, 0.5, "/healthz while resyncing")
+        self.assert_bounded(meter, cpu=5.0, lines=60, what="node B")
+        time.sleep(0.3)                    # anything sent twice arrives
+        ready, _, _ = select.select(list(socks), [], [], 0)
+        twice = [socks[s] for s in ready if not _silent(socks[s])]
+        self.assertEqual(twice, [], "nothing twice")
+
+
+def _silent(ws, wait=0.05):
+    """True when no text frame is waiting on ws (pings are skipped)."""
+    ws.sock.settimeout(wait)
+    try:
+        ws.recv_json()
+    except OSError:                    # a timeout: nothing there
+        return True
+    return False
+
 
 class RedisRestartPostgres(RedisRestart):
     """The same, both nodes on one PostgreSQL database."""
+
+    test_many_chats_resync = None   # once is enough (SQLite above)
 
     def storage(self):
         f.need_plugin("storage-postgres", "libpq")

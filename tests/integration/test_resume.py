@@ -225,7 +225,7 @@ class Resume(h.ServerCase):
                                                  range(i, i + 20)]))
             done.set()
 
-        got = []
+        got, seam_at = [], []
         pro = connect(self.srv, self.chat, self.rt)
         t = threading.Thread(target=sender)
         t.start()
@@ -238,9 +238,21 @@ class Resume(h.ServerCase):
                 pro = connect(self.srv, self.chat, self.rt,
                               "&since=" + got[-1]["id"])
                 seams += 1
+                seam_at.append(len(got))
         t.join(60)
         ids = [m["id"] for m in got]
-        self.assertEqual(len(ids), len(set(ids)), "a message twice")
+        if len(ids) != len(set(ids)):
+            first = {}
+            where = []
+            for i, mid in enumerate(ids):
+                if mid in first:
+                    where.append((first[mid], i, got[i]["content"]))
+                first.setdefault(mid, i)
+            self.fail("%d messages twice (first index, again, content): "
+                      "%s; seams after %s" % (len(where), where[:10],
+                                              [x for x in seam_at if
+                                               any(a <= x <= b + 1 for a, b,
+                                                   _ in where[:10])][:10]))
         self.assertEqual(ids, [m["id"] for m in sent], "a gap")
         self.assertTrue(silent(pro))
         self.assertGreater(seams, 500)
