@@ -12,7 +12,11 @@
  * noted, and pages are read until storage has nothing more and the last
  * page reached that seq.  From then on the session sends a frame only
  * when its seq is above the last one it sent (session.c), which also
- * drops the live copy of a message a page already carried.
+ * drops the live copy of a message a page already carried.  When
+ * nothing was stored after since, the seq of since itself is read (the
+ * chat's newest message), so that a live copy of a message the client
+ * had before it reconnected, still on its way here from the node that
+ * stored it, is not sent again either.
  *
  * Owns a connection's catch-up state.  Loop 0 only (storage is called
  * there); the connection moves to a worker loop once caught up.

@@ -214,6 +214,12 @@ void cc_session_send_resumed(struct cc_conn *c, const char *payload,
     c->ws->sent_seq = seq;
 }
 
+void cc_session_has_upto(struct cc_conn *c, int64_t seq)
+{
+    if (seq > c->ws->sent_seq)
+        c->ws->sent_seq = seq;
+}
+
 int cc_session_closing(const struct cc_conn *c)
 {
     return !c->ws || c->ws->close_sent;

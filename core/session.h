@@ -63,6 +63,9 @@ void cc_session_send_frame(struct cc_conn *c, struct cc_frame *f);
  * high-water check (the next page waits for the output to drain). */
 void cc_session_send_resumed(struct cc_conn *c, const char *payload,
                              size_t len, int64_t seq);
+/* c has every message up to seq already (its since): a later live copy of
+ * one of them is not sent. */
+void cc_session_has_upto(struct cc_conn *c, int64_t seq);
 /* c is caught up (or gave up resuming): live from now on, and off to a
  * worker loop if there are any. */
 void cc_session_resumed(struct cc_conn *c);

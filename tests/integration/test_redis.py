@@ -3,6 +3,7 @@
 with a real redis-server and a shared database (PostgreSQL; SQLite shared
 on one host as the second configuration)."""
 import os
+import signal
 import time
 import unittest
 
@@ -143,6 +144,39 @@ class ThreeNodesPostgres(unittest.TestCase):
         self.assertTrue(silent(ws))
         pat.close()
         ws.close()
+
+    def test_resume_from_the_newest_while_fanout_lags(self):
+        """The professional's phone saw the newest message in history
+        (node B's REST) before B had it live: Redis lags.  Resuming on B
+        with since = that message, the phone must not get it again when
+        Redis hands it over late; the next one arrives once."""
+        chat, pt, rt, _, _ = h.World(self.a).pair()
+        other = connect(self.b, chat, rt)    # keeps B subscribed
+        time.sleep(0.5)                      # B's subscription in Redis
+        os.kill(self.redis.proc.pid, signal.SIGSTOP)
+        try:
+            status, _, m = self.a.request(
+                "POST", "/chat/chats/%s/send_message/" % chat,
+                {"content": "newest"}, token=pt)
+            self.assertEqual(status, 201, m)
+            self.assertEqual(history_ids(self.b, chat, rt)[-1], m["id"])
+            ws = h.RawWS(self.b.port, "/ws/chat/%s/?token=%s&since=%s" %
+                         (chat, rt, m["id"]), timeout=10)
+            self.assertEqual(ws.status, 101)
+            self.assertTrue(silent(ws), "nothing after since yet")
+        finally:
+            os.kill(self.redis.proc.pid, signal.SIGCONT)
+        self.assertEqual(collect(other, 1)[0]["id"], m["id"],
+                         "Redis delivers it late to B")
+        self.assertTrue(silent(ws), "not again to the phone that had it")
+        status, _, live = self.a.request(
+            "POST", "/chat/chats/%s/send_message/" % chat,
+            {"content": "live"}, token=pt)
+        self.assertEqual(status, 201, live)
+        self.assertEqual([x["id"] for x in collect(ws, 1)], [live["id"]])
+        self.assertTrue(silent(ws))
+        for c in (other, ws):
+            c.close()
 
     def test_rest_send_reaches_other_nodes(self):
         chat, pt, rt, _, _ = h.World(self.a).pair()
