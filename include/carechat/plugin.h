@@ -36,6 +36,11 @@
  *        client's client_id and since are answered with an error).
  *        struct cc_host_api gained fanout_resync, for fan-out plugins
  *        that may have missed messages (a link that was down).
+ *   1.3  Operations (issue 15): struct cc_plugin gained health() (for
+ *        GET /readyz) and metrics() (for GET /metrics); struct
+ *        cc_storage_api gained message_purge() (retention).  All three
+ *        may be NULL; the host calls them only on plugins built for 1.3
+ *        or later (struct_size covers them).
  */
 #ifndef CARECHAT_PLUGIN_H
 #define CARECHAT_PLUGIN_H
@@ -48,7 +53,7 @@ extern "C" {
 #endif
 
 #define CC_ABI_MAJOR 1
-#define CC_ABI_MINOR 2
+#define CC_ABI_MINOR 3
 #define CC_ABI_VERSION (((uint32_t)CC_ABI_MAJOR << 16) | CC_ABI_MINOR)
 #define CC_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define CC_ABI_MINOR_OF(v) ((uint32_t)(v) & 0xffffu)
@@ -103,6 +108,17 @@ typedef struct cc_auth_req cc_auth_req;     /* one authentication attempt */
 typedef void (*cc_fd_cb)(int fd, uint32_t events, void *arg);
 typedef void (*cc_timer_cb)(void *arg);
 typedef void (*cc_post_cb)(void *arg);
+
+/* Metric types for cc_metric_cb (Prometheus' counter and gauge). */
+#define CC_METRIC_COUNTER 0
+#define CC_METRIC_GAUGE 1
+
+/* Since ABI 1.3: one sample for GET /metrics.  name is
+ * [a-z_][a-z0-9_]* without a prefix (the host adds "carechat_plugin_"
+ * and the labels kind="..." and plugin="..."); a counter's name ends in
+ * "_total".  help is one line.  Both borrowed for the call. */
+typedef void (*cc_metric_cb)(void *arg, const char *name, const char *help,
+                             int type, double value);
 
 /* Called once per key of the plugin's config section (the host-owned key
  * "plugin" excluded).  Return CC_OK to accept the key; return an error and
@@ -230,6 +246,16 @@ struct cc_plugin {
      * one of carechat/storage.h, auth.h, fanout.h and begins with its
      * struct_size. */
     const void *(*get_interface)(void *inst, uint32_t kind);
+
+    /* Since ABI 1.3 (may be NULL). */
+    /* Can the plugin serve now?  CC_OK, or CC_E_UNAVAIL with a short
+     * reason in why (NUL-terminated, at most why_len bytes; no secrets),
+     * e.g. "database unreachable".  Answer from state the plugin keeps:
+     * loop thread, must not block.  GET /readyz asks it. */
+    int (*health)(void *inst, char *why, size_t why_len);
+    /* Emit the plugin's own samples through emit (loop thread, called
+     * for each scrape of GET /metrics; must not block). */
+    void (*metrics)(void *inst, cc_metric_cb emit, void *arg);
 };
 
 /* The one symbol a plugin exports.  Called once, on the loop thread, with

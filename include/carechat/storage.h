@@ -171,6 +171,15 @@ struct cc_storage_api {
      * reader_side; res->count says how many changed. */
     int (*mark_read)(void *inst, const char *chat_id, int32_t reader_side,
                      cc_store_cb cb, void *arg);
+
+    /* Since ABI 1.3 (may be NULL: no retention).  Delete at most limit
+     * of the oldest messages created before before_us (any chat);
+     * res->count says how many went, res->more = 1 when more such
+     * messages remain.  A chat keeps its seq numbering (a message
+     * appended later gets the next seq, never a purged one); its
+     * last_message and unread counts are those of what is left. */
+    int (*message_purge)(void *inst, int64_t before_us, uint32_t limit,
+                         cc_store_cb cb, void *arg);
 };
 
 #ifdef __cplusplus
