@@ -73,17 +73,29 @@ void cc_chatcache_put(const struct cc_chat *chat)
     memcpy(e->professional_id, chat->professional_id, CC_UUID_LEN + 1);
 }
 
+static struct cc_chatcache_stats stats;
+
 const struct cc_chat_parties *cc_chatcache_get(const char *chat_id)
 {
     struct set *set;
 
-    if (!sets || !is_id(chat_id))
+    if (!sets || !is_id(chat_id)) {
+        stats.misses++;
         return NULL;
+    }
     set = &sets[cc_strhash(chat_id) & (n_sets - 1)];
     for (int i = 0; i < WAYS; i++)
-        if (memcmp(set->e[i].chat_id, chat_id, CC_UUID_LEN + 1) == 0)
+        if (memcmp(set->e[i].chat_id, chat_id, CC_UUID_LEN + 1) == 0) {
+            stats.hits++;
             return &set->e[i];
+        }
+    stats.misses++;
     return NULL;
+}
+
+void cc_chatcache_stats(struct cc_chatcache_stats *out)
+{
+    *out = stats;
 }
 
 void cc_chatcache_free(void)

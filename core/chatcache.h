@@ -14,6 +14,7 @@
 #define CC_CHATCACHE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct cc_chat;
 
@@ -34,6 +35,12 @@ void cc_chatcache_put(const struct cc_chat *chat);
 /* The parties of chat_id (canonical UUID text), or NULL on a miss.  The
  * pointer is good until the next put. */
 const struct cc_chat_parties *cc_chatcache_get(const char *chat_id);
+
+/* Lookups since start (loop 0). */
+struct cc_chatcache_stats {
+    uint64_t hits, misses;
+};
+void cc_chatcache_stats(struct cc_chatcache_stats *out);
 
 void cc_chatcache_free(void);
 

@@ -9,6 +9,7 @@
  */
 #include "conn.h"
 #include "listen.h"
+#include "metrics.h"
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
@@ -239,11 +240,13 @@ static void attach(struct cc_conn *c, enum bufferevent_ssl_state st)
             abort();
     }
     list_push(list, c, CC_LIST_ALL);
+    cc_metrics_add(c->loop, CC_STAT_CONNS, 1);
 }
 
 static void detach(struct cc_conn *c)
 {
     list_unlink(cc_loop_conns(c->loop), c, CC_LIST_ALL);
+    cc_metrics_add(c->loop, CC_STAT_CONNS, -1);
 }
 
 /* Close the socket: the bufferevent first (it stops watching the fd). */
@@ -285,8 +288,9 @@ static void gone_cb(struct cc_loop *on, struct cc_mail *mail)
 }
 
 void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
-                    int tls)
+                    int kind)
 {
+    int tls = kind & CC_ACCEPT_TLS;
     struct cc_conn *c;
 
     if (cc_srv->shutting_down) {
@@ -320,7 +324,9 @@ void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
 #endif
     c->id = ++cc_srv->next_id;
     c->tls = tls;
+    c->admin = (kind & CC_ACCEPT_ADMIN) != 0;
     c->fd = fd;
+    cc_metrics_add(cc_main_loop, CC_STAT_ACCEPTED, 1);
     c->loop = cc_main_loop;
     if (tls) {
         c->ssl = cc_tls_ctx() ? SSL_new(cc_tls_ctx()) : NULL;
@@ -644,6 +650,10 @@ static void dispatch(struct cc_conn *c)
 {
     c->state = CC_CONN_BUSY;
     evtimer_del(c->timer);
+    if (c->admin) {
+        cc_metrics_admin(c);
+        return;
+    }
     if (cc_session_is_ws_path(c)) {
         cc_session_upgrade(c);
         return;

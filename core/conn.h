@@ -73,13 +73,17 @@ struct cc_conn {
     int dirty;
     char peer[64];             /* client address, for logs */
     int tls;                   /* accepted on a TLS listener */
+    int admin;                 /* accepted on the admin listener */
     char ip[48];               /* client address without the port */
 };
 
-/* Accept a new client socket (nonblocking, owned from now on); tls: it
- * came to a TLS listener (the handshake runs under request_timeout). */
+/* The listener a socket came to (bits). */
+#define CC_ACCEPT_TLS 1   /* TLS: the handshake runs under request_timeout */
+#define CC_ACCEPT_ADMIN 2 /* admin_listen: /metrics, /readyz only */
+
+/* Accept a new client socket (nonblocking, owned from now on). */
 void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
-                    int tls);
+                    int kind);
 
 /* Send the response to the current request and finish it: the status
  * line, Content-Type: application/json (when body), Content-Length,

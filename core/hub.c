@@ -12,6 +12,7 @@
 #include "log.h"
 #include "order.h"
 #include "loop.h"
+#include "metrics.h"
 #include "server.h"
 #include "session.h"
 #include "strhash.h"
@@ -175,6 +176,7 @@ struct cc_hub_member *cc_hub_join(struct cc_conn *c, const char *chat_id)
         ch->members->prev = m;
     ch->members = m;
     ch->n_members++;
+    cc_metrics_add(c->loop, CC_STAT_WEBSOCKETS, 1);
     return m;
 }
 
@@ -228,6 +230,7 @@ void cc_hub_leave(struct cc_hub_member *m)
     if (m->next)
         m->next->prev = m->prev;
     ch->n_members--;
+    cc_metrics_add(l, CC_STAT_WEBSOCKETS, -1);
     free(m);
     if (l != cc_main_loop) {
         struct leave_mail *lm = xcalloc(1, sizeof *lm);

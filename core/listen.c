@@ -203,7 +203,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 {
     (void)l;
     episode_end();
-    cc_conn_accept(fd, sa, socklen, arg != NULL);
+    cc_conn_accept(fd, sa, socklen, *(const int *)arg);
 }
 
 /* "host:port" or "[v6]:port" with a nonzero port: 0, or -1. */
@@ -219,9 +219,10 @@ int cc_listen_parse_addr(const char *spec, struct sockaddr_storage *ss,
 }
 
 /* Bind one "host:port" or "[v6]:port". */
-static int bind_one(struct cc_server *s, const char *spec, int tls)
+static int bind_one(struct cc_server *s, const char *spec, int kind)
 {
-    static int tls_tag; /* the callback's arg: non-NULL for TLS */
+    /* The callback's arg: the kind of the listener (CC_ACCEPT_*). */
+    static const int kinds[] = { 0, CC_ACCEPT_TLS, CC_ACCEPT_ADMIN };
     struct sockaddr_storage ss;
     int sslen;
     struct evconnlistener *l;
@@ -236,7 +237,7 @@ static int bind_one(struct cc_server *s, const char *spec, int tls)
                spec);
         return -1;
     }
-    l = evconnlistener_new_bind(s->base, on_accept, tls ? &tls_tag : NULL,
+    l = evconnlistener_new_bind(s->base, on_accept, (void *)&kinds[kind],
                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                     LEV_OPT_CLOSE_ON_EXEC,
                                 1024, (struct sockaddr *)&ss, sslen);
@@ -252,11 +253,12 @@ static int bind_one(struct cc_server *s, const char *spec, int tls)
                &(int){ 1 }, sizeof(int));
     listeners[n_listeners++] = l;
     cc_log(CC_LOG_INFO, "server", "listening on %s%s", spec,
-           tls ? " (TLS)" : "");
+           kind == 1 ? " (TLS)" : kind == 2 ? " (admin: /metrics, /readyz)"
+                                            : "");
     return 0;
 }
 
-static int bind_list(struct cc_server *s, const char *spec, int tls)
+static int bind_list(struct cc_server *s, const char *spec, int kind)
 {
     char *list = strdup(spec), *save = NULL, *tok;
     int rc = 0;
@@ -265,7 +267,7 @@ static int bind_list(struct cc_server *s, const char *spec, int tls)
         abort();
     for (tok = strtok_r(list, ", ", &save); tok && rc == 0;
          tok = strtok_r(NULL, ", ", &save))
-        rc = bind_one(s, tok, tls);
+        rc = bind_one(s, tok, kind);
     free(list);
     return rc;
 }
@@ -276,6 +278,8 @@ int cc_listen_start(struct cc_server *s)
 
     if (rc == 0 && s->tls_listen)
         rc = bind_list(s, s->tls_listen, 1);
+    if (rc == 0 && s->admin_listen)
+        rc = bind_list(s, s->admin_listen, 2);
     if (rc == 0 && n_listeners == 0) {
         cc_log(CC_LOG_ERROR, "config", "%s: [server] listen is empty",
                s->conf->path);

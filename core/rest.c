@@ -2,6 +2,7 @@
  * rest.c - the REST API (see rest.h).
  *
  *   GET  /healthz                              liveness, no auth
+ *   GET  /readyz                               readiness (ready.h), no auth
  *   POST /chat/chats/                          create or get a chat
  *   GET  /chat/chats/                          the caller's chats
  *   GET  /chat/chats/{id}/                     one chat
@@ -21,6 +22,9 @@
 #include "msg.h"
 #include "server.h"
 #include "timefmt.h"
+#include "loop.h"
+#include "metrics.h"
+#include "ready.h"
 #include "uuid.h"
 #include "www.h"
 
@@ -38,7 +42,7 @@
 #define PAGE_MAX 200
 
 enum route {
-    R_NONE, R_HEALTH, R_CHATS, R_CHAT, R_MESSAGES, R_SEND, R_MARK_READ,
+    R_NONE, R_HEALTH, R_READY, R_CHATS, R_CHAT, R_MESSAGES, R_SEND, R_MARK_READ,
     R_PROFILES
 };
 
@@ -132,6 +136,8 @@ static enum route route_path(struct cc_http_str path, char id[37],
     *bad_id = 0;
     if (path.n == 8 && memcmp(p, "/healthz", 8) == 0)
         return R_HEALTH;
+    if (path.n == 7 && memcmp(p, "/readyz", 7) == 0)
+        return R_READY;
     if ((path.n == 14 || path.n == 15) &&
         memcmp(p, "/chat/profiles/", path.n) == 0)
         return R_PROFILES;
@@ -169,7 +175,7 @@ static enum route route_path(struct cc_http_str path, char id[37],
 static const char *route_allow(enum route r)
 {
     switch (r) {
-    case R_HEALTH: return "GET, HEAD";
+    case R_HEALTH: case R_READY: return "GET, HEAD";
     case R_CHATS: return "GET, POST";
     case R_CHAT: case R_MESSAGES: return "GET, HEAD";
     default: return "POST";
@@ -181,7 +187,7 @@ static int route_method_ok(enum route r, enum cc_http_method m)
     int get = m == CC_HTTP_GET || m == CC_HTTP_HEAD;
 
     switch (r) {
-    case R_HEALTH: case R_CHAT: case R_MESSAGES: return get;
+    case R_HEALTH: case R_READY: case R_CHAT: case R_MESSAGES: return get;
     case R_CHATS: return get || m == CC_HTTP_POST;
     default: return m == CC_HTTP_POST;
     }
@@ -573,8 +579,11 @@ static void sent_done(void *arg, int status, const struct cc_store_result *res)
         if (!dup && cc_srv->fo->publish(cc_srv->fanout.inst, op->chat_id,
                                         res->message->seq, b.p,
                                         b.len) != CC_OK)
+        {
+            cc_metrics_publish_failed();
             cc_log(CC_LOG_ERROR, "rest", "fan-out failed for a stored "
                    "message in chat %s", op->chat_id);
+        }
         b.len = 0;
         if (alive) {
             cc_json_message(&b, res->message, 1);
@@ -599,6 +608,7 @@ static void send_message(struct op *op, const struct cc_chat *chat)
     struct cc_message m = { .struct_size = sizeof m };
     int side;
 
+    cc_metrics_add(cc_main_loop, CC_STAT_RECEIVED, 1);
     if (cc_inbound_parse(op->c->req->body, op->c->req->body_len,
                          cc_srv->lim.max_content_chars, &in, &error, ebuf,
                          sizeof ebuf) < 0) {
@@ -851,7 +861,7 @@ void cc_rest_handle(struct cc_conn *c)
     if (r == R_NONE && cc_www_serve(c))
         return; /* the demo page */
     if (r == R_NONE || (bad_id && r != R_CHATS && r != R_HEALTH &&
-                        r != R_PROFILES)) {
+                        r != R_READY && r != R_PROFILES)) {
         cc_conn_respond_error(c, 404, r == R_NONE ? "Not found"
                                                   : CC_ERR_NOT_FOUND);
         return;
@@ -862,8 +872,8 @@ void cc_rest_handle(struct cc_conn *c)
                             "{\"error\": \"Method not allowed\"}");
         return;
     }
-    if (r == R_HEALTH) {
-        cc_conn_respond_lit(c, 200, NULL, "{\"status\": \"ok\"}");
+    if (r == R_HEALTH || r == R_READY) {
+        cc_ready_respond(c, r == R_READY);
         return;
     }
     op = xcalloc(1, sizeof *op);

@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "hub.h"
 #include "listen.h"
+#include "metrics.h"
 #include "log.h"
 #include "loop.h"
 #include "www.h"
@@ -165,7 +166,8 @@ static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
     size_t i;
 
     if (strcmp(e->key, "listen") == 0 ||
-        strcmp(e->key, "tls_listen") == 0) {
+        strcmp(e->key, "tls_listen") == 0 ||
+        strcmp(e->key, "admin_listen") == 0) {
         /* Check the addresses now, so that -t and file:line report them. */
         int tls = e->key[0] == 't';
 
@@ -174,7 +176,10 @@ static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
                    "127.0.0.1:8000 or [::1]:8000)";
             return -1;
         }
-        if (tls) {
+        if (e->key[0] == 'a') {
+            free(s->admin_listen); /* empty: no admin listener */
+            s->admin_listen = e->value[0] ? strdup(e->value) : NULL;
+        } else if (tls) {
             free(s->tls_listen); /* empty: no TLS listener */
             s->tls_listen = e->value[0] ? strdup(e->value) : NULL;
         } else {
@@ -326,6 +331,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void host_fanout_deliver(const char *chat_id, int64_t seq,
                                 const char *payload, size_t len)
 {
+    cc_metrics_fanout_lag(payload, len);
     cc_hub_deliver(chat_id, seq, payload, len);
 }
 
@@ -385,6 +391,7 @@ int cc_server_start(struct cc_server *s)
     cc_chatcache_init((size_t)s->lim.chat_cache);
     if (tls_start(s) < 0 || demo_start(s) < 0 || load_plugins(s) < 0)
         return -1;
+    s->st = cc_metrics_wrap_storage(s->st); /* timed (metrics.h) */
     if (cc_plugin_start(&s->storage, err, sizeof err) < 0 ||
         cc_plugin_start(&s->auth, err, sizeof err) < 0 ||
         cc_plugin_start(&s->fanout, err, sizeof err) < 0) {
@@ -501,11 +508,13 @@ void cc_server_free(struct cc_server *s)
         event_free(tick_timer);
     cc_auth_free();
     cc_chatcache_free();
+    cc_metrics_free();
     cc_host_shutdown();
     cc_loops_free();
     cc_log_flush_suppressed(1); /* no count is lost at exit */
     free(s->listen);
     free(s->tls_listen);
+    free(s->admin_listen);
     free(s->allowed_origins);
     free(s->tls.certificate);
     free(s->tls.key);

@@ -43,6 +43,7 @@ struct cc_server {
     struct cc_limits lim;
     char *listen;                 /* "addr:port[,addr:port...]" */
     char *tls_listen;             /* the same, for TLS; NULL: none */
+    char *admin_listen;           /* /metrics, /readyz; NULL: none */
     char *allowed_origins;        /* "a, b" or NULL: any Origin */
     struct cc_tls_conf tls;
     char *plugin_dir;

@@ -14,6 +14,7 @@
 #include "hub.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "msg.h"
 #include "resume.h"
 #include "server.h"
@@ -167,6 +168,7 @@ void cc_session_send_frame(struct cc_conn *c, struct cc_frame *f)
     }
     if (over_high_water(c))
         return;
+    cc_metrics_add(c->loop, CC_STAT_DELIVERED, 1);
     out = bufferevent_get_output(c->bev);
     if (f->len <= FRAME_COPY_MAX) {
         if (evbuffer_add(out, f->data, f->len) < 0)
@@ -377,9 +379,11 @@ static void append_done(void *arg, int status,
                op->chat_id, res->error ? res->error : "storage error");
     else if (!own && cc_srv->fo && /* NULL: stored while shutting down */
              cc_srv->fo->publish(cc_srv->fanout.inst, op->chat_id,
-                                 res->message->seq, b.p, b.len) != CC_OK)
+                                 res->message->seq, b.p, b.len) != CC_OK) {
+        cc_metrics_publish_failed();
         cc_log(CC_LOG_ERROR, "ws", "fan-out failed for a stored message "
                "in chat %s", op->chat_id);
+    }
     cc_sbuf_free(&b);
     free(op);
 }
@@ -501,6 +505,7 @@ static void on_text(void *arg, const char *data, size_t len)
 
     if (ws->close_sent)
         return;
+    cc_metrics_add(c->loop, CC_STAT_RECEIVED, 1);
     if (!rate_ok(ws)) {
         cc_log(CC_LOG_DEBUG, "ws", "%s: over message_rate: refused",
                c->peer);
@@ -750,7 +755,7 @@ static int check_handshake(struct cc_conn *c, char accept[29])
         cc_log(CC_LOG_INFO, "ws", "%s: Origin not in allowed_origins: 403",
                c->peer);
         cc_conn_respond_error(c, 403, "Origin not allowed");
-        return -1;
+        return -2;
     }
     if (!up || !cc_http_has_token(up->value, "websocket")) {
         cc_conn_respond_lit(c, 426, "Upgrade: websocket\r\n"
@@ -835,9 +840,11 @@ static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
               strcmp(p->professional_id, chat->professional_id) == 0))) {
         cc_log(CC_LOG_INFO, "ws", "%s: user %s is not a party of chat %s",
                c->peer, p->user_id, ws->chat_id);
+        cc_metrics_handshake(CC_HS_FORBIDDEN);
         cc_session_close(c, CC_CLOSE_FORBIDDEN, "Access denied");
         return;
     }
+    cc_metrics_handshake(CC_HS_JOINED);
     snprintf(ws->chat_patient, sizeof ws->chat_patient, "%s",
              chat->patient_id);
     snprintf(ws->chat_professional, sizeof ws->chat_professional, "%s",
@@ -884,6 +891,7 @@ static void chat_lookup_done(void *arg, int status,
         return;
     }
     if (status == CC_E_NOTFOUND) {
+        cc_metrics_handshake(CC_HS_NOT_FOUND);
         open_session(c);
         send_error(c, CC_ERR_NOT_FOUND);
         cc_session_close(c, CC_CLOSE_NOT_FOUND, CC_ERR_NOT_FOUND);
@@ -891,6 +899,7 @@ static void chat_lookup_done(void *arg, int status,
     }
     cc_log(CC_LOG_WARN, "ws", "chat lookup failed: %s",
            res->error ? res->error : "storage error");
+    cc_metrics_handshake(CC_HS_UNAVAILABLE);
     cc_conn_respond_error(c, 503, "Storage unavailable; try again");
 }
 
@@ -921,6 +930,7 @@ static void lookup_chat(struct cc_conn *c)
     if (cc_srv->st->chat_get(cc_srv->storage.inst, ws->chat_id, &v,
                              chat_lookup_done, c) != CC_OK) {
         cc_conn_release(c);
+        cc_metrics_handshake(CC_HS_BUSY);
         cc_conn_respond_error(c, 503, "Server busy; try again");
     }
 }
@@ -933,6 +943,7 @@ static void auth_done(void *arg, int status, struct cc_auth_req *req)
     if (status != CC_AUTH_OK) {
         cc_log(CC_LOG_INFO, "ws", "%s: authentication failed: %s", c->peer,
                req->error);
+        cc_metrics_handshake(CC_HS_UNAUTHORIZED);
         open_session(c);
         cc_session_close(c, CC_CLOSE_UNAUTHORIZED, req->error);
         return;
@@ -944,6 +955,7 @@ static void auth_done(void *arg, int status, struct cc_auth_req *req)
             cc_log(CC_LOG_WARN, "ws", "%s: user %s has %llu WebSockets "
                    "open already: 4429", c->peer, req->principal.user_id,
                    (unsigned long long)cc_srv->lim.max_ws_per_user);
+            cc_metrics_handshake(CC_HS_TOO_MANY);
             open_session(c);
             cc_session_close(c, CC_CLOSE_TOO_MANY, "Too many connections");
             return;
@@ -977,12 +989,16 @@ void cc_session_upgrade(struct cc_conn *c)
 
     if (parse_chat_path(c->req->h.path, chat, sizeof chat) < 0) {
         c->keep_alive = 0;
+        cc_metrics_handshake(CC_HS_NOT_FOUND);
         cc_conn_respond_error(c, 404, "Not found");
         return;
     }
-    if (check_handshake(c, accept) < 0)
+    if ((where = check_handshake(c, accept)) < 0) {
+        cc_metrics_handshake(where == -2 ? CC_HS_ORIGIN : CC_HS_BAD_REQUEST);
         return;
+    }
     if (pending_handshakes >= cc_srv->lim.max_handshakes) {
+        cc_metrics_handshake(CC_HS_BUSY);
         cc_log(CC_LOG_WARN, "ws", "%s: %llu handshakes in progress: 503",
                c->peer, (unsigned long long)pending_handshakes);
         cc_conn_respond_error(c, 503, "Server busy; try again");

@@ -65,6 +65,44 @@ char *cc_time_format(int64_t unix_us, char out[CC_TIME_LEN + 1])
     return out;
 }
 
+static int64_t days_from_civil(int y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int get_digits(const char *p, int width, unsigned *v)
+{
+    *v = 0;
+    for (int i = 0; i < width; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        *v = *v * 10 + (unsigned)(p[i] - '0');
+    }
+    return 0;
+}
+
+int cc_time_parse(const char *s, int64_t *unix_us)
+{
+    unsigned y, mo, d, h, mi, se, us;
+
+    if (get_digits(s, 4, &y) || s[4] != '-' || get_digits(s + 5, 2, &mo) ||
+        s[7] != '-' || get_digits(s + 8, 2, &d) || s[10] != 'T' ||
+        get_digits(s + 11, 2, &h) || s[13] != ':' ||
+        get_digits(s + 14, 2, &mi) || s[16] != ':' ||
+        get_digits(s + 17, 2, &se) || s[19] != '.' ||
+        get_digits(s + 20, 6, &us) || s[26] != 'Z' || mo < 1 || mo > 12 ||
+        d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return -1;
+    *unix_us = ((days_from_civil((int)y, mo, d) * 86400 + h * 3600 +
+                 mi * 60 + se) * 1000000) + us;
+    return 0;
+}
+
 int64_t cc_time_now_us(void)
 {
     struct timespec ts;

@@ -18,4 +18,8 @@ char *cc_time_format(int64_t unix_us, char out[CC_TIME_LEN + 1]);
 /* Wall-clock now in microseconds since the epoch. */
 int64_t cc_time_now_us(void);
 
+/* The inverse of cc_time_format for its exact form (CC_TIME_LEN bytes at
+ * s): 0 and *unix_us, or -1. */
+int cc_time_parse(const char *s, int64_t *unix_us);
+
 #endif

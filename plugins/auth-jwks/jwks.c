@@ -675,6 +675,11 @@ static const void *jwks_get_interface(void *inst, uint32_t kind)
     return kind == CC_KIND_AUTH ? &jwks_api : NULL;
 }
 
+static void jwks_metrics(void *inst, cc_metric_cb emit, void *arg)
+{
+    cc_tokcache_metrics(((struct jwks_auth *)inst)->cache, emit, arg);
+}
+
 static const struct cc_plugin jwks_plugin = {
     .struct_size = sizeof(struct cc_plugin),
     .abi_version = CC_ABI_VERSION,
@@ -688,6 +693,7 @@ static const struct cc_plugin jwks_plugin = {
     .stop = jwks_stop,
     .destroy = jwks_destroy,
     .get_interface = jwks_get_interface,
+    .metrics = jwks_metrics,
 };
 
 CC_PLUGIN_EXPORT int cc_plugin_entry(const struct cc_host_api *host,

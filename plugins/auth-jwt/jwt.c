@@ -375,6 +375,11 @@ static const void *jwt_get_interface(void *inst, uint32_t kind)
     return kind == CC_KIND_AUTH ? &jwt_api : NULL;
 }
 
+static void jwt_metrics(void *inst, cc_metric_cb emit, void *arg)
+{
+    cc_tokcache_metrics(((struct jwt_auth *)inst)->cache, emit, arg);
+}
+
 static const struct cc_plugin jwt_plugin = {
     .struct_size = sizeof(struct cc_plugin),
     .abi_version = CC_ABI_VERSION,
@@ -388,6 +393,7 @@ static const struct cc_plugin jwt_plugin = {
     .stop = jwt_stop,
     .destroy = jwt_destroy,
     .get_interface = jwt_get_interface,
+    .metrics = jwt_metrics,
 };
 
 CC_PLUGIN_EXPORT int cc_plugin_entry(const struct cc_host_api *host,

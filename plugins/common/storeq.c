@@ -138,6 +138,25 @@ void sq_queue_stop(struct sq_queue *q)
     pthread_mutex_unlock(&q->mu);
 }
 
+size_t sq_queue_len(struct sq_queue *q)
+{
+    size_t n;
+
+    pthread_mutex_lock(&q->mu);
+    n = q->n;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+void sq_queue_metrics(struct sq_queue *wq, struct sq_queue *rq,
+                      cc_metric_cb emit, void *arg)
+{
+    emit(arg, "storage_queued_writes", "Writes waiting for the writer "
+         "thread.", CC_METRIC_GAUGE, (double)sq_queue_len(wq));
+    emit(arg, "storage_queued_reads", "Reads waiting for a reader thread.",
+         CC_METRIC_GAUGE, (double)sq_queue_len(rq));
+}
+
 uint64_t sq_queue_mark(struct sq_queue *q)
 {
     uint64_t mark;

@@ -126,6 +126,14 @@ void sq_queue_fail_all(struct sq_backend *b, struct sq_queue *q,
                        int status, const char *error);
 /* The number of requests queued so far: a mark for sq_queue_fail_upto. */
 uint64_t sq_queue_mark(struct sq_queue *q);
+
+/* Requests waiting in q now (for metrics; any thread). */
+size_t sq_queue_len(struct sq_queue *q);
+
+/* The samples both storage plugins give GET /metrics: their two queues'
+ * lengths (ABI 1.3 metrics()). */
+void sq_queue_metrics(struct sq_queue *wq, struct sq_queue *rq,
+                      cc_metric_cb emit, void *arg);
 /* Fail the queued requests that were queued before mark was taken (those
  * queued since stay queued): a reconnect attempt that failed fails only
  * what was waiting when it began. */

@@ -24,6 +24,7 @@ struct set {
 
 struct cc_tokcache {
     EVP_MD *sha256; /* fetched once: no provider lookup per token */
+    uint64_t hits, misses;
     size_t n_sets;  /* a power of two */
     struct set sets[];
 };
@@ -106,7 +107,22 @@ json_t *cc_tokcache_get(struct cc_tokcache *tc,
 {
     struct entry *e = find(tc, key);
 
+    if (e)
+        tc->hits++;
+    else
+        tc->misses++;
     return e ? e->claims : NULL;
+}
+
+void cc_tokcache_metrics(const struct cc_tokcache *tc, cc_metric_cb emit,
+                         void *arg)
+{
+    if (!tc)
+        return;
+    emit(arg, "token_cache_hits_total", "Tokens accepted from the cache "
+         "of accepted tokens.", CC_METRIC_COUNTER, (double)tc->hits);
+    emit(arg, "token_cache_misses_total", "Tokens checked in full.",
+         CC_METRIC_COUNTER, (double)tc->misses);
 }
 
 void cc_tokcache_put(struct cc_tokcache *tc,

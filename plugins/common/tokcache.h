@@ -19,6 +19,8 @@
 
 #include "claims.h"
 
+#include <carechat/plugin.h>
+
 #include <jansson.h>
 #include <stddef.h>
 
@@ -57,6 +59,11 @@ void cc_tokcache_keep(struct cc_tokcache *tc,
 void cc_tokcache_drop(struct cc_tokcache *tc,
                       const unsigned char key[CC_TOKCACHE_KEY]);
 void cc_tokcache_clear(struct cc_tokcache *tc);
+
+/* Its hits and misses for GET /metrics (ABI 1.3 metrics(); tc may be
+ * NULL: the cache is off, nothing is emitted). */
+void cc_tokcache_metrics(const struct cc_tokcache *tc, cc_metric_cb emit,
+                         void *arg);
 
 /* The [auth] key token_cache: 1 when key is it (*n set, or *reason when
  * the value is bad), 0 when key is another. */

@@ -861,6 +861,33 @@ static const void *rd_get_interface(void *inst, uint32_t kind)
     return kind == CC_KIND_FANOUT ? &rd_api : NULL;
 }
 
+/* Ready when both links are up: a node that cannot publish or hear
+ * other nodes serves its clients only half. */
+static int rd_health(void *inst, char *why, size_t why_len)
+{
+    struct rd *rd = inst;
+
+    if (rd->pub.ready && rd->sub.ready)
+        return CC_OK;
+    snprintf(why, why_len, "redis unreachable (%s down)",
+             !rd->pub.ready && !rd->sub.ready ? "publisher and subscriber"
+             : !rd->pub.ready ? "publisher" : "subscriber");
+    return CC_E_UNAVAIL;
+}
+
+static void rd_metrics(void *inst, cc_metric_cb emit, void *arg)
+{
+    struct rd *rd = inst;
+
+    emit(arg, "redis_connected", "1 when both Redis links are up.",
+         CC_METRIC_GAUGE, rd->pub.ready && rd->sub.ready);
+    emit(arg, "redis_publishes_in_flight", "PUBLISH commands not yet "
+         "answered.", CC_METRIC_GAUGE, (double)rd->inflight);
+    emit(arg, "redis_publishes_dropped_total", "Publishes skipped because "
+         "max_inflight were unanswered (clients read them from history).",
+         CC_METRIC_COUNTER, (double)rd->dropped);
+}
+
 static const struct cc_plugin rd_plugin = {
     .struct_size = sizeof(struct cc_plugin),
     .abi_version = CC_ABI_VERSION,
@@ -874,6 +901,8 @@ static const struct cc_plugin rd_plugin = {
     .stop = rd_stop,
     .destroy = rd_destroy,
     .get_interface = rd_get_interface,
+    .health = rd_health,
+    .metrics = rd_metrics,
 };
 
 CC_PLUGIN_EXPORT int cc_plugin_entry(const struct cc_host_api *host,

@@ -227,6 +227,7 @@ struct pg {
     struct worker writer;
     struct worker readers[MAX_READERS];
     atomic_int readers_up;
+    atomic_int writer_up;       /* the writer's view, for health() */
     int running;
 };
 
@@ -482,6 +483,8 @@ static void set_up(struct worker *w, int up)
     w->up = up;
     if (!w->writer)
         atomic_fetch_add(&w->pg->readers_up, up ? 1 : -1);
+    else
+        atomic_store(&w->pg->writer_up, up);
 }
 
 static uint64_t mono_ms(void)
@@ -1338,6 +1341,29 @@ static const void *pg_get_interface(void *inst, uint32_t kind)
     return kind == CC_KIND_STORAGE ? &sq_storage_api : NULL;
 }
 
+/* What the workers last found: a connection that works (GET /readyz
+ * also reads through storage, which tells an idle outage). */
+static int pg_health(void *inst, char *why, size_t why_len)
+{
+    struct pg *pg = inst;
+
+    if (atomic_load(&pg->writer_up) && atomic_load(&pg->readers_up) > 0)
+        return CC_OK;
+    snprintf(why, why_len, "database unreachable");
+    return CC_E_UNAVAIL;
+}
+
+static void pg_metrics(void *inst, cc_metric_cb emit, void *arg)
+{
+    struct pg *pg = inst;
+
+    sq_queue_metrics(&pg->wq, &pg->rq, emit, arg);
+    emit(arg, "postgres_writer_up", "1 while the writer's connection works.",
+         CC_METRIC_GAUGE, atomic_load(&pg->writer_up));
+    emit(arg, "postgres_readers_up", "Reader connections that work.",
+         CC_METRIC_GAUGE, atomic_load(&pg->readers_up));
+}
+
 static const struct cc_plugin pg_plugin = {
     .struct_size = sizeof(struct cc_plugin),
     .abi_version = CC_ABI_VERSION,
@@ -1351,6 +1377,8 @@ static const struct cc_plugin pg_plugin = {
     .stop = pg_stop,
     .destroy = pg_destroy,
     .get_interface = pg_get_interface,
+    .health = pg_health,
+    .metrics = pg_metrics,
 };
 
 CC_PLUGIN_EXPORT int cc_plugin_entry(const struct cc_host_api *host,

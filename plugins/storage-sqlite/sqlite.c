@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +254,7 @@ struct sq {
     int ck_stop;
     struct diskfull df;         /* writer thread: full-disk episode */
     uint64_t full_last_ms;      /* writer: the last write the disk refused */
+    atomic_int disk_full;       /* df.on, for the loop thread (health) */
 };
 
 /* ----------------------------------------------------------- config */
@@ -1186,6 +1188,7 @@ static void writer_group(struct sq *sq, struct sq_req *group)
                       "minutes: the log restarts past %d pages again",
                       sq->path, WAL_RELAX_MS / 60000, WAL_RESTART_FRAMES);
     }
+    atomic_store(&sq->disk_full, sq->df.on);
 }
 
 static void *writer_main(void *arg)
@@ -1375,6 +1378,27 @@ static const void *sq_get_interface(void *inst, uint32_t kind)
     return kind == CC_KIND_STORAGE ? &sq_storage_api : NULL;
 }
 
+/* Not ready while the disk refuses writes (reads still work, but no
+ * message can be stored). */
+static int sq_health(void *inst, char *why, size_t why_len)
+{
+    struct sq *sq = inst;
+
+    if (!atomic_load(&sq->disk_full))
+        return CC_OK;
+    snprintf(why, why_len, "database or disk is full");
+    return CC_E_UNAVAIL;
+}
+
+static void sq_metrics(void *inst, cc_metric_cb emit, void *arg)
+{
+    struct sq *sq = inst;
+
+    sq_queue_metrics(&sq->wq, &sq->rq, emit, arg);
+    emit(arg, "sqlite_disk_full", "1 while the disk refuses writes.",
+         CC_METRIC_GAUGE, atomic_load(&sq->disk_full));
+}
+
 static const struct cc_plugin sq_plugin = {
     .struct_size = sizeof(struct cc_plugin),
     .abi_version = CC_ABI_VERSION,
@@ -1388,6 +1412,8 @@ static const struct cc_plugin sq_plugin = {
     .stop = sq_stop,
     .destroy = sq_destroy,
     .get_interface = sq_get_interface,
+    .health = sq_health,
+    .metrics = sq_metrics,
 };
 
 CC_PLUGIN_EXPORT int cc_plugin_entry(const struct cc_host_api *host,

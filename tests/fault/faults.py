@@ -436,3 +436,19 @@ def have(cmd):
 
 
 main = h.main
+
+
+def readyz(srv):
+    """(status, reason or "") of GET /readyz."""
+    st, _, body = srv.request("GET", "/readyz")
+    return st, (body or {}).get("reason", "")
+
+
+def wait_readyz(srv, want, timeout=10):
+    """Poll /readyz until it answers want (or timeout): (status, reason)."""
+    deadline = time.time() + timeout
+    while True:
+        st, why = readyz(srv)
+        if st == want or time.time() > deadline:
+            return st, why
+        time.sleep(0.1)

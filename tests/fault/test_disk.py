@@ -56,6 +56,9 @@ class DiskFull(f.FaultCase):
         self.wait_for(lambda: c.refused and load.refused, timeout=60,
                       what="the disk to fill")
         time.sleep(1.0)           # full for a while, under the flood
+        st, why = f.readyz(srv)
+        self.assertEqual((st, why), (503, "storage: database or disk is "
+                                          "full"), "/readyz while full")
         # Space freed while the flood goes on: it fills it again, with
         # messages that are stored (megabytes a second).
         os.unlink(filler)
@@ -69,6 +72,7 @@ class DiskFull(f.FaultCase):
         self.wait_for(lambda: c.sent_after(freed + 0.5)[0] >= 5,
                       timeout=10, what="sends to be stored again")
         time.sleep(1.0)
+        self.assertEqual(f.readyz(srv)[0], 200, "ready once there is room")
         wal = os.path.getsize(os.path.join(self.disk, "carechat.db-wal"))
         self.assertEqual(c.sent_after(freed + 0.5)[1], 0,
                          "refused after space came back")

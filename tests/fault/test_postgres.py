@@ -64,6 +64,23 @@ class PostgresRestart(f.FaultCase):
             self.assertIn(mid, hist, "a REST message answered 201 is lost")
         self.assertIn("reconnected", srv.read_log())
 
+    def test_readyz_follows_the_database(self):
+        """An idle node: /readyz says 503 with the reason soon after
+        PostgreSQL stops (a load balancer takes the node out), /healthz
+        stays 200, and /readyz is 200 again once it is back."""
+        srv = self.server({"storage": {"plugin": "postgres",
+                                       "conninfo": self.pg.new_db(),
+                                       "path": None}})
+        self.assertEqual(f.readyz(srv)[0], 200)
+        self.pg.stop("fast")
+        st, why = f.wait_readyz(srv, 503, timeout=10)
+        self.assertEqual(st, 503, "not ready while the database is down")
+        self.assertTrue(why.startswith("storage: "), why)
+        self.assertEqual(srv.request("GET", "/healthz")[0], 200)
+        self.pg.start()
+        self.assertEqual(f.wait_readyz(srv, 200, timeout=10)[0], 200,
+                         "ready again once the database is back")
+
 
 if __name__ == "__main__":
     f.main()

@@ -106,6 +106,17 @@ class RedisRestart(f.FaultCase):
         for srv in (a, b):
             self.assertIn("reconnected", srv.read_log())
 
+    def test_readyz_follows_redis(self):
+        """/readyz is 503 naming Redis while it is down, 200 once back."""
+        srv = self.node(self.storage())
+        self.assertEqual(f.wait_readyz(srv, 200, timeout=10)[0], 200)
+        self.redis.stop()
+        st, why = f.wait_readyz(srv, 503, timeout=10)
+        self.assertEqual(st, 503)
+        self.assertTrue(why.startswith("fanout: redis unreachable"), why)
+        self.redis.start()
+        self.assertEqual(f.wait_readyz(srv, 200, timeout=10)[0], 200)
+
     def test_many_chats_resync(self):
         """Node B holds 1,000 chats, each with a live professional; while
         Redis is down the patients send one message each on node A.
@@ -174,6 +185,7 @@ class RedisRestartPostgres(RedisRestart):
     """The same, both nodes on one PostgreSQL database."""
 
     test_many_chats_resync = None   # once is enough (SQLite above)
+    test_readyz_follows_redis = None
 
     def storage(self):
         f.need_plugin("storage-postgres", "libpq")

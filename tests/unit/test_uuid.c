@@ -115,6 +115,23 @@ static void test_time(void)
            "far future is clamped");
     is_int((long long)strlen(out), CC_TIME_LEN, "fixed width");
     ok(cc_time_now_us() > 1700000000000000LL, "clock reads the present");
+
+    /* cc_time_parse is its inverse (metrics read created_at back). */
+    static const int64_t back[] = { 1765103400123456LL, 0, 951782400000001LL,
+                                    4107542399999999LL, -1 };
+    for (size_t i = 0; i < sizeof back / sizeof back[0]; i++) {
+        int64_t t = 42;
+        cc_time_format(back[i], out);
+        is_int(cc_time_parse(out, &t), 0, "parse %s", out);
+        is_int((long long)t, (long long)back[i], "round trip %s", out);
+    }
+    int64_t t;
+    is_int(cc_time_parse("2025-13-07T10:30:00.123456Z", &t), -1,
+           "month 13 refused");
+    is_int(cc_time_parse("2025-12-07 10:30:00.123456Z", &t), -1,
+           "a space for T refused");
+    is_int(cc_time_parse("2025-12-07T10:30:00.12345xZ", &t), -1,
+           "a letter in the fraction refused");
 }
 
 int main(void)
