@@ -17,7 +17,7 @@ if command -v apt-get >/dev/null 2>&1; then
         libinih-dev libssl-dev libpq-dev libhiredis-dev \
         python3 python3-websockets ca-certificates abigail-tools \
         postgresql redis-server clang libclang-rt-dev openssl \
-        chromium fonts-dejavu-core \
+        chromium fonts-dejavu-core mandoc groff-base man-db \
         >/dev/null
     command -v npm >/dev/null 2>&1 ||
         $SUDO apt-get install -y -qq --no-install-recommends nodejs npm \
@@ -27,12 +27,13 @@ elif command -v dnf >/dev/null 2>&1; then
         libevent-devel jansson-devel libjwt-devel sqlite-devel inih-devel \
         openssl-devel libpq-devel hiredis-devel python3 python3-websockets \
         postgresql-server redis clang compiler-rt openssl chromium nodejs \
-        npm
+        npm mandoc groff-base man-db
 elif command -v apk >/dev/null 2>&1; then
     $SUDO apk add build-base autoconf automake libtool pkgconf \
         libevent-dev jansson-dev libjwt-dev sqlite-dev inih-dev \
         openssl-dev libpq-dev hiredis-dev python3 py3-websockets \
-        postgresql redis clang compiler-rt openssl chromium nodejs npm
+        postgresql redis clang compiler-rt openssl chromium nodejs npm \
+        mandoc groff
 else
     echo "deps.sh: unknown package manager; install the packages listed" \
          "in README.md by hand" >&2
