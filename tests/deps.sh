@@ -17,7 +17,7 @@ if command -v apt-get >/dev/null 2>&1; then
         libinih-dev libssl-dev libpq-dev libhiredis-dev \
         python3 python3-websockets ca-certificates abigail-tools \
         postgresql redis-server clang libclang-rt-dev openssl \
-        chromium fonts-dejavu-core prometheus \
+        chromium fonts-dejavu-core prometheus mandoc groff-base man-db \
         >/dev/null
     # The package may start a Prometheus of its own on every address:
     # the tests start theirs on loopback.
@@ -33,13 +33,13 @@ elif command -v dnf >/dev/null 2>&1; then
         libevent-devel jansson-devel libjwt-devel sqlite-devel inih-devel \
         openssl-devel libpq-devel hiredis-devel python3 python3-websockets \
         postgresql-server redis clang compiler-rt openssl chromium nodejs \
-        npm golang-github-prometheus
+        npm golang-github-prometheus mandoc groff-base man-db
 elif command -v apk >/dev/null 2>&1; then
     $SUDO apk add build-base autoconf automake libtool pkgconf \
         libevent-dev jansson-dev libjwt-dev sqlite-dev inih-dev \
         openssl-dev libpq-dev hiredis-dev python3 py3-websockets \
         postgresql redis clang compiler-rt openssl chromium nodejs npm \
-        prometheus
+        prometheus mandoc groff
 else
     echo "deps.sh: unknown package manager; install the packages listed" \
          "in README.md by hand" >&2

@@ -10,20 +10,7 @@ files=$(ls core/*.[ch] include/carechat/*.h plugins/*/*.[ch] \
         bench/*.[ch] doc/examples/*/*.[ch] tests/unit/*.[ch] tests/abi/*.c \
         tests/fuzz/*.c \
         2>/dev/null | tr '\n' ' ')
-n=0
-fail=0
-
-# report DESCRIPTION OFFENDING-LINES
-report() {
-    n=$((n + 1))
-    if [ -z "$2" ]; then
-        echo "ok $n - $1"
-    else
-        echo "not ok $n - $1"
-        printf '%s\n' "$2" | head -20 | sed 's/^/# /'
-        fail=1
-    fi
-}
+. ./tests/tap.sh
 
 # shellcheck disable=SC2086
 report "lines fit in 80 columns" "$(awk 'length > 80 {
