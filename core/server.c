@@ -11,6 +11,7 @@
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "www.h"
 
 #include <carechat/auth.h>
@@ -297,6 +298,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct cc_server *s = arg;
 
     if (sig == SIGHUP) {
+        cc_notify_reloading();
         if (s->tls_listen) {
             char err[512];
             if (cc_tls_load(&s->tls, err, sizeof err) == 0)
@@ -311,6 +313,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         for (int i = 0; i < 3; i++)
             if (ps[i]->desc->reload)
                 ps[i]->desc->reload(ps[i]->inst);
+        cc_notify_reloaded();
         return;
     }
     if (s->shutting_down) {
@@ -469,6 +472,7 @@ void cc_server_shutdown(struct cc_server *s)
     struct timeval tv = { 0, 50000 };
 
     s->shutting_down = 1;
+    cc_notify_stopping();
     cc_listen_close();
     cc_conn_shutdown_all();
     drain_timer = event_new(s->base, -1, EV_PERSIST, drain_tick, s);
