@@ -63,9 +63,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cc_server_configure(&srv, conf) < 0) {
-        free(srv.listen);
-        free(srv.plugin_dir);
-        free(srv.demo_dir);
+        cc_server_settings_free(&srv);
         cc_conf_free(conf);
         return 1;
     }

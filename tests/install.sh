@@ -39,7 +39,8 @@ chmod 755 "$tmp"
 as_user=
 if [ "$(id -u)" -eq 0 ]; then
     chown nobody "$P" "$D"
-    as_user="setpriv --reuid=$(id -u nobody) --regid=$(id -g nobody) --clear-groups"
+    as_user="setpriv --reuid=$(id -u nobody) --regid=$(id -g nobody)"
+    as_user="$as_user --clear-groups"
 fi
 # The parent make's jobserver and flags are not this make's.
 unset MAKEFLAGS MFLAGS MAKELEVEL DESTDIR
@@ -56,7 +57,8 @@ else
     sed -n '/rror\|ermission\|cannot/s/^/# /p' "$tmp/log" | head -20
 fi
 check "carechatd and a plugin are installed under P" \
-    '[ -x "$P/sbin/carechatd" ] && [ -f "$P/lib/carechat/plugins/storage-sqlite.so" ]'
+    '[ -x "$P/sbin/carechatd" ] &&
+     [ -f "$P/lib/carechat/plugins/storage-sqlite.so" ]'
 las=$(find "$P" -name '*.la' 2>/dev/null)
 check "no libtool .la file is installed" '[ -z "$las" ]'
 [ -z "$las" ] || echo "$las" | sed 's/^/# /'
