@@ -94,6 +94,13 @@ static void clamp_connections(struct cc_server *s, uint64_t limit,
     s->lim.max_connections = room;
 }
 
+uint64_t cc_listen_connection_room(void)
+{
+    uint64_t limit = fd_limit();
+
+    return limit > fd_reserve ? limit - fd_reserve : 1;
+}
+
 void cc_listen_fit_fd_limit(struct cc_server *s)
 {
     const struct cc_conf_section *sec = cc_conf_section(s->conf, "server");

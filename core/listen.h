@@ -32,6 +32,11 @@ struct sockaddr_storage;
  * before the loops start. */
 void cc_listen_fit_fd_limit(struct cc_server *s);
 
+/* The connections the open-file limit leaves room for, less the reserve
+ * cc_listen_fit_fd_limit measured (a reload's max_connections is cut to
+ * it).  Loop 0. */
+uint64_t cc_listen_connection_room(void);
+
 /* Bind every address of s->listen and s->tls_listen.  Returns 0, or -1
  * after logging. */
 int cc_listen_start(struct cc_server *s);

@@ -17,12 +17,13 @@ static const char *level_names[] = { "error", "warn", "info", "debug" };
 
 void cc_log_set_level(int level)
 {
-    log_level = level;
+    /* Any thread reads it (cc_log); loop 0 sets it on a reload. */
+    __atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
 }
 
 int cc_log_level(void)
 {
-    return log_level;
+    return __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
 int cc_log_level_parse(const char *s)
@@ -108,7 +109,7 @@ void cc_log_kind_v(int level, const char *component, unsigned kind,
     size_t n, head;
     int r, pass;
 
-    if (level > log_level)
+    if (level > __atomic_load_n(&log_level, __ATOMIC_RELAXED))
         return;
     pass = cc_loglimit_admit(level, component, fmt, kind, &sum);
     if (sum.count)

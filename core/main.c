@@ -6,6 +6,7 @@
 #include "ccbuild.h"
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 
 #include <event2/event.h>
@@ -62,9 +63,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cc_server_configure(&srv, conf) < 0) {
-        free(srv.listen);
-        free(srv.plugin_dir);
-        free(srv.demo_dir);
+        cc_server_settings_free(&srv);
         cc_conf_free(conf);
         return 1;
     }
@@ -86,10 +85,12 @@ int main(int argc, char **argv)
     rc = cc_server_start(&srv);
     if (rc == 0) {
         cc_log(CC_LOG_INFO, "server", "carechatd %s ready", PACKAGE_VERSION);
+        cc_notify_ready(srv.base);
         event_base_dispatch(srv.base);
         cc_log(CC_LOG_INFO, "server", "stopped");
     }
     cc_server_free(&srv);
+    cc_notify_free();
     event_base_free(srv.base);
     cc_conf_free(conf);
     return rc == 0 ? 0 : 1;

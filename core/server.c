@@ -12,6 +12,8 @@
 #include "metrics.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
+#include "reload.h"
 #include "www.h"
 
 #include <carechat/auth.h>
@@ -50,34 +52,35 @@ static const struct setting {
     enum kind kind;
     size_t offset;
     uint64_t def, min, max;
+    int restart;                  /* 1: a SIGHUP reload cannot apply it */
 } settings[] = {
 #define L(f) offsetof(struct cc_limits, f)
-    { "max_header_size", K_SIZE, L(max_head), 16384, 1024, 1 << 20 },
-    { "max_body_size", K_SIZE, L(max_body), 65536, 1024, 64 << 20 },
+    { "max_header_size", K_SIZE, L(max_head), 16384, 1024, 1 << 20, 0 },
+    { "max_body_size", K_SIZE, L(max_body), 65536, 1024, 64 << 20, 0 },
     { "max_message_size", K_SIZE, L(max_ws_message), 65536, 1024,
-      64 << 20 },
+      64 << 20, 0 },
     { "max_content_length", K_COUNT, L(max_content_chars), 10000, 1,
-      16 << 20 },
+      16 << 20, 0 },
     { "output_high_water", K_SIZE, L(out_high_water), 1 << 20, 4096,
-      1ull << 32 },
+      1ull << 32, 0 },
     { "request_timeout", K_DURATION, L(request_timeout_ms), 10000, 100,
-      3600000 },
+      3600000, 0 },
     { "keepalive_timeout", K_DURATION, L(keepalive_timeout_ms), 60000, 100,
-      3600000 },
+      3600000, 0 },
     { "ping_interval", K_DURATION, L(ping_interval_ms), 30000, 100,
-      3600000 },
-    { "pong_timeout", K_DURATION, L(pong_timeout_ms), 10000, 100, 3600000 },
-    { "max_connections", K_COUNT, L(max_connections), 100000, 1, 10000000 },
+      3600000, 0 },
+    { "pong_timeout", K_DURATION, L(pong_timeout_ms), 10000, 100, 3600000, 0 },
+    { "max_connections", K_COUNT, L(max_connections), 100000, 1, 10000000, 0 },
     { "max_connections_per_ip", K_COUNT, L(max_conns_per_ip), 0, 0,
-      10000000 },
+      10000000, 0 },
     { "max_websockets_per_user", K_COUNT, L(max_ws_per_user), 20, 0,
-      1000000 },
+      1000000, 0 },
     { "max_pending_handshakes", K_COUNT, L(max_handshakes), 1000, 1,
-      10000000 },
-    { "message_rate", K_COUNT, L(message_rate), 0, 0, 1000000 },
-    { "message_burst", K_COUNT, L(message_burst), 20, 1, 1000000 },
-    { "threads", K_COUNT, L(threads), 1, 1, CC_LOOPS_MAX },
-    { "chat_cache", K_COUNT, L(chat_cache), 65536, 0, 1 << 24 },
+      10000000, 0 },
+    { "message_rate", K_COUNT, L(message_rate), 0, 0, 1000000, 0 },
+    { "message_burst", K_COUNT, L(message_burst), 20, 1, 1000000, 0 },
+    { "threads", K_COUNT, L(threads), 1, 1, CC_LOOPS_MAX, 1 },
+    { "chat_cache", K_COUNT, L(chat_cache), 65536, 0, 1 << 24, 1 },
 #undef L
 };
 
@@ -213,7 +216,7 @@ static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
             *why = "expected error, warn, info or debug";
             return -1;
         }
-        cc_log_set_level(lvl);
+        s->log_level = lvl;
         return 0;
     }
     for (i = 0; i < sizeof settings / sizeof settings[0]; i++)
@@ -223,15 +226,15 @@ static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
     return -1;
 }
 
-int cc_server_configure(struct cc_server *s, struct cc_conf *conf)
+int cc_server_parse(struct cc_server *s, const struct cc_conf *conf)
 {
     const struct cc_conf_section *sec;
     const struct cc_conf_entry *e;
     size_t i;
 
-    s->conf = conf;
     for (i = 0; i < sizeof settings / sizeof settings[0]; i++)
         *(uint64_t *)((char *)&s->lim + settings[i].offset) = settings[i].def;
+    s->log_level = CC_LOG_INFO;
     s->listen = strdup("127.0.0.1:8000");
     s->plugin_dir = strdup(CC_PLUGINDIR);
     for (sec = conf->sections; sec; sec = sec->next) {
@@ -255,6 +258,38 @@ int cc_server_configure(struct cc_server *s, struct cc_conf *conf)
         }
     }
     return 0;
+}
+
+int cc_server_configure(struct cc_server *s, struct cc_conf *conf)
+{
+    s->conf = conf;
+    if (cc_server_parse(s, conf) < 0)
+        return -1;
+    cc_log_set_level(s->log_level);
+    return 0;
+}
+
+void cc_server_settings_free(struct cc_server *s)
+{
+    free(s->listen);
+    free(s->tls_listen);
+    free(s->admin_listen);
+    free(s->allowed_origins);
+    free(s->tls.certificate);
+    free(s->tls.key);
+    free(s->tls.client_ca);
+    free(s->tls.ciphers);
+    free(s->plugin_dir);
+    free(s->demo_dir);
+}
+
+const char *cc_server_limit(size_t i, size_t *offset, int *restart)
+{
+    if (i >= sizeof settings / sizeof settings[0])
+        return NULL;
+    *offset = settings[i].offset;
+    *restart = settings[i].restart;
+    return settings[i].key;
 }
 
 /* ---------------------------------------------------------- plugins */
@@ -302,20 +337,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct cc_server *s = arg;
 
     if (sig == SIGHUP) {
-        if (s->tls_listen) {
-            char err[512];
-            if (cc_tls_load(&s->tls, err, sizeof err) == 0)
-                cc_log(CC_LOG_INFO, "tls", "certificate reloaded from %s",
-                       s->tls.certificate);
-            else
-                cc_log(CC_LOG_ERROR, "tls", "reload failed, keeping the "
-                       "current certificate: %s", err);
-        }
-        cc_log(CC_LOG_INFO, "server", "SIGHUP: reloading plugins");
-        struct cc_plugin_inst *ps[] = { &s->storage, &s->auth, &s->fanout };
-        for (int i = 0; i < 3; i++)
-            if (ps[i]->desc->reload)
-                ps[i]->desc->reload(ps[i]->inst);
+        cc_reload(s);
         return;
     }
     if (s->shutting_down) {
@@ -476,6 +498,7 @@ void cc_server_shutdown(struct cc_server *s)
     struct timeval tv = { 0, 50000 };
 
     s->shutting_down = 1;
+    cc_notify_stopping();
     cc_listen_close();
     cc_conn_shutdown_all();
     drain_timer = event_new(s->base, -1, EV_PERSIST, drain_tick, s);
@@ -512,16 +535,7 @@ void cc_server_free(struct cc_server *s)
     cc_host_shutdown();
     cc_loops_free();
     cc_log_flush_suppressed(1); /* no count is lost at exit */
-    free(s->listen);
-    free(s->tls_listen);
-    free(s->admin_listen);
-    free(s->allowed_origins);
-    free(s->tls.certificate);
-    free(s->tls.key);
-    free(s->tls.client_ca);
-    free(s->tls.ciphers);
+    cc_server_settings_free(s);
     cc_tls_free();
-    free(s->plugin_dir);
-    free(s->demo_dir);
     cc_www_free();
 }

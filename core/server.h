@@ -4,7 +4,8 @@
  *
  * One server per process, reachable as cc_srv from every core module
  * (conn, session, rest, hub).  Loop 0 only, except the settings (lim),
- * which every loop reads and nobody changes once the loops run.
+ * which every loop reads and only a SIGHUP reload changes, on loop 0
+ * (reload.c says why a worker's read of them is safe).
  */
 #ifndef CC_SERVER_H
 #define CC_SERVER_H
@@ -44,7 +45,9 @@ struct cc_server {
     char *listen;                 /* "addr:port[,addr:port...]" */
     char *tls_listen;             /* the same, for TLS; NULL: none */
     char *admin_listen;           /* /metrics, /readyz; NULL: none */
-    char *allowed_origins;        /* "a, b" or NULL: any Origin */
+    char *allowed_origins;        /* "a, b" or NULL: any Origin; read by
+                                   * handshakes, on loop 0 only */
+    int log_level;                /* [server] log_level, as parsed */
     struct cc_tls_conf tls;
     char *plugin_dir;
     int demo;                     /* [server] demo: the page at / */
@@ -60,9 +63,23 @@ struct cc_server {
 
 extern struct cc_server *cc_srv;
 
-/* Read and validate [server] (unknown keys and bad values are errors
- * with file:line).  Returns 0 or -1 after logging. */
+/* Read and validate the section names and [server] of conf into s, over
+ * the defaults, with no other effect (the log level is only stored):
+ * what carechatd -t and a SIGHUP reload both accept.  Unknown keys and
+ * bad values are errors with file:line.  conf is borrowed; s's strings
+ * are s's (cc_server_settings_free).  Returns 0 or -1 after logging. */
+int cc_server_parse(struct cc_server *s, const struct cc_conf *conf);
+
+/* cc_server_parse, then keep conf (s->conf, the plugins' sections) and
+ * apply the log level.  Start and -t.  Returns 0 or -1 after logging. */
 int cc_server_configure(struct cc_server *s, struct cc_conf *conf);
+
+/* Free the strings cc_server_parse set (not the plugins, not conf). */
+void cc_server_settings_free(struct cc_server *s);
+
+/* The i-th [server] limit: its key, its offset in struct cc_limits and
+ * whether it needs a restart to change; NULL past the last one. */
+const char *cc_server_limit(size_t i, size_t *offset, int *restart);
 
 /* Load and start plugins, bind listeners.  Returns 0 or -1 after
  * logging; on success the caller runs the loop. */
