@@ -5,6 +5,7 @@
 #include "host.h"
 #include "config.h"
 #include "log.h"
+#include "retention.h"
 #include "uuid.h"
 
 #include <carechat/auth.h>
@@ -88,8 +89,8 @@ static int h_cfg_iter(cc_plugin_ctx *ctx, cc_cfg_cb cb, void *arg)
         const char *why = NULL;
         int rc;
 
-        if (strcmp(e->key, "plugin") == 0)
-            continue;
+        if (cc_retention_host_key(ctx->section->name, e->key))
+            continue; /* the host's own keys (retention.h) */
         rc = cb(arg, e->key, e->value, &why);
         if (rc != CC_OK) {
             cc_log(CC_LOG_ERROR, "config", "%s:%d: [%s] %s: %s",

@@ -11,6 +11,7 @@
 #include "loop.h"
 #include "msg.h"
 #include "ready.h"
+#include "retention.h"
 #include "server.h"
 #include "timefmt.h"
 
@@ -448,6 +449,9 @@ void cc_metrics_render(char **out, size_t *len)
             "Handshakes that asked storage for the chat's parties.",
             (double)cs.misses);
     }
+    one(&b, "messages_purged_total", "counter",
+        "Messages deleted by retention ([storage] retention).",
+        (double)cc_retention_purged_total());
     one(&b, "log_lines_suppressed_total", "counter",
         "Log lines the rate limiter counted instead of writing.",
         (double)cc_loglimit_suppressed_total());

@@ -10,6 +10,7 @@
 #include "hub.h"
 #include "listen.h"
 #include "metrics.h"
+#include "retention.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
@@ -257,13 +258,13 @@ int cc_server_parse(struct cc_server *s, const struct cc_conf *conf)
             return -1;
         }
     }
-    return 0;
+    return cc_retention_configure(conf, 0);
 }
 
 int cc_server_configure(struct cc_server *s, struct cc_conf *conf)
 {
     s->conf = conf;
-    if (cc_server_parse(s, conf) < 0)
+    if (cc_server_parse(s, conf) < 0 || cc_retention_configure(conf, 1) < 0)
         return -1;
     cc_log_set_level(s->log_level);
     return 0;
@@ -420,6 +421,8 @@ int cc_server_start(struct cc_server *s)
         cc_log(CC_LOG_ERROR, "plugin", "%s", err);
         return -1;
     }
+    if (cc_retention_start(s) < 0)
+        return -1;
     cc_listen_fit_fd_limit(s);
     if (cc_listen_start(s) < 0 || cc_loops_start((unsigned)s->lim.threads) < 0)
         return -1;
@@ -510,6 +513,7 @@ void cc_server_free(struct cc_server *s)
     struct cc_plugin_inst *ps[] = { &s->fanout, &s->auth, &s->storage };
 
     cc_listen_close();
+    cc_retention_stop();
     /* Workers first, and their last mail (a chat's last member leaving
      * unsubscribes it) while the fan-out plugin is still there. */
     cc_loops_stop();

@@ -539,6 +539,19 @@ static int api_mark_read(void *inst, const char *chat_id, int32_t side,
     return submit(inst, r);
 }
 
+static int api_message_purge(void *inst, int64_t before_us, uint32_t limit,
+                             cc_store_cb cb, void *arg)
+{
+    struct sq_req *r;
+
+    if (!cb || limit < 1 || limit > 100000 || before_us <= 0)
+        return CC_E_INVAL;
+    r = new_req(inst, SQ_MSG_PURGE, cb, arg);
+    r->t = before_us;
+    r->limit = limit;
+    return submit(inst, r);
+}
+
 const struct cc_storage_api sq_storage_api = {
     .struct_size = sizeof(struct cc_storage_api),
     .profile_put = api_profile_put,
@@ -549,4 +562,5 @@ const struct cc_storage_api sq_storage_api = {
     .message_append = api_message_append,
     .message_list = api_message_list,
     .mark_read = api_mark_read,
+    .message_purge = api_message_purge,
 };

@@ -23,10 +23,11 @@
 
 enum sq_op {
     SQ_PROFILE_PUT, SQ_CHAT_OPEN, SQ_MSG_APPEND, SQ_MARK_READ, /* writes */
+    SQ_MSG_PURGE,   /* retention: t = before_us, limit (ABI 1.3) */
     SQ_PROFILE_GET, SQ_CHAT_GET, SQ_CHAT_LIST, SQ_MSG_LIST     /* reads */
 };
 
-#define SQ_IS_WRITE(op) ((op) <= SQ_MARK_READ)
+#define SQ_IS_WRITE(op) ((op) <= SQ_MSG_PURGE)
 
 /* A message or chat as handed to a callback, with the memory behind it. */
 struct sq_msg {

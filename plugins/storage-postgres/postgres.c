@@ -954,6 +954,7 @@ static int run_op(struct worker *w, struct sq_req *r)
     case SQ_CHAT_OPEN: return do_chat_open(w, r);
     case SQ_MSG_APPEND: return do_msg_append(w, r);
     case SQ_MARK_READ: return do_mark_read(w, r);
+    case SQ_MSG_PURGE: return CC_E_NOTSUP; /* not yet */
     case SQ_PROFILE_GET: return do_profile_get(w, r);
     case SQ_CHAT_GET: return do_chat_get(w, r);
     case SQ_CHAT_LIST: return do_chat_list(w, r);

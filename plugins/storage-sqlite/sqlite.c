@@ -41,7 +41,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* The WAL is kept short: past WAL_RESTART_FRAMES pages the writer
  * finishes the checkpoint itself between groups, so its next transaction
@@ -68,7 +68,8 @@ enum stmt {
     S_CHAT_SEQ, S_LAST_MSG, S_MSG_INSERT, S_CHAT_BUMP,
     S_MARK_READ, S_READ_DONE,
     S_CHAT_LIST, S_CHAT_NEWER, S_CHAT_COUNT, S_MSG_AFTER, S_MSG_BEFORE,
-    S_MSG_BY_CLIENT, S_MSG_SEQ, S_READ_BEGIN, S_READ_END, N_STMT
+    S_MSG_BY_CLIENT, S_MSG_SEQ, S_READ_BEGIN, S_READ_END,
+    S_PURGE_PICK, S_PURGE_DEL, S_PURGE_UNREAD, N_STMT
 };
 
 /* A message row as read_msg() takes it. */
@@ -144,6 +145,18 @@ static const char *const sql[N_STMT] = {
     [S_MSG_SEQ] = "SELECT seq FROM messages WHERE chat_id = ?1 AND id = ?2",
     [S_READ_BEGIN] = "BEGIN",
     [S_READ_END] = "COMMIT",
+    /* Retention: the oldest messages before ?1, at most ?2 (and one more,
+     * to tell whether more remain). */
+    [S_PURGE_PICK] = "SELECT chat_id, seq, sender_type, is_read "
+                     "FROM messages WHERE created_at < ?1 "
+                     "ORDER BY created_at LIMIT ?2",
+    [S_PURGE_DEL] = "DELETE FROM messages WHERE chat_id = ?1 AND seq = ?2",
+    /* An unread message that goes is no longer counted unread. */
+    [S_PURGE_UNREAD] = "UPDATE chats SET "
+                       "unread_from_pat = max(0, unread_from_pat - "
+                       "(?2 = 1)), "
+                       "unread_from_pro = max(0, unread_from_pro - "
+                       "(?2 = 2)) WHERE id = ?1",
 };
 
 /* Schema version 1.  Ids are canonical UUID text, times microseconds. */
@@ -200,6 +213,12 @@ static const char schema_v2_to_v3[] =
     "ALTER TABLE messages ADD COLUMN client_id TEXT;"
     "CREATE UNIQUE INDEX messages_by_client ON messages"
     " (chat_id, sender_id, client_id) WHERE client_id IS NOT NULL;";
+
+/* Version 3 to 4: messages by time, for retention (message_purge reads
+ * the oldest first).  Appended in time order, the index grows at its
+ * right edge: about a page written per group, not per message. */
+static const char schema_v3_to_v4[] =
+    "CREATE INDEX messages_by_time ON messages (created_at);";
 
 /* What a chat row holds beyond the struct cc_chat parts, by side
  * (CC_SIDE_PATIENT, CC_SIDE_PROFESSIONAL; [0] unused). */
@@ -413,8 +432,10 @@ static int migrate(struct sq *sq)
          sqlite3_exec(h, schema_v1, NULL, NULL, &err) != SQLITE_OK) ||
         (version < 2 &&
          sqlite3_exec(h, schema_v1_to_v2, NULL, NULL, &err) != SQLITE_OK) ||
-        sqlite3_exec(h, schema_v2_to_v3, NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(h, "PRAGMA user_version = 3; COMMIT", NULL, NULL,
+        (version < 3 &&
+         sqlite3_exec(h, schema_v2_to_v3, NULL, NULL, &err) != SQLITE_OK) ||
+        sqlite3_exec(h, schema_v3_to_v4, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(h, "PRAGMA user_version = 4; COMMIT", NULL, NULL,
                      &err) != SQLITE_OK) {
         sq->host->log(sq->ctx, CC_LOG_ERROR, "%s: %s the schema failed: %s",
                       sq->path, version ? "migrating" : "creating",
@@ -981,6 +1002,65 @@ static int do_msg_list(struct db *d, struct sq_req *r)
     return CC_OK;
 }
 
+/* Retention (ABI 1.3 message_purge): the oldest r->limit messages
+ * created before r->t go, one by one through the primary key, and the
+ * unread ones leave their chat's unread count.  A chat's last_seq stays:
+ * later messages get the next seq; last_message is read by last_seq, so
+ * a chat whose newest message went has none. */
+static int do_msg_purge(struct db *d, struct sq_req *r)
+{
+    sqlite3_stmt *pick = stmt(d, S_PURGE_PICK), *del = stmt(d, S_PURGE_DEL);
+    sqlite3_stmt *unread = stmt(d, S_PURGE_UNREAD);
+    struct victim {
+        char chat[SQ_ID_LEN + 1];
+        int64_t seq;
+        int side, is_read;
+    } *v;
+    size_t n = 0, i;
+    int rc = SQLITE_DONE;
+
+    if (!pick || !del || !unread)
+        return fail(r, d);
+    v = calloc(r->limit, sizeof *v);
+    if (!v)
+        return CC_E_NOMEM;
+    /* Picked first, then deleted: no row goes under a running SELECT. */
+    sqlite3_bind_int64(pick, 1, r->t);
+    sqlite3_bind_int64(pick, 2, (int64_t)r->limit + 1);
+    while ((rc = sqlite3_step(pick)) == SQLITE_ROW) {
+        if (n == r->limit) {
+            r->res.more = 1;
+            break;
+        }
+        snprintf(v[n].chat, sizeof v[n].chat, "%s",
+                 (const char *)sqlite3_column_text(pick, 0));
+        v[n].seq = sqlite3_column_int64(pick, 1);
+        v[n].side = sqlite3_column_int(pick, 2);
+        v[n].is_read = sqlite3_column_int(pick, 3);
+        n++;
+    }
+    sqlite3_reset(pick);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        rc = SQLITE_DONE;
+    for (i = 0; i < n && rc == SQLITE_DONE; i++) {
+        sqlite3_bind_text(del, 1, v[i].chat, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(del, 2, v[i].seq);
+        rc = sqlite3_step(del);
+        sqlite3_reset(del);
+        if (rc == SQLITE_DONE && !v[i].is_read) {
+            sqlite3_bind_text(unread, 1, v[i].chat, -1, SQLITE_STATIC);
+            sqlite3_bind_int(unread, 2, v[i].side);
+            rc = sqlite3_step(unread);
+            sqlite3_reset(unread);
+        }
+    }
+    free(v);
+    if (rc != SQLITE_DONE)
+        return fail(r, d);
+    r->res.count = (int64_t)n;
+    return CC_OK;
+}
+
 static int run_op(struct db *d, struct sq_req *r)
 {
     switch (r->op) {
@@ -988,6 +1068,7 @@ static int run_op(struct db *d, struct sq_req *r)
     case SQ_CHAT_OPEN: return do_chat_open(d, r);
     case SQ_MSG_APPEND: return do_msg_append(d, r);
     case SQ_MARK_READ: return do_mark_read(d, r);
+    case SQ_MSG_PURGE: return do_msg_purge(d, r);
     case SQ_PROFILE_GET: return do_profile_get(d, r);
     case SQ_CHAT_GET: return do_chat_get(d, r);
     case SQ_CHAT_LIST: return do_chat_list(d, r);

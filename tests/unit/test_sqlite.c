@@ -603,7 +603,7 @@ static void test_fresh(void)
     rc = load(db_path);
     log = capture_end();
     ok(rc == 0, "fresh database opens");
-    ok(strstr(log, "created schema version 3") != NULL,
+    ok(strstr(log, "created schema version 4") != NULL,
        "fresh database: schema created (log says so)");
     ok(stat(db_path, &st) == 0 && S_ISREG(st.st_mode),
        "fresh database: the file exists");
@@ -1544,8 +1544,8 @@ static void test_on_disk(const char *when, int64_t messages)
 
     is_str(lite_value(db_path, "PRAGMA journal_mode"), "wal",
            "%s: journal_mode is WAL", when);
-    is_str(lite_value(db_path, "PRAGMA user_version"), "3",
-           "%s: schema version 3 (user_version)", when);
+    is_str(lite_value(db_path, "PRAGMA user_version"), "4",
+           "%s: schema version 4 (user_version)", when);
     is_str(lite_value(db_path, "SELECT count(*) FROM sqlite_master WHERE "
                       "type = 'table' AND name IN "
                       "('profiles', 'chats', 'messages')"), "3",
@@ -1656,9 +1656,12 @@ static void test_migrate_v1(void)
         unload();
         return;
     }
-    ok(strstr(log, "migrated schema version 1 to 3") != NULL,
+    ok(strstr(log, "migrated schema version 1 to 4") != NULL,
        "v1: the log says it was migrated");
-    is_str(lite_value(path, "PRAGMA user_version"), "3", "v1: now version 3");
+    is_str(lite_value(path, "PRAGMA user_version"), "4", "v1: now version 4");
+    is_str(lite_value(path, "SELECT count(*) FROM sqlite_master WHERE name "
+                      "= 'messages_by_time'"), "1",
+           "v1: the index by time is there");
     is_str(lite_value(path, "SELECT count(*) FROM sqlite_master WHERE name "
                       "= 'messages_by_client'"), "1",
            "v1: the client_id index is there");
@@ -1710,7 +1713,7 @@ static void test_future_version(void)
 
     snprintf(path, sizeof path, "%s/future.db", dir);
     if (!ok(lite_run(path, 1, "CREATE TABLE future (x); "
-                     "PRAGMA user_version = 4", ignored, sizeof ignored) == 0,
+                     "PRAGMA user_version = 5", ignored, sizeof ignored) == 0,
             "future database made by hand")) {
         return;
     }
@@ -1720,15 +1723,15 @@ static void test_future_version(void)
     rc = pt_load(&e, pt_plugin_path("storage-sqlite"), CC_KIND_STORAGE,
                  "storage", conf, err, sizeof err);
     log = capture_end();
-    is_int(rc, -1, "schema version 4 refused");
+    is_int(rc, -1, "schema version 5 refused");
     ok(err[0] != '\0', "refusal has an error (%s)", err);
-    if (!ok(strstr(log, "schema version 4") != NULL &&
-            strstr(log, "knows up to 3") != NULL,
+    if (!ok(strstr(log, "schema version 5") != NULL &&
+            strstr(log, "knows up to 4") != NULL,
             "refusal names the versions"))
         printf("#   log: %s", log);
     ok(strstr(log, path) != NULL, "refusal names the file");
     pt_unload(&e);
-    is_str(lite_value(path, "PRAGMA user_version"), "4",
+    is_str(lite_value(path, "PRAGMA user_version"), "5",
            "future database: version untouched");
     is_str(lite_value(path, "PRAGMA journal_mode"), "delete",
            "future database: journal mode untouched (not switched to WAL)");
