@@ -72,7 +72,8 @@ static void needs_restart(const struct cc_server *s,
                           const struct cc_server *nw,
                           const struct cc_conf *conf, struct keys *k)
 {
-    static const char *sections[] = { "storage", "auth", "fanout" };
+    static const char *sections[] = { "storage", "auth", "fanout",
+                                      "audit" };
     const struct {
         const char *key;
         const char *was, *is;
@@ -98,7 +99,7 @@ static void needs_restart(const struct cc_server *s,
         keys_add(k, "tls_verify_client");
     if (s->demo != nw->demo)
         keys_add(k, "demo");
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
         if (section_differs(s->conf, conf, sections[i])) {
             snprintf(name, sizeof name, "[%s]", sections[i]);
             keys_add(k, name);

@@ -7,8 +7,8 @@
  * every [server] limit but threads and chat_cache (each read where it is
  * used: a new connection, the next message, the next timer).  Everything
  * else (listen, tls_listen, the tls_* files and policy, plugin_dir, demo,
- * demo_dir, threads, chat_cache and the [storage], [auth] and [fanout]
- * sections) keeps its running value, and one log line names the keys
+ * demo_dir, threads, chat_cache and the [storage], [auth], [fanout] and
+ * [audit] sections) keeps its running value, and one log line names the keys
  * that changed and need a restart.  A file that does not load, or whose
  * section names or [server] carechatd -t would refuse (the same
  * cc_server_parse), changes nothing at all: the error is logged with

@@ -14,6 +14,7 @@
  * Trailing slashes are optional.  Every error is {"error": "..."}.
  */
 #include "rest.h"
+#include "audit.h"
 #include "auth.h"
 #include "chatcache.h"
 #include "config.h"
@@ -57,6 +58,8 @@ struct op {
     int64_t after, before;  /* message cursors; chat list: the cursor's
                                time, chat_id its id */
     char since[37];         /* history: ?since=<message id>, or "" */
+    const char *audit_as;   /* the audit event, when not the route's */
+    char msg_id[37];        /* send: the stored message (for the audit) */
 };
 
 static void *xcalloc(size_t n, size_t sz)
@@ -78,14 +81,36 @@ static void op_free(struct op *op)
     free(op);
 }
 
+/* The audit line of op's answer (audit.h): event NULL for the route's
+ * own, or op->audit_as when set. */
+static void audit(const struct op *op, const char *event, int status)
+{
+    static const char *const names[] = {
+        [R_CHATS] = "chat_list", [R_CHAT] = "chat_read",
+        [R_MESSAGES] = "history_read", [R_SEND] = "message_send",
+        [R_MARK_READ] = "mark_read", [R_PROFILES] = "profile_register",
+    };
+    int open = op->c->req->h.method == CC_HTTP_POST &&
+               (op->route == R_CHATS || op->route == R_CHAT);
+    int list = op->route == R_CHATS && !open; /* chat_id: a cursor's */
+
+    event = event ? event : op->audit_as ? op->audit_as
+          : open ? "chat_create" : names[op->route];
+    cc_audit_log(event, NULL, status, op->c->peer,
+                 strcmp(event, "auth_failure") ? me(op) : NULL,
+                 list ? NULL : op->chat_id, op->msg_id);
+}
+
 static void respond_sbuf(struct op *op, int status, struct cc_sbuf *b)
 {
+    audit(op, NULL, status);
     cc_conn_respond(op->c, status, NULL, b->p, b->len);
     cc_sbuf_free(b);
 }
 
 static void fail(struct op *op, int status, const char *msg)
 {
+    audit(op, NULL, status);
     cc_conn_respond_error(op->c, status, msg);
     op_free(op);
 }
@@ -256,6 +281,7 @@ static void chat_done(void *arg, int status, const struct cc_store_result *res)
         return;
     }
     cc_chatcache_put(res->chat);
+    snprintf(op->chat_id, sizeof op->chat_id, "%s", res->chat->id);
     if (op->route == R_CHATS && !res->created) {
         /* An existing chat: chat_open knows no viewer, so fetch it again
          * for the caller's unread_count (answered 200 as R_CHAT). */
@@ -586,6 +612,7 @@ static void sent_done(void *arg, int status, const struct cc_store_result *res)
         }
         b.len = 0;
         if (alive) {
+            snprintf(op->msg_id, sizeof op->msg_id, "%s", res->message->id);
             cc_json_message(&b, res->message, 1);
             respond_sbuf(op, dup ? 200 : 201, &b);
         }
@@ -687,6 +714,7 @@ static void chat_checked(void *arg, int status,
     is_pro = p->professional_id[0] &&
              strcmp(p->professional_id, res->chat->professional_id) == 0;
     if (!is_pat && !is_pro) {
+        op->audit_as = "access_denied";
         fail(op, 404, CC_ERR_NOT_FOUND); /* other people's chats */
         return;
     }
@@ -734,6 +762,7 @@ static void profile_done(void *arg, int status,
     }
     /* Echo what was registered. */
     char *out = json_dumps(op->body, JSON_COMPACT | JSON_SORT_KEYS);
+    audit(op, NULL, 201);
     cc_conn_respond(op->c, 201, NULL, out, strlen(out));
     free(out);
     op_free(op);
@@ -814,6 +843,10 @@ static int parse_body(struct op *op)
 
 static void run_route(struct op *op)
 {
+    if (cc_audit_refusing()) {
+        fail(op, 503, CC_AUDIT_UNAVAILABLE); /* not served unaudited */
+        return;
+    }
     switch (op->route) {
     case R_CHATS:
         if (op->c->req->h.method == CC_HTTP_POST)
@@ -838,6 +871,7 @@ static void authed(void *arg, int status, struct cc_auth_req *req)
         return;
     if (status != CC_AUTH_OK) {
         struct cc_sbuf b = { 0 };
+        audit(op, "auth_failure", 401);
         cc_json_error(&b, req->error);
         cc_conn_respond(op->c, 401, "WWW-Authenticate: Bearer\r\n", b.p,
                         b.len);
@@ -882,6 +916,7 @@ void cc_rest_handle(struct cc_conn *c)
     memcpy(op->chat_id, id, sizeof id);
     if (cc_auth_find_token(&c->req->h, 0, token, sizeof token) ==
         CC_TOKEN_NONE) {
+        audit(op, "auth_failure", 401);
         cc_conn_respond_lit(c, 401, "WWW-Authenticate: Bearer\r\n",
                             "{\"error\": \"Authentication required\"}");
         op_free(op);

@@ -3,6 +3,7 @@
  * server.h; the listeners are listen.c's).
  */
 #include "server.h"
+#include "audit.h"
 #include "auth.h"
 #include "chatcache.h"
 #include "config.h"
@@ -86,7 +87,8 @@ static const struct setting {
 };
 
 static const char *known_sections[] = { "server", "storage", "auth",
-                                        "fanout" };
+                                        "fanout", "audit" };
+#define N_SECTIONS (sizeof known_sections / sizeof known_sections[0])
 
 static int set_limit(struct cc_limits *lim, const struct setting *st,
                      const char *v, const char **why)
@@ -239,13 +241,13 @@ int cc_server_parse(struct cc_server *s, const struct cc_conf *conf)
     s->listen = strdup("127.0.0.1:8000");
     s->plugin_dir = strdup(CC_PLUGINDIR);
     for (sec = conf->sections; sec; sec = sec->next) {
-        for (i = 0; i < 4; i++)
+        for (i = 0; i < N_SECTIONS; i++)
             if (strcmp(sec->name, known_sections[i]) == 0)
                 break;
-        if (i == 4) {
+        if (i == N_SECTIONS) {
             cc_log(CC_LOG_ERROR, "config", "%s:%d: unknown section [%s] "
-                   "(expected server, storage, auth or fanout)", conf->path,
-                   sec->line, sec->name);
+                   "(expected server, storage, auth, fanout or audit)",
+                   conf->path, sec->line, sec->name);
             return -1;
         }
     }
@@ -258,13 +260,16 @@ int cc_server_parse(struct cc_server *s, const struct cc_conf *conf)
             return -1;
         }
     }
-    return cc_retention_configure(conf, 0);
+    if (cc_retention_configure(conf, 0) < 0)
+        return -1;
+    return cc_audit_check(conf);
 }
 
 int cc_server_configure(struct cc_server *s, struct cc_conf *conf)
 {
     s->conf = conf;
-    if (cc_server_parse(s, conf) < 0 || cc_retention_configure(conf, 1) < 0)
+    if (cc_server_parse(s, conf) < 0 || cc_retention_configure(conf, 1) < 0 ||
+        cc_audit_configure(conf) < 0)
         return -1;
     cc_log_set_level(s->log_level);
     return 0;
@@ -338,6 +343,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct cc_server *s = arg;
 
     if (sig == SIGHUP) {
+        cc_audit_reopen(); /* logrotate */
         cc_reload(s);
         return;
     }
@@ -412,7 +418,8 @@ int cc_server_start(struct cc_server *s)
     cc_host_init(s->base, &hooks);
     cc_loops_init(s->base);
     cc_chatcache_init((size_t)s->lim.chat_cache);
-    if (tls_start(s) < 0 || demo_start(s) < 0 || load_plugins(s) < 0)
+    if (tls_start(s) < 0 || demo_start(s) < 0 || cc_audit_start() < 0 ||
+        load_plugins(s) < 0)
         return -1;
     s->st = cc_metrics_wrap_storage(s->st); /* timed (metrics.h) */
     if (cc_plugin_start(&s->storage, err, sizeof err) < 0 ||
@@ -526,6 +533,7 @@ void cc_server_free(struct cc_server *s)
     for (int i = 0; i < 3; i++)
         cc_plugin_unload(ps[i]);
     s->fo = NULL;
+    cc_audit_stop(); /* the last events, leaves included, on disk */
     for (int i = 0; i < 3; i++)
         if (sig_events[i])
             event_free(sig_events[i]);

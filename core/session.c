@@ -8,6 +8,7 @@
  * Frames are decoded by ws.c; this file decides what they mean.
  */
 #include "session.h"
+#include "audit.h"
 #include "auth.h"
 #include "chatcache.h"
 #include "conn.h"
@@ -63,6 +64,7 @@ struct cc_ws {
     struct cc_resume *resume;       /* set while catching up (resume.h) */
     int ordered;                    /* resumed: frames go out once, by seq */
     int64_t sent_seq;               /* with ordered: the last seq sent */
+    int close_code;                 /* sent or echoed; 0: none (audit) */
 };
 
 static uint64_t pending_handshakes;
@@ -241,6 +243,7 @@ static void send_close(struct cc_conn *c, int code, const char *reason)
         n = cc_ws_close_payload(p, code, reason);
     send_raw(c, CC_WS_OP_CLOSE, p, n);
     c->ws->close_sent = 1;
+    c->ws->close_code = code;
 }
 
 void cc_session_close(struct cc_conn *c, int code, const char *reason)
@@ -374,6 +377,9 @@ static void append_done(void *arg, int status,
         if (own)
             cc_frame_unref(own);
     }
+    cc_audit_log("ws_message_send", stored ? "ok" : "error", 0,
+                 op->conn->peer, &op->conn->ws->auth.principal, op->chat_id,
+                 stored ? res->message->id : NULL);
     if (!stored)
         cc_log(CC_LOG_WARN, "ws", "message not stored in chat %s: %s",
                op->chat_id, res->error ? res->error : "storage error");
@@ -402,8 +408,11 @@ static int append(struct cc_conn *c, const char *chat_id,
     memcpy(op->chat_id, chat_id, sizeof op->chat_id);
     rc = cc_srv->st->message_append(cc_srv->storage.inst, m, append_done,
                                     op);
-    if (rc != CC_OK)
+    if (rc != CC_OK) {
+        cc_audit_log("ws_message_send", "error", 0, c->peer,
+                     &c->ws->auth.principal, chat_id, NULL);
         free(op);
+    }
     return rc;
 }
 
@@ -509,11 +518,15 @@ static void on_text(void *arg, const char *data, size_t len)
     if (!rate_ok(ws)) {
         cc_log(CC_LOG_DEBUG, "ws", "%s: over message_rate: refused",
                c->peer);
+        cc_audit_log("ws_message_send", "denied", 0, c->peer,
+                     &ws->auth.principal, ws->chat_id, NULL);
         send_error(c, "Too many messages: not stored; slow down");
         return;
     }
     if (cc_inbound_parse(data, len, cc_srv->lim.max_content_chars, &in,
                          &error, ebuf, sizeof ebuf) < 0) {
+        cc_audit_log("ws_message_send", "error", 0, c->peer,
+                     &ws->auth.principal, ws->chat_id, NULL);
         send_error(c, error);
         return;
     }
@@ -523,10 +536,13 @@ static void on_text(void *arg, const char *data, size_t len)
                            in.role, &error);
     if (side >= 0 && !cc_server_client_id_ok(in.client_id, &error))
         side = -1;
-    if (side < 0)
+    if (side < 0) {
+        cc_audit_log("ws_message_send", "denied", 0, c->peer,
+                     &ws->auth.principal, ws->chat_id, NULL);
         send_error(c, error);
-    else
+    } else {
         store_message(c, &in, side);
+    }
     cc_inbound_free(&in);
 }
 
@@ -841,7 +857,13 @@ static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
         cc_log(CC_LOG_INFO, "ws", "%s: user %s is not a party of chat %s",
                c->peer, p->user_id, ws->chat_id);
         cc_metrics_handshake(CC_HS_FORBIDDEN);
+        cc_audit_log("access_denied", NULL, CC_CLOSE_FORBIDDEN, c->peer, p,
+                     ws->chat_id, NULL);
         cc_session_close(c, CC_CLOSE_FORBIDDEN, "Access denied");
+        return;
+    }
+    if (cc_audit_join(c->peer, p, ws->chat_id) < 0) {
+        cc_session_close(c, CC_CLOSE_TRY_AGAIN, CC_AUDIT_UNAVAILABLE);
         return;
     }
     cc_metrics_handshake(CC_HS_JOINED);
@@ -892,6 +914,8 @@ static void chat_lookup_done(void *arg, int status,
     }
     if (status == CC_E_NOTFOUND) {
         cc_metrics_handshake(CC_HS_NOT_FOUND);
+        cc_audit_log("ws_join", NULL, CC_CLOSE_NOT_FOUND, c->peer,
+                     &c->ws->auth.principal, c->ws->chat_id, NULL);
         open_session(c);
         send_error(c, CC_ERR_NOT_FOUND);
         cc_session_close(c, CC_CLOSE_NOT_FOUND, CC_ERR_NOT_FOUND);
@@ -944,6 +968,8 @@ static void auth_done(void *arg, int status, struct cc_auth_req *req)
         cc_log(CC_LOG_INFO, "ws", "%s: authentication failed: %s", c->peer,
                req->error);
         cc_metrics_handshake(CC_HS_UNAUTHORIZED);
+        cc_audit_log("auth_failure", NULL, CC_CLOSE_UNAUTHORIZED, c->peer,
+                     NULL, c->ws->chat_id, NULL);
         open_session(c);
         cc_session_close(c, CC_CLOSE_UNAUTHORIZED, req->error);
         return;
@@ -1062,6 +1088,9 @@ void cc_session_free(struct cc_conn *c)
         pending_handshakes--;
     if (ws->user_counted && c->loop == cc_main_loop)
         cc_session_forget_user(ws->auth.principal.user_id);
+    if (ws->chat_patient[0]) /* joined: 1006 when it just dropped */
+        cc_audit_log("ws_leave", NULL, ws->close_code ? ws->close_code
+                     : 1006, c->peer, &ws->auth.principal, ws->chat_id, NULL);
     cc_hub_leave(ws->member);
     if (ws->timer)
         event_free(ws->timer);
