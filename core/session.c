@@ -1089,7 +1089,7 @@ void cc_session_free(struct cc_conn *c)
     if (ws->user_counted && c->loop == cc_main_loop)
         cc_session_forget_user(ws->auth.principal.user_id);
     if (ws->chat_patient[0]) /* joined: 1006 when it just dropped */
-        cc_audit_log("ws_leave", NULL, ws->close_code ? ws->close_code
+        cc_audit_log("ws_leave", "ok", ws->close_code ? ws->close_code
                      : 1006, c->peer, &ws->auth.principal, ws->chat_id, NULL);
     cc_hub_leave(ws->member);
     if (ws->timer)
