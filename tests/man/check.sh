@@ -5,7 +5,8 @@
 #   - carechat.conf(5) and README.md's configuration tables document
 #     exactly the keys the parsers accept, plugin by plugin.  The keys are
 #     read from the C sources: strcmp(key, "...") (or e->key) and the
-#     { "key", ... offsetof / K_* } tables, in core/server.c for [server]
+#     { "key", ... offsetof / K_* } tables, in core/server.c for [server],
+#     core/audit.c for [audit] (README: its own "## Audit trail" table)
 #     and in plugins/<kind>-<name>/*.c for each plugin (with
 #     plugins/common/claims.c and tokcache.c for the plugins that call
 #     them).
@@ -98,6 +99,7 @@ c_keys() {
 
 : > "$tmp/parser"
 c_keys "$src/core/server.c" | sed 's/^/server /' >> "$tmp/parser"
+c_keys "$src/core/audit.c" | sed 's/^/audit /' >> "$tmp/parser"
 for d in "$src"/plugins/storage-* "$src"/plugins/auth-* \
          "$src"/plugins/fanout-*; do
     [ -d "$d" ] || continue
@@ -135,6 +137,7 @@ awk '
 /^\.Sh / { cur = "sh"; sh = $2; next }
 /^\.Ss / {
     if ($0 ~ /\[server\]/) cur = "server"
+    else if ($0 ~ /\[audit\]/) cur = "audit"
     else if (match($0, /plugin = [a-z0-9_-]+/))
         cur = substr($0, RSTART + 9, RLENGTH - 9)
     else cur = "?"
@@ -151,12 +154,17 @@ awk '
 # plugin ("`[server]` key" or "`[storage] plugin = sqlite`"), the first
 # cell of each row its keys; `*_claim` is a pattern.
 awk '
-/^## / { in_conf = ($0 == "## Configuration"); cur = ""; next }
+/^## / {
+    in_conf = ($0 == "## Configuration" || $0 == "## Audit trail")
+    cur = ""
+    next
+}
 !in_conf { next }
 !/^\|/ { cur = ""; next }
 /^\|[-| ]*$/ { next }
 cur == "" {
     if ($0 ~ /^\| `\[server\]`/) cur = "server"
+    else if ($0 ~ /^\| `\[audit\]`/) cur = "audit"
     else if (match($0, /^\| `\[[a-z]+\] plugin = [a-z0-9_-]+`/)) {
         h = substr($0, RSTART, RLENGTH)
         sub(/^.*plugin = /, "", h); sub(/`$/, "", h)
@@ -199,7 +207,7 @@ same() {
              comm -13 "$tmp/a" "$tmp/b" |
                  sed 's/^/not a key of the parser: /') )"
 }
-for plugin in server $(cat "$tmp/plugins"); do
+for plugin in server audit $(cat "$tmp/plugins"); do
     same "carechat.conf(5)" "$plugin" "$tmp/page"
     same "README.md" "$plugin" "$tmp/readme"
 done
@@ -208,6 +216,7 @@ for f in page readme; do
     for plugin in $(cut -d' ' -f1 "$tmp/$f" | sort -u); do
         case $plugin in section:*) continue ;; esac
         grep -qx "$plugin" "$tmp/plugins" || [ "$plugin" = server ] ||
+            [ "$plugin" = audit ] ||
             why="$why
 $f documents keys of $plugin, which is not a plugin in plugins/"
     done
