@@ -2,6 +2,7 @@
  * metrics.c - counters, histograms and GET /metrics (see metrics.h).
  */
 #include "metrics.h"
+#include "audit.h"
 #include "ccbuild.h"
 #include "chatcache.h"
 #include "conn.h"
@@ -387,6 +388,32 @@ static void plugins(struct cc_sbuf *b)
     }
 }
 
+/* The audit trail's counters (audit.h). */
+static void audit_samples(struct cc_sbuf *b)
+{
+    struct cc_audit_counters ac;
+
+    cc_audit_counters(&ac);
+    const struct {
+        const char *name, *type, *help;
+        uint64_t v;
+    } rows[] = {
+        { "audit_events_written_total", "counter",
+          "Audit lines written to the file and/or syslog.",
+          ac.events_written },
+        { "audit_events_lost_total", "counter",
+          "Audit events dropped: queue full, or unwritable at shutdown.",
+          ac.events_lost },
+        { "audit_write_errors_total", "counter",
+          "Failed writes, fdatasyncs and opens of the audit file.",
+          ac.write_errors },
+        { "audit_events_queued", "gauge",
+          "Audit events waiting for the writer.", ac.queued },
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        one(b, rows[i].name, rows[i].type, rows[i].help, (double)rows[i].v);
+}
+
 void cc_metrics_render(char **out, size_t *len)
 {
     struct cc_sbuf b = { 0 };
@@ -455,6 +482,7 @@ void cc_metrics_render(char **out, size_t *len)
     one(&b, "log_lines_suppressed_total", "counter",
         "Log lines the rate limiter counted instead of writing.",
         (double)cc_loglimit_suppressed_total());
+    audit_samples(&b);
     plugins(&b);
     *out = b.p;
     *len = b.len;

@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.request
 import uuid
 
 import ccharness as h
@@ -42,6 +43,15 @@ def wait_for(pred, timeout=5, what="a condition"):
             return got
         time.sleep(0.05)
     raise AssertionError("timed out waiting for " + what)
+
+
+def audit_metrics(port):
+    """The carechat_audit_* samples of /metrics on the admin port."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=5) as r:
+        text = r.read().decode()
+    return {m.group(1): float(m.group(2)) for m in re.finditer(
+        r"^carechat_(audit_[a-z_]+) (\S+)$", text, re.M)}
 
 
 def connect(srv, chat, tok):
@@ -363,7 +373,9 @@ class Stuck(unittest.TestCase):
         fifo = os.path.join(d, "audit.log")
         os.mkfifo(fifo)
         reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        srv = h.Server({"audit": {"file": fifo, "queue_size": "16k"}})
+        admin = h.free_port()
+        srv = h.Server({"audit": {"file": fifo, "queue_size": "16k"},
+                        "server": {"admin_listen": "127.0.0.1:%d" % admin}})
         try:
             srv.start()
             world = h.World(srv)
@@ -398,6 +410,10 @@ class Stuck(unittest.TestCase):
                 return m
             m = wait_for(drained, 10, "the lost-events count")
             self.assertGreater(int(m.group(1)), 0)
+            got = audit_metrics(admin)
+            self.assertEqual(got["audit_events_lost_total"],
+                             float(m.group(1)))
+            self.assertGreater(got["audit_events_written_total"], 100)
             ws.close()
         finally:
             srv.close()
@@ -435,7 +451,9 @@ class DiskFull(unittest.TestCase):
         return path
 
     def test_full_disk_refuses_then_resumes(self):
+        admin = h.free_port()
         a = AuditServer({"required": "yes"}, audit_dir=self.disk)
+        a.srv.conf["server"]["admin_listen"] = "127.0.0.1:%d" % admin
         try:
             srv = a.srv.start()
             world = h.World(srv)
@@ -478,6 +496,9 @@ class DiskFull(unittest.TestCase):
             self.assertTrue([l for l in lines if l.get("status") == 503])
             self.assertTrue([l for l in lines if l.get("status") == 1013])
             self.assertNotIn("were lost", srv.read_log())
+            got = audit_metrics(admin)
+            self.assertGreater(got["audit_write_errors_total"], 0)
+            self.assertEqual(got["audit_events_lost_total"], 0)
         finally:
             a.srv.close()
 
