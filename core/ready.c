@@ -2,6 +2,7 @@
  * ready.c - readiness (see ready.h).
  */
 #include "ready.h"
+#include "audit.h"
 #include "conn.h"
 #include "listen.h"
 #include "msg.h"
@@ -42,6 +43,10 @@ int cc_ready(char *why, size_t why_len)
     }
     if (cc_listen_paused()) {
         snprintf(why, why_len, "not accepting: out of file descriptors");
+        return 0;
+    }
+    if (cc_audit_refusing()) {
+        snprintf(why, why_len, "audit trail failing (required = yes)");
         return 0;
     }
     if (!plugin_ok(&cc_srv->storage, "storage", why, why_len) ||

@@ -479,6 +479,9 @@ class DiskFull(unittest.TestCase):
             self.assertIn("Audit trail unavailable", reason)
             ws.close()
             self.assertEqual(srv.request("GET", "/healthz")[0], 200)
+            st, _, body = srv.request("GET", "/readyz")
+            self.assertEqual((st, body["reason"]),
+                             (503, "audit trail failing (required = yes)"))
             self.assertIn("(required = yes: PHI access refused meanwhile)",
                           srv.read_log())
 
@@ -491,6 +494,7 @@ class DiskFull(unittest.TestCase):
             self.assertIn("message", ws.recv_json())
             ws.close()
             self.assertIn("writable again", srv.read_log())
+            self.assertEqual(srv.request("GET", "/readyz")[0], 200)
             # The refused requests' own lines were kept, not lost.
             lines = a.lines()
             self.assertTrue([l for l in lines if l.get("status") == 503])
