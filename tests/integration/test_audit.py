@@ -278,6 +278,20 @@ class Rotation(unittest.TestCase):
             a.close()
 
 
+    def test_reload_keeps_the_settings(self):
+        """A SIGHUP that changes [audit] says it needs a restart."""
+        a = AuditServer()
+        try:
+            srv = a.srv.start()
+            srv.conf["audit"]["sync_interval"] = "1s"
+            srv.write_conf()
+            srv.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "only applied by a restart: [audit]" in
+                     srv.read_log(), what="the restart warning")
+        finally:
+            a.close()
+
+
 class ShutdownDrains(unittest.TestCase):
     """SIGTERM with a backlog the file has not taken yet (a FIFO read
     only after the signal): carechatd exits once all of it is written,
