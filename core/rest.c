@@ -591,8 +591,12 @@ static void sent_done(void *arg, int status, const struct cc_store_result *res)
 {
     struct op *op = arg;
     struct cc_sbuf b = { 0 };
-    int alive = op_alive(op);
+    char chat_id[sizeof op->chat_id];
+    int alive;
 
+    /* op is freed when the sender is gone; its message is still sent. */
+    memcpy(chat_id, op->chat_id, sizeof chat_id);
+    alive = op_alive(op);
     if (status == CC_OK && res->message) {
         /* A resend (its client_id was stored): the original, to the
          * sender alone, 200.  Otherwise broadcast, whether or not the
@@ -602,13 +606,12 @@ static void sent_done(void *arg, int status, const struct cc_store_result *res)
         cc_sbuf_adds(&b, "{\"message\": ");
         cc_json_message(&b, res->message, 0);
         cc_sbuf_adds(&b, "}");
-        if (!dup && cc_srv->fo->publish(cc_srv->fanout.inst, op->chat_id,
+        if (!dup && cc_srv->fo->publish(cc_srv->fanout.inst, chat_id,
                                         res->message->seq, b.p,
-                                        b.len) != CC_OK)
-        {
+                                        b.len) != CC_OK) {
             cc_metrics_publish_failed();
             cc_log(CC_LOG_ERROR, "rest", "fan-out failed for a stored "
-                   "message in chat %s", op->chat_id);
+                   "message in chat %s", chat_id);
         }
         b.len = 0;
         if (alive) {

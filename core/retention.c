@@ -77,7 +77,8 @@ int cc_retention_configure(const struct cc_conf *conf, int apply)
 
 static void arm(uint64_t ms)
 {
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    struct timeval tv = { (time_t)(ms / 1000),
+                          (suseconds_t)(ms % 1000) * 1000 };
 
     event_add(rt.timer, &tv);
 }

@@ -6,6 +6,9 @@ profile registration, and the status codes of the README.
 import asyncio
 import json
 import re
+import socket
+import struct
+import time
 import unittest
 import urllib.parse
 import uuid
@@ -525,6 +528,40 @@ class OneChat(ServerCase):
 
 # ----------------------------------------------------------- send / read
 class SendAndRead(ServerCase):
+
+    def test_sender_gone_before_storage_answers(self):
+        """A phone that posts a message and drops at once: the message is
+        still stored and shown to the other party (the request's state is
+        freed with the connection, its chat id must not be read after)."""
+        cid, pt, rt, _, _ = self.world.pair()
+        pro = h.RawWS(self.srv.port, "/ws/chat/%s/?token=%s" % (cid, rt))
+        time.sleep(0.2)
+        n = 40
+        for i in range(n):
+            body = json.dumps({"content": "gone %d" % i}).encode()
+            s = socket.create_connection(("127.0.0.1", self.srv.port))
+            s.sendall(b"POST /chat/chats/%s/send_message/ HTTP/1.1\r\n"
+                      b"Host: x\r\nAuthorization: Bearer %s\r\n"
+                      b"Content-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" %
+                      (cid.encode(), pt.encode(), len(body), body))
+            time.sleep(0.002 * (i % 4))     # read, not yet answered
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            s.close()                       # reset: gone before the answer
+        got = set()
+        pro.sock.settimeout(5)
+        try:
+            while len(got) < n:
+                got.add(pro.recv_json()["message"]["content"])
+        except OSError:
+            pass
+        stored = {m["content"] for m in h.history(self.srv, cid, rt)}
+        # A request reset before it was read is not a message; every one
+        # that was stored reached the other party.
+        self.assertEqual(got, stored)
+        self.assertGreater(len(stored), 0)
+        pro.close()
 
     def test_send_message(self):
         cid, pt, rt, _, _ = self.world.pair()
