@@ -53,7 +53,8 @@ struct sq_chat {
  *                    cid (the client's id, or "")
  *   MSG_LIST         b = chat, side (viewer), after, before, limit,
  *                    a = the message to list after (after_id), or ""
- *   MARK_READ        b = chat, side (reader) */
+ *   MARK_READ        b = chat, side (reader)
+ *   MSG_PURGE        t = before_us (created before), limit */
 struct sq_req {
     enum sq_op op;
     cc_store_cb cb;

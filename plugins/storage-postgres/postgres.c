@@ -22,6 +22,9 @@
  * across every node until COMMIT.
  * Chat create-or-get is INSERT ... ON CONFLICT DO NOTHING on the unique
  * (patient, professional) pair, then a read: race-free without a lock.
+ * Retention (message_purge) deletes the oldest messages in one statement
+ * and its own transaction (write_group), skipping rows others hold; it
+ * leaves chats alone, so seq numbering goes on from last_seq.
  *
  * Outages: a worker that loses its connection fails the request in hand
  * and everything queued behind it with CC_E_UNAVAIL (never acknowledged,
@@ -57,7 +60,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define MAX_READERS 32
 #define CONNINFO_MAX 4096       /* bytes of a conninfo_file */
 /* Reconnect attempts that waiting requests ask for are this far apart. */
@@ -78,21 +81,24 @@
 #define CHAT_COLS "c.id, c.patient_id, c.professional_id, " \
                   US("c.created_at") ", " US("c.updated_at")
 /* A chat row with its last message and the viewer's unread count:
- * $V1/$V2 are the viewer's patient and professional ids. */
+ * $V1/$V2 are the viewer's patient and professional ids.  The last
+ * message is the highest seq still stored (one backward step of the
+ * primary key), not seq = last_seq: retention may have purged that one
+ * (message_purge), and last_seq stays where it was. */
 #define CHAT_FULL(vp, vr)                                                 \
     "SELECT " CHAT_COLS ", " MSG_COLS ", (SELECT count(*) FROM messages u " \
     "WHERE u.chat_id = c.id AND NOT u.is_read AND u.sender_type = "      \
     "CASE WHEN c.patient_id = " vp "::uuid THEN 2 "                       \
     "WHEN c.professional_id = " vr "::uuid THEN 1 ELSE 0 END) "           \
-    "FROM chats c LEFT JOIN messages m "                                  \
-    "ON m.chat_id = c.id AND m.seq = c.last_seq "
+    "FROM chats c LEFT JOIN LATERAL (SELECT * FROM messages l "          \
+    "WHERE l.chat_id = c.id ORDER BY l.seq DESC LIMIT 1) m ON true "
 
 enum stmt {
     S_PROFILE_PUT, S_PROFILE_GET, S_CHAT_INSERT, S_CHAT_BY_PAIR, S_CHAT_GET,
     S_CHAT_EXISTS,
     S_APPEND, S_BUMP, S_APPEND_AT, S_MARK_READ, S_CHAT_LIST, S_CHAT_NEWER,
     S_CHAT_COUNT,
-    S_MSG_AFTER, S_MSG_BEFORE, S_MSG_BY_CLIENT, S_MSG_SEQ, N_STMT
+    S_MSG_AFTER, S_MSG_BEFORE, S_MSG_BY_CLIENT, S_MSG_SEQ, S_PURGE, N_STMT
 };
 
 static const char *const sql[N_STMT] = {
@@ -168,6 +174,22 @@ static const char *const sql[N_STMT] = {
                      "WHERE chat_id = c.id AND seq < $2::int8 "
                      "ORDER BY seq DESC LIMIT $3::int8) m ON true "
                      "WHERE c.id = $1::uuid ORDER BY m.seq DESC",
+    /* Retention: at most $2 of the oldest messages created before $1
+     * (messages_by_time), and whether more than $2 were there.  Rows
+     * another transaction holds (a mark_read, another node's purge) are
+     * skipped, not waited for: the one writer never blocks on them, and
+     * purges lock in created_at order, so they cannot deadlock.  Chats
+     * are not touched: last_seq stays (the next message gets the next
+     * seq), and last message and unread counts are read from what is
+     * left (CHAT_FULL). */
+    [S_PURGE] = "WITH v AS (SELECT chat_id, seq, created_at FROM messages "
+                "WHERE created_at < " TS("$1") " ORDER BY created_at "
+                "LIMIT $2::int8 + 1 FOR UPDATE SKIP LOCKED), "
+                "d AS (DELETE FROM messages m USING (SELECT chat_id, seq "
+                "FROM v ORDER BY created_at LIMIT $2::int8) w "
+                "WHERE m.chat_id = w.chat_id AND m.seq = w.seq RETURNING 1) "
+                "SELECT (SELECT count(*) FROM d), "
+                "(SELECT count(*) FROM v) > $2::int8",
 };
 
 /* Most appends sent in one pipeline (see append_pipelined). */
@@ -202,6 +224,13 @@ static const char schema_v1_to_v2[] =
     "ALTER TABLE messages ADD COLUMN client_id uuid;"
     "CREATE UNIQUE INDEX messages_by_client ON messages"
     " (chat_id, sender_id, client_id) WHERE client_id IS NOT NULL;";
+
+/* Version 2 to 3: retention (message_purge) finds the oldest messages
+ * of every chat by time; created_at only grows, so the index is cheap to
+ * keep.  Built under the migration's transaction: writes to messages
+ * wait for it at the first start of this version. */
+static const char schema_v2_to_v3[] =
+    "CREATE INDEX messages_by_time ON messages (created_at);";
 
 struct pg;
 
@@ -460,6 +489,11 @@ static int migrate(struct pg *pg, PGconn *c)
     if (version < 2 &&
         (command(c, schema_v1_to_v2, err, sizeof err) < 0 ||
          command(c, "INSERT INTO carechat_schema (version) VALUES (2)",
+                 err, sizeof err) < 0))
+        goto fail;
+    if (version < 3 &&
+        (command(c, schema_v2_to_v3, err, sizeof err) < 0 ||
+         command(c, "INSERT INTO carechat_schema (version) VALUES (3)",
                  err, sizeof err) < 0))
         goto fail;
     if (version == 0)
@@ -897,6 +931,23 @@ static int do_mark_read(struct worker *w, struct sq_req *r)
     return CC_OK;
 }
 
+static int do_msg_purge(struct worker *w, struct sq_req *r)
+{
+    char t[24], lim[24];
+    const char *p[] = { t, lim };
+    PGresult *res;
+
+    snprintf(t, sizeof t, "%lld", (long long)r->t);
+    snprintf(lim, sizeof lim, "%lu", (unsigned long)r->limit);
+    res = run(w, S_PURGE, 2, p);
+    if (!ok_rows(res) || PQntuples(res) != 1)
+        return fail(w, r, res);
+    r->res.count = col_i64(res, 0, 0);
+    r->res.more = PQgetvalue(res, 0, 1)[0] == 't';
+    PQclear(res);
+    return CC_OK;
+}
+
 /* r->after from the seq of message r->a (after_id): CC_OK, or
  * CC_E_NOTFOUND when the chat has no such message. */
 static int seq_of(struct worker *w, struct sq_req *r)
@@ -954,7 +1005,7 @@ static int run_op(struct worker *w, struct sq_req *r)
     case SQ_CHAT_OPEN: return do_chat_open(w, r);
     case SQ_MSG_APPEND: return do_msg_append(w, r);
     case SQ_MARK_READ: return do_mark_read(w, r);
-    case SQ_MSG_PURGE: return CC_E_NOTSUP; /* not yet */
+    case SQ_MSG_PURGE: return do_msg_purge(w, r);
     case SQ_PROFILE_GET: return do_profile_get(w, r);
     case SQ_CHAT_GET: return do_chat_get(w, r);
     case SQ_CHAT_LIST: return do_chat_list(w, r);
@@ -1133,7 +1184,7 @@ static int pipelinable(const struct sq_req *group)
  * trip; otherwise (other writes, or an append that failed) a savepoint
  * per request, so one failing request rolls back only itself.  Returns -1
  * when the connection died (the group has failed). */
-static int write_group(struct worker *w, struct sq_req *group)
+static int write_txn(struct worker *w, struct sq_req *group)
 {
     char err[300];
     struct sq_req *r;
@@ -1175,6 +1226,58 @@ failed:
     command(w->conn, "ROLLBACK", err, sizeof err);
     fail_group(group, CC_E_FAIL, "commit failed");
     return 0;
+}
+
+/* A group of writes.  Purges run first, each alone in its own
+ * transaction, and then the rest of the group in one (write_txn): the
+ * appends around a purge still go pipelined, in one commit, and a large
+ * delete is no part of their transaction.  The group is then linked
+ * again in queue order, which keeps its head (the lowest qseq) first.
+ * Returns -1 when the connection died (all that was not committed has
+ * failed). */
+static int write_group(struct worker *w, struct sq_req *group)
+{
+    struct sq_req *purges = NULL, *rest = NULL, **pt = &purges, **rt = &rest;
+    struct sq_req *r, *next, **from, **tail = &group;
+    int rc = 0;
+
+    for (r = group; r && r->op != SQ_MSG_PURGE; r = r->next)
+        ;
+    if (!r)
+        return write_txn(w, group);
+    for (r = group; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        if (r->op == SQ_MSG_PURGE) {
+            *pt = r;
+            pt = &r->next;
+        } else {
+            *rt = r;
+            rt = &r->next;
+        }
+    }
+    for (r = purges; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        if (rc == 0)
+            rc = write_txn(w, r);
+        else
+            fail_group(r, CC_E_UNAVAIL, "database unavailable");
+        r->next = next;
+    }
+    if (rest && rc == 0)
+        rc = write_txn(w, rest);
+    else if (rest)
+        fail_group(rest, CC_E_UNAVAIL, "database unavailable");
+    while (purges || rest) {
+        from = !rest || (purges && purges->qseq < rest->qseq) ? &purges
+                                                              : &rest;
+        *tail = *from;
+        *from = (*from)->next;
+        tail = &(*tail)->next;
+    }
+    *tail = NULL;
+    return rc;
 }
 
 /* One group of reads, each its own statement (one snapshot each).  A

@@ -395,23 +395,17 @@ class Config(unittest.TestCase):
         """A database made by schema 1 (no client_id) is migrated at start
         and keeps its messages; client_id works afterwards."""
         db = self.pg.new_db()
-        srv = pg_server(self.pg, conninfo=db).start()
-        try:
-            chat, pt, rt, _, _ = h.World(srv).pair()
-            st, _, old = srv.request(
-                "POST", "/chat/chats/%s/send_message/" % chat,
-                {"content": "from version 1"}, token=pt)
-            self.assertEqual(st, 201)
-        finally:
-            srv.close()
+        chat, pt, old, _ = self.seeded(db, "from version 1")
         # Back to what schema 1 was.
-        self.pg.psql(db, "DROP INDEX messages_by_client; ALTER TABLE "
+        self.pg.psql(db, "DROP INDEX messages_by_time; "
+                     "DROP INDEX messages_by_client; ALTER TABLE "
                      "messages DROP COLUMN client_id; DELETE FROM "
-                     "carechat_schema WHERE version = 2")
+                     "carechat_schema WHERE version IN (2, 3)")
         srv = pg_server(self.pg, conninfo=db)
         srv.start()
         try:
-            self.assertIn("migrated schema version 1 to 2", srv.read_log())
+            self.assertIn("migrated schema version 1 to 3", srv.read_log())
+            self.assertEqual(self.schema(db), ("3", "1"))
             cid = "5e1a2b3c-4d5e-4f60-8172-8394a5b6c7d8"
             path = "/chat/chats/%s/send_message/" % chat
             st1, _, m1 = srv.request("POST", path, {"content": "new",
@@ -426,6 +420,48 @@ class Config(unittest.TestCase):
             self.assertEqual([m["content"] for m in hist],
                              ["from version 1", "new"])
             self.assertEqual(hist[0]["id"], old["id"])
+        finally:
+            srv.close()
+
+    def seeded(self, db, content):
+        """A server on db with one chat and one message, content, in it:
+        (chat, patient token, the message, the server's log)."""
+        srv = pg_server(self.pg, conninfo=db).start()
+        try:
+            chat, pt, _, _, _ = h.World(srv).pair()
+            st, _, msg = srv.request(
+                "POST", "/chat/chats/%s/send_message/" % chat,
+                {"content": content}, token=pt)
+            self.assertEqual(st, 201)
+            return chat, pt, msg, srv.read_log()
+        finally:
+            srv.close()
+
+    def schema(self, db):
+        """(the schema version, how many messages_by_time indexes)."""
+        out = self.pg.psql(db, "SELECT (SELECT max(version) FROM "
+                           "carechat_schema), (SELECT count(*) FROM "
+                           "pg_indexes WHERE tablename = 'messages' AND "
+                           "indexname = 'messages_by_time')")
+        return tuple(out.strip().split("|"))
+
+    def test_migrates_version_2(self):
+        """A database made by schema 2 gets messages_by_time (retention)
+        at start and keeps its messages; a fresh one has it too."""
+        db = self.pg.new_db()
+        chat, pt, _, log = self.seeded(db, "from version 2")
+        self.assertIn("created schema version 3", log)
+        self.assertEqual(self.schema(db), ("3", "1"))
+        self.pg.psql(db, "DROP INDEX messages_by_time; DELETE FROM "
+                     "carechat_schema WHERE version = 3")
+        self.assertEqual(self.schema(db), ("2", "0"))
+        srv = pg_server(self.pg, conninfo=db).start()
+        try:
+            self.assertIn("migrated schema version 2 to 3", srv.read_log())
+            self.assertEqual(self.schema(db), ("3", "1"))
+            self.assertEqual([m["content"] for m in h.history(srv, chat,
+                                                              pt)],
+                             ["from version 2"])
         finally:
             srv.close()
 
