@@ -9,7 +9,13 @@
 #include <string.h>
 #include <time.h>
 
-#define N_SLOTS 256  /* a power of two */
+/* Kinds live in sets of WAYS slots: two kinds that hash alike share a
+ * set instead of taking one slot from each other (each time the other
+ * logs, which would restart the window and let a storm of both through
+ * CC_LOGLIMIT_BURST lines at a time). */
+#define WAYS 4
+#define N_SETS 256   /* a power of two */
+#define N_SLOTS (WAYS * N_SETS)
 #define WINDOW_NS ((uint64_t)CC_LOGLIMIT_WINDOW_S * 1000000000u)
 
 struct slot {
@@ -58,20 +64,37 @@ uint64_t cc_loglimit_suppressed_total(void)
     return atomic_load(&suppressed_total);
 }
 
-static struct slot *slot_of(const char *component, const char *fmt,
-                            unsigned sub)
-{
-    uint64_t h = (uint64_t)(uintptr_t)fmt * 0x9e3779b97f4a7c15ull;
-
-    h ^= (uint64_t)(uintptr_t)component * 0xc2b2ae3d27d4eb4full;
-    h ^= (uint64_t)sub * 0x165667b19e3779f9ull;
-    return &slots[(h >> 32) & (N_SLOTS - 1)];
-}
-
 static int same_kind(const struct slot *s, const char *component,
                      const char *fmt, unsigned sub)
 {
     return s->fmt == fmt && s->component == component && s->sub == sub;
+}
+
+/* The slot of this kind, or (with evict) the one it is to take over: an
+ * empty one of its set, else the one whose window began longest ago.
+ * NULL without evict when the kind holds none.  Lock held. */
+static struct slot *slot_of(const char *component, const char *fmt,
+                            unsigned sub, int evict)
+{
+    uint64_t h = (uint64_t)(uintptr_t)fmt * 0x9e3779b97f4a7c15ull;
+    struct slot *set, *victim;
+
+    h ^= (uint64_t)(uintptr_t)component * 0xc2b2ae3d27d4eb4full;
+    h ^= (uint64_t)sub * 0x165667b19e3779f9ull;
+    set = &slots[((h >> 32) & (N_SETS - 1)) * WAYS];
+    for (int i = 0; i < WAYS; i++)
+        if (same_kind(&set[i], component, fmt, sub))
+            return &set[i];
+    if (!evict)
+        return NULL;
+    victim = &set[0];
+    for (int i = 0; i < WAYS; i++) {
+        if (!set[i].fmt)
+            return &set[i];
+        if (set[i].win_start < victim->win_start)
+            victim = &set[i];
+    }
+    return victim;
 }
 
 /* Copy s's summary into sum (when it suppressed lines) and clear its
@@ -99,11 +122,12 @@ int cc_loglimit_admit(int level, const char *component, const char *fmt,
                       unsigned sub, struct cc_loglimit_summary *sum)
 {
     uint64_t now = clock_fn();
-    struct slot *s = slot_of(component, fmt, sub);
+    struct slot *s;
     int write;
 
     sum->count = 0;
     pthread_mutex_lock(&mu);
+    s = slot_of(component, fmt, sub, 1);
     if (!same_kind(s, component, fmt, sub)) {
         take_summary(s, now, sum); /* the kind it held, if any */
         s->component = component;
@@ -132,10 +156,11 @@ int cc_loglimit_admit(int level, const char *component, const char *fmt,
 void cc_loglimit_written(const char *component, const char *fmt,
                          unsigned sub, const char *text)
 {
-    struct slot *s = slot_of(component, fmt, sub);
+    struct slot *s;
 
     pthread_mutex_lock(&mu);
-    if (same_kind(s, component, fmt, sub))
+    s = slot_of(component, fmt, sub, 0);
+    if (s)
         snprintf(s->text, sizeof s->text, "%s", text);
     pthread_mutex_unlock(&mu);
 }

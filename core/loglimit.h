@@ -12,8 +12,9 @@
  * suppressed and quotes the last line written, at the most severe level
  * among them: security-relevant events stay countable.
  *
- * Owns a fixed table of kinds (direct-mapped; a kind that collides
- * replaces the older one after its summary is written).  Thread-safe:
+ * Owns a fixed table of kinds (sets of four: kinds that hash alike share
+ * a set; a fifth replaces the one whose window began longest ago, after
+ * its summary is written).  Thread-safe:
  * one mutex, taken once per line that passes the level check.
  */
 #ifndef CC_LOGLIMIT_H

@@ -364,6 +364,11 @@ static void append_done(void *arg, int status,
         if (is_duplicate(res))
             own = cc_frame_text(b.p, b.len);
     }
+    /* Audited while op->conn is still held: the release below may free
+     * it (here, or on its worker once the answer is mailed back). */
+    cc_audit_log("ws_message_send", stored ? "ok" : "error", 0,
+                 op->conn->peer, &op->conn->ws->auth.principal, op->chat_id,
+                 stored ? res->message->id : NULL);
     /* c->loop is written only here, on loop 0, when c moves. */
     if (op->conn->loop != cc_main_loop) {
         append_back(op->conn, stored ? NULL : append_error(status), own);
@@ -377,9 +382,6 @@ static void append_done(void *arg, int status,
         if (own)
             cc_frame_unref(own);
     }
-    cc_audit_log("ws_message_send", stored ? "ok" : "error", 0,
-                 op->conn->peer, &op->conn->ws->auth.principal, op->chat_id,
-                 stored ? res->message->id : NULL);
     if (!stored)
         cc_log(CC_LOG_WARN, "ws", "message not stored in chat %s: %s",
                op->chat_id, res->error ? res->error : "storage error");

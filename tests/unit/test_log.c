@@ -164,6 +164,47 @@ static void test_kinds_apart(void)
     free(out);
 }
 
+/* Many kinds storming at once, interleaved: each keeps its own window.
+ * (A direct-mapped table let two kinds that hash alike take the slot
+ * from each other on every line, so each wrote a burst per turn.) */
+static void test_many_kinds_interleaved(void)
+{
+    enum { KINDS = 40 };
+    char *fmts[KINDS], *pad[KINDS];
+    char *out;
+    int lines = 0;
+
+    /* Call sites are format strings scattered over memory: here, copies
+     * at irregular heap addresses (a direct-mapped table of 256 collides
+     * for 40 such kinds about 19 times in 20). */
+    srand(7);
+    for (int k = 0; k < KINDS; k++) {
+        pad[k] = malloc(16 + (size_t)(rand() % 4000));
+        fmts[k] = strdup("kind %d failed");
+    }
+    cc_loglimit_reset();
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    for (int round = 0; round < 20; round++)
+        for (int k = 0; k < KINDS; k++)
+            cc_log(CC_LOG_WARN, "storm", fmts[k], k);
+#pragma GCC diagnostic pop
+    out = captured();
+    for (const char *p = out; (p = strstr(p, " failed")); p++)
+        lines++;
+    is_int(lines, KINDS * CC_LOGLIMIT_BURST,
+           "40 kinds x 20 lines: %d each written, the rest counted",
+           CC_LOGLIMIT_BURST);
+    free(out);
+    cc_log_flush_suppressed(1);
+    free(captured());
+    cc_loglimit_reset(); /* before the formats it points to go */
+    for (int k = 0; k < KINDS; k++) {
+        free(fmts[k]);
+        free(pad[k]);
+    }
+}
+
 static void test_level_and_severity(void)
 {
     char *out;
@@ -266,6 +307,7 @@ int main(void)
     test_burst_then_summary();
     test_summary_on_next_line();
     test_kinds_apart();
+    test_many_kinds_interleaved();
     test_level_and_severity();
     test_plugins_too();
     test_component_outlived();
