@@ -40,6 +40,7 @@
 #define MAX_SOURCES 64
 #define TOKEN_MAX 2048
 #define DRAIN_S 5
+#define TICK_MIN_NS 50000 /* the fixed rate's timer: at most 20,000/s */
 
 enum mode { MODE_MESSAGES, MODE_HANDSHAKES, MODE_IDLE };
 
@@ -133,6 +134,7 @@ struct conn {
     uint64_t t_start;
     int inflight;            /* own messages not yet echoed */
     int sender;
+    uint64_t t_unsent;       /* stamp of the oldest message not written */
 };
 
 /* The machine's CPU time in clock ticks, from the first line of
@@ -190,7 +192,7 @@ struct bench {
     double credit;
     uint64_t last_tick;
     int sending, draining;
-    struct hist lat, hs;
+    struct hist lat, hs, wdelay;
     struct event *tick, *stop;
     int next_sender;
     char *pad;
@@ -214,6 +216,25 @@ static void die(const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     exit(2);
+}
+
+/* WebSocket masks need not be secret for a benchmark; RAND_bytes per
+ * frame cost a system call (getpid) per message.  xorshift64, seeded
+ * once from RAND_bytes. */
+static uint64_t mask_state;
+
+static void mask_key(unsigned char mask[4])
+{
+    uint64_t x = mask_state;
+
+    if (!x && RAND_bytes((unsigned char *)&x, sizeof x) != 1)
+        die("RAND_bytes failed");
+    x |= 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    mask_state = x;
+    memcpy(mask, &x, 4);
 }
 
 /* ------------------------------------------------------------ tokens */
@@ -410,6 +431,7 @@ static void setup_chats(struct bench *b)
 
 static void conn_start(struct bench *b);
 static void maybe_send(struct bench *b, struct conn *c);
+static void conn_flush(struct conn *c);
 
 static void ws_send_text(struct conn *c, const char *text, size_t n)
 {
@@ -418,7 +440,7 @@ static void ws_send_text(struct conn *c, const char *text, size_t n)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     char buf[4096];
 
-    RAND_bytes(mask, 4);
+    mask_key(mask);
     hdr[h++] = 0x81;
     if (n < 126) {
         hdr[h++] = (unsigned char)(0x80 | n);
@@ -450,7 +472,7 @@ static void ws_send_control(struct conn *c, int opcode, const void *p,
 
     if (n > 125)
         n = 125;
-    RAND_bytes(mask, 4);
+    mask_key(mask);
     f[0] = (unsigned char)(0x80 | opcode);
     f[1] = (unsigned char)(0x80 | n);
     memcpy(f + 2, mask, 4);
@@ -548,8 +570,12 @@ static void read_frames(struct conn *c)
         payload = evbuffer_pullup(in, (ev_ssize_t)len);
         if (op == 0x1)
             on_text(c, (const char *)payload, (size_t)len);
-        else if (op == 0x9)
+        else if (op == 0x9) {
             ws_send_control(c, 0xA, payload, (size_t)len);
+            conn_flush(c);
+            if (c->state != C_OPEN)
+                return;
+        }
         else if (op == 0x8) {
             evbuffer_drain(in, len);
             conn_closed(c, c->b->draining || !c->b->sending);
@@ -578,6 +604,8 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
         c->state = C_OPEN;
+        /* From now on conn_flush writes, in the turn that queues. */
+        bufferevent_disable(bev, EV_WRITE);
         b->pending--;
         b->open++;
         b->done_handshakes++;
@@ -597,6 +625,56 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
     if (c->state == C_OPEN)
         read_frames(c);
+}
+
+/* The output was written to the socket: the time since the first stamp
+ * it held goes to the stamp-to-write histogram (CCB_DEBUG=1 prints it). */
+static void output_written(struct conn *c)
+{
+    if (c->t_unsent) {
+        hist_add(&c->b->wdelay, now_ns() - c->t_unsent);
+        c->t_unsent = 0;
+    }
+}
+
+/* Write an open connection's output now, in the call that queued it.
+ * Left to the bufferevent, a write waits for the next loop turn behind
+ * an epoll_ctl to watch the socket and one to stop, and every message
+ * of a burst is stamped before the first is written: that is what
+ * inflated the latency the bench reported.  Only what the socket does
+ * not take is left to the bufferevent (EV_WRITE on until it drains). */
+static void conn_flush(struct conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int rc = 0;
+
+    if (!evbuffer_get_length(out))
+        return;
+    /* A socket bufferevent keeps its output's start frozen but for its
+     * own writes; thaw it for ours, as bufferevent_sock.c does. */
+    evbuffer_unfreeze(out, 1);
+    errno = 0;
+    if (evbuffer_write(out, bufferevent_getfd(c->bev)) < 0 &&
+        errno != EAGAIN && errno != EINTR)
+        rc = -1;
+    evbuffer_freeze(out, 1);
+    if (rc < 0) {
+        conn_closed(c, 0);
+        return;
+    }
+    if (evbuffer_get_length(out))
+        bufferevent_enable(c->bev, EV_WRITE);
+    else
+        output_written(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    output_written(c);
+    if (c->state == C_OPEN)
+        bufferevent_disable(bev, EV_WRITE);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -672,7 +750,7 @@ static void conn_start(struct bench *b)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
         c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
-        bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+        bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
         sa.sin_port = htons((uint16_t)o->port);
         inet_pton(AF_INET, o->host, &sa.sin_addr);
@@ -690,13 +768,18 @@ static void conn_start(struct bench *b)
 
 /* ------------------------------------------------------------ sending */
 
+/* Queue one message on c, stamped now; the caller writes it with
+ * conn_flush straight after (the stamp is the send time). */
 static void send_one(struct bench *b, struct conn *c)
 {
     char msg[256 + 65536];
     int n;
+    uint64_t t = now_ns();
 
+    if (!c->t_unsent)
+        c->t_unsent = t;
     n = snprintf(msg, sizeof msg, "{\"content\": \"bench %" PRIu64
-                 " %d %s\"}", now_ns(), c->idx, b->pad);
+                 " %d %s\"}", t, c->idx, b->pad);
     ws_send_text(c, msg, (size_t)n);
     c->inflight++;
     b->sent++;
@@ -708,11 +791,16 @@ static void maybe_send(struct bench *b, struct conn *c)
 {
     if (!b->sending || b->o.rate > 0 || !c->sender)
         return;
-    while (c->state == C_OPEN && c->inflight < b->o.window)
+    if (c->state != C_OPEN || c->inflight >= b->o.window)
+        return;
+    while (c->inflight < b->o.window)
         send_one(b, c);
+    conn_flush(c);
 }
 
-/* Fixed rate: every millisecond, the messages due, round robin. */
+/* Fixed rate: on each tick (1/rate apart, at least TICK_MIN_NS, on a
+ * precise timer), the messages due, round robin, each written as it is
+ * stamped. */
 static void on_tick(evutil_socket_t fd, short w, void *arg)
 {
     struct bench *b = arg;
@@ -730,6 +818,7 @@ static void on_tick(evutil_socket_t fd, short w, void *arg)
         if (c->state != C_OPEN || !c->sender)
             continue;
         send_one(b, c);
+        conn_flush(c);
         b->credit -= 1.0;
         tries = 0;
     }
@@ -795,7 +884,13 @@ static void on_check_open(evutil_socket_t fd, short w, void *arg)
     evtimer_add(b->stop, &tv);
     event_del(b->tick);
     if (b->o.mode == MODE_MESSAGES && b->o.rate > 0) {
-        struct timeval ms = { 0, 1000 };
+        uint64_t ns = (uint64_t)(1e9 / b->o.rate);
+        struct timeval ms;
+
+        if (ns < TICK_MIN_NS)
+            ns = TICK_MIN_NS;
+        ms.tv_sec = (long)(ns / 1000000000u);
+        ms.tv_usec = (long)(ns % 1000000000u / 1000);
         event_free(b->tick);
         b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
         event_add(b->tick, &ms);
@@ -1058,6 +1153,9 @@ int main(int argc, char **argv)
         if (!cfg)
             die("event_config_new failed");
         event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        /* Timers to the microsecond (timerfd), not epoll_wait's
+         * milliseconds rounded up: the fixed rate paces by them. */
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
         b->base = event_base_new_with_config(cfg);
         event_config_free(cfg);
     }
@@ -1074,6 +1172,13 @@ int main(int argc, char **argv)
     }
     if (o->pid)
         rss1 = rss_kib(o->pid);
+    /* CCB_DEBUG=1: how long a message waits in the bench between its
+     * stamp and the end of the write that sends it (the first message
+     * of each write). */
+    if (getenv("CCB_DEBUG"))
+        fprintf(stderr, "carechat-bench: stamp to written: p50 %.1f us, "
+                "p99 %.1f us, max %.1f us\n", hist_pct(&b->wdelay, 50) / 1e3,
+                hist_pct(&b->wdelay, 99) / 1e3, (double)b->wdelay.max / 1e3);
     report(b, rss0, rss1);
     fflush(stdout);
     rc = o->mode == MODE_MESSAGES &&
