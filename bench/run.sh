@@ -75,6 +75,20 @@ echo "# throughput: as fast as possible, 200 connections over 100 chats"
 run -c 200 -m 100 -w 16 -d "$long"
 echo "# latency at a fixed 5,000 messages/s"
 run -c 200 -m 100 -r 5000 -d "$mid"
+# The harness floor: the same latency command against a peer that only
+# hands each message back to its chat (tests/bench/echopeer: no storage,
+# no authentication), so the row above stands beside what the bench and
+# loopback cost alone.
+floor_port=$((port + 1))
+"$builddir/tests/bench/echopeer" "$floor_port" &
+floor_pid=$!
+sleep 0.2
+echo "# harness floor: the latency command against tests/bench/echopeer"
+echo "\$ carechat-bench -p $floor_port -c 200 -m 100 -r 5000 -d $mid"
+"$builddir/carechat-bench" -p "$floor_port" -s unused --json -c 200 \
+    -m 100 -r 5000 -d "$mid" || echo "(exit status $?)"
+echo
+kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
 echo "# authenticated handshakes per second"
 run --handshakes -c 2000 -m 1000 --pending 128 -d "$mid"
 echo "# idle connections and the server's memory per connection"

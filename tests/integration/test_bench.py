@@ -4,14 +4,17 @@ message delivered, handshakes and RSS reported).  Not a speed test: the
 figures are in doc/benchmarks.md, produced by `make bench`."""
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import unittest
 
 import ccharness as h
 
 BENCH = os.path.join(h.BUILDDIR, "carechat-bench")
 MINCLIENT = os.path.join(h.BUILDDIR, "tests", "bench", "minclient")
+ECHOPEER = os.path.join(h.BUILDDIR, "tests", "bench", "echopeer")
 # The latency comparison's rate (messages/s in all) and seconds: the
 # issue's 5,000/s; lower it on a crowded machine, for both alike.
 RATE = int(os.environ.get("CC_BENCH_RATE", "5000"))
@@ -118,6 +121,44 @@ class BenchSmoke(unittest.TestCase):
                            timeout=60)
         self.assertEqual(r.returncode, 2)
         self.assertIn(b"HTTP 401", r.stderr)
+
+
+class HarnessFloor(unittest.TestCase):
+    """carechat-bench against tests/bench/echopeer, which only hands each
+    message back to the chat's members: what the harness costs alone
+    (doc/benchmarks.md, "The harness floor").  Figures printed only."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port = h.free_port()
+        cls.peer = subprocess.Popen([ECHOPEER, str(cls.port)])
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", cls.port), 1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.peer.terminate()
+        cls.peer.wait(10)
+
+    def test_floor_at_the_latency_rate(self):
+        r = subprocess.run([BENCH, "-p", str(self.port), "-s", "unused",
+                            "-c", "200", "-m", "100", "-r", str(RATE), "-d",
+                            SECONDS, "--json"], stdout=subprocess.PIPE,
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        out = json.loads(r.stdout)
+        self.assertGreater(out["sent"], 0)
+        self.assertEqual(out["lost"], 0)
+        self.assertEqual(out["deliveries"], 2 * out["sent"])
+        self.assertEqual(out["errors"] + out["protocol_errors"], 0)
+        print("# harness floor, %d messages/s against echopeer: p50 %.0f "
+              "us p99 %.0f us (figures only)" % (
+                  RATE, out["latency_us"]["p50"], out["latency_us"]["p99"]),
+              file=sys.stderr)
 
 
 if __name__ == "__main__":
