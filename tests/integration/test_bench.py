@@ -59,6 +59,29 @@ class BenchSmoke(unittest.TestCase):
         self.assertGreaterEqual(out["cpu_steal_pct"], 0)
         self.assertLessEqual(out["cpu_busy_pct"] + out["cpu_steal_pct"], 100)
 
+    def test_cpu_shares_add_up(self):
+        """Under a flood the machine's busy share (clock minus idle and
+        steal, /proc/stat) holds the server's and the bench's own
+        (/proc/PID/stat): it counts every process.  Slack: a clock tick
+        (1/100 s) for each of the three counts, which the kernel rounds
+        and which are read a few microseconds apart."""
+        rc, out = self.bench("-c", "20", "-m", "10", "-d", "2", "-w", "4")
+        self.assertEqual(rc, 0, out)
+        self.assertGreater(out["cpus"], 0)
+        self.assertGreater(out["cpu_server_pct"], 0)
+        self.assertGreater(out["cpu_bench_pct"], 0)
+        slack = 100.0 * 3 / (out["duration_s"] * 100 * out["cpus"])
+        self.assertGreaterEqual(out["cpu_busy_pct"] + slack,
+                                out["cpu_server_pct"] + out["cpu_bench_pct"],
+                                out)
+        self.assertLessEqual(out["cpu_busy_pct"] + out["cpu_steal_pct"],
+                             100.0 + slack)
+        print("# CPU over 2 s of flood: machine %.1f%% busy, %.1f%% stolen; "
+              "carechatd %.1f%%, carechat-bench %.1f%%" % (
+                  out["cpu_busy_pct"], out["cpu_steal_pct"],
+                  out["cpu_server_pct"], out["cpu_bench_pct"]),
+              file=sys.stderr)
+
     def test_fixed_rate(self):
         rc, out = self.bench("-c", "4", "-m", "2", "-d", "1", "-r", "200")
         self.assertEqual(rc, 0, out)
