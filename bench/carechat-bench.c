@@ -38,15 +38,25 @@
 #include <unistd.h>
 
 #define MAX_SOURCES 64
+#define MAX_NODES 16
 #define TOKEN_MAX 2048
 #define DRAIN_S 5
 #define TICK_MIN_NS 50000 /* the fixed rate's timer: at most 20,000/s */
 
 enum mode { MODE_MESSAGES, MODE_HANDSHAKES, MODE_IDLE };
 
+/* A server node: -H ADDR[:PORT], repeated for several. */
+struct node {
+    char host[64];
+    int port;                /* from ADDR:PORT, else -p */
+    struct sockaddr_in sa;
+};
+
 struct opts {
-    const char *host;
+    const char *host;        /* node 0: REST set-up goes there */
     int port;
+    struct node nodes[MAX_NODES];
+    int n_nodes;
     const char *secret;
     const char *tokens_file;
     const char *admin_claim;
@@ -741,6 +751,16 @@ static void on_write(struct bufferevent *bev, void *arg)
         bufferevent_disable(bev, EV_WRITE);
 }
 
+/* The node c connects to: a chat's patient to node chat % N, its
+ * professional to the next one, so with two nodes or more every chat's
+ * parties are on different nodes. */
+static int conn_node(const struct conn *c)
+{
+    int n = c->b->o.n_nodes;
+
+    return (c->chat + c->side) % n;
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
@@ -749,6 +769,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         char req[TOKEN_MAX + 512], key[25];
         unsigned char raw[16];
         struct chat *ch = &c->b->chats[c->chat];
+        const struct node *nd = &c->b->o.nodes[conn_node(c)];
         int n;
 
         RAND_bytes(raw, sizeof raw);
@@ -757,7 +778,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                      "\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: "
                      "Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n", ch->id,
-                     ch->tok[c->side], c->b->o.host, c->b->o.port, key);
+                     ch->tok[c->side], nd->host, nd->port, key);
         bufferevent_write(bev, req, (size_t)n);
         c->state = C_HANDSHAKE;
         return;
@@ -816,8 +837,7 @@ static void conn_start(struct bench *b)
         c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
         bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-        sa.sin_port = htons((uint16_t)o->port);
-        inet_pton(AF_INET, o->host, &sa.sin_addr);
+        sa = o->nodes[conn_node(c)].sa;
         c->t_start = now_ns();
         if (!b->t_hs_first)
             b->t_hs_first = c->t_start;
@@ -1065,7 +1085,11 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "Usage: carechat-bench [options]\n"
-        "  -H, --host ADDR        server IPv4 address (127.0.0.1)\n"
+        "  -H, --host ADDR[:PORT] server IPv4 address (127.0.0.1); "
+        "repeat for\n"
+        "                         nodes: a chat's patient on one, its "
+        "professional\n"
+        "                         on the next; set-up on the first\n"
         "  -p, --port N           server port (8000)\n"
         "  -s, --secret S         HS256 secret to mint tokens\n"
         "      --secret-file F    the secret, from a file\n"
@@ -1107,6 +1131,33 @@ static void parse_sources(struct opts *o, const char *v)
             htonl((ntohl(a.s_addr) & ~255u) | (uint32_t)i);
         o->n_sources++;
     }
+}
+
+static double num(const char *v, double min, double max, const char *name);
+
+/* Split each -H ADDR[:PORT] (a bare ADDR takes -p), check it, fill in
+ * its address; none given: 127.0.0.1 and -p.  Node 0 is o->host/port. */
+static void resolve_nodes(struct opts *o)
+{
+    if (!o->n_nodes)
+        snprintf(o->nodes[o->n_nodes++].host, sizeof o->nodes[0].host,
+                 "127.0.0.1");
+    for (int i = 0; i < o->n_nodes; i++) {
+        struct node *nd = &o->nodes[i];
+        char *colon = strchr(nd->host, ':');
+
+        nd->port = o->port;
+        if (colon) {
+            *colon = '\0';
+            nd->port = (int)num(colon + 1, 1, 65535, "host");
+        }
+        nd->sa = (struct sockaddr_in){ .sin_family = AF_INET,
+                                       .sin_port = htons((uint16_t)nd->port) };
+        if (inet_pton(AF_INET, nd->host, &nd->sa.sin_addr) != 1)
+            die("--host: bad address %s (an IPv4 address)", nd->host);
+    }
+    o->host = o->nodes[0].host;
+    o->port = o->nodes[0].port;
 }
 
 /* A number option in [min, max], or die naming the option. */
@@ -1168,7 +1219,12 @@ int main(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "H:p:s:c:m:d:r:w:", lo, NULL)) !=
            -1) {
         switch (ch) {
-        case 'H': o->host = optarg; break;
+        case 'H':
+            if (o->n_nodes == MAX_NODES)
+                die("--host: at most %d nodes", MAX_NODES);
+            snprintf(o->nodes[o->n_nodes++].host, sizeof o->nodes[0].host,
+                     "%s", optarg);
+            break;
         case 'p': o->port = (int)num(optarg, 1, 65535, "port"); break;
         case 's': o->secret = optarg; break;
         case 'S': o->secret = read_secret(optarg); break;
@@ -1197,6 +1253,7 @@ int main(int argc, char **argv)
         o->duration <= 0 || o->duration > 3600 || o->rate < 0 ||
         o->window < 1 || o->max_pending < 1 || o->content_size > 60000)
         die("bad option value (see --help)");
+    resolve_nodes(o);
     if (!o->secret && !o->tokens_file)
         die("give --secret, --secret-file or --tokens-file");
     signal(SIGPIPE, SIG_IGN);

@@ -146,6 +146,55 @@ class BenchSmoke(unittest.TestCase):
         self.assertIn(b"HTTP 401", r.stderr)
 
 
+class TwoNodes(unittest.TestCase):
+    """Two carechatd nodes on one SQLite file with the redis fan-out and a
+    real redis-server; -H twice puts each chat's patient on one node and
+    its professional on the other: every message reaches both."""
+
+    @classmethod
+    def setUpClass(cls):
+        plugin = os.path.join(h.BUILDDIR, "plugins", ".libs",
+                              "fanout-redis.so")
+        if not os.path.exists(plugin):
+            h.skip_or_fail("the redis plugin was not built (no hiredis)")
+        cls.redis = h.RedisServer()
+        cls.tmp = h.tempfile.mkdtemp(prefix="carechat-bench-nodes-")
+        conf = {"server": {"log_level": "warn"},
+                "storage": {"plugin": "sqlite",
+                            "path": os.path.join(cls.tmp, "shared.db")},
+                "fanout": {"plugin": "redis",
+                           "address": cls.redis.address()}}
+        cls.nodes = [h.Server(conf, storage="sqlite").start()
+                     for _ in range(2)]
+
+    @classmethod
+    def tearDownClass(cls):
+        for n in cls.nodes:
+            n.close()
+        cls.redis.close()
+        h.shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_parties_on_two_nodes_all_delivered(self):
+        hosts = []
+        for n in self.nodes:
+            hosts += ["-H", "127.0.0.1:%d" % n.port]
+        r = subprocess.run([BENCH, "-s", h.SECRET, "--json", "-c", "40",
+                            "-m", "20", "-w", "4", "-d", "2"] + hosts,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = json.loads(r.stdout)
+        self.assertGreater(out["sent"], 100)
+        self.assertEqual(out["lost"], 0)
+        self.assertEqual(out["deliveries"], 2 * out["sent"])
+        self.assertEqual(out["errors"] + out["unexpected_closes"], 0)
+        for n in self.nodes:
+            self.assertIsNone(n.proc.poll(), "carechatd exited")
+        print("# two nodes, redis fan-out: %d messages, p50 %.0f us "
+              "(figures only)" % (out["sent"], out["latency_us"]["p50"]),
+              file=sys.stderr)
+
+
 class HarnessFloor(unittest.TestCase):
     """carechat-bench against tests/bench/echopeer, which only hands each
     message back to the chat's members: what the harness costs alone
