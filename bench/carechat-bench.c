@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -27,6 +28,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -72,7 +75,12 @@ struct opts {
     struct in_addr sources[MAX_SOURCES];
     int n_sources;
     size_t content_size;
+    int tls;                 /* wss and https */
+    const char *cafile;      /* to verify the server; else the system's */
 };
+
+/* With --tls: the client context, made once; verifies the server. */
+static SSL_CTX *tls_ctx;
 
 /* Log-linear latency histogram over nanoseconds: 16 sub-buckets per
  * power of two (about 6% resolution), enough for p99.9 of a benchmark. */
@@ -393,6 +401,32 @@ static int tcp_connect(const struct opts *o)
     return fd;
 }
 
+/* A TLS session on fd for host, verifying its certificate (an IP
+ * address is checked against the certificate's IP names). */
+static SSL *tls_client(int fd, const char *host)
+{
+    SSL *ssl = SSL_new(tls_ctx);
+    struct in_addr ip;
+
+    if (!ssl)
+        die("SSL_new failed");
+    if (inet_pton(AF_INET, host, &ip) == 1)
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+    else
+        SSL_set1_host(ssl, host);
+    if (fd >= 0)
+        SSL_set_fd(ssl, fd);
+    return ssl;
+}
+
+/* write/read for the set-up requests, over TLS when ssl is set. */
+static ssize_t rest_io(int fd, SSL *ssl, void *buf, size_t n, int wr)
+{
+    if (ssl)
+        return wr ? SSL_write(ssl, buf, (int)n) : SSL_read(ssl, buf, (int)n);
+    return wr ? write(fd, buf, n) : read(fd, buf, n);
+}
+
 /* POST body to path with token; the status, and the body in out. */
 static int post(const struct opts *o, const char *path, const char *tok,
                 const char *body, char *out, size_t out_size)
@@ -401,19 +435,32 @@ static int post(const struct opts *o, const char *path, const char *tok,
     int fd = tcp_connect(o), n, status = 0;
     size_t got = 0;
     char *p;
+    SSL *ssl = NULL;
+
+    if (o->tls) {
+        ssl = tls_client(fd, o->host);
+        if (SSL_connect(ssl) != 1)
+            die("TLS handshake with %s:%d failed (--cafile?)", o->host,
+                o->port);
+    }
 
     n = snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: %s:%d\r\n"
                  "Authorization: Bearer %s\r\nContent-Type: "
                  "application/json\r\nContent-Length: %zu\r\n"
                  "Connection: close\r\n\r\n%s", path, o->host, o->port, tok,
                  strlen(body), body);
-    if (n < 0 || (size_t)n >= sizeof req || write(fd, req, (size_t)n) != n)
+    if (n < 0 || (size_t)n >= sizeof req ||
+        rest_io(fd, ssl, req, (size_t)n, 1) != n)
         die("request to %s failed", path);
     while (got < sizeof resp - 1) {
-        ssize_t r = read(fd, resp + got, sizeof resp - 1 - got);
+        ssize_t r = rest_io(fd, ssl, resp + got, sizeof resp - 1 - got, 0);
         if (r <= 0)
             break;
         got += (size_t)r;
+    }
+    if (ssl) {
+        SSL_shutdown(ssl);
+        SSL_free(ssl);
     }
     close(fd);
     resp[got] = '\0';
@@ -679,7 +726,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
         c->state = C_OPEN;
         /* From now on conn_flush writes, in the turn that queues. */
-        bufferevent_disable(bev, EV_WRITE);
+        if (!b->o.tls)
+            bufferevent_disable(bev, EV_WRITE);
         b->pending--;
         b->open++;
         b->done_handshakes++;
@@ -722,8 +770,8 @@ static void conn_flush(struct conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     int rc = 0;
 
-    if (!evbuffer_get_length(out))
-        return;
+    if (c->b->o.tls || !evbuffer_get_length(out))
+        return;      /* an SSL bufferevent writes as soon as it is given */
     /* A socket bufferevent keeps its output's start frozen but for its
      * own writes; thaw it for ours, as bufferevent_sock.c does. */
     evbuffer_unfreeze(out, 1);
@@ -747,7 +795,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
 
     output_written(c);
-    if (c->state == C_OPEN)
+    if (c->state == C_OPEN && !c->b->o.tls)
         bufferevent_disable(bev, EV_WRITE);
 }
 
@@ -834,7 +882,16 @@ static void conn_start(struct bench *b)
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
-        c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (o->tls) {
+            c->bev = bufferevent_openssl_socket_new(b->base, fd,
+                tls_client(-1, o->nodes[conn_node(c)].host),
+                BUFFEREVENT_SSL_CONNECTING,
+                BEV_OPT_CLOSE_ON_FREE);
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        } else {
+            c->bev = bufferevent_socket_new(b->base, fd,
+                                            BEV_OPT_CLOSE_ON_FREE);
+        }
         bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
         sa = o->nodes[conn_node(c)].sa;
@@ -1109,6 +1166,9 @@ static void usage(FILE *f)
         "RSS\n"
         "      --pending P        handshakes in flight (256)\n"
         "      --source A[-B]     bind to 127.0.0.A..B (last octet range)\n"
+        "      --tls              wss and https (the nodes' TLS ports)\n"
+        "      --cafile F         CA certificates to verify the server "
+        "(PEM)\n"
         "      --pid PID          the server's pid, for RSS\n"
         "      --json             one JSON object instead of the table\n");
 }
@@ -1201,7 +1261,8 @@ int main(int argc, char **argv)
         { "size", 1, 0, 'B' }, { "handshakes", 0, 0, 'h' },
         { "idle", 0, 0, 'i' }, { "pending", 1, 0, 'P' },
         { "source", 1, 0, 'o' }, { "pid", 1, 0, 'x' },
-        { "json", 0, 0, 'j' }, { "help", 0, 0, '?' }, { 0, 0, 0, 0 },
+        { "json", 0, 0, 'j' }, { "tls", 0, 0, 't' },
+        { "cafile", 1, 0, 'C' }, { "help", 0, 0, '?' }, { 0, 0, 0, 0 },
     };
     struct bench *b = calloc(1, sizeof *b);
     struct opts *o = &b->o;
@@ -1244,6 +1305,8 @@ int main(int argc, char **argv)
         case 'o': parse_sources(o, optarg); break;
         case 'x': o->pid = (long)num(optarg, 1, 1e9, "pid"); break;
         case 'j': o->json = 1; break;
+        case 't': o->tls = 1; break;
+        case 'C': o->cafile = optarg; break;
         default: usage(ch == '?' && optopt == 0 ? stdout : stderr);
                  return ch == '?' && optopt == 0 ? 0 : 2;
         }
@@ -1257,6 +1320,19 @@ int main(int argc, char **argv)
     if (!o->secret && !o->tokens_file)
         die("give --secret, --secret-file or --tokens-file");
     signal(SIGPIPE, SIG_IGN);
+    if (o->cafile && !o->tls)
+        die("--cafile needs --tls");
+    if (o->tls) {
+        if (!(tls_ctx = SSL_CTX_new(TLS_client_method())))
+            die("SSL_CTX_new failed");
+        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_options(tls_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+        if (o->cafile ? SSL_CTX_load_verify_locations(tls_ctx, o->cafile,
+                                                      NULL) != 1
+                      : SSL_CTX_set_default_verify_paths(tls_ctx) != 1)
+            die("cannot load CA certificates%s%s", o->cafile ? " from " : "",
+                o->cafile ? o->cafile : "");
+    }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
         rl.rlim_cur < (rlim_t)o->conns + 64) {
         rl.rlim_cur = rl.rlim_max;
@@ -1318,6 +1394,7 @@ int main(int argc, char **argv)
     event_free(b->tick);
     event_free(b->stop);
     event_base_free(b->base);
+    SSL_CTX_free(tls_ctx);
     free(b->conns);
     free(b->chats);
     free(b->pad);

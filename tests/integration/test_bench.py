@@ -21,6 +21,19 @@ RATE = int(os.environ.get("CC_BENCH_RATE", "5000"))
 SECONDS = os.environ.get("CC_BENCH_SECONDS", "3")
 
 
+def all_delivered(tc, r):
+    """The JSON of a finished messages run (subprocess result r), checked:
+    exit 0, over 100 messages, each delivered to both parties, no error
+    frame, no unexpected close."""
+    tc.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+    out = json.loads(r.stdout)
+    tc.assertGreater(out["sent"], 100)
+    tc.assertEqual(out["lost"], 0)
+    tc.assertEqual(out["deliveries"], 2 * out["sent"])
+    tc.assertEqual(out["errors"] + out["unexpected_closes"], 0)
+    return out
+
+
 class BenchSmoke(unittest.TestCase):
 
     @classmethod
@@ -182,17 +195,44 @@ class TwoNodes(unittest.TestCase):
                             "-m", "20", "-w", "4", "-d", "2"] + hosts,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=120)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        out = json.loads(r.stdout)
-        self.assertGreater(out["sent"], 100)
-        self.assertEqual(out["lost"], 0)
-        self.assertEqual(out["deliveries"], 2 * out["sent"])
-        self.assertEqual(out["errors"] + out["unexpected_closes"], 0)
+        out = all_delivered(self, r)
         for n in self.nodes:
             self.assertIsNone(n.proc.poll(), "carechatd exited")
         print("# two nodes, redis fan-out: %d messages, p50 %.0f us "
               "(figures only)" % (out["sent"], out["latency_us"]["p50"]),
               file=sys.stderr)
+
+
+class Wss(unittest.TestCase):
+    """--tls: set-up over https and every WebSocket over wss, verified
+    with --cafile (the certificates of test_tls.py)."""
+
+    @classmethod
+    def setUpClass(cls):
+        import test_tls
+        cls.pki = test_tls.Pki()
+        cls.srv = test_tls.tls_server(cls.pki, log_level="warn").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+        cls.pki.close()
+
+    def wss_bench(self, *args):
+        return subprocess.run([BENCH, "-p", str(self.srv.tls_port), "-s",
+                               h.SECRET, "--tls", "--json"] + list(args),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=120)
+
+    def test_messages_over_wss_all_delivered(self):
+        all_delivered(self, self.wss_bench("--cafile", self.pki.path(
+            "ca.pem"), "-c", "20", "-m", "10", "-w", "4", "-d", "2"))
+
+    def test_unverified_server_is_a_clear_error(self):
+        """Without --cafile the test CA is unknown: the bench stops."""
+        r = self.wss_bench("-c", "2", "-m", "1", "-d", "0.5")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"TLS handshake", r.stderr)
 
 
 class HarnessFloor(unittest.TestCase):
