@@ -272,7 +272,7 @@ struct bench {
     uint64_t sent, delivered, expected, own_echoes, errors;
     uint64_t unexpected_closes, handshake_failures, protocol_errors;
     double credit;
-    uint64_t last_tick;
+    uint64_t last_tick, ticks; /* ticks: fixed-rate ticks that sent */
     int sending, draining;
     struct hist lat, hs, wdelay;
     struct event *tick, *stop;
@@ -954,10 +954,13 @@ static void on_tick(evutil_socket_t fd, short w, void *arg)
     if (b->last_tick)
         b->credit += b->o.rate * (double)(now - b->last_tick) / 1e9;
     b->last_tick = now;
+    int tries_sent = 0;
     for (int tries = 0; b->credit >= 1.0 && tries < b->o.conns; tries++) {
         struct conn *c = &b->conns[b->next_sender++ % b->o.conns];
         if (c->state != C_OPEN || !c->sender)
             continue;
+        if (!tries_sent++)
+            b->ticks++;
         send_one(b, c);
         conn_flush(c);
         b->credit -= 1.0;
@@ -1384,6 +1387,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "carechat-bench: stamp to written: p50 %.1f us, "
                 "p99 %.1f us, max %.1f us\n", hist_pct(&b->wdelay, 50) / 1e3,
                 hist_pct(&b->wdelay, 99) / 1e3, (double)b->wdelay.max / 1e3);
+    if (getenv("CCB_DEBUG") && b->ticks)
+        fprintf(stderr, "carechat-bench: %" PRIu64 " ticks sent, %.1f "
+                "messages each\n", b->ticks, (double)b->sent / b->ticks);
     report(b, rss0, rss1);
     fflush(stdout);
     rc = o->mode == MODE_MESSAGES &&
