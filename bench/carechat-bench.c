@@ -228,7 +228,9 @@ static void read_cpu(struct cpu_times *t, long server_pid)
 /* Shares of the machine's time between a and b (all its CPUs, so 100
  * is every CPU all the time): busy, stolen by the hypervisor, and the
  * bench's and the server's own; -1 when unknown.  busy counts every
- * process, so it is at least bench + server (to a tick or two). */
+ * process, so busy + steal is at least bench + server (to a tick or
+ * two); busy alone may fall short by what the hypervisor took from a
+ * CPU waking from idle, which /proc/stat counts as idle and as steal. */
 struct cpu_pct {
     double busy, steal, bench, server;
 };
@@ -747,6 +749,8 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
     if (c->state == C_OPEN)
         read_frames(c);
+    if (c->state == C_OPEN)
+        conn_flush(c);
 }
 
 /* The output was written to the socket: the time since the first stamp
@@ -927,7 +931,8 @@ static void send_one(struct bench *b, struct conn *c)
     b->expected += (uint64_t)b->chats[c->chat].members;
 }
 
-/* As fast as possible: keep each sender's window full. */
+/* As fast as possible: keep each sender's window full.  The caller
+ * writes (conn_flush): on_read once for all the echoes of one read. */
 static void maybe_send(struct bench *b, struct conn *c)
 {
     if (!b->sending || b->o.rate > 0 || !c->sender)
@@ -936,7 +941,6 @@ static void maybe_send(struct bench *b, struct conn *c)
         return;
     while (c->inflight < b->o.window)
         send_one(b, c);
-    conn_flush(c);
 }
 
 /* Fixed rate: on each tick (1/rate apart, at least TICK_MIN_NS, on a
@@ -1015,8 +1019,11 @@ static void on_check_open(evutil_socket_t fd, short w, void *arg)
             for (int i = 0; i < b->o.conns && i < senders; i++)
                 b->conns[i].sender = 1;
             b->sending = 1;
-            for (int i = 0; i < b->o.conns; i++)
+            for (int i = 0; i < b->o.conns; i++) {
                 maybe_send(b, &b->conns[i]);
+                if (b->conns[i].state == C_OPEN)
+                    conn_flush(&b->conns[i]);
+            }
         }
     } else {
         return;
