@@ -22,6 +22,20 @@ if [ "$fds" != unlimited ] && [ "$idle_conns" -gt $((fds - 1000)) ]; then
     idle_conns=$((fds - 1000))
 fi
 
+# An ECDSA P-256 certificate for 127.0.0.1, for the wss rows (on
+# $tls_port, every server); none without the openssl command.
+tls_port=$((port + 2))
+tls_conf=
+if command -v openssl >/dev/null 2>&1 &&
+   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+       -keyout "$tmp/tls.key" -out "$tmp/tls.pem" -days 2 \
+       -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+       >/dev/null 2>&1; then
+    tls_conf="tls_listen = 127.0.0.1:$tls_port
+tls_certificate = $tmp/tls.pem
+tls_key = $tmp/tls.key"
+fi
+
 # start_server THREADS: a fresh carechatd (empty database) on $port.
 start_server() {
     rm -f "$tmp"/carechat.db*
@@ -32,6 +46,7 @@ plugin_dir = $builddir/plugins/.libs
 log_level = warn
 max_connections = 200000
 threads = $1
+$tls_conf
 [storage]
 plugin = sqlite
 path = $tmp/carechat.db
@@ -94,6 +109,20 @@ run --handshakes -c 2000 -m 1000 --pending 128 -d "$mid"
 echo "# idle connections and the server's memory per connection"
 run --idle -c "$idle_conns" -m "$((idle_conns / 2))" \
     --source 127.0.0.1-127.0.0.8 --pending 512 -d 5
+
+# The same two loads over wss (TLS 1.3 here), on a fresh server.
+if [ -n "$tls_conf" ]; then
+    stop_server
+    start_server 1
+    echo "# wss: as fast as possible, 200 connections over 100 chats"
+    run --tls --cafile "$tmp/tls.pem" -p "$tls_port" -c 200 -m 100 -w 16 \
+        -d "$mid"
+    echo "# wss: latency at a fixed 5,000 messages/s"
+    run --tls --cafile "$tmp/tls.pem" -p "$tls_port" -c 200 -m 100 \
+        -r 5000 -d "$mid"
+else
+    echo "# wss rows skipped: no openssl command for a certificate"
+fi
 
 # threads = N: one loop for plugins, REST and handshakes, N-1 for the
 # WebSockets.  Two loads on fresh servers: 8 devices per chat (the SQLite
