@@ -73,8 +73,23 @@ stop_server() {
     pid=
 }
 
+# Two nodes on PostgreSQL and Redis (the last rows) and what they run on.
+pid2=
+pgdata=
+redis_pid=
+pg_run() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+stop_all() {
+    stop_server
+    [ -z "$pid2" ] || { kill "$pid2" 2>/dev/null; wait "$pid2" 2>/dev/null; }
+    [ -z "$redis_pid" ] ||
+        { kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; }
+    [ -z "$pgdata" ] || pg_run "$pgbin/pg_ctl" -D "$pgdata" -m immediate \
+        stop >/dev/null 2>&1 || true
+    pid2= redis_pid= pgdata=
+}
+
 pid=
-trap 'stop_server; rm -rf "$tmp"' EXIT
+trap 'stop_all; rm -rf "$tmp"' EXIT
 start_server 1
 
 run() {
@@ -120,6 +135,26 @@ if [ -n "$tls_conf" ]; then
     echo "# wss: latency at a fixed 5,000 messages/s"
     run --tls --cafile "$tmp/tls.pem" -p "$tls_port" -c 200 -m 100 \
         -r 5000 -d "$mid"
+    echo "# wss: idle connections and the server's memory per connection"
+    run --tls --cafile "$tmp/tls.pem" -p "$tls_port" --idle \
+        -c "$((idle_conns / 5))" -m "$((idle_conns / 10))" --pending 256 -d 5
+    echo "# TLS 1.3 handshakes per second (ECDSA P-256), each with its WebSocket handshake"
+    run --tls --cafile "$tmp/tls.pem" -p "$tls_port" --handshakes -c 2000 \
+        -m 1000 --pending 128 -d "$mid"
+    if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/rsa.key" \
+           -out "$tmp/rsa.pem" -days 2 -subj /CN=127.0.0.1 \
+           -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1; then
+        stop_server
+        ecdsa_conf=$tls_conf
+        tls_conf="tls_listen = 127.0.0.1:$tls_port
+tls_certificate = $tmp/rsa.pem
+tls_key = $tmp/rsa.key"
+        start_server 1
+        echo "# TLS 1.3 handshakes per second (RSA 2048), each with its WebSocket handshake"
+        run --tls --cafile "$tmp/rsa.pem" -p "$tls_port" --handshakes \
+            -c 2000 -m 1000 --pending 128 -d "$mid"
+        tls_conf=$ecdsa_conf
+    fi
 else
     echo "# wss rows skipped: no openssl command for a certificate"
 fi
@@ -138,3 +173,70 @@ for t in 1 2; do
     echo "# threads = $t: 2000 connections over 50 chats, 100 sending"
     run -c 2000 -m 50 --senders 100 -w 8 --pending 256 -d "$mid"
 done
+
+# Two nodes, each chat's patient on node A and its professional on node
+# B, one PostgreSQL (throwaway, fsync and synchronous_commit off: this
+# measures carechatd, not the disk) and one Redis, on loopback.
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+if [ -n "$pgbin" ] && command -v redis-server >/dev/null 2>&1 &&
+        [ -e "$builddir/plugins/.libs/storage-postgres.so" ] &&
+        [ -e "$builddir/plugins/.libs/fanout-redis.so" ]; then
+    stop_server
+    pgport=$((port + 4)); rport=$((port + 5)); port2=$((port + 6))
+    pgdata=$tmp/pg
+    mkdir -p "$pgdata"
+    [ "$(id -u)" != 0 ] || chown postgres "$tmp" "$pgdata"
+    pg_run "$pgbin/initdb" -D "$pgdata" -A trust -U postgres -E UTF8 \
+        --locale=C --no-sync >/dev/null
+    pg_run "$pgbin/pg_ctl" -D "$pgdata" -l "$tmp/pg.log" -w -o \
+        "-p $pgport -k $tmp -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null
+    redis-server --port "$rport" --bind 127.0.0.1 --save "" \
+        --appendonly no --dir "$tmp" >/dev/null 2>&1 &
+    redis_pid=$!
+    for n in a b; do
+        np=$port; [ "$n" = a ] || np=$port2
+        cat >"$tmp/$n.conf" <<CONF
+[server]
+listen = 127.0.0.1:$np
+plugin_dir = $builddir/plugins/.libs
+log_level = warn
+max_connections = 200000
+threads = 2
+[storage]
+plugin = postgres
+conninfo = host=127.0.0.1 port=$pgport user=postgres dbname=postgres
+[auth]
+plugin = jwt
+secret = $secret
+[fanout]
+plugin = redis
+address = 127.0.0.1:$rport
+CONF
+    done
+    i=0
+    until redis-cli -p "$rport" ping >/dev/null 2>&1 || [ $i -gt 50 ]; do
+        i=$((i + 1)); sleep 0.1
+    done
+    "$builddir/carechatd" -c "$tmp/a.conf" 2>>"$tmp/carechatd.log" &
+    pid=$!
+    "$builddir/carechatd" -c "$tmp/b.conf" 2>>"$tmp/carechatd.log" &
+    pid2=$!
+    for np in "$port" "$port2"; do
+        i=0
+        until "$builddir/carechat-bench" -p "$np" -s "$secret" -c 1 -m 1 \
+              -d 0.1 --idle >/dev/null 2>&1; do
+            i=$((i + 1))
+            [ $i -lt 100 ] || { cat "$tmp/carechatd.log"; exit 1; }
+            sleep 0.1
+        done
+    done
+    nodes="-H 127.0.0.1:$port -H 127.0.0.1:$port2"
+    echo "# two nodes (threads = 2), PostgreSQL, Redis; each chat across both: as fast as possible"
+    run $nodes -c 400 -m 200 -w 16 -d "$mid"
+    echo "# two nodes: latency at a fixed 2,000 messages/s"
+    run $nodes -c 400 -m 200 -r 2000 -d "$mid"
+    stop_all
+else
+    echo "# two-node rows skipped: PostgreSQL, redis-server or their plugins missing"
+fi
