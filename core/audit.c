@@ -82,10 +82,7 @@ struct writer {
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return cc_time_mono_ns() / 1000000;
 }
 
 /* ------------------------------------------------------------ format */

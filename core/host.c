@@ -6,6 +6,7 @@
 #include "config.h"
 #include "log.h"
 #include "retention.h"
+#include "timefmt.h"
 #include "uuid.h"
 
 #include <carechat/auth.h>
@@ -122,22 +123,6 @@ static void h_cfg_error(cc_plugin_ctx *ctx, const char *key,
                  path, (int)strcspn(ctx->name, ":"), ctx->name, ctx->name);
     cc_log(CC_LOG_ERROR, "config", "%s%s%s: %s", where, key ? " " : "",
            key ? key : "", msg);
-}
-
-static uint64_t h_now_mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t h_now_real_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int h_random_bytes(void *buf, size_t n)
@@ -362,8 +347,8 @@ static const struct cc_host_api host_api = {
     .cfg_get = h_cfg_get,
     .cfg_iter = h_cfg_iter,
     .cfg_error = h_cfg_error,
-    .now_mono_ns = h_now_mono_ns,
-    .now_real_us = h_now_real_us,
+    .now_mono_ns = cc_time_mono_ns,
+    .now_real_us = cc_time_now_us,
     .random_bytes = h_random_bytes,
     .watch_fd = h_watch_fd,
     .watch_set = h_watch_set,

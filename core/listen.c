@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "log.h"
 #include "server.h"
+#include "timefmt.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,7 +20,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #define MAX_LISTENERS 16
 #define BACKOFF_FIRST_MS 10
@@ -41,10 +41,7 @@ static struct {
 
 static uint64_t mono_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return cc_time_mono_ns() / 1000000;
 }
 
 /* ------------------------------------------------- open-file limit */

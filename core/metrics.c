@@ -21,8 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 /* ------------------------------------------------------- per loop */
 
@@ -118,22 +116,6 @@ void cc_metrics_publish_failed(void)
     m0.publish_failed++;
 }
 
-static int64_t now_real_us(void)
-{
-    struct timeval tv;
-
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-static uint64_t now_mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void cc_metrics_fanout_lag(const char *payload, size_t len)
 {
     static const char key[] = "\"created_at\": \"";
@@ -143,7 +125,7 @@ void cc_metrics_fanout_lag(const char *payload, size_t len)
     if (!p || (size_t)(payload + len - p) < sizeof key - 1 + CC_TIME_LEN ||
         cc_time_parse(p + sizeof key - 1, &at) < 0)
         return;
-    d = now_real_us() - at;
+    d = cc_time_now_us() - at;
     observe(&m0.lag, d > 0 ? (double)d / 1e6 : 0.0); /* clocks differ */
 }
 
@@ -162,7 +144,7 @@ static void timed_done(void *arg, int status,
     struct timed t = *(struct timed *)arg;
 
     free(arg);
-    observe(&m0.storage[t.op], (double)(now_mono_ns() - t.t0) / 1e9);
+    observe(&m0.storage[t.op], (double)(cc_time_mono_ns() - t.t0) / 1e9);
     if (t.op == OP_APPEND && !(status == CC_OK && res->message &&
                                CC_HAS_MEMBER(res, struct cc_store_result,
                                              duplicate) && res->duplicate))
@@ -182,7 +164,7 @@ static struct timed *timed_new(enum st_op op, cc_store_cb cb, void *arg)
     t->cb = cb;
     t->arg = arg;
     t->op = op;
-    t->t0 = now_mono_ns();
+    t->t0 = cc_time_mono_ns();
     return t;
 }
 

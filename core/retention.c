@@ -25,17 +25,9 @@ static struct {
     int in_flight;         /* a batch is with storage */
     int64_t cutoff_us;     /* this purge: created before it */
     uint64_t deleted;      /* this purge so far */
-    uint64_t started_ms;
+    uint64_t started_ns;
     uint64_t total;        /* since start */
 } rt = { .interval_ms = 3600 * 1000 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int cc_retention_host_key(const char *section, const char *key)
 {
@@ -111,7 +103,7 @@ static void batch_done(void *arg, int status,
         cc_log(CC_LOG_INFO, "retention", "deleted %llu messages older than "
                "%llu days in %.1f s", (unsigned long long)rt.deleted,
                (unsigned long long)rt.days,
-               (double)(mono_ms() - rt.started_ms) / 1000.0);
+               (double)(cc_time_mono_ns() - rt.started_ns) / 1e9);
     rt.running = 0;
     if (rt.timer)
         arm(rt.interval_ms);
@@ -141,7 +133,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     if (!rt.running) {
         rt.running = 1;
         rt.deleted = 0;
-        rt.started_ms = mono_ms();
+        rt.started_ns = cc_time_mono_ns();
         rt.cutoff_us = cc_time_now_us() - (int64_t)rt.days * DAY_US;
     }
     batch();

@@ -72,10 +72,7 @@ static struct cc_tally per_user;    /* open WebSockets by user id */
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return cc_time_mono_ns() / 1000000;
 }
 
 static void arm(struct event *ev, uint64_t ms)

@@ -1,6 +1,7 @@
 /*
  * timefmt.h - timestamps as the protocol writes them: ISO 8601 / RFC 3339
- * in UTC with microseconds and "Z" (2025-12-07T10:30:00.123456Z).
+ * in UTC with microseconds and "Z" (2025-12-07T10:30:00.123456Z); and the
+ * two clocks the core reads.
  *
  * Pure, thread-safe.
  */
@@ -17,6 +18,9 @@ char *cc_time_format(int64_t unix_us, char out[CC_TIME_LEN + 1]);
 
 /* Wall-clock now in microseconds since the epoch. */
 int64_t cc_time_now_us(void);
+
+/* Monotonic now in nanoseconds (CLOCK_MONOTONIC), for durations. */
+uint64_t cc_time_mono_ns(void);
 
 /* The inverse of cc_time_format for its exact form (CC_TIME_LEN bytes at
  * s): 0 and *unix_us, or -1. */
