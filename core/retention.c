@@ -17,9 +17,8 @@
 #define DAY_US (86400LL * 1000000)
 #define FIRST_RUN_MS 2000 /* after start: let the node settle first */
 
+/* The settings are cc_srv->retention (server.h); this is the state. */
 static struct {
-    uint64_t days;         /* 0: keep forever */
-    uint64_t interval_ms;
     struct event *timer;
     int running;           /* a purge is under way (batches) */
     int in_flight;         /* a batch is with storage */
@@ -27,7 +26,7 @@ static struct {
     uint64_t deleted;      /* this purge so far */
     uint64_t started_ns;
     uint64_t total;        /* since start */
-} rt = { .interval_ms = 3600 * 1000 };
+} rt;
 
 int cc_retention_host_key(const char *section, const char *key)
 {
@@ -38,7 +37,8 @@ int cc_retention_host_key(const char *section, const char *key)
             strcmp(key, "retention_interval") == 0);
 }
 
-int cc_retention_configure(const struct cc_conf *conf, int apply)
+int cc_retention_parse(const struct cc_conf *conf,
+                       struct cc_retention_conf *out)
 {
     const struct cc_conf_section *sec = cc_conf_section(conf, "storage");
     const struct cc_conf_entry *e;
@@ -60,10 +60,8 @@ int cc_retention_configure(const struct cc_conf *conf, int apply)
             return -1;
         }
     }
-    if (apply) {
-        rt.days = days;
-        rt.interval_ms = interval_ms;
-    }
+    out->days = days;
+    out->interval_ms = interval_ms;
     return 0;
 }
 
@@ -87,10 +85,10 @@ static void batch_done(void *arg, int status,
                "messages: %s; trying again in %llu s",
                (unsigned long long)rt.deleted,
                res && res->error ? res->error : "storage error",
-               (unsigned long long)(rt.interval_ms / 1000));
+               (unsigned long long)(cc_srv->retention.interval_ms / 1000));
         rt.running = 0;
         if (rt.timer)
-            arm(rt.interval_ms);
+            arm(cc_srv->retention.interval_ms);
         return;
     }
     rt.deleted += (uint64_t)res->count;
@@ -102,11 +100,11 @@ static void batch_done(void *arg, int status,
     if (rt.deleted)
         cc_log(CC_LOG_INFO, "retention", "deleted %llu messages older than "
                "%llu days in %.1f s", (unsigned long long)rt.deleted,
-               (unsigned long long)rt.days,
+               (unsigned long long)cc_srv->retention.days,
                (double)(cc_time_mono_ns() - rt.started_ns) / 1e9);
     rt.running = 0;
     if (rt.timer)
-        arm(rt.interval_ms);
+        arm(cc_srv->retention.interval_ms);
 }
 
 static void batch(void)
@@ -134,7 +132,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         rt.running = 1;
         rt.deleted = 0;
         rt.started_ns = cc_time_mono_ns();
-        rt.cutoff_us = cc_time_now_us() - (int64_t)rt.days * DAY_US;
+        rt.cutoff_us = cc_time_now_us() -
+                       (int64_t)cc_srv->retention.days * DAY_US;
     }
     batch();
 }
@@ -143,14 +142,14 @@ int cc_retention_start(struct cc_server *s)
 {
     const struct cc_storage_api *st = s->st;
 
-    if (!rt.days)
+    if (!s->retention.days)
         return 0;
     if (!CC_HAS_MEMBER(st, struct cc_storage_api, message_purge) ||
         !st->message_purge) {
         cc_log(CC_LOG_ERROR, "config", "%s: [storage] retention = %llu, "
                "but the storage plugin \"%s\" cannot delete messages (it "
                "predates plugin ABI 1.3 message_purge)", s->conf->path,
-               (unsigned long long)rt.days, s->storage.desc->name);
+               (unsigned long long)s->retention.days, s->storage.desc->name);
         return -1;
     }
     rt.timer = evtimer_new(s->base, timer_cb, NULL);
@@ -159,8 +158,8 @@ int cc_retention_start(struct cc_server *s)
     arm(FIRST_RUN_MS);
     cc_log(CC_LOG_INFO, "retention", "messages older than %llu days are "
            "deleted (a purge at start and every %llu s)",
-           (unsigned long long)rt.days,
-           (unsigned long long)(rt.interval_ms / 1000));
+           (unsigned long long)cc_srv->retention.days,
+           (unsigned long long)(cc_srv->retention.interval_ms / 1000));
     return 0;
 }
 

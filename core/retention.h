@@ -11,7 +11,8 @@
  * that deleted something.  A storage plugin without message_purge and
  * retention > 0 is a configuration error (the daemon does not start).
  *
- * Owns the retention settings, the purge timer and its counts.
+ * Owns the parsing of those keys (the values live in the server's
+ * settings), the purge timer and its counts.
  */
 #ifndef CC_RETENTION_H
 #define CC_RETENTION_H
@@ -24,17 +25,25 @@ struct cc_server;
 #define CC_RETENTION_BATCH 500
 #define CC_RETENTION_PAUSE_MS 20 /* between two batches */
 
-/* Check [storage] retention and retention_interval (file:line errors),
- * and with apply keep them for cc_retention_start (a reload or -t only
- * checks: they take effect at start).  Returns 0 or -1 after logging. */
-int cc_retention_configure(const struct cc_conf *conf, int apply);
+/* [storage] retention and retention_interval, as parsed. */
+struct cc_retention_conf {
+    uint64_t days;         /* 0: keep forever */
+    uint64_t interval_ms;
+};
+
+/* Parse them into *out (file:line errors); cc_server_parse keeps them in
+ * the server's settings, and they take effect at start (a reload only
+ * checks them).  Returns 0 or -1 after logging. */
+int cc_retention_parse(const struct cc_conf *conf,
+                       struct cc_retention_conf *out);
 
 /* 1 when key of [storage] belongs to the host (the plugin never sees
  * it): "plugin", "retention", "retention_interval". */
 int cc_retention_host_key(const char *section, const char *key);
 
-/* After the storage plugin started: check it can purge (when retention
- * is on) and arm the first purge.  Returns 0 or -1 after logging. */
+/* After the storage plugin started: check it can purge (when
+ * s->retention.days is set) and arm the first purge.  Returns 0 or -1
+ * after logging. */
 int cc_retention_start(struct cc_server *s);
 
 /* Messages deleted since start (for metrics). */

@@ -260,7 +260,7 @@ int cc_server_parse(struct cc_server *s, const struct cc_conf *conf)
             return -1;
         }
     }
-    if (cc_retention_configure(conf, 0) < 0)
+    if (cc_retention_parse(conf, &s->retention) < 0)
         return -1;
     return cc_audit_check(conf);
 }
@@ -268,8 +268,7 @@ int cc_server_parse(struct cc_server *s, const struct cc_conf *conf)
 int cc_server_configure(struct cc_server *s, struct cc_conf *conf)
 {
     s->conf = conf;
-    if (cc_server_parse(s, conf) < 0 || cc_retention_configure(conf, 1) < 0 ||
-        cc_audit_configure(conf) < 0)
+    if (cc_server_parse(s, conf) < 0 || cc_audit_configure(conf) < 0)
         return -1;
     cc_log_set_level(s->log_level);
     return 0;

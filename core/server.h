@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "host.h"
+#include "retention.h"
 #include "tls.h"
 
 struct event_base;
@@ -45,6 +46,7 @@ struct cc_server {
     char *listen;                 /* "addr:port[,addr:port...]" */
     char *tls_listen;             /* the same, for TLS; NULL: none */
     char *admin_listen;           /* /metrics, /readyz; NULL: none */
+    struct cc_retention_conf retention; /* [storage] (retention.h) */
     char *allowed_origins;        /* "a, b" or NULL: any Origin; read by
                                    * handshakes, on loop 0 only */
     int log_level;                /* [server] log_level, as parsed */
