@@ -58,8 +58,13 @@ plugin = local
 CONF
     "$builddir/carechatd" -c "$tmp/carechat.conf" 2>>"$tmp/carechatd.log" &
     pid=$!
+    wait_ready "$port"
+}
+
+# wait_ready PORT: until a WebSocket opens there (10 s at most).
+wait_ready() {
     i=0
-    until "$builddir/carechat-bench" -p "$port" -s "$secret" -c 1 -m 1 \
+    until "$builddir/carechat-bench" -p "$1" -s "$secret" -c 1 -m 1 \
           -d 0.1 --idle >/dev/null 2>&1; do
         i=$((i + 1)); [ $i -lt 100 ] || { cat "$tmp/carechatd.log"; exit 1; }
         sleep 0.1
@@ -222,15 +227,8 @@ CONF
     pid=$!
     "$builddir/carechatd" -c "$tmp/b.conf" 2>>"$tmp/carechatd.log" &
     pid2=$!
-    for np in "$port" "$port2"; do
-        i=0
-        until "$builddir/carechat-bench" -p "$np" -s "$secret" -c 1 -m 1 \
-              -d 0.1 --idle >/dev/null 2>&1; do
-            i=$((i + 1))
-            [ $i -lt 100 ] || { cat "$tmp/carechatd.log"; exit 1; }
-            sleep 0.1
-        done
-    done
+    wait_ready "$port"
+    wait_ready "$port2"
     nodes="-H 127.0.0.1:$port -H 127.0.0.1:$port2"
     echo "# two nodes (threads = 2), PostgreSQL, Redis; each chat across both: as fast as possible"
     run $nodes -c 400 -m 200 -w 16 -d "$mid"

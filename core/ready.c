@@ -15,8 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CC_READY_PROBE_SEC 2
-#define CC_READY_PROBE_S "2"
+#define PROBE_SEC 2 /* storage must answer the read within it */
 
 
 /* The plugin's own verdict: 1 fit (or it cannot tell), 0 with why. */
@@ -77,11 +76,13 @@ static void not_ready(struct cc_conn *c, const char *why)
 static void probe_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct probe *p = arg;
+    char why[64];
 
     (void)fd;
     (void)what;
     p->answered = 1; /* the connection stays held until storage answers */
-    not_ready(p->c, "storage: no answer within " CC_READY_PROBE_S " s");
+    snprintf(why, sizeof why, "storage: no answer within %d s", PROBE_SEC);
+    not_ready(p->c, why);
 }
 
 static void probe_done(void *arg, int status,
@@ -135,5 +136,5 @@ void cc_ready_respond(struct cc_conn *c, int readyz)
         return;
     }
     if (!p->answered) /* the plugin may have answered at once */
-        event_add(p->timer, &(struct timeval){ CC_READY_PROBE_SEC, 0 });
+        event_add(p->timer, &(struct timeval){ PROBE_SEC, 0 });
 }

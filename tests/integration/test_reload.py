@@ -9,28 +9,18 @@ import os
 import signal
 import subprocess
 import time
-import unittest
 
 import ccharness as h
+from test_daemon import ServerCase  # a fresh server per test
 
 CARECHATD = os.path.join(h.BUILDDIR, "carechatd")
 DONE = ("config: reloaded ", "keeping all current settings")
 
 
-class Reload(unittest.TestCase):
+class Reload(ServerCase):
     CONF = {"server": {"log_level": "info", "max_content_length": "100",
                        "allowed_origins": "https://a.example, "
                                           "https://b.example"}}
-
-    def setUp(self):
-        self.srv = h.Server(self.CONF).start()
-        self.world = h.World(self.srv)
-        self.socks = []
-
-    def tearDown(self):
-        for s in self.socks:
-            s.close()
-        self.srv.close()
 
     def hup(self, server=None, text=None):
         """Rewrite the file (server: {key: value} merged into [server], or
