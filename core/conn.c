@@ -132,8 +132,19 @@ static void arm_timer(struct cc_conn *c, uint64_t ms)
  * every batch of frames.  Here EV_WRITE stays off; what a turn queued is
  * written once, and only what the kernel does not take (a slow reader)
  * is left to the bufferevent, with EV_WRITE on until it has written it
- * all (conn_write_cb turns it off again).  TLS bufferevents write
- * through OpenSSL and keep EV_WRITE on. */
+ * all (conn_write_cb turns it off again).
+ *
+ * TLS is the same socket bufferevent (c->raw) with OpenSSL as a filter
+ * over it (c->bev), not libevent's TLS socket bufferevent: that one reads
+ * a record with two read()s and turns EV_WRITE on and off (two
+ * epoll_ctl) for every batch it writes, six system calls a message
+ * under load where a plain socket makes one.  Here raw reads what the
+ * socket has in one readv and the filter decrypts it from memory; the
+ * filter's EV_WRITE stays off, so what a turn queued is encrypted at its
+ * end (one record per chain of frames) into raw, written like a plain
+ * socket's output.  The filter calls no write callback (it would run
+ * before raw is written): raw's output says when it has drained
+ * (out_cb, write_wait) and the flush reports it (conn_write_cb). */
 
 /* The loop's lists of connections (doubly linked through c->in[l]). */
 static void list_push(struct cc_conn **head, struct cc_conn *c, int l)
@@ -163,13 +174,19 @@ static void dirty_unlink(struct cc_conn *c)
     c->dirty = 0;
 }
 
-static void out_added(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-                      void *arg)
+static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                   void *arg)
 {
     struct cc_conn *c = arg;
     struct cc_conn **head;
 
-    if (!info->n_added || c->dirty)
+    if (!info->n_added) {
+        /* TLS: raw's own write took the last of a short write. */
+        if (!c->write_wait || evbuffer_get_length(buf))
+            return;
+        c->write_wait = 0;
+    }
+    if (c->dirty)
         return;
     head = cc_loop_dirty(c->loop);
     if (!*head)
@@ -178,10 +195,32 @@ static void out_added(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     list_push(head, c, CC_LIST_DIRTY);
 }
 
+size_t cc_conn_out_len(const struct cc_conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev)) +
+           (c->raw ? evbuffer_get_length(bufferevent_get_output(c->raw)) : 0);
+}
+
+/* TLS: encrypt what bev holds into raw (the filter writes while its
+ * EV_WRITE is on, see output above). */
+static void tls_seal(struct cc_conn *c)
+{
+    if (!evbuffer_get_length(bufferevent_get_output(c->bev)))
+        return;
+    bufferevent_enable(c->bev, EV_WRITE);
+    if (c->bev)
+        bufferevent_disable(c->bev, EV_WRITE);
+}
+
 void cc_conn_write_now(struct cc_conn *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out;
 
+    if (c->raw)
+        tls_seal(c);
+    if (c->dead)
+        return; /* the filter failed and closed c */
+    out = bufferevent_get_output(c->raw ? c->raw : c->bev);
     if (!evbuffer_get_length(out))
         return;
     /* As the bufferevent does: the output's start is frozen but while
@@ -197,16 +236,22 @@ void cc_conn_flush(evutil_socket_t fd, short what, void *arg)
     struct cc_conn *c;
 
     while ((c = *cc_loop_dirty(l))) {
-        struct evbuffer *out = bufferevent_get_output(c->bev);
+        struct bufferevent *sock;
 
         dirty_unlink(c);
+        cc_conn_hold(c);
         cc_conn_write_now(c);
-        if (evbuffer_get_length(out))
+        if (!cc_conn_release(c))
+            continue; /* the TLS filter failed: c is closed */
+        sock = c->raw ? c->raw : c->bev;
+        if (evbuffer_get_length(bufferevent_get_output(sock))) {
             /* Short write, or an error that the bufferevent's own
              * write then reports (conn_event_cb). */
-            bufferevent_enable(c->bev, EV_WRITE);
-        else
-            conn_write_cb(c->bev, c); /* all written (c may be gone) */
+            c->write_wait = c->raw != NULL;
+            bufferevent_enable(sock, EV_WRITE);
+        } else if (!evbuffer_get_length(bufferevent_get_output(c->bev))) {
+            conn_write_cb(sock, c); /* all written (c may be gone) */
+        }
     }
 }
 
@@ -218,25 +263,34 @@ static void attach(struct cc_conn *c, enum bufferevent_ssl_state st)
     struct event_base *base = cc_loop_base(c->loop);
     struct cc_conn **list = cc_loop_conns(c->loop);
 
+    struct bufferevent *sock = bufferevent_socket_new(base, c->fd, 0);
+
+    if (!sock)
+        abort();
     if (c->ssl) {
-        c->bev = bufferevent_openssl_socket_new(base, c->fd, c->ssl, st, 0);
+        c->raw = sock;
+        c->bev = bufferevent_openssl_filter_new(base, sock, c->ssl, st, 0);
+        if (!c->bev)
+            abort();
         /* A TLS close_notify is not owed to a peer that just vanished. */
-        if (c->bev)
-            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
     } else {
-        c->bev = bufferevent_socket_new(base, c->fd, 0);
+        c->bev = sock;
     }
     c->timer = evtimer_new(base, timer_cb, c);
-    if (!c->bev || !c->timer)
+    if (!c->timer)
         abort();
-    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    if (c->ssl) {
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    } else {
-        /* A new bufferevent has EV_WRITE on: off, see output above. */
+    bufferevent_setcb(c->bev, conn_read_cb, c->raw ? NULL : conn_write_cb,
+                      conn_event_cb, c);
+    /* A new bufferevent has EV_WRITE on: off, see output above. */
+    bufferevent_disable(sock, EV_WRITE);
+    bufferevent_enable(sock, EV_READ);
+    if (!evbuffer_add_cb(bufferevent_get_output(sock), out_cb, c))
+        abort();
+    if (c->raw) {
         bufferevent_disable(c->bev, EV_WRITE);
         bufferevent_enable(c->bev, EV_READ);
-        if (!evbuffer_add_cb(bufferevent_get_output(c->bev), out_added, c))
+        if (!evbuffer_add_cb(bufferevent_get_output(c->bev), out_cb, c))
             abort();
     }
     list_push(list, c, CC_LIST_ALL);
@@ -254,8 +308,12 @@ static void drop_transport(struct cc_conn *c)
 {
     dirty_unlink(c);
     if (c->bev) {
-        bufferevent_free(c->bev);
+        bufferevent_free(c->bev); /* a filter first: it lets raw go */
         c->bev = NULL;
+    }
+    if (c->raw) {
+        bufferevent_free(c->raw);
+        c->raw = NULL;
     }
     if (c->ssl) {
         SSL_free(c->ssl);
@@ -390,8 +448,11 @@ void cc_conn_close(struct cc_conn *c)
 
 int cc_conn_movable(const struct cc_conn *c)
 {
-    return c->bev && !evbuffer_get_length(bufferevent_get_output(c->bev)) &&
-           !(c->ssl && SSL_pending(c->ssl));
+    /* TLS: raw's input would be left behind, and SSL_has_pending() also
+     * counts a record read in part. */
+    return c->bev && !cc_conn_out_len(c) &&
+           !(c->raw && evbuffer_get_length(bufferevent_get_input(c->raw))) &&
+           !(c->ssl && SSL_has_pending(c->ssl));
 }
 
 static void move_cb(struct cc_loop *on, struct cc_mail *mail)
@@ -429,6 +490,10 @@ void cc_conn_move(struct cc_conn *c, struct cc_loop *to)
     dirty_unlink(c);
     bufferevent_free(c->bev); /* leaves the socket and TLS open */
     c->bev = NULL;
+    if (c->raw) {
+        bufferevent_free(c->raw);
+        c->raw = NULL;
+    }
     event_free(c->timer);
     c->timer = NULL;
     detach(c);
@@ -442,7 +507,7 @@ void cc_conn_close_after_write(struct cc_conn *c)
         return;
     c->state = CC_CONN_DRAIN;
     bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (cc_conn_out_len(c) == 0) {
         cc_conn_close(c);
         return;
     }
@@ -712,8 +777,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     struct cc_conn *c = arg;
 
-    if (!c->ssl)
-        bufferevent_disable(bev, EV_WRITE); /* written: see output */
+    bufferevent_disable(bev, EV_WRITE); /* written: see output */
     if (c->state == CC_CONN_DRAIN)
         cc_conn_close(c);
     else if (c->state == CC_CONN_WS)
@@ -742,14 +806,14 @@ static int tls_refuse_plain_http(struct cc_conn *c)
      * connection before it has read the answer. */
     for (int i = 0; i < 16; i++) {
         char sink[4096];
-        if (recv(bufferevent_getfd(c->bev), sink, sizeof sink,
+        if (recv(c->fd, sink, sizeof sink,
                  MSG_DONTWAIT) <= 0)
             break;
     }
     n = snprintf(resp, sizeof resp, "HTTP/1.1 400 Bad Request\r\n"
                  "Content-Type: application/json\r\nContent-Length: %zu\r\n"
                  "Connection: close\r\n\r\n%s", sizeof body - 1, body);
-    if (send(bufferevent_getfd(c->bev), resp, (size_t)n,
+    if (send(c->fd, resp, (size_t)n,
              MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         cc_log(CC_LOG_DEBUG, "http", "%s: %s", c->peer, strerror(errno));
     cc_conn_close(c);
@@ -778,7 +842,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
             conn_process(c);
             return;
         }
-        if (evbuffer_get_length(bufferevent_get_output(c->bev))) {
+        if (cc_conn_out_len(c)) {
             cc_conn_close_after_write(c);
             return;
         }

@@ -56,7 +56,9 @@ struct cc_conn {
     struct cc_loop *loop;      /* the loop that owns it (see loop.h) */
     int fd;                    /* the socket, owned here, not by bev */
     struct ssl_st *ssl;        /* TLS session, owned here; NULL: plain */
-    struct bufferevent *bev;
+    struct bufferevent *bev;   /* what the session reads and writes */
+    struct bufferevent *raw;   /* TLS: the socket's, under bev's filter */
+    int write_wait;            /* TLS: raw's socket drains a short write */
     struct event *timer;       /* request deadline or keep-alive idle */
     enum cc_conn_state state;
     int pending;               /* async operations referring to this */
@@ -134,14 +136,18 @@ void cc_conn_move(struct cc_conn *c, struct cc_loop *to);
  * on every loop. */
 void cc_conn_shutdown_all(void);
 
-/* Offer c's queued output to its plain socket now, without blocking;
- * what the kernel does not take stays queued.  Not for TLS: only the
- * bufferevent may write through OpenSSL. */
+/* Offer c's queued output to its socket now, without blocking (TLS: its
+ * records first); what the kernel does not take stays queued. */
 void cc_conn_write_now(struct cc_conn *c);
 
+/* Bytes queued for c's peer and not yet taken by the kernel (TLS: the
+ * frames not yet encrypted and the records not yet written). */
+size_t cc_conn_out_len(const struct cc_conn *c);
+
 /* The end of a loop's turn (its flush event; arg: the loop): write the
- * output queued for its plain connections in that turn, one writev each,
- * and watch for writability only those the kernel did not take whole. */
+ * output queued for its connections in that turn, one writev each (TLS:
+ * encrypted in one go first), and watch for writability only those the
+ * kernel did not take whole. */
 void cc_conn_flush(evutil_socket_t fd, short what, void *arg);
 
 /* Close every connection loop `on` still has (shutdown, after the loops

@@ -89,7 +89,7 @@ static void go_on(struct cc_resume *r, int more)
         return;
     }
     r->due = 1;
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (cc_conn_out_len(c) == 0)
         read_page(r);
 }
 

@@ -122,18 +122,18 @@ static void frame_cleanup(const void *data, size_t len, void *arg)
  * c was dropped. */
 static int over_high_water(struct cc_conn *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    size_t queued = evbuffer_get_length(out);
+    size_t queued = cc_conn_out_len(c);
 
     if (queued <= cc_srv->lim.out_high_water)
         return 0;
     /* Frames queued in this turn of the event loop (a burst of stored
      * messages) have not been offered to the socket yet: hand them to the
      * kernel (non-blocking) before judging the client. */
-    if (!c->tls) { /* a TLS bufferevent encrypts: only it may write */
-        cc_conn_write_now(c);
-        queued = evbuffer_get_length(out);
-    }
+    cc_conn_hold(c);
+    cc_conn_write_now(c);
+    if (!cc_conn_release(c))
+        return 1; /* the TLS filter failed: c is closed */
+    queued = cc_conn_out_len(c);
     if (queued <= cc_srv->lim.out_high_water)
         return 0;
     cc_log(CC_LOG_WARN, "ws", "%s: client is not reading (%zu bytes "
@@ -659,8 +659,7 @@ void cc_session_resumed(struct cc_conn *c)
     cc_resume_free(ws->resume);
     ws->resume = NULL;
     ws->move_to = cc_loop_next_worker();
-    if (ws->move_to &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (ws->move_to && cc_conn_out_len(c) == 0)
         move_to_worker(c);
 }
 
