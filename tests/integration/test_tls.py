@@ -150,6 +150,36 @@ class Tls(unittest.TestCase):
         self.assertEqual(got_a["message"]["content"], "over TLS 🔒")
         self.assertNotIn(pt, self.srv.read_log())
 
+    def test_wss_resume_of_a_backlog_larger_than_the_socket_takes(self):
+        """A phone that comes back over wss to 27 MB it missed, and reads
+        it slowly: the server pages history as the socket drains, so every
+        page after the first waits for a short write to finish."""
+        chat, pt, rt, _, _ = h.World(self.srv).pair()
+        url = "wss://127.0.0.1:%d/ws/chat/%s/" % (self.srv.tls_port, chat)
+        n, body = 3000, "x" * 9000
+
+        async def go():
+            a = await websockets.connect(url + "?token=" + pt, ssl=self.ctx,
+                                         max_size=None)
+            sent = []
+            for i in range(n):
+                await a.send(json.dumps({"content": "%d %s" % (i, body)}))
+                sent.append(json.loads(await a.recv())["message"]["id"])
+            await a.close()
+            b = await websockets.connect(
+                url + "?since=" + sent[0], ssl=self.ctx, max_queue=1,
+                extra_headers={"Authorization": "Bearer " + rt})
+            await asyncio.sleep(1)  # not reading: the server's writes stall
+            got = []
+            while len(got) < n - 1:
+                m = json.loads(await asyncio.wait_for(b.recv(), 20))
+                got.append(m["message"]["id"])
+            await b.close()
+            return sent, got
+
+        sent, got = h.run(go())
+        self.assertEqual(got, sent[1:], "every message once, in order")
+
     def test_plain_http_to_the_tls_port(self):
         with socket.create_connection(("127.0.0.1", self.srv.tls_port),
                                       timeout=10) as s:
