@@ -202,32 +202,35 @@ size_t cc_conn_out_len(const struct cc_conn *c)
 }
 
 /* TLS: encrypt what bev holds into raw (the filter writes while its
- * EV_WRITE is on, see output above). */
-static void tls_seal(struct cc_conn *c)
+ * EV_WRITE is on, see output above).  A filter that fails closes c from
+ * inside (conn_event_cb): c is held meanwhile.  Returns 0 when c was
+ * closed (and may be gone). */
+static int tls_seal(struct cc_conn *c)
 {
     if (!evbuffer_get_length(bufferevent_get_output(c->bev)))
-        return;
+        return 1;
+    cc_conn_hold(c);
     bufferevent_enable(c->bev, EV_WRITE);
-    if (c->bev)
+    if (!c->dead)
         bufferevent_disable(c->bev, EV_WRITE);
+    return cc_conn_release(c);
 }
 
-void cc_conn_write_now(struct cc_conn *c)
+int cc_conn_write_now(struct cc_conn *c)
 {
     struct evbuffer *out;
 
-    if (c->raw)
-        tls_seal(c);
-    if (c->dead)
-        return; /* the filter failed and closed c */
+    if (c->raw && !tls_seal(c))
+        return 0;
     out = bufferevent_get_output(c->raw ? c->raw : c->bev);
     if (!evbuffer_get_length(out))
-        return;
+        return 1;
     /* As the bufferevent does: the output's start is frozen but while
      * it writes. */
     evbuffer_unfreeze(out, 1);
     evbuffer_write(out, c->fd);
     evbuffer_freeze(out, 1);
+    return 1;
 }
 
 void cc_conn_flush(evutil_socket_t fd, short what, void *arg)
@@ -239,9 +242,7 @@ void cc_conn_flush(evutil_socket_t fd, short what, void *arg)
         struct bufferevent *sock;
 
         dirty_unlink(c);
-        cc_conn_hold(c);
-        cc_conn_write_now(c);
-        if (!cc_conn_release(c))
+        if (!cc_conn_write_now(c))
             continue; /* the TLS filter failed: c is closed */
         sock = c->raw ? c->raw : c->bev;
         if (evbuffer_get_length(bufferevent_get_output(sock))) {
@@ -262,7 +263,6 @@ static void attach(struct cc_conn *c, enum bufferevent_ssl_state st)
 {
     struct event_base *base = cc_loop_base(c->loop);
     struct cc_conn **list = cc_loop_conns(c->loop);
-
     struct bufferevent *sock = bufferevent_socket_new(base, c->fd, 0);
 
     if (!sock)
@@ -314,10 +314,6 @@ static void drop_transport(struct cc_conn *c)
     if (c->raw) {
         bufferevent_free(c->raw);
         c->raw = NULL;
-    }
-    if (c->ssl) {
-        SSL_free(c->ssl);
-        c->ssl = NULL;
     }
     if (c->fd >= 0) {
         close(c->fd);
@@ -431,6 +427,10 @@ static void conn_free(struct cc_conn *c)
     if (c->timer)
         event_free(c->timer);
     drop_transport(c);
+    /* The TLS session outlives the transport until here: a filter that
+     * fails while encrypting closes c from inside its own call (tls_seal
+     * holds c), and must not find its session freed when it returns. */
+    SSL_free(c->ssl);
     detach(c);
     free(c);
 }
@@ -806,15 +806,13 @@ static int tls_refuse_plain_http(struct cc_conn *c)
      * connection before it has read the answer. */
     for (int i = 0; i < 16; i++) {
         char sink[4096];
-        if (recv(c->fd, sink, sizeof sink,
-                 MSG_DONTWAIT) <= 0)
+        if (recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) <= 0)
             break;
     }
     n = snprintf(resp, sizeof resp, "HTTP/1.1 400 Bad Request\r\n"
                  "Content-Type: application/json\r\nContent-Length: %zu\r\n"
                  "Connection: close\r\n\r\n%s", sizeof body - 1, body);
-    if (send(c->fd, resp, (size_t)n,
-             MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+    if (send(c->fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         cc_log(CC_LOG_DEBUG, "http", "%s: %s", c->peer, strerror(errno));
     cc_conn_close(c);
     return 1;

@@ -124,7 +124,7 @@ void cc_conn_close(struct cc_conn *c);
 void cc_conn_close_after_write(struct cc_conn *c);
 
 /* 1 when c (loop 0) can move now: nothing is left to write and TLS holds
- * no decrypted bytes back. */
+ * no bytes back (read from the socket, not yet decrypted). */
 int cc_conn_movable(const struct cc_conn *c);
 
 /* Move c (loop 0, movable) to worker loop to: its socket, TLS session and
@@ -137,8 +137,9 @@ void cc_conn_move(struct cc_conn *c, struct cc_loop *to);
 void cc_conn_shutdown_all(void);
 
 /* Offer c's queued output to its socket now, without blocking (TLS: its
- * records first); what the kernel does not take stays queued. */
-void cc_conn_write_now(struct cc_conn *c);
+ * records first); what the kernel does not take stays queued.  Returns 0
+ * when encrypting failed and closed c (which may then be gone). */
+int cc_conn_write_now(struct cc_conn *c);
 
 /* Bytes queued for c's peer and not yet taken by the kernel (TLS: the
  * frames not yet encrypted and the records not yet written). */

@@ -129,9 +129,7 @@ static int over_high_water(struct cc_conn *c)
     /* Frames queued in this turn of the event loop (a burst of stored
      * messages) have not been offered to the socket yet: hand them to the
      * kernel (non-blocking) before judging the client. */
-    cc_conn_hold(c);
-    cc_conn_write_now(c);
-    if (!cc_conn_release(c))
+    if (!cc_conn_write_now(c))
         return 1; /* the TLS filter failed: c is closed */
     queued = cc_conn_out_len(c);
     if (queued <= cc_srv->lim.out_high_water)
