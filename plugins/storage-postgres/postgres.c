@@ -96,7 +96,7 @@
 enum stmt {
     S_PROFILE_PUT, S_PROFILE_GET, S_CHAT_INSERT, S_CHAT_BY_PAIR, S_CHAT_GET,
     S_CHAT_EXISTS,
-    S_APPEND, S_BUMP, S_APPEND_AT, S_MARK_READ, S_CHAT_LIST, S_CHAT_NEWER,
+    S_APPEND, S_LOCK_CHATS, S_BUMPS, S_APPEND_ALL, S_MARK_READ, S_CHAT_LIST, S_CHAT_NEWER,
     S_CHAT_COUNT,
     S_MSG_AFTER, S_MSG_BEFORE, S_MSG_BY_CLIENT, S_MSG_SEQ, S_PURGE, N_STMT
 };
@@ -127,17 +127,25 @@ static const char *const sql[N_STMT] = {
                  "sender_id, content, created_at, client_id) SELECT "
                  "$1::uuid, s.last_seq, $3::uuid, $4::int2, $5::uuid, $6, "
                  TS("$2") ", $7::uuid FROM s RETURNING seq",
-    /* A pipelined group of appends (append_pipelined): each chat's row
-     * once, then each message, its sequence counted back ($7) from the
-     * row's new last_seq; no row back when the chat does not exist. */
-    [S_BUMP] = "UPDATE chats SET last_seq = last_seq + $2::int8, "
-               "updated_at = greatest(updated_at, " TS("$3") ") "
-               "WHERE id = $1::uuid",
-    [S_APPEND_AT] = "INSERT INTO messages (chat_id, seq, id, sender_type, "
-                    "sender_id, content, created_at) SELECT $1::uuid, "
-                    "c.last_seq - $7::int8, $3::uuid, $4::int2, $5::uuid, "
-                    "$6, " TS("$2") " FROM chats c WHERE c.id = $1::uuid "
-                    "RETURNING seq",
+    /* A pipelined group of appends (append_pipelined), in three
+     * statements: its chats locked in id order, each chat's last_seq
+     * moved on by its count of messages ($2, newest time $3), then every
+     * message (arrays, by chat), its sequence counted back from the
+     * row's new last_seq; no row for a chat that does not exist. */
+    [S_LOCK_CHATS] = "SELECT 1 FROM chats WHERE id = ANY ($1::uuid[]) "
+                     "ORDER BY id FOR UPDATE",
+    [S_BUMPS] = "UPDATE chats c SET last_seq = c.last_seq + v.n, "
+                "updated_at = greatest(c.updated_at, " TS("v.t") ") "
+                "FROM unnest($1::uuid[], $2::int8[], $3::int8[]) "
+                "WITH ORDINALITY AS v (id, n, t, i) WHERE c.id = v.id "
+                "RETURNING v.i, c.last_seq",
+    [S_APPEND_ALL] = "INSERT INTO messages (chat_id, seq, id, sender_type, "
+                     "sender_id, content, created_at) SELECT v.chat, "
+                     "c.last_seq - v.back, v.id, v.st, v.sid, v.content, "
+                     TS("v.t") " FROM unnest($1::uuid[], $2::int8[], "
+                     "$3::uuid[], $4::int2[], $5::uuid[], $6::text[], "
+                     "$7::int8[]) AS v (chat, back, id, st, sid, content, "
+                     "t) JOIN chats c ON c.id = v.chat",
     /* An append that carries the client's id runs alone (not
      * pipelined), after looking for it: */
     [S_MSG_BY_CLIENT] = "SELECT " MSG_COLS " FROM messages m WHERE "
@@ -242,6 +250,8 @@ struct worker {
     pthread_t thread;
     int writer;
     int up;                     /* thread-local view: conn is usable */
+    char *arr;                  /* the writer's array parameters */
+    size_t arr_cap;
 };
 
 struct pg {
@@ -317,6 +327,7 @@ static int cfg_key(void *arg, const char *key, const char *value,
 
 static void pg_free(struct pg *pg)
 {
+    free(pg->writer.arr);
     free(pg->conninfo);
     free(pg->conninfo_source);
     free(pg);
@@ -433,6 +444,12 @@ static PGconn *connect_db(struct pg *pg, int prepare, char *err,
         return NULL;
     }
     PQsetNoticeReceiver(c, notice_quiet, NULL);
+    /* Every statement is keyed by ids and its plan does not depend on
+     * their values; left to choose, PostgreSQL planned the group
+     * statements (arrays of unknown size) again at every execution, a
+     * third of its time for groups of one message.  Before 12 the
+     * setting does not exist and the choice stays PostgreSQL's. */
+    PQclear(PQexec(c, "SET plan_cache_mode = force_generic_plan"));
     if (prepare && prepare_all(c, err, err_size) < 0) {
         PQfinish(c);
         return NULL;
@@ -1036,10 +1053,12 @@ static PGresult *pipe_result(PGconn *c)
 
 /* The appends of a pipelined group, by chat. */
 struct pipe_plan {
-    int n;
+    int n, n_chats;
     struct sq_req *req[PIPE_MAX];       /* in group order */
     int order[PIPE_MAX];                /* indexes into req, by chat */
+    int chat[PIPE_MAX];                 /* req[i]'s chat: index in bumps */
     int64_t back[PIPE_MAX];             /* seq = new last_seq - back */
+    int64_t last[PIPE_MAX];             /* a chat's new last_seq, or -1 */
 };
 
 static const struct pipe_plan *sort_plan;
@@ -1052,75 +1071,194 @@ static int by_chat(const void *a, const void *b)
     return c ? c : x - y;
 }
 
-/* Send one S_BUMP per chat of the group, in chat id order (two nodes'
- * groups then lock the rows they share in the same order: no deadlock),
- * and fill pl->back.  Returns how many were sent, or -1. */
-static int send_bumps(PGconn *c, struct pipe_plan *pl, struct sq_req *group)
+/* Order the group by chat and count each chat's appends: pl->chat and
+ * pl->back for each request, pl->n_chats. */
+static void plan_group(struct pipe_plan *pl, struct sq_req *group)
 {
-    char name[16], k[24], t[24];
-    const char *p[3];
-    int start = 0, n = 0;
+    int start = 0;
 
-    pl->n = 0;
+    pl->n = pl->n_chats = 0;
     for (struct sq_req *r = group; r; r = r->next) {
         pl->order[pl->n] = pl->n;
         pl->req[pl->n++] = r;
     }
     sort_plan = pl;     /* the writer thread is the only caller */
     qsort(pl->order, (size_t)pl->n, sizeof pl->order[0], by_chat);
-    stmt_name(S_BUMP, name);
     for (int i = 1; i <= pl->n; i++) {
-        const struct sq_req *last = pl->req[pl->order[i - 1]];
-
-        if (i < pl->n && strcmp(pl->req[pl->order[i]]->b, last->b) == 0)
+        if (i < pl->n && strcmp(pl->req[pl->order[i]]->b,
+                                pl->req[pl->order[i - 1]]->b) == 0)
             continue;
-        for (int j = start; j < i; j++)
+        for (int j = start; j < i; j++) {
             pl->back[pl->order[j]] = i - 1 - j;
-        snprintf(k, sizeof k, "%d", i - start);
-        snprintf(t, sizeof t, "%lld", (long long)last->t);
-        p[0] = last->b;
-        p[1] = k;
-        p[2] = t;
-        if (!PQsendQueryPrepared(c, name, 3, p, NULL, NULL, 0))
-            return -1;
+            pl->chat[pl->order[j]] = pl->n_chats;
+        }
+        pl->last[pl->n_chats++] = -1;
         start = i;
-        n++;
     }
-    return n;
 }
 
-/* A group of appends in one round trip (libpq pipeline mode): BEGIN, one
- * S_BUMP per chat, one S_APPEND_AT per request, COMMIT, sync; then the
- * answers in order.  Each chat's row is written once per group, not once
- * per message (its indexes with it, and one dead row version, not one per
- * message).  An append that fails aborts the pipeline and with it the
- * transaction, so nothing is stored.  Returns 1 when committed (each
- * request has its result), 0 when not (requests rewound: run the group
- * the slow way), -1 when the connection died.  Called only with groups of
- * at most PIPE_MAX requests, whose answers (~100 bytes each) always fit
- * in the socket buffers while the requests are still being sent. */
+/* PostgreSQL array literals ({a,b,"c d"}), built one after the other in
+ * the writer's buffer; a->off[k] is where the k-th begins. */
+struct arrays {
+    struct worker *w;
+    size_t n;
+    int k, oom;
+    size_t off[10];
+};
+
+static void arr_put(struct arrays *a, const char *s, size_t len)
+{
+    struct worker *w = a->w;
+
+    if (a->oom)
+        return;
+    if (a->n + len + 2 > w->arr_cap) {
+        size_t cap = w->arr_cap ? w->arr_cap : 16384;
+        char *p;
+
+        while (cap < a->n + len + 2)
+            cap *= 2;
+        if (!(p = realloc(w->arr, cap))) {
+            a->oom = 1;
+            return;
+        }
+        w->arr = p;
+        w->arr_cap = cap;
+    }
+    memcpy(w->arr + a->n, s, len);
+    a->n += len;
+}
+
+static void arr_begin(struct arrays *a)
+{
+    a->off[a->k++] = a->n;
+    arr_put(a, "{", 1);
+}
+
+static void arr_end(struct arrays *a)
+{
+    arr_put(a, "}", 2);         /* with its NUL */
+}
+
+/* One element; quoted (with " and \ escaped) when q. */
+static void arr_elem(struct arrays *a, const char *s, int q)
+{
+    if (!a->oom && a->w->arr[a->n - 1] != '{')
+        arr_put(a, ",", 1);
+    if (!q) {
+        arr_put(a, s, strlen(s));
+        return;
+    }
+    arr_put(a, "\"", 1);
+    for (size_t len; *s; s += len) {
+        if (*s == '"' || *s == '\\')
+            arr_put(a, "\\", 1);
+        len = strcspn(s + 1, "\"\\") + 1;
+        arr_put(a, s, len);
+    }
+    arr_put(a, "\"", 1);
+}
+
+static void arr_int(struct arrays *a, int64_t v)
+{
+    char n[24];
+
+    snprintf(n, sizeof n, "%lld", (long long)v);
+    arr_elem(a, n, 0);
+}
+
+/* Fill p[0..2] for S_BUMPS (the group's chats in order, how many appends
+ * each, the newest time) and p[3..9] for S_APPEND_ALL (each request, by
+ * chat).  0, or -1 out of memory. */
+static int group_arrays(struct worker *w, const struct pipe_plan *pl,
+                        const char *p[10])
+{
+    struct arrays a = { .w = w };
+
+    for (int col = 0; col < 3; col++) {
+        arr_begin(&a);
+        for (int i = 0; i < pl->n; i += (int)pl->back[pl->order[i]] + 1) {
+            /* a chat's first request: its back + 1 are the chat's */
+            int64_t n = pl->back[pl->order[i]];
+            const struct sq_req *last = pl->req[pl->order[i + n]];
+
+            if (col == 0)
+                arr_elem(&a, last->b, 0);
+            else
+                arr_int(&a, col == 1 ? n + 1 : last->t);
+        }
+        arr_end(&a);
+    }
+    for (int col = 0; col < 7; col++) {
+        arr_begin(&a);
+        for (int i = 0; i < pl->n; i++) {
+            const struct sq_req *r = pl->req[pl->order[i]];
+
+            if (col == 0 || col == 2 || col == 4)
+                arr_elem(&a, col == 0 ? r->b : col == 2 ? r->a : r->c, 0);
+            else if (col == 5)
+                arr_elem(&a, r->content, 1);
+            else if (col == 3)
+                arr_elem(&a, side_str(r->side), 0);
+            else
+                arr_int(&a, col == 1 ? pl->back[pl->order[i]] : r->t);
+        }
+        arr_end(&a);
+    }
+    if (a.oom)
+        return -1;
+    for (int k = 0; k < 10; k++)
+        p[k] = w->arr + a.off[k];
+    return 0;
+}
+
+/* S_BUMPS's answer: each chat's new last_seq, by its place (1-based) in
+ * the group's chats; a chat that does not exist has no row. */
+static int read_bumps(struct pipe_plan *pl, PGresult *res)
+{
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return 0;
+    for (int row = 0; row < PQntuples(res); row++) {
+        int64_t i = col_i64(res, row, 0);
+
+        if (i < 1 || i > pl->n_chats)
+            return 0;
+        pl->last[i - 1] = col_i64(res, row, 1);
+    }
+    return 1;
+}
+
+/* A group of appends in one round trip (libpq pipeline mode) and three
+ * statements whatever its size: BEGIN, lock the group's chats (in id
+ * order: two nodes' groups lock the rows they share in the same order, no
+ * deadlock), add each chat's count to its last_seq, insert every message
+ * (from arrays: unnest), COMMIT, sync.  Each chat's row is written once
+ * per group, not once per message (its indexes with it, and one dead row
+ * version, not one per message), and the statements' fixed cost (most of
+ * PostgreSQL's time when it was one insert per message) once per group.
+ * An append that fails aborts the pipeline and with it the transaction,
+ * so nothing is stored.  Returns 1 when committed (each request has its
+ * result), 0 when not (requests rewound: run the group the slow way), -1
+ * when the connection died. */
 static int append_pipelined(struct worker *w, struct sq_req *group)
 {
     static struct pipe_plan pl; /* writer thread only */
     PGconn *c = w->conn;
     PGresult *res;
-    struct sq_req *r;
-    char name[16], t[24], back[24];
-    const char *p[7];
-    int sent, ok, i, n_bumps = 0;
+    char lock[16], bumps[16], all[16];
+    const char *p[10];
+    int sent, ok, found = 0;
 
-    stmt_name(S_APPEND_AT, name);
-    if (!PQenterPipelineMode(c))
+    plan_group(&pl, group);
+    if (group_arrays(w, &pl, p) < 0 || !PQenterPipelineMode(c))
         return 0;
     sent = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
-           (n_bumps = send_bumps(c, &pl, group)) >= 0;
-    for (i = 0; i < pl.n && sent; i++) {
-        append_params(pl.req[i], t, p);
-        snprintf(back, sizeof back, "%lld", (long long)pl.back[i]);
-        p[6] = back;
-        sent = PQsendQueryPrepared(c, name, 7, p, NULL, NULL, 0);
-    }
-    sent = sent &&
+           PQsendQueryPrepared(c, stmt_name(S_LOCK_CHATS, lock), 1, p,
+                               NULL, NULL, 0) &&
+           PQsendQueryPrepared(c, stmt_name(S_BUMPS, bumps), 3, p, NULL,
+                               NULL, 0) &&
+           PQsendQueryPrepared(c, stmt_name(S_APPEND_ALL, all), 7, p + 3,
+                               NULL, NULL, 0) &&
            PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
            PQpipelineSync(c);
     if (!sent) {
@@ -1129,24 +1267,22 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
         return PQexitPipelineMode(c) && PQstatus(c) == CONNECTION_OK
                    ? 0 : -1;
     }
-    res = pipe_result(c);
+    res = pipe_result(c);                       /* BEGIN */
     ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
-    while (n_bumps--) {
-        res = pipe_result(c);
-        ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
-        PQclear(res);
-    }
-    for (r = group; r; r = r->next) {
-        res = pipe_result(c);
-        if (ok && PQresultStatus(res) == PGRES_TUPLES_OK) {
-            r->status = append_result(w, r, res);
-        } else {
-            ok = 0;
-            PQclear(res);
-        }
-    }
+    res = pipe_result(c);                       /* the locks */
+    ok = ok && PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
     res = pipe_result(c);
+    ok = ok && read_bumps(&pl, res);
+    PQclear(res);
+    for (int i = 0; i < pl.n; i++)
+        found += pl.last[pl.chat[i]] >= 0;
+    res = pipe_result(c);                       /* the messages */
+    ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK &&
+         atol(PQcmdTuples(res)) == found;
+    PQclear(res);
+    res = pipe_result(c);                       /* COMMIT */
     ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     /* Then the sync. */
@@ -1156,8 +1292,19 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
     PQclear(res);
     if (!PQexitPipelineMode(c) || PQstatus(c) != CONNECTION_OK)
         return -1;
-    if (ok)
+    if (ok) {
+        for (int i = 0; i < pl.n; i++) {
+            int64_t last = pl.last[pl.chat[i]];
+
+            if (last < 0) {
+                pl.req[i]->status = CC_E_NOTFOUND;
+            } else {
+                pl.req[i]->status = CC_OK;
+                sq_append_result(pl.req[i], last - pl.back[i]);
+            }
+        }
         return 1;
+    }
     LOG(w->pg, CC_LOG_DEBUG, "a write of a pipelined group failed: the "
         "group runs again, a savepoint per request");
     if (PQtransactionStatus(c) != PQTRANS_IDLE) {

@@ -325,6 +325,46 @@ class GroupsByChat(unittest.TestCase):
         self.assertNotIn("a write of a pipelined group failed", logs)
 
 
+class GroupContents(unittest.TestCase):
+    """A pipelined group sends its messages as PostgreSQL arrays: what an
+    array literal gives a meaning to (quotes, backslashes, braces, commas,
+    NULL, spaces at the ends, new lines) must come back exactly as sent,
+    in order, each with its own sequence, without the slow path."""
+
+    TEXTS = ['he said "hi"', "back\\slash", "\\", '\\"', '"',
+             "{braces}", "a,b", "NULL", "null", " leading", "trailing ",
+             "two\nlines", "tab\there", "\u00fcn\u00efc\u00f8d\u00e9 "
+             "\U0001f691", "'single'", "}{", "x" * 10000, "end"]
+
+    @classmethod
+    def setUpClass(cls):
+        need_plugin()
+        cls.pg = h.pg_cluster()
+        cls.srv = pg_server(cls.pg).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+
+    def test_contents_an_array_literal_quotes(self):
+        chat, pt, _, _, _ = h.World(self.srv).pair()
+        ws = ws_connect(self.srv, chat, pt)
+        ws.sock.sendall(b"".join(
+            ws.frame(0x1, json.dumps({"content": t}).encode())
+            for t in self.TEXTS))
+        got = [ws.recv_json()["message"] for _ in self.TEXTS]
+        ws.close()
+        self.assertEqual([m["content"] for m in got], self.TEXTS)
+        status, body = history(self.srv, chat, pt)
+        self.assertEqual(status, 200)
+        self.assertEqual([m["content"] for m in body["results"]],
+                         self.TEXTS)
+        self.assertEqual(sorted(m["id"] for m in got),
+                         sorted(m["id"] for m in body["results"]))
+        self.assertNotIn("a write of a pipelined group failed",
+                         self.srv.read_log())
+
+
 class Config(unittest.TestCase):
     """Start-up errors are clear and never print a password."""
 
