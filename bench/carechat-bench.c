@@ -69,7 +69,8 @@ struct opts {
     int window;              /* own messages in flight per sender */
     int senders;             /* 0: every connection sends */
     int json;
-    long pid;
+    long pids[MAX_NODES]; /* --pid, one per node: summed */
+    int n_pids;
     enum mode mode;
     int max_pending;         /* handshakes in flight */
     struct in_addr sources[MAX_SOURCES];
@@ -159,7 +160,7 @@ struct conn {
  * machine's idle and stolen time from /proc/stat, and the bench's and
  * the server's own from /proc/PID/stat, each with the moment it was
  * read.  ok is 0 where /proc/stat is missing; server is -1 without
- * --pid.
+ * --pid (with several, one per node, it is their sum).
  *
  * The machine's busy time is what the clock says minus idle, iowait and
  * steal, not the sum of /proc/stat's busy columns: with a tickless idle
@@ -200,7 +201,22 @@ static long long proc_ticks(long pid)
     return (long long)(ut + st);
 }
 
-static void read_cpu(struct cpu_times *t, long server_pid)
+/* The --pid processes' ticks summed; -1 when there is none, or one is
+ * unknown (a node that exited: the sum would understate the servers). */
+static long long servers_ticks(const struct opts *o)
+{
+    long long sum = 0;
+
+    for (int i = 0; i < o->n_pids; i++) {
+        long long t = proc_ticks(o->pids[i]);
+        if (t < 0)
+            return -1;
+        sum += t;
+    }
+    return o->n_pids ? sum : -1;
+}
+
+static void read_cpu(struct cpu_times *t, const struct opts *o)
 {
     unsigned long long v[8] = { 0 };
     char line[512];
@@ -208,7 +224,7 @@ static void read_cpu(struct cpu_times *t, long server_pid)
 
     memset(t, 0, sizeof *t);
     t->self = proc_ticks((long)getpid());
-    t->server = server_pid ? proc_ticks(server_pid) : -1;
+    t->server = servers_ticks(o);
     t->t_ns = now_ns();
     if (!f)
         return;
@@ -981,7 +997,7 @@ static void on_stop(evutil_socket_t fd, short w, void *arg)
     if (b->sending) {
         b->sending = 0;
         b->t_send_end = now_ns();
-        read_cpu(&b->cpu1, b->o.pid);
+        read_cpu(&b->cpu1, &b->o);
         if (b->o.mode != MODE_MESSAGES) {
             event_base_loopbreak(b->base);
             return;
@@ -1031,7 +1047,7 @@ static void on_check_open(evutil_socket_t fd, short w, void *arg)
     tv.tv_sec = (long)b->o.duration;
     tv.tv_usec = (long)((b->o.duration - (double)tv.tv_sec) * 1e6);
     b->t_send_start = now_ns();
-    read_cpu(&b->cpu0, b->o.pid);
+    read_cpu(&b->cpu0, &b->o);
     evtimer_add(b->stop, &tv);
     event_del(b->tick);
     if (b->o.mode == MODE_MESSAGES && b->o.rate > 0) {
@@ -1064,6 +1080,21 @@ static long rss_kib(long pid)
             break;
     fclose(f);
     return kib;
+}
+
+/* The --pid processes' RSS summed; -1 without --pid or when one is
+ * unknown. */
+static long servers_rss(const struct opts *o)
+{
+    long sum = 0;
+
+    for (int i = 0; i < o->n_pids; i++) {
+        long kib = rss_kib(o->pids[i]);
+        if (kib < 0)
+            return -1;
+        sum += kib;
+    }
+    return o->n_pids ? sum : -1;
 }
 
 static void report(struct bench *b, long rss0, long rss1)
@@ -1140,8 +1171,8 @@ static void report(struct bench *b, long rss0, long rss1)
         printf("  machine CPU          %11.1f%% busy, %.1f%% stolen by the "
                "hypervisor (%d CPUs)\n", cpu.busy, cpu.steal, b->cpu1.ncpu);
     if (cpu.server >= 0)
-        printf("  of it, the server    %11.1f%%  (--pid, all its threads)\n",
-               cpu.server);
+        printf("  of it, the server%s %11.1f%%  (--pid, all threads)\n",
+               o->n_pids > 1 ? "s" : " ", cpu.server);
     if (cpu.bench >= 0)
         printf("  of it, the bench     %11.1f%%\n", cpu.bench);
 }
@@ -1179,7 +1210,9 @@ static void usage(FILE *f)
         "      --tls              wss and https (the nodes' TLS ports)\n"
         "      --cafile F         CA certificates to verify the server "
         "(PEM)\n"
-        "      --pid PID          the server's pid, for RSS\n"
+        "      --pid PID          the server's pid, for its RSS and CPU "
+        "(repeat: one\n"
+        "                         per node, summed)\n"
         "      --json             one JSON object instead of the table\n");
 }
 
@@ -1313,7 +1346,11 @@ int main(int argc, char **argv)
         case 'i': o->mode = MODE_IDLE; break;
         case 'P': o->max_pending = (int)num(optarg, 1, 1e5, "pending"); break;
         case 'o': parse_sources(o, optarg); break;
-        case 'x': o->pid = (long)num(optarg, 1, 1e9, "pid"); break;
+        case 'x':
+            if (o->n_pids == MAX_NODES)
+                die("at most %d --pid", MAX_NODES);
+            o->pids[o->n_pids++] = (long)num(optarg, 1, 1e9, "pid");
+            break;
         case 'j': o->json = 1; break;
         case 't': o->tls = 1; break;
         case 'C': o->cafile = optarg; break;
@@ -1356,8 +1393,7 @@ int main(int argc, char **argv)
     if (!b->chats || !b->conns || !b->pad)
         die("out of memory");
     setup_chats(b);
-    if (o->pid)
-        rss0 = rss_kib(o->pid);
+    rss0 = servers_rss(o);
     /* Coalesce the bench's own interest changes (a connection's first
      * turns enable and disable reading and writing several times) into
      * one epoll_ctl per fd and loop turn: the bench shares the cores
@@ -1383,10 +1419,9 @@ int main(int argc, char **argv)
     event_base_dispatch(b->base);
     if (!b->t_send_end) {
         b->t_send_end = now_ns();
-        read_cpu(&b->cpu1, b->o.pid);
+        read_cpu(&b->cpu1, &b->o);
     }
-    if (o->pid)
-        rss1 = rss_kib(o->pid);
+    rss1 = servers_rss(o);
     /* CCB_DEBUG=1: how long a message waits in the bench between its
      * stamp and the end of the write that sends it (the first message
      * of each write). */

@@ -231,9 +231,9 @@ CONF
     wait_ready "$port2"
     nodes="-H 127.0.0.1:$port -H 127.0.0.1:$port2"
     echo "# two nodes (threads = 2), PostgreSQL, Redis; each chat across both: as fast as possible"
-    run $nodes -c 400 -m 200 -w 16 -d "$mid"
+    run $nodes --pid "$pid2" -c 400 -m 200 -w 16 -d "$mid"
     echo "# two nodes: latency at a fixed 2,000 messages/s"
-    run $nodes -c 400 -m 200 -r 2000 -d "$mid"
+    run $nodes --pid "$pid2" -c 400 -m 200 -r 2000 -d "$mid"
     stop_all
 else
     echo "# two-node rows skipped: PostgreSQL, redis-server or their plugins missing"

@@ -21,6 +21,15 @@ RATE = int(os.environ.get("CC_BENCH_RATE", "5000"))
 SECONDS = os.environ.get("CC_BENCH_SECONDS", "3")
 
 
+def rss_kib(pid):
+    """VmRSS of process pid, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
 def all_delivered(tc, r):
     """The JSON of a finished messages run (subprocess result r), checked:
     exit 0, over 100 messages, each delivered to both parties, no error
@@ -193,7 +202,8 @@ class TwoNodes(unittest.TestCase):
     def test_parties_on_two_nodes_all_delivered(self):
         hosts = []
         for n in self.nodes:
-            hosts += ["-H", "127.0.0.1:%d" % n.port]
+            hosts += ["-H", "127.0.0.1:%d" % n.port,
+                      "--pid", str(n.proc.pid)]
         r = subprocess.run([BENCH, "-s", h.SECRET, "--json", "-c", "40",
                             "-m", "20", "-w", "4", "-d", "2"] + hosts,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -201,6 +211,15 @@ class TwoNodes(unittest.TestCase):
         out = all_delivered(self, r)
         for n in self.nodes:
             self.assertIsNone(n.proc.poll(), "carechatd exited")
+        # --pid once per node: the servers' figures are both nodes'.
+        rss = [rss_kib(n.proc.pid) for n in self.nodes]
+        self.assertLess(abs(out["server_rss_kib"] - sum(rss)),
+                        0.25 * sum(rss), (out["server_rss_kib"], rss))
+        self.assertGreater(out["cpu_server_pct"], 0)
+        slack = 100.0 * 3 / (out["duration_s"] * 100 * out["cpus"])
+        self.assertGreaterEqual(out["cpu_busy_pct"] + out["cpu_steal_pct"] +
+                                slack, out["cpu_server_pct"] +
+                                out["cpu_bench_pct"], out)
         print("# two nodes, redis fan-out: %d messages, p50 %.0f us "
               "(figures only)" % (out["sent"], out["latency_us"]["p50"]),
               file=sys.stderr)
