@@ -36,9 +36,11 @@ tls_certificate = $tmp/tls.pem
 tls_key = $tmp/tls.key"
 fi
 
-# start_server THREADS: a fresh carechatd (empty database) on $port.
+# start_server THREADS: a fresh carechatd (empty database in $dbdir) on
+# $port.
+dbdir=$tmp
 start_server() {
-    rm -f "$tmp"/carechat.db*
+    rm -f "$dbdir"/carechat.db*
     cat >"$tmp/carechat.conf" <<CONF
 [server]
 listen = 127.0.0.1:$port
@@ -49,7 +51,7 @@ threads = $1
 $tls_conf
 [storage]
 plugin = sqlite
-path = $tmp/carechat.db
+path = $dbdir/carechat.db
 [auth]
 plugin = jwt
 secret = $secret
@@ -94,7 +96,8 @@ stop_all() {
 }
 
 pid=
-trap 'stop_all; rm -rf "$tmp"' EXIT
+shm=
+trap 'stop_all; rm -rf "$tmp" ${shm:+"$shm"}' EXIT
 start_server 1
 
 run() {
@@ -129,6 +132,22 @@ run --handshakes -c 2000 -m 1000 --pending 128 -d "$mid"
 echo "# idle connections and the server's memory per connection"
 run --idle -c "$idle_conns" -m "$((idle_conns / 2))" \
     --source 127.0.0.1-127.0.0.8 --pending 512 -d 5
+
+# The latency command again with the database in memory (/dev/shm, a
+# tmpfs): the disk's flushes (the WAL checkpoints' fsyncs) left out, as
+# fsync = off does for PostgreSQL below.  A fresh server.
+if [ -d /dev/shm ] && shm=$(mktemp -d /dev/shm/carechat-bench-XXXXXX); then
+    stop_server
+    dbdir=$shm
+    start_server 1
+    echo "# latency at a fixed 5,000 messages/s, the database in memory (/dev/shm)"
+    run -c 200 -m 100 -r 5000 -d "$mid"
+    stop_server
+    rm -rf "$shm"
+    shm= dbdir=$tmp
+else
+    echo "# in-memory latency row skipped: no /dev/shm"
+fi
 
 # The same two loads over wss (TLS 1.3 here), on a fresh server.
 if [ -n "$tls_conf" ]; then
