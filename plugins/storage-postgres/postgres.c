@@ -60,7 +60,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define MAX_READERS 32
 #define CONNINFO_MAX 4096       /* bytes of a conninfo_file */
 /* Reconnect attempts that waiting requests ask for are this far apart. */
@@ -239,6 +239,19 @@ static const char schema_v1_to_v2[] =
  * wait for it at the first start of this version. */
 static const char schema_v2_to_v3[] =
     "CREATE INDEX messages_by_time ON messages (created_at);";
+
+/* Version 3 to 4: the chat-list indexes lose updated_at.  The list is
+ * the chats where the user is patient OR professional, sorted after (a
+ * bitmap OR of the two): the time in the index never gave the order, but
+ * with it indexed every append's update of the chat row was a new index
+ * entry in four indexes and a dead one left behind.  Without it that
+ * update is HOT (no index entry at all), and the row's old versions are
+ * pruned from its page as it goes. */
+static const char schema_v3_to_v4[] =
+    "DROP INDEX chats_by_patient;"
+    "DROP INDEX chats_by_professional;"
+    "CREATE INDEX chats_by_patient ON chats (patient_id, id);"
+    "CREATE INDEX chats_by_professional ON chats (professional_id, id);";
 
 struct pg;
 
@@ -518,6 +531,11 @@ static int migrate(struct pg *pg, PGconn *c)
     if (version < 3 &&
         (command(c, schema_v2_to_v3, err, sizeof err) < 0 ||
          command(c, "INSERT INTO carechat_schema (version) VALUES (3)",
+                 err, sizeof err) < 0))
+        goto fail;
+    if (version < 4 &&
+        (command(c, schema_v3_to_v4, err, sizeof err) < 0 ||
+         command(c, "INSERT INTO carechat_schema (version) VALUES (4)",
                  err, sizeof err) < 0))
         goto fail;
     if (version == 0)

@@ -41,7 +41,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 /* The WAL is kept short: past WAL_RESTART_FRAMES pages the writer
  * finishes the checkpoint itself between groups, so its next transaction
@@ -219,6 +219,18 @@ static const char schema_v2_to_v3[] =
  * right edge: about a page written per group, not per message. */
 static const char schema_v3_to_v4[] =
     "CREATE INDEX messages_by_time ON messages (created_at);";
+
+/* Version 4 to 5: the chat-list indexes lose updated_at.  The list of a
+ * user's chats is the union of those as patient and as professional,
+ * sorted after (a temporary B-tree): the time in the index never gave
+ * the order, but every message moved the chat's entry in both, two page
+ * writes per group of about nine.  By side and id they cover the union's
+ * subqueries, and an append writes neither. */
+static const char schema_v4_to_v5[] =
+    "DROP INDEX chats_by_patient;"
+    "DROP INDEX chats_by_professional;"
+    "CREATE INDEX chats_by_patient ON chats (patient_id, id);"
+    "CREATE INDEX chats_by_professional ON chats (professional_id, id);";
 
 /* What a chat row holds beyond the struct cc_chat parts, by side
  * (CC_SIDE_PATIENT, CC_SIDE_PROFESSIONAL; [0] unused). */
@@ -434,8 +446,10 @@ static int migrate(struct sq *sq)
          sqlite3_exec(h, schema_v1_to_v2, NULL, NULL, &err) != SQLITE_OK) ||
         (version < 3 &&
          sqlite3_exec(h, schema_v2_to_v3, NULL, NULL, &err) != SQLITE_OK) ||
-        sqlite3_exec(h, schema_v3_to_v4, NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(h, "PRAGMA user_version = 4; COMMIT", NULL, NULL,
+        (version < 4 &&
+         sqlite3_exec(h, schema_v3_to_v4, NULL, NULL, &err) != SQLITE_OK) ||
+        sqlite3_exec(h, schema_v4_to_v5, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(h, "PRAGMA user_version = 5; COMMIT", NULL, NULL,
                      &err) != SQLITE_OK) {
         sq->host->log(sq->ctx, CC_LOG_ERROR, "%s: %s the schema failed: %s",
                       sq->path, version ? "migrating" : "creating",

@@ -437,15 +437,15 @@ class Config(unittest.TestCase):
         db = self.pg.new_db()
         chat, pt, old, _ = self.seeded(db, "from version 1")
         # Back to what schema 1 was.
-        self.pg.psql(db, "DROP INDEX messages_by_time; "
+        self.pg.psql(db, V3_CHAT_INDEXES + "DROP INDEX messages_by_time; "
                      "DROP INDEX messages_by_client; ALTER TABLE "
                      "messages DROP COLUMN client_id; DELETE FROM "
-                     "carechat_schema WHERE version IN (2, 3)")
+                     "carechat_schema WHERE version IN (2, 3, 4)")
         srv = pg_server(self.pg, conninfo=db)
         srv.start()
         try:
-            self.assertIn("migrated schema version 1 to 3", srv.read_log())
-            self.assertEqual(self.schema(db), ("3", "1"))
+            self.assertIn("migrated schema version 1 to 4", srv.read_log())
+            self.assertEqual(self.schema(db), ("4", "1"))
             cid = "5e1a2b3c-4d5e-4f60-8172-8394a5b6c7d8"
             path = "/chat/chats/%s/send_message/" % chat
             st1, _, m1 = srv.request("POST", path, {"content": "new",
@@ -490,20 +490,80 @@ class Config(unittest.TestCase):
         at start and keeps its messages; a fresh one has it too."""
         db = self.pg.new_db()
         chat, pt, _, log = self.seeded(db, "from version 2")
-        self.assertIn("created schema version 3", log)
-        self.assertEqual(self.schema(db), ("3", "1"))
-        self.pg.psql(db, "DROP INDEX messages_by_time; DELETE FROM "
-                     "carechat_schema WHERE version = 3")
+        self.assertIn("created schema version 4", log)
+        self.assertEqual(self.schema(db), ("4", "1"))
+        self.pg.psql(db, V3_CHAT_INDEXES + "DROP INDEX messages_by_time; "
+                     "DELETE FROM carechat_schema WHERE version IN (3, 4)")
         self.assertEqual(self.schema(db), ("2", "0"))
         srv = pg_server(self.pg, conninfo=db).start()
         try:
-            self.assertIn("migrated schema version 2 to 3", srv.read_log())
-            self.assertEqual(self.schema(db), ("3", "1"))
+            self.assertIn("migrated schema version 2 to 4", srv.read_log())
+            self.assertEqual(self.schema(db), ("4", "1"))
             self.assertEqual([m["content"] for m in h.history(srv, chat,
                                                               pt)],
                              ["from version 2"])
         finally:
             srv.close()
+
+    def chat_indexes(self, db):
+        """The definitions of the chat-list indexes, sorted."""
+        return sorted(self.pg.psql(
+            db, "SELECT indexdef FROM pg_indexes WHERE tablename = 'chats' "
+            "AND indexname IN ('chats_by_patient', 'chats_by_professional')"
+        ).strip().splitlines())
+
+    def test_migrates_version_3(self):
+        """A database made by schema 3 (the chat-list indexes held
+        updated_at) is migrated: the indexes by side and id, the messages
+        kept, the list still newest first; and an append's update of the
+        chat row is HOT (no new index entries, no index bloat), which it
+        could not be while updated_at was indexed."""
+        db = self.pg.new_db()
+        chat, pt, _, _ = self.seeded(db, "from version 3")
+        self.pg.psql(db, V3_CHAT_INDEXES +
+                     "DELETE FROM carechat_schema WHERE version = 4")
+        self.assertTrue(all("updated_at" in d
+                            for d in self.chat_indexes(db)))
+        srv = pg_server(self.pg, conninfo=db).start()
+        try:
+            self.assertIn("migrated schema version 3 to 4", srv.read_log())
+            self.assertEqual(self.schema(db), ("4", "1"))
+            defs = self.chat_indexes(db)
+            self.assertEqual(len(defs), 2, defs)
+            self.assertTrue(all("updated_at" not in d for d in defs), defs)
+            path = "/chat/chats/%s/send_message/" % chat
+            for i in range(5):
+                st, _, _ = srv.request("POST", path, {"content": "m%d" % i},
+                                       token=pt)
+                self.assertEqual(st, 201)
+            self.assertEqual([m["content"] for m in h.history(srv, chat,
+                                                              pt)],
+                             ["from version 3"] +
+                             ["m%d" % i for i in range(5)])
+            # The server's connections report their counts when idle
+            # (within a second or so, PostgreSQL 15).
+            deadline = time.time() + 20
+            while True:
+                upd, hot = map(int, self.pg.psql(
+                    db, "SELECT n_tup_upd, n_tup_hot_upd FROM "
+                    "pg_stat_user_tables WHERE relname = 'chats'"
+                ).strip().split("|"))
+                if upd >= 5 or time.time() > deadline:
+                    break
+                time.sleep(0.2)
+            self.assertGreaterEqual(upd, 5)
+            self.assertEqual(hot, upd, "chat row updates that were not HOT")
+        finally:
+            srv.close()
+
+
+# The chat-list indexes as schemas 1 to 3 made them.
+V3_CHAT_INDEXES = (
+    "DROP INDEX chats_by_patient; DROP INDEX chats_by_professional; "
+    "CREATE INDEX chats_by_patient ON chats "
+    "(patient_id, updated_at DESC, id DESC); "
+    "CREATE INDEX chats_by_professional ON chats "
+    "(professional_id, updated_at DESC, id DESC); ")
 
 
 if __name__ == "__main__":

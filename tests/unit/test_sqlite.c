@@ -603,7 +603,7 @@ static void test_fresh(void)
     rc = load(db_path);
     log = capture_end();
     ok(rc == 0, "fresh database opens");
-    ok(strstr(log, "created schema version 4") != NULL,
+    ok(strstr(log, "created schema version 5") != NULL,
        "fresh database: schema created (log says so)");
     ok(stat(db_path, &st) == 0 && S_ISREG(st.st_mode),
        "fresh database: the file exists");
@@ -1537,6 +1537,13 @@ static void test_flush_on_stop(void)
     check_issued(FLUSH, 2, "stop");
 }
 
+/* 2 when both chat-list indexes are by side and id: schema 5 took
+ * updated_at out of them (every append moved the chat's entries). */
+#define CHAT_LIST_INDEXES                                                \
+    "SELECT count(*) FROM sqlite_master WHERE name IN "                  \
+    "('chats_by_patient', 'chats_by_professional') AND "                 \
+    "sql NOT LIKE '%updated_at%' AND sql LIKE '%_id, id)'"
+
 /* The file, read directly after the plugin closed it. */
 static void test_on_disk(const char *when, int64_t messages)
 {
@@ -1544,8 +1551,11 @@ static void test_on_disk(const char *when, int64_t messages)
 
     is_str(lite_value(db_path, "PRAGMA journal_mode"), "wal",
            "%s: journal_mode is WAL", when);
-    is_str(lite_value(db_path, "PRAGMA user_version"), "4",
-           "%s: schema version 4 (user_version)", when);
+    is_str(lite_value(db_path, "PRAGMA user_version"), "5",
+           "%s: schema version 5 (user_version)", when);
+    is_str(lite_value(db_path, CHAT_LIST_INDEXES), "2",
+           "%s: the chat-list indexes by side and id (no updated_at)",
+           when);
     is_str(lite_value(db_path, "SELECT count(*) FROM sqlite_master WHERE "
                       "type = 'table' AND name IN "
                       "('profiles', 'chats', 'messages')"), "3",
@@ -1656,9 +1666,11 @@ static void test_migrate_v1(void)
         unload();
         return;
     }
-    ok(strstr(log, "migrated schema version 1 to 4") != NULL,
+    ok(strstr(log, "migrated schema version 1 to 5") != NULL,
        "v1: the log says it was migrated");
-    is_str(lite_value(path, "PRAGMA user_version"), "4", "v1: now version 4");
+    is_str(lite_value(path, "PRAGMA user_version"), "5", "v1: now version 5");
+    is_str(lite_value(path, CHAT_LIST_INDEXES), "2",
+           "v1: the chat-list indexes no longer hold updated_at");
     is_str(lite_value(path, "SELECT count(*) FROM sqlite_master WHERE name "
                       "= 'messages_by_time'"), "1",
            "v1: the index by time is there");
@@ -1713,7 +1725,7 @@ static void test_future_version(void)
 
     snprintf(path, sizeof path, "%s/future.db", dir);
     if (!ok(lite_run(path, 1, "CREATE TABLE future (x); "
-                     "PRAGMA user_version = 5", ignored, sizeof ignored) == 0,
+                     "PRAGMA user_version = 6", ignored, sizeof ignored) == 0,
             "future database made by hand")) {
         return;
     }
@@ -1723,15 +1735,15 @@ static void test_future_version(void)
     rc = pt_load(&e, pt_plugin_path("storage-sqlite"), CC_KIND_STORAGE,
                  "storage", conf, err, sizeof err);
     log = capture_end();
-    is_int(rc, -1, "schema version 5 refused");
+    is_int(rc, -1, "schema version 6 refused");
     ok(err[0] != '\0', "refusal has an error (%s)", err);
-    if (!ok(strstr(log, "schema version 5") != NULL &&
-            strstr(log, "knows up to 4") != NULL,
+    if (!ok(strstr(log, "schema version 6") != NULL &&
+            strstr(log, "knows up to 5") != NULL,
             "refusal names the versions"))
         printf("#   log: %s", log);
     ok(strstr(log, path) != NULL, "refusal names the file");
     pt_unload(&e);
-    is_str(lite_value(path, "PRAGMA user_version"), "5",
+    is_str(lite_value(path, "PRAGMA user_version"), "6",
            "future database: version untouched");
     is_str(lite_value(path, "PRAGMA journal_mode"), "delete",
            "future database: journal mode untouched (not switched to WAL)");
