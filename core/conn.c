@@ -429,7 +429,14 @@ static void conn_free(struct cc_conn *c)
     drop_transport(c);
     /* The TLS session outlives the transport until here: a filter that
      * fails while encrypting closes c from inside its own call (tls_seal
-     * holds c), and must not find its session freed when it returns. */
+     * holds c), and must not find its session freed when it returns.
+     * Marked as shut down first: OpenSSL takes the session of a
+     * connection freed without a close_notify out of the cache, so the
+     * ticket a phone got last could never resume (its network went, or
+     * it just closed the socket).  A fatal TLS error has already taken
+     * it out. */
+    if (c->ssl)
+        SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(c->ssl);
     detach(c);
     free(c);

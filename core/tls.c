@@ -5,7 +5,9 @@
  * both sides have), forward-secret AEAD suites only for 1.2, server
  * cipher preference, no compression, no renegotiation, no session
  * tickets (stateless tickets would need key rotation across nodes; the
- * session cache is per process).
+ * session cache is per process).  TLS 1.3 clients get stateful tickets
+ * from that cache and resume on the same node (conn.c keeps a session
+ * resumable when its connection ends without a close_notify).
  */
 #include "tls.h"
 

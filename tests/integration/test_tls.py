@@ -180,6 +180,32 @@ class Tls(unittest.TestCase):
         sent, got = h.run(go())
         self.assertEqual(got, sent[1:], "every message once, in order")
 
+    def test_reconnect_resumes_the_last_session(self):
+        """A client that comes back offers the session of the last ticket
+        it got and is resumed (no certificate, no signature), also when it
+        dropped the connection without a close_notify, as a phone losing
+        its network does (Python's close() sends none).  Before, carechatd
+        freed every connection unshut, and OpenSSL took that session out
+        of the cache: never resumed."""
+        def visit(session=None):
+            raw = socket.create_connection(("127.0.0.1", self.srv.tls_port),
+                                           timeout=10)
+            s = self.ctx.wrap_socket(raw, server_hostname="127.0.0.1",
+                                     session=session)
+            try:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                # The tickets come before the answer.
+                self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 200"))
+                return s.session_reused, s.session
+            finally:
+                s.close()
+
+        reused, session = visit()
+        self.assertFalse(reused)
+        for i in range(3):
+            reused, session = visit(session)
+            self.assertTrue(reused, "reconnect %d was a full handshake" % i)
+
     def test_plain_http_to_the_tls_port(self):
         with socket.create_connection(("127.0.0.1", self.srv.tls_port),
                                       timeout=10) as s:
