@@ -77,6 +77,7 @@ struct opts {
     int n_sources;
     size_t content_size;
     int tls;                 /* wss and https */
+    int resume;              /* TLS: offer each slot's last session */
     const char *cafile;      /* to verify the server; else the system's */
 };
 
@@ -154,6 +155,15 @@ struct conn {
     int inflight;            /* own messages not yet echoed */
     int sender;
     uint64_t t_unsent;       /* stamp of the oldest message not written */
+    SSL_SESSION *sess;       /* --resume: this slot's last TLS session */
+};
+
+/* What the TLS handshakes negotiated, as the first one saw it (one
+ * server configuration gives them all): the protocol, the key exchange
+ * group and the server certificate's key; and how many were resumed. */
+struct tls_seen {
+    char protocol[16], group[32], key[48];
+    uint64_t resumed;
 };
 
 /* CPU time over the measured part, in clock ticks (USER_HZ): the
@@ -296,6 +306,7 @@ struct bench {
     struct event *tick, *stop;
     int next_sender;
     char *pad;
+    struct tls_seen tls;
 };
 
 static uint64_t now_ns(void)
@@ -435,6 +446,50 @@ static SSL *tls_client(int fd, const char *host)
     if (fd >= 0)
         SSL_set_fd(ssl, fd);
     return ssl;
+}
+
+/* A TLS connection's WebSocket opened: note what it negotiated (the
+ * first time), whether it was resumed, and with --resume keep its
+ * session for the slot's next handshake. */
+static void tls_note(struct tls_seen *t, SSL *ssl, SSL_SESSION **keep)
+{
+    X509 *cert;
+    EVP_PKEY *k;
+    int g;
+
+    if (SSL_session_reused(ssl))
+        t->resumed++;
+    if (keep) {
+        SSL_SESSION *s = SSL_get1_session(ssl);
+
+        if (s && SSL_SESSION_is_resumable(s)) {
+            SSL_SESSION_free(*keep);
+            *keep = s;
+        } else {
+            SSL_SESSION_free(s);
+        }
+    }
+    if (t->protocol[0])
+        return;
+    snprintf(t->protocol, sizeof t->protocol, "%s", SSL_get_version(ssl));
+    g = SSL_get_negotiated_group(ssl);
+    snprintf(t->group, sizeof t->group, "%s",
+             g && SSL_group_to_name(ssl, g) ? SSL_group_to_name(ssl, g)
+                                            : "?");
+    cert = SSL_get0_peer_certificate(ssl);
+    k = cert ? X509_get0_pubkey(cert) : NULL;
+    if (!k) {
+        snprintf(t->key, sizeof t->key, "?");
+    } else {
+        char curve[32] = "";
+        size_t n = 0;
+
+        if (EVP_PKEY_get_base_id(k) == EVP_PKEY_EC)
+            EVP_PKEY_get_group_name(k, curve, sizeof curve, &n);
+        snprintf(t->key, sizeof t->key, "%s%s%s %d bits",
+                 EVP_PKEY_get0_type_name(k), curve[0] ? " " : "",
+                 curve, EVP_PKEY_get_bits(k));
+    }
 }
 
 /* write/read for the set-up requests, over TLS when ssl is set. */
@@ -743,6 +798,9 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
         c->state = C_OPEN;
+        if (b->o.tls)
+            tls_note(&b->tls, bufferevent_openssl_get_ssl(bev),
+                     b->o.resume ? &c->sess : NULL);
         /* From now on conn_flush writes, in the turn that queues. */
         if (!b->o.tls)
             bufferevent_disable(bev, EV_WRITE);
@@ -756,6 +814,11 @@ static void on_read(struct bufferevent *bev, void *arg)
              * client that goes away; the server logs a 1006). */
             c->state = C_CLOSED;
             b->open--;
+            /* Without a close_notify OpenSSL would mark the session
+             * this slot keeps (--resume) as not resumable. */
+            if (b->o.tls)
+                SSL_set_shutdown(bufferevent_openssl_get_ssl(bev),
+                                 SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
             bufferevent_free(c->bev);
             c->bev = NULL;
             conn_start(b);
@@ -903,8 +966,11 @@ static void conn_start(struct bench *b)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
         if (o->tls) {
-            c->bev = bufferevent_openssl_socket_new(b->base, fd,
-                tls_client(-1, o->nodes[conn_node(c)].host),
+            SSL *ssl = tls_client(-1, o->nodes[conn_node(c)].host);
+
+            if (c->sess)
+                SSL_set_session(ssl, c->sess);
+            c->bev = bufferevent_openssl_socket_new(b->base, fd, ssl,
                 BUFFEREVENT_SSL_CONNECTING,
                 BEV_OPT_CLOSE_ON_FREE);
             bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
@@ -1132,7 +1198,9 @@ static void report(struct bench *b, long rss0, long rss1)
                "\"server_rss_kib\": %ld, \"server_rss_per_conn_bytes\": "
                "%.0f, \"cpu_busy_pct\": %.1f, \"cpu_steal_pct\": %.1f, "
                "\"cpu_server_pct\": %.1f, \"cpu_bench_pct\": %.1f, "
-               "\"cpus\": %d}\n",
+               "\"cpus\": %d, \"tls_protocol\": \"%s\", \"tls_group\": "
+               "\"%s\", \"tls_certificate\": \"%s\", \"tls_resumed\": %"
+               PRIu64 "}\n",
                mode, o->conns, b->open, o->chats, secs, o->rate,
                b->sent, b->expected, b->delivered, lost, b->errors,
                b->unexpected_closes, b->handshake_failures,
@@ -1141,7 +1209,8 @@ static void report(struct bench *b, long rss0, long rss1)
                hist_pct(&b->lat, 99) / 1e3, hist_pct(&b->lat, 99.9) / 1e3,
                (double)b->lat.max / 1e3, b->done_handshakes, hs_rate,
                hist_pct(&b->hs, 99) / 1e3, rss1, rss_per, cpu.busy, cpu.steal,
-               cpu.server, cpu.bench, b->cpu1.ncpu);
+               cpu.server, cpu.bench, b->cpu1.ncpu, b->tls.protocol,
+               b->tls.group, b->tls.key, b->tls.resumed);
         return;
     }
     printf("carechat-bench: %s, %d connections over %d chats, %.1f s%s\n",
@@ -1164,6 +1233,10 @@ static void report(struct bench *b, long rss0, long rss1)
            PRIu64 ", failed handshakes %" PRIu64 ", protocol %" PRIu64 "\n",
            b->errors, b->unexpected_closes, b->handshake_failures,
            b->protocol_errors);
+    if (b->tls.protocol[0])
+        printf("  TLS                  %s, %s, certificate %s; %" PRIu64
+               " of %d resumed\n", b->tls.protocol, b->tls.group, b->tls.key,
+               b->tls.resumed, b->done_handshakes);
     if (rss1 > 0)
         printf("  server RSS           %12ld KiB  (%.0f bytes per open "
                "connection)\n", rss1, rss_per);
@@ -1210,6 +1283,9 @@ static void usage(FILE *f)
         "      --tls              wss and https (the nodes' TLS ports)\n"
         "      --cafile F         CA certificates to verify the server "
         "(PEM)\n"
+        "      --resume           TLS: each connection offers its last "
+        "session\n"
+        "                         (a reconnecting client; --handshakes)\n"
         "      --pid PID          the server's pid, for its RSS and CPU "
         "(repeat: one\n"
         "                         per node, summed)\n"
@@ -1305,7 +1381,8 @@ int main(int argc, char **argv)
         { "idle", 0, 0, 'i' }, { "pending", 1, 0, 'P' },
         { "source", 1, 0, 'o' }, { "pid", 1, 0, 'x' },
         { "json", 0, 0, 'j' }, { "tls", 0, 0, 't' },
-        { "cafile", 1, 0, 'C' }, { "help", 0, 0, '?' }, { 0, 0, 0, 0 },
+        { "cafile", 1, 0, 'C' }, { "resume", 0, 0, 'R' },
+        { "help", 0, 0, '?' }, { 0, 0, 0, 0 },
     };
     struct bench *b = calloc(1, sizeof *b);
     struct opts *o = &b->o;
@@ -1354,6 +1431,7 @@ int main(int argc, char **argv)
         case 'j': o->json = 1; break;
         case 't': o->tls = 1; break;
         case 'C': o->cafile = optarg; break;
+        case 'R': o->resume = 1; break;
         default: usage(ch == '?' && optopt == 0 ? stdout : stderr);
                  return ch == '?' && optopt == 0 ? 0 : 2;
         }
@@ -1369,6 +1447,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (o->cafile && !o->tls)
         die("--cafile needs --tls");
+    if (o->resume && !o->tls)
+        die("--resume needs --tls");
     if (o->tls) {
         if (!(tls_ctx = SSL_CTX_new(TLS_client_method())))
             die("SSL_CTX_new failed");
@@ -1436,9 +1516,11 @@ int main(int argc, char **argv)
     fflush(stdout);
     rc = o->mode == MODE_MESSAGES &&
          (b->expected != b->delivered || b->unexpected_closes) ? 1 : 0;
-    for (int i = 0; i < o->conns; i++)
+    for (int i = 0; i < o->conns; i++) {
         if (b->conns[i].bev)
             bufferevent_free(b->conns[i].bev);
+        SSL_SESSION_free(b->conns[i].sess);
+    }
     event_free(b->tick);
     event_free(b->stop);
     event_base_free(b->base);

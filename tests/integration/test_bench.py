@@ -250,6 +250,31 @@ class Wss(unittest.TestCase):
         all_delivered(self, self.wss_bench("--cafile", self.pki.path(
             "ca.pem"), "-c", "20", "-m", "10", "-w", "4", "-d", "2"))
 
+    def test_handshakes_name_tls_and_resume(self):
+        """--handshakes over TLS names what was negotiated (the test
+        server's certificate is EC P-256); with --resume every connection
+        after its first offers its last session, as a reconnecting phone
+        does, and carechatd resumes it (its session cache)."""
+        args = ["--cafile", self.pki.path("ca.pem"), "--handshakes", "-c",
+                "4", "-m", "2", "--pending", "2", "-d", "1"]
+        r = self.wss_bench(*args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertGreater(out["handshakes"], 4)
+        self.assertEqual(out["tls_protocol"], "TLSv1.3")
+        self.assertRegex(out["tls_certificate"], r"^EC prime256v1 256 bits$")
+        self.assertNotIn(out["tls_group"], ("", "?"))
+        self.assertEqual(out["tls_resumed"], 0)
+        r = self.wss_bench(*(args + ["--resume"]))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        full = out["handshakes"] - out["tls_resumed"]
+        self.assertGreater(out["handshakes"], 8)
+        self.assertLessEqual(full, 4 + out["handshakes"] // 10, out)
+        print("# TLS handshakes: %s, %s, %s; %d of %d resumed" % (
+            out["tls_protocol"], out["tls_group"], out["tls_certificate"],
+            out["tls_resumed"], out["handshakes"]), file=sys.stderr)
+
     def test_unverified_server_is_a_clear_error(self):
         """Without --cafile the test CA is unknown: the bench stops."""
         r = self.wss_bench("-c", "2", "-m", "1", "-d", "0.5")
