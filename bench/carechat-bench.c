@@ -798,14 +798,14 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
         c->state = C_OPEN;
-        if (b->o.tls)
-            tls_note(&b->tls, bufferevent_openssl_get_ssl(bev),
-                     b->o.resume ? &c->sess : NULL);
         /* From now on conn_flush writes, in the turn that queues. */
         if (!b->o.tls)
             bufferevent_disable(bev, EV_WRITE);
         b->pending--;
         b->open++;
+        if (b->o.tls)
+            tls_note(&b->tls, bufferevent_openssl_get_ssl(bev),
+                     b->o.resume ? &c->sess : NULL);
         b->done_handshakes++;
         b->t_hs_last = now_ns();
         hist_add(&b->hs, b->t_hs_last - c->t_start);
@@ -1523,6 +1523,10 @@ int main(int argc, char **argv)
     }
     event_free(b->tick);
     event_free(b->stop);
+    /* Callbacks still queued (a deferred one holds its bufferevent: a TLS
+     * connection of handshake mode leaked, with its SSL, at times) run,
+     * and with them the frees, before the base goes. */
+    event_base_loop(b->base, EVLOOP_NONBLOCK);
     event_base_free(b->base);
     SSL_CTX_free(tls_ctx);
     free(b->conns);
