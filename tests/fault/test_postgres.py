@@ -51,7 +51,11 @@ class PostgresRestart(f.FaultCase):
         self.assertEqual(bad, [], "REST after the database was back")
         for who in (c, load):
             acked, refused = who.sent_after(up)
-            self.assertGreater(acked, 0)
+            self.assertGreater(acked, 0, "%s: nothing sent after the "
+                               "database was back was acknowledged "
+                               "(reconnects %d, unknown %d, errors %s)" % (
+                                   who.label, who.reconnects,
+                                   len(who.unknown), who.errors[-3:]))
             self.assertEqual(refused, 0, "%s: sends refused after the "
                              "database was back" % who.label)
         self.assertLess(down_cpu, 1.0 * f.CPU_SCALE,
