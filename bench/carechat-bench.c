@@ -211,17 +211,18 @@ static long long proc_ticks(long pid)
     return (long long)(ut + st);
 }
 
-/* The --pid processes' ticks summed; -1 when there is none, or one is
- * unknown (a node that exited: the sum would understate the servers). */
-static long long servers_ticks(const struct opts *o)
+/* of(pid) summed over the --pid processes (their ticks, their RSS); -1
+ * when there is none, or one is unknown (a node that exited: the sum
+ * would understate the servers). */
+static long long servers_sum(const struct opts *o, long long (*of)(long))
 {
     long long sum = 0;
 
     for (int i = 0; i < o->n_pids; i++) {
-        long long t = proc_ticks(o->pids[i]);
-        if (t < 0)
+        long long v = of(o->pids[i]);
+        if (v < 0)
             return -1;
-        sum += t;
+        sum += v;
     }
     return o->n_pids ? sum : -1;
 }
@@ -234,7 +235,7 @@ static void read_cpu(struct cpu_times *t, const struct opts *o)
 
     memset(t, 0, sizeof *t);
     t->self = proc_ticks((long)getpid());
-    t->server = servers_ticks(o);
+    t->server = servers_sum(o, proc_ticks);
     t->t_ns = now_ns();
     if (!f)
         return;
@@ -455,6 +456,7 @@ static void tls_note(struct tls_seen *t, SSL *ssl, SSL_SESSION **keep)
 {
     X509 *cert;
     EVP_PKEY *k;
+    const char *name;
     int g;
 
     if (SSL_session_reused(ssl))
@@ -473,9 +475,8 @@ static void tls_note(struct tls_seen *t, SSL *ssl, SSL_SESSION **keep)
         return;
     snprintf(t->protocol, sizeof t->protocol, "%s", SSL_get_version(ssl));
     g = SSL_get_negotiated_group(ssl);
-    snprintf(t->group, sizeof t->group, "%s",
-             g && SSL_group_to_name(ssl, g) ? SSL_group_to_name(ssl, g)
-                                            : "?");
+    name = g ? SSL_group_to_name(ssl, g) : NULL;
+    snprintf(t->group, sizeof t->group, "%s", name ? name : "?");
     cert = SSL_get0_peer_certificate(ssl);
     k = cert ? X509_get0_pubkey(cert) : NULL;
     if (!k) {
@@ -1132,35 +1133,20 @@ static void on_check_open(evutil_socket_t fd, short w, void *arg)
 
 /* ------------------------------------------------------------ report */
 
-static long rss_kib(long pid)
+static long long rss_kib(long pid)
 {
     char path[64], line[256];
-    long kib = -1;
+    long long kib = -1;
     FILE *f;
 
     snprintf(path, sizeof path, "/proc/%ld/status", pid);
     if (!(f = fopen(path, "r")))
         return -1;
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+        if (sscanf(line, "VmRSS: %lld kB", &kib) == 1)
             break;
     fclose(f);
     return kib;
-}
-
-/* The --pid processes' RSS summed; -1 without --pid or when one is
- * unknown. */
-static long servers_rss(const struct opts *o)
-{
-    long sum = 0;
-
-    for (int i = 0; i < o->n_pids; i++) {
-        long kib = rss_kib(o->pids[i]);
-        if (kib < 0)
-            return -1;
-        sum += kib;
-    }
-    return o->n_pids ? sum : -1;
 }
 
 static void report(struct bench *b, long rss0, long rss1)
@@ -1473,7 +1459,7 @@ int main(int argc, char **argv)
     if (!b->chats || !b->conns || !b->pad)
         die("out of memory");
     setup_chats(b);
-    rss0 = servers_rss(o);
+    rss0 = (long)servers_sum(o, rss_kib);
     /* Coalesce the bench's own interest changes (a connection's first
      * turns enable and disable reading and writing several times) into
      * one epoll_ctl per fd and loop turn: the bench shares the cores
@@ -1501,7 +1487,7 @@ int main(int argc, char **argv)
         b->t_send_end = now_ns();
         read_cpu(&b->cpu1, &b->o);
     }
-    rss1 = servers_rss(o);
+    rss1 = (long)servers_sum(o, rss_kib);
     /* CCB_DEBUG=1: how long a message waits in the bench between its
      * stamp and the end of the write that sends it (the first message
      * of each write). */
