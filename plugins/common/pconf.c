@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 int cc_pconf_long(const char *v, long min, long max, long *out)
@@ -19,6 +20,31 @@ int cc_pconf_long(const char *v, long min, long max, long *out)
     if (errno || end == v || *end || n < min || n > max)
         return -1;
     *out = n;
+    return 0;
+}
+
+int cc_pconf_size(const char *v, long long min, long long max,
+                  long long *out)
+{
+    static const char units[] = "kmg";
+    const char *u;
+    char *end;
+    long long n, mult = 1;
+
+    errno = 0;
+    n = strtoll(v, &end, 10);
+    if (errno || end == v || n < 0)
+        return -1;
+    if (*end && (u = strchr(units, end[0] | 0x20))) {
+        for (long i = 0; i <= u - units; i++)
+            mult *= 1024;
+        end++;
+        if (!strcasecmp(end, "b") || !strcasecmp(end, "ib"))
+            end += strlen(end);
+    }
+    if (*end || n > max / mult || n * mult < min)
+        return -1;
+    *out = n * mult;
     return 0;
 }
 

@@ -1,8 +1,8 @@
 /*
  * pconf.h - config value helpers shared by the plugins (storage sqlite
- * and postgres, fan-out redis): a ranged integer and a small secret file
- * (a password, a connection string).  Compiled into each plugin that
- * uses them; libc only.
+ * and postgres, fan-out redis): a ranged integer, a size and a small
+ * secret file (a password, a connection string).  Compiled into each
+ * plugin that uses them; libc only.
  */
 #ifndef CC_PCONF_H
 #define CC_PCONF_H
@@ -11,6 +11,11 @@
 
 /* Parse a decimal in [min, max] into *out: 0, or -1. */
 int cc_pconf_long(const char *v, long min, long max, long *out);
+
+/* Parse a size, bytes with an optional k, m or g suffix (powers of
+ * 1024, as the core's size settings take), in [min, max]: 0, or -1. */
+int cc_pconf_size(const char *v, long long min, long long max,
+                  long long *out);
 
 /* The content of the regular file at path, less trailing CR/LF, as a new
  * NUL-terminated string; NULL with a static reason ("cannot be read",

@@ -582,6 +582,12 @@ static void test_config(void)
     refused("[storage]\nplugin = sqlite\npath = /tmp/x.db\n"
             "busy_timeout = 5s\n",
             "busy_timeout: expected milliseconds", "busy_timeout 5s");
+    refused("[storage]\nplugin = sqlite\npath = /tmp/x.db\n"
+            "cache_size = 512k\n",
+            "cache_size: expected a size from 1m to 64g", "cache_size 512k");
+    refused("[storage]\nplugin = sqlite\npath = /tmp/x.db\n"
+            "cache_size = 32 pages\n",
+            "cache_size: expected a size from 1m to 64g", "cache_size pages");
 
     /* The directory does not exist: refused at start, naming the file. */
     snprintf(conf, sizeof conf,
@@ -1524,6 +1530,127 @@ static void test_wal_bounded(void)
     unload();
 }
 
+/* ------------------------------------------------- the page cache */
+
+#define CACHE_CHATS 6000
+
+/* Read system calls the plugin's writer thread has made so far (its
+ * pages read back from the files), or -1. */
+static long long writer_reads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *de;
+    long long n = -1;
+
+    while (d && n < 0 && (de = readdir(d))) {
+        char path[300], comm[32] = "", line[128];
+        FILE *f;
+
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        if (!fgets(comm, sizeof comm, f))
+            comm[0] = '\0';
+        fclose(f);
+        if (strcmp(comm, "sqlite-writer\n"))
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/io", de->d_name);
+        if (!(f = fopen(path, "r")))
+            break;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "syscr: %lld", &n) == 1)
+                break;
+        fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* One message of about 900 bytes to each of the CACHE_CHATS chats; the
+ * failures. */
+static int cache_round(int round)
+{
+    static char text[700];
+    int failed = 0;
+
+    memset(text, 'p', sizeof text);
+    for (int first = 0; first < CACHE_CHATS; first += BULK) {
+        bulk_begin(BULK);
+        for (int i = 0; i < BULK; i++) {
+            char id[37], chat[37];
+            struct cc_message m = {
+                .struct_size = sizeof m, .id = id, .chat_id = chat,
+                .sender_id = PAT2, .content = text,
+                .content_len = sizeof text,
+                .created_at_us = t0 + round * CACHE_CHATS + first + i,
+                .sender_type = CC_SIDE_PATIENT,
+            };
+
+            make_id(chat, 0xd0000000u, (unsigned)(first + i));
+            make_id(id, 0xca000000u + (unsigned)round,
+                    (unsigned)(first + i));
+            bulk[i].queued = api->message_append(inst, &m, pending_cb,
+                                                 &bulk[i]);
+            failed += bulk[i].queued != CC_OK;
+        }
+        if (pt_run_until(&env, &all_finished, 30000) < 0)
+            return failed + BULK;
+        for (int i = 0; i < BULK; i++)
+            failed += bulk[i].status != CC_OK;
+    }
+    return failed;
+}
+
+/* Appends to CACHE_CHATS chats, a second round after a first: what the
+ * second touches (the newest leaf of each chat, about 4 MB, twice
+ * SQLite's own 2 MB default cache) is in the writer's cache on the
+ * defaults, and read back from the file with cache_size = 1m.  Returns
+ * the writer's reads during the second round, or -1. */
+static long long cache_reads(const char *keys, const char *what)
+{
+    char path[128], sql[512];
+    long long before, after;
+    int failed;
+
+    snprintf(path, sizeof path, "%s/cache%s.db", dir, keys[0] ? "1" : "");
+    if (own_db(path + strlen(dir) + 1, keys, what) < 0)
+        return -1;
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 "
+             "FROM n WHERE i < %d) INSERT INTO chats (id, patient_id, "
+             "professional_id, created_at, updated_at) SELECT "
+             "printf('d0000000-0000-4000-8000-%%012x', i), '%s', "
+             "printf('e0000000-0000-4000-8000-%%012x', i), %lld, %lld "
+             "FROM n", CACHE_CHATS - 1, PAT2, (long long)t0,
+             (long long)t0);
+    if (lite_run(path, 0, sql, NULL, 0) < 0) {
+        unload();
+        return -1;
+    }
+    failed = cache_round(0);
+    before = writer_reads();
+    failed += cache_round(1);
+    after = writer_reads();
+    is_int(failed, 0, "%s: %d appends stored", what, 2 * CACHE_CHATS);
+    unload();
+    printf("# %s: the writer read %lld times in the second round\n", what,
+           after - before);
+    return before < 0 || after < 0 ? -1 : after - before;
+}
+
+static void test_page_cache(void)
+{
+    long long dflt = cache_reads("", "page cache, default");
+    long long small = cache_reads("cache_size = 1m\n", "page cache, 1m");
+
+    ok(dflt >= 0 && dflt < CACHE_CHATS / 10, "page cache: on the defaults "
+       "a second round to %d chats is served from the writer's cache "
+       "(%lld reads)", CACHE_CHATS, dflt);
+    ok(small > CACHE_CHATS / 6, "page cache: with cache_size = 1m the "
+       "writer reads pages back (%lld reads)", small);
+}
+
 /* ------------------------------------------------ restart, on disk */
 
 /* Appends still queued when the plugin stops are committed and answered
@@ -1784,6 +1911,7 @@ int main(void)
     test_group_chats();
     test_client_ids();
     test_wal_bounded();
+    test_page_cache();
     is_int(reentrant, 0, "no callback ran inside the call that started it");
     is_int(bad_results, 0, "every callback had a full result");
     remove_dir(dir);
