@@ -326,10 +326,12 @@ class GroupsByChat(unittest.TestCase):
 
 
 class GroupContents(unittest.TestCase):
-    """A pipelined group sends its messages as PostgreSQL arrays: what an
-    array literal gives a meaning to (quotes, backslashes, braces, commas,
-    NULL, spaces at the ends, new lines) must come back exactly as sent,
-    in order, each with its own sequence, without the slow path."""
+    """A pipelined group sends its messages as PostgreSQL arrays (in the
+    binary format; an element type or length off by one fails the group
+    into the slow path): what an array literal would give a meaning to
+    (quotes, backslashes, braces, commas, NULL, spaces at the ends, new
+    lines) must come back exactly as sent, in order, each with its own
+    sequence, without the slow path."""
 
     TEXTS = ['he said "hi"', "back\\slash", "\\", '\\"', '"',
              "{braces}", "a,b", "NULL", "null", " leading", "trailing ",
