@@ -594,8 +594,16 @@ static void sent_done(void *arg, int status, const struct cc_store_result *res)
     char chat_id[sizeof op->chat_id];
     int alive;
 
-    /* op is freed when the sender is gone; its message is still sent. */
+    /* op is freed when the sender is gone; its message is still sent,
+     * and audited now, while c is held: no answer will carry the line
+     * (status 0: none was delivered). */
     memcpy(chat_id, op->chat_id, sizeof chat_id);
+    if (op->c->dead)
+        cc_audit_log("message_send",
+                     status == CC_OK && res->message ? "ok" : "error", 0,
+                     op->c->peer, me(op), chat_id,
+                     status == CC_OK && res->message ? res->message->id
+                                                     : NULL);
     alive = op_alive(op);
     if (status == CC_OK && res->message) {
         /* A resend (its client_id was stored): the original, to the

@@ -387,6 +387,44 @@ class PgCluster:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def hold_writes(srv):
+    """While inside, srv's storage cannot commit a message: another
+    connection holds the write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+    chats locked EXCLUSIVE, which every append's update of its chat waits
+    for).  Reads go on.  Keep it short: SQLite's writer waits busy_timeout
+    (5 s by default)."""
+    if srv.storage == "postgres":
+        cluster = pg_cluster()
+        cmd = [os.path.join(cluster.bindir, "psql"), "-X", "-A", "-t", "-q",
+               "-v", "ON_ERROR_STOP=1", "-d", srv.conf["storage"]["conninfo"]]
+        if cluster.user:
+            cmd = ["runuser", "-u", cluster.user, "--"] + cmd
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        try:
+            p.stdin.write("BEGIN; LOCK TABLE chats IN EXCLUSIVE MODE; "
+                          "SELECT 'locked';\n")
+            p.stdin.flush()
+            if p.stdout.readline().strip() != "locked":
+                raise RuntimeError("psql could not lock chats")
+            yield
+            p.stdin.write("ROLLBACK;\n")
+        finally:
+            p.stdin.close()
+            p.wait(timeout=30)
+        return
+    import sqlite3
+    db = sqlite3.connect(srv.conf["storage"]["path"], timeout=10,
+                         isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        yield
+        db.execute("ROLLBACK")
+    finally:
+        db.close()
+
+
 _pg_shared = None
 
 

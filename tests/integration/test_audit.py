@@ -16,6 +16,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -164,6 +166,37 @@ class EveryAccess(unittest.TestCase):
             "POST", "/chat/chats/%s/mark_read/" % chat, token=rt)
         self.assertEqual(st, 200)
         self.a.find(event="mark_read", status=200, chat_id=chat)
+
+    def test_rest_send_by_a_sender_that_left(self):
+        """A REST sender that resets its connection before the answer:
+        the message is still stored and sent to the chat, and the trail
+        says so, with who sent it (status 0: no answer was delivered)."""
+        chat, pt, _, pat, _ = self.pair()
+        body = json.dumps({"content": self.content()}).encode()
+        with h.hold_writes(self.srv):   # the append waits for storage
+            s = socket.create_connection(("127.0.0.1", self.srv.port), 10)
+            s.sendall(b"POST /chat/chats/%s/send_message/ HTTP/1.1\r\n"
+                      b"Host: x\r\nAuthorization: Bearer %s\r\n"
+                      b"Content-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" %
+                      (chat.encode(), pt.encode(), len(body), body))
+            time.sleep(0.5)     # read, authorized, queued to storage
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            s.close()           # a reset: the answer has nowhere to go
+            time.sleep(0.3)
+
+        def stored():
+            st, _, page = self.srv.request(
+                "GET", "/chat/chats/%s/messages/" % chat, token=pt)
+            return st == 200 and page["results"]
+        msg = wait_for(stored, what="the message in the history")[0]
+        line = self.a.find(event="message_send", chat_id=chat,
+                           message_id=msg["id"])
+        self.assertEqual(line["result"], "ok")
+        self.assertEqual(line["user_id"], "u-" + pat[:8])
+        self.assertNotEqual(line.get("status"), 201,
+                            "the sender was still there: nothing tested")
 
     def test_websocket(self):
         chat, pt, rt, pat, pro = self.pair()
