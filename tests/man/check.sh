@@ -6,8 +6,10 @@
 #     exactly the keys the parsers accept, plugin by plugin.  The keys are
 #     read from the C sources: strcmp(key, "...") (or e->key) and the
 #     { "key", ... offsetof / K_* } tables, in core/server.c for [server],
-#     core/audit.c for [audit] (README: its own "## Audit trail" table)
-#     and in plugins/<kind>-<name>/*.c for each plugin (with
+#     core/audit.c for [audit] (README: its own "## Audit trail" table),
+#     core/retention.c for the [storage] keys the host reads whatever the
+#     plugin (the page's STORAGE section; README: "## Retention") and in
+#     plugins/<kind>-<name>/*.c for each plugin (with
 #     plugins/common/claims.c and tokcache.c for the plugins that call
 #     them).
 # A missing mandoc, groff or man is a skip with the reason, a failure
@@ -103,6 +105,9 @@ c_keys() {
 : > "$tmp/parser"
 c_keys "$src/core/server.c" | sed 's/^/server /' >> "$tmp/parser"
 c_keys "$src/core/audit.c" | sed 's/^/audit /' >> "$tmp/parser"
+# [storage] keys the host reads whatever the plugin (retention).
+c_keys "$src/core/retention.c" | grep -vx plugin |
+    sed 's/^/storage-host /' >> "$tmp/parser"
 for d in "$src"/plugins/storage-* "$src"/plugins/auth-* \
          "$src"/plugins/fanout-*; do
     [ -d "$d" ] || continue
@@ -124,7 +129,7 @@ why=
 for want in "server listen" "server max_header_size" "server tls_key" \
             "sqlite path" "postgres conninfo" "jwt secret" "jwt user_claim" \
             "jwt token_cache" "jwks refresh_interval" "jwks leeway" \
-            "redis db" "redis address"; do
+            "redis db" "redis address" "storage-host retention"; do
     grep -qx "$want" "$tmp/parser" || why="$why
 not found: $want"
 done
@@ -152,13 +157,17 @@ awk '
     if (cur == "sh") print "section:" sh, k
     else print cur, k
 }' "$build/man/carechat.conf.5" | sort -u > "$tmp/page"
+# The host's [storage] keys are those of .Sh STORAGE but plugin.
+grep '^section:STORAGE ' "$tmp/page" | grep -v ' plugin$' |
+    sed 's/^section:STORAGE/storage-host/' >> "$tmp/page"
 
 # README: the tables of "## Configuration"; a table's header names its
 # plugin ("`[server]` key" or "`[storage] plugin = sqlite`"), the first
 # cell of each row its keys; `*_claim` is a pattern.
 awk '
 /^## / {
-    in_conf = ($0 == "## Configuration" || $0 == "## Audit trail")
+    in_conf = ($0 == "## Configuration" || $0 == "## Audit trail" ||
+               $0 == "## Retention")
     cur = ""
     next
 }
@@ -168,6 +177,7 @@ awk '
 cur == "" {
     if ($0 ~ /^\| `\[server\]`/) cur = "server"
     else if ($0 ~ /^\| `\[audit\]`/) cur = "audit"
+    else if ($0 ~ /^\| `\[storage\]` key/) cur = "storage-host"
     else if (match($0, /^\| `\[[a-z]+\] plugin = [a-z0-9_-]+`/)) {
         h = substr($0, RSTART, RLENGTH)
         sub(/^.*plugin = /, "", h); sub(/`$/, "", h)
@@ -210,7 +220,7 @@ same() {
              comm -13 "$tmp/a" "$tmp/b" |
                  sed 's/^/not a key of the parser: /') )"
 }
-for plugin in server audit $(cat "$tmp/plugins"); do
+for plugin in server audit storage-host $(cat "$tmp/plugins"); do
     same "carechat.conf(5)" "$plugin" "$tmp/page"
     same "README.md" "$plugin" "$tmp/readme"
 done
@@ -219,7 +229,7 @@ for f in page readme; do
     for plugin in $(cut -d' ' -f1 "$tmp/$f" | sort -u); do
         case $plugin in section:*) continue ;; esac
         grep -qx "$plugin" "$tmp/plugins" || [ "$plugin" = server ] ||
-            [ "$plugin" = audit ] ||
+            [ "$plugin" = audit ] || [ "$plugin" = storage-host ] ||
             why="$why
 $f documents keys of $plugin, which is not a plugin in plugins/"
     done
