@@ -62,8 +62,9 @@
  * (`cache_size`).  SQLite's own default, 2 MB, is smaller than what a
  * busy server's groups touch (the newest leaf of each active chat, the
  * id and time indexes' right edges): under flood the writer read ~1,400
- * pages a second back from the file and stored 6-9% fewer messages
- * (doc/benchmarks.md, "The writer's page cache"). */
+ * pages a second back from the file and stored 2-12% fewer messages
+ * a second (five alternating pairs; doc/benchmarks.md, "The writer's
+ * page cache"). */
 #define CACHE_DEFAULT (32LL << 20)
 #define WAL_KEEP_BYTES (64LL << 20)
 #define WAL_PAGE_BYTES 4096       /* SQLite's default page size, ours */
