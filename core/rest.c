@@ -592,20 +592,18 @@ static void sent_done(void *arg, int status, const struct cc_store_result *res)
     struct op *op = arg;
     struct cc_sbuf b = { 0 };
     char chat_id[sizeof op->chat_id];
-    int alive;
+    int stored = status == CC_OK && res->message, alive;
 
     /* op is freed when the sender is gone; its message is still sent,
      * and audited now, while c is held: no answer will carry the line
      * (status 0: none was delivered). */
     memcpy(chat_id, op->chat_id, sizeof chat_id);
     if (op->c->dead)
-        cc_audit_log("message_send",
-                     status == CC_OK && res->message ? "ok" : "error", 0,
+        cc_audit_log("message_send", stored ? "ok" : "error", 0,
                      op->c->peer, me(op), chat_id,
-                     status == CC_OK && res->message ? res->message->id
-                                                     : NULL);
+                     stored ? res->message->id : NULL);
     alive = op_alive(op);
-    if (status == CC_OK && res->message) {
+    if (stored) {
         /* A resend (its client_id was stored): the original, to the
          * sender alone, 200.  Otherwise broadcast, whether or not the
          * sender is still connected, and 201. */
