@@ -158,6 +158,7 @@ void cc_audit_format(struct cc_sbuf *b, int64_t unix_us,
             cc_sbuf_adds(b, ", \"admin\": true");
     }
     field_str(b, "chat_id", ev->chat_id);
+    field_str(b, "via", ev->via);
     field_str(b, "message_id", ev->message_id);
     cc_sbuf_adds(b, "}\n");
 }

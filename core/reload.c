@@ -18,7 +18,7 @@
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
-#include "notify.h"
+#include "sdnotify.h"
 #include "server.h"
 
 #include <stdint.h>
@@ -209,7 +209,7 @@ void cc_reload(struct cc_server *s)
 {
     struct cc_plugin_inst *ps[] = { &s->storage, &s->auth, &s->fanout };
 
-    cc_notify_reloading();
+    cc_sd_notify_reloading();
     cc_log(CC_LOG_INFO, "server", "SIGHUP: reloading the configuration, "
            "certificate and plugins");
     cc_reload_settings(s);
@@ -217,5 +217,5 @@ void cc_reload(struct cc_server *s)
     for (int i = 0; i < 3; i++)
         if (ps[i]->desc->reload)
             ps[i]->desc->reload(ps[i]->inst);
-    cc_notify_reloaded();
+    cc_sd_notify_reloaded();
 }

@@ -535,6 +535,40 @@ class Durability(ServerCase):
         self.assertEqual(st, 200)
         self.assertEqual(c["last_message"]["id"], sent[-1][0])
 
+    def test_appends_in_flight_at_exit(self):
+        """Messages storage is still committing when the daemon stops
+        (SIGTERM, then a second signal: exit now) are finished by
+        storage's stop(): the daemon exits cleanly (status 0, no
+        sanitizer report: nothing is published through a fan-out that
+        was already unloaded), and every one of them is in history after
+        the restart, once and in order."""
+        chat, pt, rt, _, _ = self.world.pair()
+        a = self.raw_ws(chat, pt)
+        n = 12
+        with h.hold_writes(self.srv):
+            for i in range(n):
+                a.send_json({"content": "in flight %d" % i})
+            a.send_json({"content": "sync"})
+            time.sleep(0.3)  # all taken and queued for storage
+            self.srv.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(a.recv_close()[0], 1001)
+            a.send(0x8, b"\x03\xe9")
+            time.sleep(0.2)
+            self.srv.proc.send_signal(signal.SIGTERM)  # exit now
+            deadline = time.time() + 5
+            while "second signal" not in self.srv.read_log():
+                self.assertLess(time.time(), deadline, "not logged")
+                time.sleep(0.05)
+            time.sleep(0.3)  # the loop has returned; storage is stopping
+        self.assertEqual(self.wait_exit()[0], 0, self.srv.read_log()[-3000:])
+        log = self.srv.read_log()
+        for marker in h.SANITIZER_MARKERS:
+            self.assertNotIn(marker, log)
+        self.srv.start()
+        contents = [m["content"] for m in self.history(chat, pt)]
+        self.assertEqual(contents, ["in flight %d" % i for i in range(n)] +
+                         ["sync"])
+
     def test_acknowledged_is_never_lost(self):
         """A burst over WebSocket and REST right up to SIGTERM: every
         message acknowledged before the daemon stopped is in history

@@ -746,8 +746,8 @@ class Routing(ServerCase):
 
     def test_wrong_method_405(self):
         cid, pt, _, _, _ = self.world.pair()
-        cases = [("DELETE", "/chat/chats/", "GET, POST"),
-                 ("PUT", "/chat/chats/", "GET, POST"),
+        cases = [("DELETE", "/chat/chats/", "GET, HEAD, POST"),
+                 ("PUT", "/chat/chats/", "GET, HEAD, POST"),
                  ("POST", "/chat/chats/%s/" % cid, "GET, HEAD"),
                  ("DELETE", "/chat/chats/%s/" % cid, "GET, HEAD"),
                  ("POST", "/chat/chats/%s/messages/" % cid, "GET, HEAD"),
