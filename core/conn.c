@@ -571,7 +571,7 @@ void cc_conn_access_log(struct cc_conn *c, int status)
                     c->peer, status);
         return;
     }
-    cc_log_redact(target, sizeof target, h->target.p, h->target.n);
+    cc_log_target(target, sizeof target, h->target.p, h->target.n);
     /* One kind per status for the rate limit: a storm of 401s does not
      * hide the 200s. */
     cc_log_kind(CC_LOG_INFO, "http", (unsigned)status, "%s \"%.*s %s\" %d",
@@ -591,6 +591,7 @@ void cc_conn_respond_typed(struct cc_conn *c, int status, const char *type,
                            size_t len)
 {
     struct evbuffer *out;
+    char hsts[64] = "";
 
     if (c->dead)
         return;
@@ -598,13 +599,19 @@ void cc_conn_respond_typed(struct cc_conn *c, int status, const char *type,
     if (cc_srv->shutting_down ||
         (c->eof && !evbuffer_get_length(bufferevent_get_input(c->bev))))
         c->keep_alive = 0;
+    if (c->tls && cc_srv->lim.hsts_max_age_ms >= 1000)
+        snprintf(hsts, sizeof hsts, "Strict-Transport-Security: "
+                 "max-age=%llu\r\n",
+                 (unsigned long long)(cc_srv->lim.hsts_max_age_ms / 1000));
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"
                         "Server: carechat\r\n"
                         "Cache-Control: no-store\r\n"
+                        "X-Content-Type-Options: nosniff\r\n"
+                        "%s"
                         "Content-Length: %zu\r\n"
                         "%s%s%s%s%s\r\n",
-                        status, cc_http_reason(status), len,
+                        status, cc_http_reason(status), hsts, len,
                         len ? "Content-Type: " : "", len ? type : "",
                         len ? "\r\n" : "",
                         !c->keep_alive ? "Connection: close\r\n"
@@ -741,6 +748,32 @@ static int read_body(struct cc_conn *c)
     return 1;
 }
 
+/* What every request must be before any route sees it: exactly one valid
+ * Host in HTTP/1.1, at most one in 1.0 (RFC 9112 3.2: 400 otherwise; a
+ * link built from it, rest.c, must not point elsewhere), and at most one
+ * Origin (a browser sends one; which of two would be checked?).  Returns
+ * 1, or 0 after answering. */
+static int request_ok(struct cc_conn *c)
+{
+    const struct cc_http_request *h = &c->req->h;
+    size_t hosts = cc_http_header_count(h, "Host");
+    const struct cc_http_header *host = cc_http_header(h, "Host");
+
+    if (hosts > 1 || (hosts == 0 && h->version_minor >= 1) ||
+        (host && !cc_http_host_valid(host->value))) {
+        c->keep_alive = 0;
+        cc_conn_respond_error(c, 400, "Host header missing, repeated or "
+                                      "invalid");
+        return 0;
+    }
+    if (cc_http_header_count(h, "Origin") > 1) {
+        c->keep_alive = 0;
+        cc_conn_respond_error(c, 403, "More than one Origin header");
+        return 0;
+    }
+    return 1;
+}
+
 /* The request is read: its route's handler answers it (router.h). */
 static void dispatch(struct cc_conn *c)
 {
@@ -752,6 +785,8 @@ static void dispatch(struct cc_conn *c)
 
     c->state = CC_CONN_BUSY;
     evtimer_del(c->timer);
+    if (!request_ok(c))
+        return;
     fn = cc_route_find(c->admin ? CC_PORT_ADMIN : CC_PORT_PUBLIC, h->method,
                        h->path, &m, &allowed);
     if (fn) {
@@ -851,7 +886,9 @@ static int tls_refuse_plain_http(struct cc_conn *c)
             break;
     }
     n = snprintf(resp, sizeof resp, "HTTP/1.1 400 Bad Request\r\n"
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                 "Content-Type: application/json\r\n"
+                 "X-Content-Type-Options: nosniff\r\n"
+                 "Content-Length: %zu\r\n"
                  "Connection: close\r\n\r\n%s", sizeof body - 1, body);
     if (send(c->fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         cc_log(CC_LOG_DEBUG, "http", "%s: %s", c->peer, strerror(errno));

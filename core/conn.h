@@ -119,7 +119,7 @@ void cc_conn_respond_typed(struct cc_conn *c, int status, const char *type,
                            size_t len);
 
 /* Access log: one INFO line for the answered request (c->req); the
- * target is redacted, as ?token= may carry a bearer token. */
+ * target shows the path and parameter names only (cc_log_target). */
 void cc_conn_access_log(struct cc_conn *c, int status);
 
 /* cc_conn_respond with a string literal body. */

@@ -177,6 +177,12 @@ int cc_reload_settings(struct cc_server *s)
         nw.allowed_origins = was;
         keys_add(&applied, "allowed_origins");
     }
+    if (str_differs(s->public_url, nw.public_url)) { /* loop 0's too */
+        char *was = s->public_url;
+        s->public_url = nw.public_url;
+        nw.public_url = was;
+        keys_add(&applied, "public_url");
+    }
     cc_log(CC_LOG_INFO, "config", "reloaded %s: %s%s", conf->path,
            applied.n ? "applied " : "no change applied",
            applied.buf);

@@ -151,7 +151,11 @@ static int op_alive(struct op *op)
     return 0;
 }
 
-/* The absolute base for links: http://host */
+/* A link to path?cursor=...&page_size=... into b (a JSON string): on
+ * [server] public_url when set; else this request's scheme (https on a
+ * TLS listener) and its Host (one valid host[:port]: conn.c refused any
+ * other); else, without a Host (HTTP/1.0), relative.  A client follows
+ * it with its token: it must never lead elsewhere, or to clear text. */
 static void add_link(struct cc_sbuf *b, struct op *op, const char *path,
                      const char *cursor, uint32_t limit)
 {
@@ -159,9 +163,11 @@ static void add_link(struct cc_sbuf *b, struct op *op, const char *path,
                                                        "Host");
     struct cc_sbuf u = { 0 };
 
-    cc_sbuf_adds(&u, "http://");
-    if (host)
-        cc_sbuf_add(&u, host->value.p, host->value.n);
+    if (cc_srv->public_url)
+        cc_sbuf_adds(&u, cc_srv->public_url);
+    else if (host)
+        cc_sbuf_printf(&u, "%s://%.*s", op->c->tls ? "https" : "http",
+                       (int)host->value.n, host->value.p);
     cc_sbuf_printf(&u, "%s?cursor=%s&page_size=%u", path, cursor, limit);
     cc_json_str(b, u.p, u.len);
     cc_sbuf_free(&u);

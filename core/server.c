@@ -5,6 +5,7 @@
 #include "server.h"
 #include "audit.h"
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "retention.h"
@@ -55,6 +56,9 @@ static const struct setting {
     { "message_burst", K_COUNT, L(message_burst), 20, 1, 1000000, 0 },
     { "threads", K_COUNT, L(threads), 1, 1, CC_LOOPS_MAX, 1 },
     { "chat_cache", K_COUNT, L(chat_cache), 65536, 0, 1 << 24, 1 },
+    /* A year; 0 turns it off (seconds, or with a unit: 8760h). */
+    { "hsts_max_age", K_DURATION, L(hsts_max_age_ms), 31536000000ull, 0,
+      2ull * 31536000000ull, 0 },
 #undef L
 };
 
@@ -138,6 +142,36 @@ static int check_addr_list(const char *value)
     return rc;
 }
 
+/* public_url = http(s)://host[:port][/path]: kept without a trailing
+ * slash; empty: unset.  0, or -1 with *why. */
+static int public_url(struct cc_server *s, const char *v, const char **why)
+{
+    const char *p = strncmp(v, "https://", 8) == 0 ? v + 8
+                  : strncmp(v, "http://", 7) == 0  ? v + 7
+                                                    : NULL;
+    size_t n = strlen(v);
+    struct cc_http_str host;
+
+    free(s->public_url);
+    s->public_url = NULL;
+    if (!v[0])
+        return 0;
+    if (p)
+        host = (struct cc_http_str){ p, strcspn(p, "/") };
+    if (!p || !cc_http_host_valid(host) || strpbrk(v, "?#\\ \"<>'") ||
+        strstr(p, "//")) {
+        *why = "expected http(s)://host[:port][/path], e.g. "
+               "https://chat.example.org";
+        return -1;
+    }
+    while (n > 0 && v[n - 1] == '/')
+        n--;
+    s->public_url = strndup(v, n);
+    if (!s->public_url)
+        abort();
+    return 0;
+}
+
 static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
                       const char **why)
 {
@@ -155,7 +189,8 @@ static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
             return -1;
         }
         if (e->key[0] == 'a') {
-            free(s->admin_listen); /* empty: no admin listener */
+            free(s->admin_listen);
+    free(s->public_url); /* empty: no admin listener */
             s->admin_listen = e->value[0] ? strdup(e->value) : NULL;
         } else if (tls) {
             free(s->tls_listen); /* empty: no TLS listener */
@@ -166,6 +201,8 @@ static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
         }
         return 0;
     }
+    if (strcmp(e->key, "public_url") == 0)
+        return public_url(s, e->value, why);
     if (strcmp(e->key, "allowed_origins") == 0) {
         free(s->allowed_origins);
         s->allowed_origins = e->value[0] ? strdup(e->value) : NULL;
@@ -251,6 +288,7 @@ void cc_server_settings_free(struct cc_server *s)
     free(s->listen);
     free(s->tls_listen);
     free(s->admin_listen);
+    free(s->public_url);
     free(s->allowed_origins);
     free(s->tls.certificate);
     free(s->tls.key);

@@ -39,6 +39,7 @@ struct cc_limits {
     uint64_t message_burst;       /* bucket size for message_rate */
     uint64_t threads;             /* event loops (see loop.h) */
     uint64_t chat_cache;          /* chats whose parties are kept */
+    uint64_t hsts_max_age_ms;     /* TLS answers' HSTS; 0: none */
 };
 
 struct cc_server {
@@ -48,6 +49,8 @@ struct cc_server {
     char *listen;                 /* "addr:port[,addr:port...]" */
     char *tls_listen;             /* the same, for TLS; NULL: none */
     char *admin_listen;           /* /metrics, /readyz; NULL: none */
+    char *public_url;             /* links' base, no trailing '/'; NULL:
+                                   * the request's scheme and Host */
     struct cc_retention_conf retention; /* [storage] (retention.h) */
     char *allowed_origins;        /* "a, b" or NULL: any Origin; read by
                                    * handshakes, on loop 0 only */

@@ -598,8 +598,9 @@ static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
     if (!((p->patient_id[0] && strcmp(p->patient_id, chat->patient_id) == 0)
           || (p->professional_id[0] &&
               strcmp(p->professional_id, chat->professional_id) == 0))) {
+        char q[2 * CC_USER_ID_MAX];
         cc_log(CC_LOG_INFO, "ws", "%s: user %s is not a party of chat %s",
-               c->peer, p->user_id, ws->chat_id);
+               c->peer, cc_log_q(q, sizeof q, p->user_id), ws->chat_id);
         cc_metrics_handshake(CC_HS_FORBIDDEN);
         cc_audit_log("access_denied", NULL, CC_CLOSE_FORBIDDEN, c->peer, p,
                      ws->chat_id, NULL);
@@ -617,8 +618,11 @@ static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
              chat->professional_id);
     ws->member = cc_hub_join(c->loop, ws->chat_id, member_send, c);
     arm_expiry(c);
-    cc_log(CC_LOG_DEBUG, "ws", "%s: user %s joined chat %s", c->peer,
-           p->user_id, ws->chat_id);
+    if (cc_log_level() >= CC_LOG_DEBUG) {
+        char q[2 * CC_USER_ID_MAX];
+        cc_log(CC_LOG_DEBUG, "ws", "%s: user %s joined chat %s", c->peer,
+               cc_log_q(q, sizeof q, p->user_id), ws->chat_id);
+    }
     if (ws->since_bad ||
         (ws->since[0] && !cc_store_can(CC_STORE_SINCE))) {
         send_error(c, ws->since_bad ? CC_ERR_SINCE_BAD : CC_ERR_SINCE_OLD);
@@ -711,8 +715,9 @@ static void auth_done(void *arg, int status, struct cc_auth_req *req)
 
     c->ws->auth_pending = 0;
     if (status != CC_AUTH_OK) {
+        char q[2 * sizeof req->error];
         cc_log(CC_LOG_INFO, "ws", "%s: authentication failed: %s", c->peer,
-               req->error);
+               cc_log_q(q, sizeof q, req->error));
         cc_metrics_handshake(CC_HS_UNAUTHORIZED);
         cc_audit_log("auth_failure", NULL, CC_CLOSE_UNAUTHORIZED, c->peer,
                      NULL, c->ws->chat_id, NULL);
@@ -724,8 +729,10 @@ static void auth_done(void *arg, int status, struct cc_auth_req *req)
         c->ws->user_counted = 1;
         if (cc_tally_inc(&per_user, req->principal.user_id) >
             cc_srv->lim.max_ws_per_user) {
+            char q[2 * CC_USER_ID_MAX];
             cc_log(CC_LOG_WARN, "ws", "%s: user %s has %llu WebSockets "
-                   "open already: 4429", c->peer, req->principal.user_id,
+                   "open already: 4429", c->peer,
+                   cc_log_q(q, sizeof q, req->principal.user_id),
                    (unsigned long long)cc_srv->lim.max_ws_per_user);
             cc_metrics_handshake(CC_HS_TOO_MANY);
             open_session(c);

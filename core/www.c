@@ -33,7 +33,6 @@ static const char headers[] =
     "Content-Security-Policy: default-src 'none'; script-src 'self'; "
     "style-src 'self'; connect-src 'self'; img-src 'self' data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n"
-    "X-Content-Type-Options: nosniff\r\n"
     "Referrer-Policy: no-referrer\r\n";
 
 static int read_file(const char *dir, struct page *p)

@@ -23,7 +23,7 @@ LAYERS='
 3 send
 2 hub order conn listen router
 1 store fanout auth audit retention server host chatcache
-0 frame loop metrics msg ws http log loglimit uuid timefmt config utf8 tally strhash tls sdnotify xalloc
+0 frame loop metrics msg ws http log loglimit uuid timefmt config utf8 tally strhash tls sdnotify xalloc textsafe
 '
 
 deps=$(for f in "$core"/*.c "$core"/*.h; do

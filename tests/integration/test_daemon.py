@@ -662,6 +662,13 @@ class Logs(ServerCase):
             "GET", "/chat/chats/?token=%s" % pt, token=pt)[0], 200)
         self.srv.request("GET", "/nope?a=1&token=%s&b=2" % rt)
         self.srv.request("GET", "/nope?access_token=%s" % rt)
+        # Whatever the parameter is called, however it is encoded, and in
+        # the path too.
+        self.srv.request("GET", "/nope?%%74oken=%s" % rt)
+        self.srv.request("GET", "/nope?jwt=%s&x=%s" % (rt, pt))
+        self.srv.request("GET", "/nope/%%65%s/" % rt[1:])
+        ws = h.RawWS(self.srv.port, "/ws/chat/%s/?%%74oken=%s" % (chat, rt))
+        self.socks.append(ws)
         # Refused tokens: bad signature, expired, garbage, alg none.
         bad = [h.token("u1", patient=pat, secret="x" * 40),
                h.token("u2", patient=pat, exp_in=-3600),
@@ -700,6 +707,26 @@ class Logs(ServerCase):
                 self.assertNotIn(parts[1], log, "claims logged")
         self.assertNotIn("SECRETTOKEN", log)
         self.assertNotIn(h.SECRET, log)
+
+    def test_claims_cannot_forge_a_line(self):
+        """A signed token whose user_id holds a line separator and a
+        right-to-left override (and a quote): the lines that name the
+        user keep it on one line, escaped, inside quotes."""
+        chat, pt, rt, pat, pro = self.world.pair()
+        evil = 'eve\u2028error admin\u202e"x'
+        tok = h.token(evil, patient=str(uuid.uuid4()))
+        ws = h.RawWS(self.srv.port, "/ws/chat/%s/?token=%s" % (chat, tok))
+        self.socks.append(ws)
+        self.assertEqual(ws.recv_close()[0], 4403)  # not a party
+        deadline = time.time() + 5
+        while "is not a party" not in self.srv.read_log():
+            self.assertLess(time.time(), deadline, "not logged")
+            time.sleep(0.05)
+        raw = open(self.srv.log_path, "rb").read()
+        self.assertNotIn("\u2028".encode(), raw)
+        self.assertNotIn("\u202e".encode(), raw)
+        self.assertIn(b'user "eve\\u2028error admin\\u202e\\"x" is not a '
+                      b'party', raw)
 
     def test_every_line_has_timestamp_and_level(self):
         chat, pt, _, _, _ = self.world.pair()
