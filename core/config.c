@@ -413,31 +413,3 @@ int cc_conf_parse_addr(const char *v, struct sockaddr_storage *ss, int *len)
                ? -1
                : 0;
 }
-
-char *cc_conf_read_secret(const char *path, size_t *len, const char **why)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf;
-    size_t n;
-    struct stat st;
-
-    if (!fp) {
-        *why = "cannot open the file";
-        return NULL;
-    }
-    if (fstat(fileno(fp), &st) < 0 || st.st_size > 65536) {
-        fclose(fp);
-        *why = "file too large for a secret (over 64 KiB)";
-        return NULL;
-    }
-    buf = cc_xcalloc(1, (size_t)st.st_size + 1);
-    n = fread(buf, 1, (size_t)st.st_size, fp);
-    fclose(fp);
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}

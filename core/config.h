@@ -66,9 +66,4 @@ int cc_conf_parse_bool(const char *v, int *out, const char **why);
 struct sockaddr_storage;
 int cc_conf_parse_addr(const char *v, struct sockaddr_storage *ss, int *len);
 
-/* Read a secret file: the whole content less one trailing newline.
- * Returns a malloc'd string (caller frees, after wiping) or NULL with a
- * static reason in *why. */
-char *cc_conf_read_secret(const char *path, size_t *len, const char **why);
-
 #endif

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 struct cc_server *cc_srv;
 
@@ -52,8 +53,9 @@ static const struct setting {
       1000000, 0 },
     { "max_pending_handshakes", K_COUNT, L(max_handshakes), 1000, 1,
       10000000, 0 },
-    { "message_rate", K_COUNT, L(message_rate), 0, 0, 1000000, 0 },
-    { "message_burst", K_COUNT, L(message_burst), 20, 1, 1000000, 0 },
+    /* On by default, above anyone typing (send.c: per user). */
+    { "message_rate", K_COUNT, L(message_rate), 10, 0, 1000000, 0 },
+    { "message_burst", K_COUNT, L(message_burst), 50, 1, 1000000, 0 },
     { "threads", K_COUNT, L(threads), 1, 1, CC_LOOPS_MAX, 1 },
     { "chat_cache", K_COUNT, L(chat_cache), 65536, 0, 1 << 24, 1 },
     /* A year; 0 turns it off (seconds, or with a unit: 8760h). */
@@ -238,6 +240,81 @@ static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
     return -1;
 }
 
+/* ----------------------------------------------------------- secrets */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* A key that names a file holding a secret (any plugin's). */
+static int secret_file_key(const char *name)
+{
+    return strcmp(name, "secret_file") == 0 ||
+           strcmp(name, "password_file") == 0 ||
+           strcmp(name, "conninfo_file") == 0 ||
+           ends_with(name, "_secret_file") || ends_with(name, "_password_file");
+}
+
+/* A key whose value is a secret, or may carry one (a connection string
+ * with a password). */
+static int inline_secret(const char *name, const char *value)
+{
+    const char *at, *colon;
+
+    if (!value[0])
+        return 0;
+    if (strcmp(name, "secret") == 0 || strcmp(name, "password") == 0 ||
+        ends_with(name, "_secret") || ends_with(name, "_password"))
+        return 1;
+    if (strcmp(name, "conninfo") != 0)
+        return 0;
+    if (strstr(value, "password="))
+        return 1;
+    /* postgresql://user:password@host */
+    colon = strstr(value, "://");
+    at = colon ? strchr(colon + 3, '@') : NULL;
+    return at && memchr(colon + 3, ':', (size_t)(at - colon - 3)) != NULL;
+}
+
+/* A secret other local users can read stops the start (and -t), as
+ * OpenSSH refuses such a private key: a secret_file (password_file, ...)
+ * readable or writable by others, or a secret written in a configuration
+ * file others can read.  Returns 0, or -1 after logging file:line. */
+static int check_secrets(const struct cc_conf *conf)
+{
+    const struct cc_conf_section *sec;
+    const struct cc_conf_entry *e;
+    struct stat st;
+    int conf_open = stat(conf->path, &st) == 0 &&
+                    (st.st_mode & (S_IROTH | S_IWOTH));
+    mode_t conf_mode = st.st_mode & 07777;
+
+    for (sec = conf->sections; sec; sec = sec->next)
+        for (e = sec->entries; e; e = e->next) {
+            if (secret_file_key(e->key) && e->value[0] &&
+                stat(e->value, &st) == 0 &&
+                (st.st_mode & (S_IROTH | S_IWOTH))) {
+                cc_log(CC_LOG_ERROR, "config", "%s:%d: [%s] %s: %s can be "
+                       "read by other users (mode %04o): chmod o-rwx %s",
+                       conf->path, e->line, sec->name, e->key, e->value,
+                       (unsigned)(st.st_mode & 07777), e->value);
+                return -1;
+            }
+            if (conf_open && inline_secret(e->key, e->value)) {
+                cc_log(CC_LOG_ERROR, "config", "%s:%d: [%s] %s: a secret "
+                       "in a file other users can read (mode %04o): chmod "
+                       "o-rwx %s, or keep the secret in a file of its own "
+                       "(%s_file)", conf->path, e->line, sec->name, e->key,
+                       (unsigned)conf_mode, conf->path, e->key);
+                return -1;
+            }
+        }
+    return 0;
+}
+
 int cc_server_parse(struct cc_server *s, const struct cc_conf *conf)
 {
     const struct cc_conf_section *sec;
@@ -269,7 +346,8 @@ int cc_server_parse(struct cc_server *s, const struct cc_conf *conf)
             return -1;
         }
     }
-    if (cc_retention_parse(conf, &s->retention) < 0)
+    if (cc_retention_parse(conf, &s->retention) < 0 ||
+        check_secrets(conf) < 0)
         return -1;
     return cc_audit_check(conf);
 }

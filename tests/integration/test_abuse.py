@@ -204,6 +204,26 @@ class Abuse(unittest.TestCase):
         finally:
             srv.close()
 
+    def test_rate_limit_is_on_by_default(self):
+        """Without message_rate in the file: 50 in a row, then 10 a
+        second per user (README, carechat.conf(5))."""
+        srv = h.Server({"server": {"message_rate": None}}).start()
+        try:
+            chat, pt, _, _, _ = h.World(srv).pair()
+            a = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat, pt))
+            a.sock.sendall(b"".join(a.frame(0x1, json.dumps(
+                {"content": "m%d" % i})) for i in range(60)))
+            got = [a.recv_json() for _ in range(60)]
+            stored = sum("message" in g for g in got)
+            # 50 in a row, and about one more per 100 ms they took.
+            self.assertGreaterEqual(stored, 50)
+            self.assertLess(stored, 56)
+            self.assertIn({"error": "Too many messages: not stored; slow "
+                                    "down"}, got)
+            a.close()
+        finally:
+            srv.close()
+
     def test_connection_flood_from_one_address(self):
         socks, refused = [], 0
         for _ in range(120):

@@ -102,10 +102,11 @@ class ConfigCase(unittest.TestCase):
                     os.path.join(self.tmp, "carechat.db"), storage, auth,
                     fanout))
 
-    def write(self, text, name="carechat.conf"):
+    def write(self, text, name="carechat.conf", mode=0o600):
         path = os.path.join(self.tmp, name)
         with open(path, "w") as f:
             f.write(text)
+        os.chmod(path, mode)
         return path
 
     def check(self, text, extra_args=()):
@@ -256,13 +257,57 @@ class Config(ConfigCase):
                                   "32 bytes")
         self.assertNotIn("= short", err)
         # Both secret and secret_file.
+        other = self.write(h.SECRET, "other-secret")
         self.assert_refused(self.base(
-            auth="plugin = jwt\nsecret = %s\nsecret_file = /etc/hostname\n"
-            % h.SECRET), "exactly one of secret and secret_file")
+            auth="plugin = jwt\nsecret = %s\nsecret_file = %s\n"
+            % (h.SECRET, other)), "exactly one of secret and secret_file")
         # And when starting for real, not only with -t.
         self.assert_refused(self.base(auth="plugin = jwt\n"),
                             'missing required key "secret"',
                             test_only=False)
+
+    def test_exposed_secrets_stop_the_start(self):
+        """A secret other local users can read stops the start and -t, as
+        OpenSSH refuses such a private key: an inline secret in a
+        readable configuration file, or a secret file readable by
+        others.  Readable by the service's group is fine."""
+        text = self.base()  # secret = ... inline
+        path = self.write(text, mode=0o644)
+        n = self.line_of(text, "secret = %s" % h.SECRET)
+        for args in (["-t", "-c", path], ["-c", path]):
+            rc, out, err = run(args)
+            self.assertNotEqual(rc, 0, err)
+            self.assertIn("%s:%d: [auth] secret: a secret in a file other "
+                          "users can read (mode 0644): chmod o-rwx %s" %
+                          (path, n, path), err)
+            self.assertNotIn(h.SECRET, err)
+        self.write(text, mode=0o640)
+        rc, out, err = run(["-t", "-c", path])
+        self.assertEqual(rc, 0, err)
+        # A secret file of mode 0644; 0640 passes.
+        sf = self.write(h.SECRET, "jwt-secret", mode=0o644)
+        text = self.base(auth="plugin = jwt\nsecret_file = %s\n" % sf)
+        err = self.assert_refused(text, "[auth] secret_file: %s can be read "
+                                  "by other users (mode 0644): chmod o-rwx %s"
+                                  % (sf, sf))
+        self.assert_refused(text, "can be read by other users",
+                            test_only=False)
+        os.chmod(sf, 0o640)
+        rc, out, err = self.check(text)[:3]
+        self.assertEqual(rc, 0, err)
+        # Other plugins' secrets: a password in a connection string, a
+        # password file.
+        text = self.base(storage="plugin = postgres\nconninfo = "
+                         "postgresql://cc:hunter2@db/carechat\n")
+        path = self.write(text, mode=0o604)
+        rc, out, err = run(["-t", "-c", path])
+        self.assertIn("[storage] conninfo: a secret in a file other users "
+                      "can read", err)
+        self.assertNotIn("hunter2", err)
+        pw = self.write("hunter2", "redis-password", mode=0o666)
+        err = self.assert_refused(self.base(
+            fanout="plugin = redis\npassword_file = %s\n" % pw),
+            "[fanout] password_file: %s can be read by other users" % pw)
 
     def test_bad_storage_config(self):
         text = self.base().replace(
