@@ -45,9 +45,12 @@
  *        26).  A new kind, CC_KIND_NOTIFY (carechat/notify.h).  In
  *        carechat/storage.h: struct cc_message gained priority and
  *        notify_due_us, struct cc_chat the read and delivered marks,
- *        struct cc_store_result owner, mark, ticket and notifications;
- *        struct cc_storage_api gained profile_owner_set, mark_set,
- *        ticket_put, ticket_take, notify_claim and notify_done.  The host
+ *        struct cc_store_result owner, mark, ticket and notifications,
+ *        struct cc_chat the parties' display names;
+ *        struct cc_storage_api gained profile_owner_set,
+ *        profile_name_set, mark_set, ticket_put, ticket_take,
+ *        notify_claim and notify_done.  struct cc_host_api gained
+ *        auth_set_name (a token's display name).  The host
  *        sends the new members, and calls the new functions, only to
  *        storage plugins built for 1.4 or later; with older ones
  *        profiles are not bound, tickets, receipts and priorities are
@@ -227,6 +230,12 @@ struct cc_host_api {
      * ignored.  Call it when the cause has ended (reconnected,
      * resubscribed).  Loop thread; cheap when nothing was missed. */
     void (*fanout_resync)(cc_plugin_ctx *ctx, const char *chat_id);
+
+    /* Since ABI 1.4 (test with CC_HAS_MEMBER before calling).  Auth: the
+     * token's display name for its user (a "name" claim, say): UTF-8, at
+     * most 200 bytes; shown to the other party, never used to decide
+     * anything. */
+    int (*auth_set_name)(cc_auth_req *req, const char *name);
 };
 
 /*

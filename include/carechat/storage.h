@@ -92,6 +92,9 @@ struct cc_chat {
      * party's messages (mark_set); NULL: none yet. */
     const char *read_up_to[3];
     const char *delivered_up_to[3];
+    /* Since ABI 1.4: the parties' display names (profile_name_set),
+     * indexed the same way; NULL: none. */
+    const char *name[3];
 };
 
 /* Who is asking: the viewer's profile ids (either may be NULL). */
@@ -293,6 +296,14 @@ struct cc_storage_api {
     int (*profile_owner_set)(void *inst, int32_t side,
                              const char *profile_id, const char *user_id,
                              cc_store_cb cb, void *arg);
+
+    /* Set the display name of profile_id of kind side (UTF-8, at most
+     * 200 bytes; NULL or "": none), creating the profile when it does
+     * not exist (without an owner).  Chats carry it (struct cc_chat
+     * name[]). */
+    int (*profile_name_set)(void *inst, int32_t side,
+                            const char *profile_id, const char *name,
+                            cc_store_cb cb, void *arg);
 
     /* Move side's kind mark in m->chat_id forward to m->up_to_id.  A mark
      * only moves forward: a message at or before it leaves it as it is
