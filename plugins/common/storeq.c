@@ -195,8 +195,17 @@ void sq_queue_fail_all(struct sq_backend *b, struct sq_queue *q, int status,
 
 static void free_outputs(struct sq_req *r)
 {
-    for (size_t i = 0; r->chats && i < r->n; i++)
+    for (size_t i = 0; r->chats && i < r->n; i++) {
         free(r->chats[i].last.content);
+        for (int side = 0; side < 3; side++)
+            free(r->chats[i].name[side]);
+    }
+    for (size_t i = 0; r->ntfs && i < r->nn; i++)
+        free(r->ntfs[i].user);
+    free(r->ntfs);
+    free(r->ntf_ptrs);
+    free(r->owner);
+    free(r->ticket.user);
     for (size_t i = 0; r->msgs && i < r->nm; i++)
         free(r->msgs[i].content);
     free(r->chats);
@@ -224,7 +233,12 @@ void sq_req_rewind(struct sq_req *r)
     r->chat_ptrs = NULL;
     r->msgs = NULL;
     r->msg_ptrs = NULL;
-    r->n = r->nm = 0;
+    r->n = r->nm = r->nn = 0;
+    r->ntfs = NULL;
+    r->ntf_ptrs = NULL;
+    r->owner = NULL;
+    memset(&r->mark, 0, sizeof r->mark);
+    memset(&r->ticket, 0, sizeof r->ticket);
     r->status = CC_OK;
     r->error[0] = '\0';
     memset(&r->res, 0, sizeof r->res);
@@ -234,6 +248,7 @@ void sq_req_free(struct sq_req *r)
 {
     free_outputs(r);
     free(r->user);
+    free(r->name);
     free(r->content);
     free(r);
 }
@@ -252,6 +267,11 @@ void sq_deliver(void *arg)
                 r->res.message = NULL;
                 r->res.n_chats = r->res.n_messages = 0;
             }
+            r->res.owner = NULL;
+            r->res.mark = NULL;
+            r->res.ticket = NULL;
+            r->res.notifications = NULL;
+            r->res.n_notifications = 0;
             if (r->error[0])
                 r->res.error = r->error;
         }
@@ -309,7 +329,8 @@ void sq_finish_msgs(struct sq_req *r, size_t n, int desc)
 }
 
 void sq_msg_link(struct sq_msg *o, size_t content_len, int64_t seq,
-                 int32_t sender_type, int64_t created_at_us, int32_t is_read)
+                 int32_t sender_type, int64_t created_at_us, int32_t is_read,
+                 int32_t priority)
 {
     o->m = (struct cc_message){
         .struct_size = sizeof o->m, .id = o->id, .chat_id = o->chat,
@@ -317,6 +338,7 @@ void sq_msg_link(struct sq_msg *o, size_t content_len, int64_t seq,
         .content_len = content_len, .created_at_us = created_at_us,
         .seq = seq, .sender_type = sender_type, .is_read = is_read,
         .client_id = o->client_id[0] ? o->client_id : NULL,
+        .priority = priority,
     };
 }
 
@@ -345,8 +367,213 @@ void sq_append_result(struct sq_req *r, int64_t seq)
     memcpy(o->client_id, r->cid, sizeof o->client_id);
     o->content = r->content;   /* ownership moves to the result */
     r->content = NULL;
-    sq_msg_link(o, r->content_len, seq, r->side, r->t, 0);
+    sq_msg_link(o, r->content_len, seq, r->side, r->t, 0, r->priority);
     r->res.message = &o->m;
+}
+
+/* ---------------------------------------------- ABI 1.4 results */
+
+static char *xstrdup(const char *s)
+{
+    char *p = s ? strdup(s) : NULL;
+
+    if (s && !p)
+        abort();
+    return p;
+}
+
+void sq_chat_marks(struct sq_chat *o, int32_t side, const char *read,
+                   const char *dlv)
+{
+    sq_copy_id(o->read[side], read);
+    sq_copy_id(o->dlv[side], dlv);
+    o->c.read_up_to[side] = o->read[side][0] ? o->read[side] : NULL;
+    o->c.delivered_up_to[side] = o->dlv[side][0] ? o->dlv[side] : NULL;
+}
+
+void sq_chat_name(struct sq_chat *o, int32_t side, const char *name)
+{
+    free(o->name[side]);
+    o->name[side] = name && name[0] ? xstrdup(name) : NULL;
+    o->c.name[side] = o->name[side];
+}
+
+void sq_set_owner(struct sq_req *r, const char *owner)
+{
+    free(r->owner);
+    r->owner = xstrdup(owner);
+    r->res.owner = r->owner;
+}
+
+void sq_set_mark(struct sq_req *r, int32_t kind, const struct sq_mark *m,
+                 int moved)
+{
+    memcpy(r->mark.id, m->id, sizeof r->mark.id);
+    r->mark.m = (struct cc_mark){
+        .struct_size = sizeof r->mark.m, .kind = kind, .side = r->side,
+        .up_to_id = m->seq > 0 && r->mark.id[0] ? r->mark.id : NULL,
+        .up_to_seq = m->seq, .at_us = m->at, .moved = moved,
+    };
+    r->res.mark = &r->mark.m;
+}
+
+struct sq_ntf *sq_add_ntf(struct sq_req *r)
+{
+    if (!r->ntfs)
+        r->ntfs = sq_xcalloc(r->limit, sizeof *r->ntfs);
+    return &r->ntfs[r->nn++];
+}
+
+void sq_ntf_link(struct sq_ntf *n, int32_t side, int64_t unread,
+                 int64_t episode_at_us, const struct sq_episode *e)
+{
+    n->n = (struct cc_notification){
+        .struct_size = sizeof n->n, .id = n->id, .chat_id = n->chat,
+        .side = side, .profile_id = n->profile, .user_id = n->user,
+        .first_unread_id = n->first[0] ? n->first : NULL,
+        .unread = unread, .urgent = e->urgent,
+        .episode_at_us = episode_at_us, .attempts = e->attempts,
+        .sent = e->sent,
+    };
+}
+
+void sq_finish_ntfs(struct sq_req *r)
+{
+    r->ntf_ptrs = sq_xcalloc(r->nn + 1, sizeof *r->ntf_ptrs);
+    for (size_t i = 0; i < r->nn; i++)
+        r->ntf_ptrs[i] = &r->ntfs[i].n;
+    r->res.notifications = r->ntf_ptrs;
+    r->res.n_notifications = r->nn;
+}
+
+void sq_ticket_link(struct sq_req *r, int32_t is_admin, int64_t token_exp,
+                    int64_t expires_at_us)
+{
+    struct sq_ticket *k = &r->ticket;
+
+    k->t = (struct cc_ticket){
+        .struct_size = sizeof k->t, .id = k->id, .user_id = k->user,
+        .patient_id = k->pat[0] ? k->pat : NULL,
+        .professional_id = k->pro[0] ? k->pro : NULL,
+        .is_admin = is_admin, .token_expires_at = token_exp,
+        .expires_at_us = expires_at_us,
+    };
+    r->res.ticket = &k->t;
+}
+
+/* ------------------------------------ ABI 1.4 marks and episodes */
+
+int sq_mark_forward(struct sq_mark *m, int64_t seq, const char *id,
+                    int64_t at)
+{
+    if (seq <= m->seq)
+        return 0;
+    m->seq = seq;
+    m->at = at;
+    sq_copy_id(m->id, id);
+    return 1;
+}
+
+/* The earlier of two due times, 0 meaning none. */
+static int64_t earlier(int64_t a, int64_t b)
+{
+    return !a ? b : !b ? a : a < b ? a : b;
+}
+
+int sq_episode_append(struct sq_episode *e, int32_t priority, int64_t due)
+{
+    int64_t was = e->due;
+
+    if (!due)
+        return 0;
+    if (!e->open) {
+        memset(e, 0, sizeof *e);
+        e->open = 1;
+        e->urgent = priority == CC_PRIORITY_URGENT;
+        e->due = due;
+        return 1;
+    }
+    if (priority != CC_PRIORITY_URGENT)
+        return 0;
+    e->due = earlier(e->due, due);
+    if (e->urgent && e->due == was)
+        return 0;
+    e->urgent = 1;
+    return 1;
+}
+
+void sq_episode_read(struct sq_episode *e, int64_t remaining,
+                     int64_t oldest_at, int32_t any_urgent, int64_t at,
+                     int64_t delay)
+{
+    memset(e, 0, sizeof *e);
+    if (remaining <= 0 || delay <= 0)
+        return;
+    e->open = 1;
+    e->urgent = any_urgent != 0;
+    e->due = any_urgent ? at : oldest_at + delay;
+    if (e->due <= 0)
+        e->due = 1;
+}
+
+int sq_episode_claimable(const struct sq_episode *e, int64_t now)
+{
+    return e->open && e->due > 0 && e->due <= now && e->lease <= now;
+}
+
+/* A UUIDv4 from the host's random bytes, canonical lower-case text. */
+static int uuid4(const struct cc_host_api *host, char out[SQ_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    int j = 0;
+
+    if (host->random_bytes(b, sizeof b) != CC_OK)
+        return CC_E_FAIL;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[j++] = '-';
+        out[j++] = hex[b[i] >> 4];
+        out[j++] = hex[b[i] & 15];
+    }
+    out[j] = '\0';
+    return CC_OK;
+}
+
+int sq_episode_claim(struct sq_episode *e, int64_t now, int64_t lease,
+                     const struct cc_host_api *host)
+{
+    if (!e->id[0] && uuid4(host, e->id) != CC_OK)
+        return CC_E_FAIL;
+    e->lease = e->due = now + lease;
+    return CC_OK;
+}
+
+int sq_episode_done(struct sq_episode *e, const char *id, int32_t result,
+                    int64_t next_due, int64_t now)
+{
+    /* What an urgent message asked for while it was handed out. */
+    int64_t keep = !e->lease ? e->due : e->due < e->lease ? e->due : 0;
+
+    if (!e->open || !e->id[0] || strcmp(e->id, id) != 0)
+        return 0;
+    e->lease = 0;
+    if (result == CC_NOTIFY_RETRY) {
+        e->attempts++;
+        e->due = earlier(keep, next_due > 0 ? next_due : now);
+        return 1;
+    }
+    if (result == CC_NOTIFY_SENT) {
+        e->sent++;
+        e->due = earlier(keep, next_due > 0 ? next_due : 0);
+    } else {
+        e->due = keep;
+    }
+    e->attempts = 0;
+    e->id[0] = '\0';
+    return 1;
 }
 
 /* ------------------------------------------------- the storage API */
@@ -492,6 +719,15 @@ static int api_message_append(void *inst, const struct cc_message *m,
         }
         sq_copy_id(r->cid, m->client_id);
     }
+    if (CC_HAS_MEMBER(m, struct cc_message, notify_due_us)) {
+        if (m->priority != CC_PRIORITY_NORMAL &&
+            m->priority != CC_PRIORITY_URGENT) {
+            sq_req_free(r);
+            return CC_E_INVAL;
+        }
+        r->priority = m->priority;
+        r->due = m->notify_due_us > 0 ? m->notify_due_us : 0;
+    }
     r->content_len = m->content_len;
     r->content = malloc(m->content_len + 1);
     if (!r->content)
@@ -552,6 +788,137 @@ static int api_message_purge(void *inst, int64_t before_us, uint32_t limit,
     return submit(inst, r);
 }
 
+/* ------------------------------------------------ the ABI 1.4 calls */
+
+/* A ticket id: 1 to SQ_TICKET_LEN lower-case hex digits. */
+static int valid_ticket(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+
+    if (n < 1 || n > SQ_TICKET_LEN)
+        return 0;
+    return strspn(s, "0123456789abcdef") == n;
+}
+
+/* profile_owner_set and profile_name_set: a profile and a string. */
+static int profile_set(void *inst, enum sq_op op, int32_t side,
+                       const char *id, const char *value, cc_store_cb cb,
+                       void *arg)
+{
+    struct sq_req *r;
+
+    if (!valid_side(side) || !valid_id(id) || !cb ||
+        (op == SQ_PROFILE_NAME && value && strlen(value) > SQ_NAME_MAX))
+        return CC_E_INVAL;
+    r = new_req(inst, op, cb, arg);
+    r->side = side;
+    sq_copy_id(r->a, id);
+    if (op == SQ_PROFILE_NAME)
+        r->name = value && value[0] ? xstrdup(value) : NULL;
+    else
+        r->user = xstrdup(value);
+    return submit(inst, r);
+}
+
+static int api_profile_owner_set(void *inst, int32_t side, const char *id,
+                                 const char *user, cc_store_cb cb,
+                                 void *arg)
+{
+    return profile_set(inst, SQ_PROFILE_OWNER, side, id, user, cb, arg);
+}
+
+static int api_profile_name_set(void *inst, int32_t side, const char *id,
+                                const char *name, cc_store_cb cb, void *arg)
+{
+    return profile_set(inst, SQ_PROFILE_NAME, side, id, name, cb, arg);
+}
+
+static int api_mark_set(void *inst, const struct cc_mark_req *m,
+                        cc_store_cb cb, void *arg)
+{
+    struct sq_req *r;
+
+    if (!m || !cb || !valid_id(m->chat_id) || !valid_side(m->side) ||
+        (m->kind != CC_MARK_READ && m->kind != CC_MARK_DELIVERED) ||
+        (m->up_to_id && !valid_id(m->up_to_id)) || m->notify_delay_us < 0)
+        return CC_E_INVAL;
+    r = new_req(inst, SQ_MARK_SET, cb, arg);
+    sq_copy_id(r->b, m->chat_id);
+    sq_copy_id(r->a, m->up_to_id);
+    r->side = m->side;
+    r->kind = m->kind;
+    r->t = m->at_us;
+    r->delay = m->kind == CC_MARK_READ ? m->notify_delay_us : 0;
+    return submit(inst, r);
+}
+
+static int api_ticket_put(void *inst, const struct cc_ticket *t,
+                          cc_store_cb cb, void *arg)
+{
+    struct sq_req *r;
+
+    if (!t || !cb || !valid_ticket(t->id) || !t->user_id ||
+        (t->patient_id && !valid_id(t->patient_id)) ||
+        (t->professional_id && !valid_id(t->professional_id)))
+        return CC_E_INVAL;
+    r = new_req(inst, SQ_TICKET_PUT, cb, arg);
+    memcpy(r->tid, t->id, strlen(t->id) + 1);
+    r->user = xstrdup(t->user_id);
+    sq_copy_id(r->b, t->patient_id);
+    sq_copy_id(r->c, t->professional_id);
+    r->kind = t->is_admin != 0;
+    r->after = t->token_expires_at;
+    r->before = r->t;           /* now: expired tickets may go */
+    r->t = t->expires_at_us;
+    return submit(inst, r);
+}
+
+static int api_ticket_take(void *inst, const char *id, int64_t now_us,
+                           cc_store_cb cb, void *arg)
+{
+    struct sq_req *r;
+
+    if (!valid_ticket(id) || !cb)
+        return CC_E_INVAL;
+    r = new_req(inst, SQ_TICKET_TAKE, cb, arg);
+    memcpy(r->tid, id, strlen(id) + 1);
+    r->t = now_us;
+    return submit(inst, r);
+}
+
+static int api_notify_claim(void *inst, const struct cc_notify_claim *q,
+                            cc_store_cb cb, void *arg)
+{
+    struct sq_req *r;
+
+    if (!q || !cb || q->limit < 1 || q->limit > 10000 || q->lease_us < 1 ||
+        q->now_us < 1)
+        return CC_E_INVAL;
+    r = new_req(inst, SQ_NOTIFY_CLAIM, cb, arg);
+    r->t = q->now_us;
+    r->delay = q->lease_us;
+    r->limit = q->limit;
+    return submit(inst, r);
+}
+
+static int api_notify_done(void *inst, const struct cc_notify_outcome *o,
+                           cc_store_cb cb, void *arg)
+{
+    struct sq_req *r;
+
+    if (!o || !cb || !valid_id(o->chat_id) || !valid_side(o->side) ||
+        !valid_id(o->id) || o->result < CC_NOTIFY_SENT ||
+        o->result > CC_NOTIFY_DROP)
+        return CC_E_INVAL;
+    r = new_req(inst, SQ_NOTIFY_DONE, cb, arg);
+    sq_copy_id(r->b, o->chat_id);
+    sq_copy_id(r->a, o->id);
+    r->side = o->side;
+    r->kind = o->result;
+    r->due = o->next_due_us > 0 ? o->next_due_us : 0;
+    return submit(inst, r);
+}
+
 const struct cc_storage_api sq_storage_api = {
     .struct_size = sizeof(struct cc_storage_api),
     .profile_put = api_profile_put,
@@ -563,4 +930,11 @@ const struct cc_storage_api sq_storage_api = {
     .message_list = api_message_list,
     .mark_read = api_mark_read,
     .message_purge = api_message_purge,
+    .profile_owner_set = api_profile_owner_set,
+    .profile_name_set = api_profile_name_set,
+    .mark_set = api_mark_set,
+    .ticket_put = api_ticket_put,
+    .ticket_take = api_ticket_take,
+    .notify_claim = api_notify_claim,
+    .notify_done = api_notify_done,
 };

@@ -24,10 +24,17 @@
 enum sq_op {
     SQ_PROFILE_PUT, SQ_CHAT_OPEN, SQ_MSG_APPEND, SQ_MARK_READ, /* writes */
     SQ_MSG_PURGE,   /* retention: t = before_us, limit (ABI 1.3) */
+    SQ_PROFILE_OWNER, SQ_PROFILE_NAME, SQ_MARK_SET,   /* writes, ABI 1.4 */
+    SQ_TICKET_PUT, SQ_TICKET_TAKE, SQ_NOTIFY_CLAIM, SQ_NOTIFY_DONE,
     SQ_PROFILE_GET, SQ_CHAT_GET, SQ_CHAT_LIST, SQ_MSG_LIST     /* reads */
 };
 
-#define SQ_IS_WRITE(op) ((op) <= SQ_MSG_PURGE)
+#define SQ_IS_WRITE(op) ((op) < SQ_PROFILE_GET)
+
+/* A ticket id: the host's hex digest (storage.h struct cc_ticket). */
+#define SQ_TICKET_LEN 64
+/* A display name's bytes at most (profile_name_set). */
+#define SQ_NAME_MAX 200
 
 /* A message or chat as handed to a callback, with the memory behind it. */
 struct sq_msg {
@@ -41,20 +48,76 @@ struct sq_chat {
     struct cc_chat c;
     char id[SQ_ID_LEN + 1], pat[SQ_ID_LEN + 1], pro[SQ_ID_LEN + 1];
     struct sq_msg last;
+    /* ABI 1.4: each side's marks ("" none) and name (NULL none, owned) */
+    char read[3][SQ_ID_LEN + 1], dlv[3][SQ_ID_LEN + 1];
+    char *name[3];
+};
+
+/* ABI 1.4: a side's mark as a backend keeps it on the chat's row. */
+struct sq_mark {
+    int64_t seq;                /* 0: none */
+    int64_t at;                 /* when it last moved */
+    char id[SQ_ID_LEN + 1];     /* the message at seq ("" none) */
+};
+
+/* ABI 1.4: a side's notification episode, kept on the chat's row (the
+ * side is the recipient).  The rules that move it are sq_episode_*. */
+struct sq_episode {
+    int32_t open;               /* from the first unread message of the
+                                   other party appended with a due time,
+                                   until the side reads */
+    int32_t urgent;             /* one of its messages is urgent */
+    int32_t attempts;           /* failed tries of id */
+    int32_t sent;               /* notifications sent in it */
+    int64_t due;                /* when to hand it out; 0: nothing due */
+    int64_t lease;              /* handed out until then, 0: not; a claim
+                                   sets due = lease, so a lower due means
+                                   an urgent message came meanwhile */
+    char id[SQ_ID_LEN + 1];     /* the notification's, "" none yet */
+};
+
+/* ABI 1.4 results that are not chats or messages. */
+struct sq_mark_out {
+    struct cc_mark m;
+    char id[SQ_ID_LEN + 1];
+};
+
+struct sq_ticket {
+    struct cc_ticket t;
+    char id[SQ_TICKET_LEN + 1], pat[SQ_ID_LEN + 1], pro[SQ_ID_LEN + 1];
+    char *user;
+};
+
+struct sq_ntf {
+    struct cc_notification n;
+    char id[SQ_ID_LEN + 1], chat[SQ_ID_LEN + 1], profile[SQ_ID_LEN + 1];
+    char first[SQ_ID_LEN + 1];  /* the oldest unread message, "" none */
+    char *user;                 /* the profile's owner, NULL none */
 };
 
 /* One request, from the loop to a worker and back.  Inputs by op:
  *   PROFILE_PUT/GET  side, a = profile, user (PUT)
+ *   PROFILE_OWNER    side, a = profile, user (NULL: none)
+ *   PROFILE_NAME     side, a = profile, name (NULL: none)
  *   CHAT_OPEN        a = new id, b = patient, c = professional, t
  *   CHAT_GET         a = chat, vpat/vpro
  *   CHAT_LIST        vpat/vpro, cursor_us + a (older than), or after + c
  *                    (newer than), limit
  *   MSG_APPEND       a = id, b = chat, c = sender, side, content, t,
- *                    cid (the client's id, or "")
+ *                    cid (the client's id, or ""), priority, due
  *   MSG_LIST         b = chat, side (viewer), after, before, limit,
  *                    a = the message to list after (after_id), or ""
  *   MARK_READ        b = chat, side (reader)
- *   MSG_PURGE        t = before_us (created before), limit */
+ *   MARK_SET         b = chat, side, kind, a = up to ("" the newest),
+ *                    t = at, delay (notify_delay_us)
+ *   MSG_PURGE        t = before_us (created before), limit
+ *   TICKET_PUT       tid, user, b = patient, c = professional (or ""),
+ *                    kind = is_admin, after = token_expires_at,
+ *                    t = expires_at_us, before = now
+ *   TICKET_TAKE      tid, t = now
+ *   NOTIFY_CLAIM     t = now, delay = lease_us, limit
+ *   NOTIFY_DONE      b = chat, side, a = id, kind = result,
+ *                    due = next_due_us */
 struct sq_req {
     enum sq_op op;
     cc_store_cb cb;
@@ -63,10 +126,14 @@ struct sq_req {
     char a[SQ_ID_LEN + 1], b[SQ_ID_LEN + 1], c[SQ_ID_LEN + 1];
     char vpat[SQ_ID_LEN + 1], vpro[SQ_ID_LEN + 1];
     char cid[SQ_ID_LEN + 1];
+    char tid[SQ_TICKET_LEN + 1];
     char *user;
+    char *name;
     char *content;
     size_t content_len;
     int64_t t, after, before, cursor_us;
+    int32_t priority, kind;
+    int64_t due, delay;
     uint32_t limit;
     /* outputs */
     int status;
@@ -78,6 +145,12 @@ struct sq_req {
     const struct cc_message **msg_ptrs;
     size_t n;                   /* chats filled */
     size_t nm;                  /* messages filled */
+    char *owner;                /* res.owner's memory */
+    struct sq_mark_out mark;    /* res.mark points here when set */
+    struct sq_ticket ticket;    /* res.ticket points here when set */
+    struct sq_ntf *ntfs;
+    const struct cc_notification **ntf_ptrs;
+    size_t nn;                  /* notifications filled */
     uint64_t qseq;              /* its place in its queue (put order) */
     struct sq_req *next;
 };
@@ -168,11 +241,73 @@ void sq_finish_msgs(struct sq_req *r, size_t n, int desc);
  * "" for none). */
 void sq_msg_link(struct sq_msg *o, size_t content_len, int64_t seq,
                  int32_t sender_type, int64_t created_at_us,
-                 int32_t is_read);
+                 int32_t is_read, int32_t priority);
 void sq_chat_link(struct sq_chat *o, int64_t created_at_us,
                   int64_t updated_at_us);
 /* Make r's stored message the result of an append (content moves). */
 void sq_append_result(struct sq_req *r, int64_t seq);
 
+/* ---------------------------------------------- ABI 1.4 results */
+
+/* Set o's marks of side (read_up_to, delivered_up_to) from a backend's
+ * ids ("" or NULL: none), copied. */
+void sq_chat_marks(struct sq_chat *o, int32_t side, const char *read,
+                   const char *dlv);
+/* Set o's name of side (NULL or "": none), copied. */
+void sq_chat_name(struct sq_chat *o, int32_t side, const char *name);
+/* res.owner = a copy of owner (NULL: none). */
+void sq_set_owner(struct sq_req *r, const char *owner);
+/* res.mark = side's kind mark m, moved by this call or not. */
+void sq_set_mark(struct sq_req *r, int32_t kind, const struct sq_mark *m,
+                 int moved);
+/* The next notification of a claim (zeroed, linked into res on
+ * sq_finish_ntfs); room for r->limit. */
+struct sq_ntf *sq_add_ntf(struct sq_req *r);
+/* Fill n->n from the fields copied into n. */
+void sq_ntf_link(struct sq_ntf *n, int32_t side, int64_t unread,
+                 int64_t episode_at_us, const struct sq_episode *e);
+void sq_finish_ntfs(struct sq_req *r);
+/* res.ticket from the fields copied into r->ticket. */
+void sq_ticket_link(struct sq_req *r, int32_t is_admin, int64_t token_exp,
+                    int64_t expires_at_us);
+
+/* ------------------------------------ ABI 1.4 marks and episodes
+ *
+ * The contract of storage.h's mark_set, notify_claim and notify_done,
+ * on the state a backend reads from a chat's row and writes back: the
+ * backends do the I/O, these decide.  Pure functions, any thread. */
+
+/* Move m forward to (seq, id, at): 1 when it moved, 0 when seq is at or
+ * before it (a mark never moves back). */
+int sq_mark_forward(struct sq_mark *m, int64_t seq, const char *id,
+                    int64_t at);
+
+/* A message of the other party was appended with due (notify_due_us,
+ * not 0): it opens the episode, due then, when none is open; an urgent
+ * one makes an open episode urgent and due no later than due; a normal
+ * one changes nothing.  Returns 1 when e changed. */
+int sq_episode_append(struct sq_episode *e, int32_t priority, int64_t due);
+
+/* The side read messages of the other party: the episode ends.  When
+ * `remaining` of them are still unread and delay is not 0, a new one
+ * begins: due at at when one of those is urgent, else delay after the
+ * oldest of them (stored at oldest_at). */
+void sq_episode_read(struct sq_episode *e, int64_t remaining,
+                     int64_t oldest_at, int32_t any_urgent, int64_t at,
+                     int64_t delay);
+
+/* 1 when e is due at now and not leased. */
+int sq_episode_claimable(const struct sq_episode *e, int64_t now);
+
+/* Hand e out until now + lease: a new id (UUIDv4 from host) when it
+ * has none.  CC_OK, or CC_E_FAIL when no random bytes. */
+int sq_episode_claim(struct sq_episode *e, int64_t now, int64_t lease,
+                     const struct cc_host_api *host);
+
+/* notify_done: result (CC_NOTIFY_*) of notification id, at now.
+ * Returns 0 (e unchanged) when the episode has ended or id is not its
+ * notification's, else 1. */
+int sq_episode_done(struct sq_episode *e, const char *id, int32_t result,
+                    int64_t next_due, int64_t now);
 
 #endif

@@ -744,7 +744,7 @@ static int read_msg(const PGresult *res, int row, int c0,
     sq_msg_link(o, (size_t)len, col_i64(res, row, c0 + 1),
                 (int32_t)col_i64(res, row, c0 + 2),
                 col_i64(res, row, c0 + 5),
-                PQgetvalue(res, row, c0 + 6)[0] == 't');
+                PQgetvalue(res, row, c0 + 6)[0] == 't', 0);
     return 1;
 }
 

@@ -41,7 +41,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 /* The WAL is kept short: past WAL_RESTART_FRAMES pages the writer
  * finishes the checkpoint itself between groups, so its next transaction
@@ -77,20 +77,54 @@ enum stmt {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
     S_PROFILE_PUT, S_PROFILE_GET, S_CHAT_INSERT, S_CHAT_BY_PAIR, S_CHAT_GET,
     S_CHAT_SEQ, S_LAST_MSG, S_MSG_INSERT, S_CHAT_BUMP,
-    S_MARK_READ, S_READ_DONE,
     S_CHAT_LIST, S_CHAT_NEWER, S_CHAT_COUNT, S_MSG_AFTER, S_MSG_BEFORE,
     S_MSG_BY_CLIENT, S_MSG_SEQ, S_READ_BEGIN, S_READ_END,
-    S_PURGE_PICK, S_PURGE_DEL, S_PURGE_UNREAD, N_STMT
+    S_PURGE_PICK, S_PURGE_DEL, S_PURGE_UNREAD,
+    /* ABI 1.4 */
+    S_OWNER_SET, S_NAME_SET, S_MSG_NEWEST, S_COUNT_FROM, S_FIRST_UNREAD,
+    S_CHAT_STATE, S_CHAT_NTF, S_CHAT_BUMP_NTF, S_DUE, S_TICKET_PUT,
+    S_TICKET_PRUNE, S_TICKET_GET, S_TICKET_DEL, S_CHAT_READS, N_STMT
 };
 
-/* A message row as read_msg() takes it. */
+/* A message row as read_msg() takes it (is_read, column 6, is no longer
+ * kept: the chat's read marks say it, since schema 6). */
 #define MSG_COLS "id, seq, sender_type, sender_id, content, created_at, " \
-                 "is_read, client_id "
+                 "is_read, client_id, priority "
 
-/* A chat row as read_chat() takes it. */
+/* A side's marks and notification episode (schema 6), as read_side()
+ * takes them and S_CHAT_STATE writes them; x is pat or pro. */
+#define SIDE_COLS(x)                                                     \
+    x "_read_upto, " x "_read_id, " x "_read_at, " x "_dlv_upto, "        \
+    x "_dlv_id, " x "_dlv_at, " x "_ntf_open, " x "_ntf_urgent, "         \
+    x "_ntf_attempts, " x "_ntf_sent, " x "_ntf_due, " x "_ntf_lease, "   \
+    x "_ntf_id"
+#define N_SIDE_COLS 13
+/* An episode's columns set from ?n0 to ?n6 (bind_episode). */
+#define NTF_SET(x, n)                                                    \
+    x "_ntf_open = ?" n "0, " x "_ntf_urgent = ?" n "1, "                 \
+    x "_ntf_attempts = ?" n "2, " x "_ntf_sent = ?" n "3, "               \
+    x "_ntf_due = ?" n "4, " x "_ntf_lease = ?" n "5, " x "_ntf_id = ?" n "6"
+/* Parameters ?n0 to ?n9 then ?m0 to ?m2 (m is n + 1): numbered from
+ * n0 to n0 + 12 as N_SIDE_COLS values in SIDE_COLS order. */
+#define SIDE_SET(x, n, m)                                                \
+    x "_read_upto = ?" n "0, " x "_read_id = ?" n "1, "                   \
+    x "_read_at = ?" n "2, " x "_dlv_upto = ?" n "3, "                    \
+    x "_dlv_id = ?" n "4, " x "_dlv_at = ?" n "5, "                       \
+    x "_ntf_open = ?" n "6, " x "_ntf_urgent = ?" n "7, "                 \
+    x "_ntf_attempts = ?" n "8, " x "_ntf_sent = ?" n "9, "               \
+    x "_ntf_due = ?" m "0, " x "_ntf_lease = ?" m "1, "                   \
+    x "_ntf_id = ?" m "2"
+
+/* A chat row as read_chat() takes it: the chat, each side's marks and
+ * episode (columns 8 and 21), the parties' names (34, 35). */
 #define CHAT_ROW "SELECT id, patient_id, professional_id, created_at, " \
                  "updated_at, last_seq, unread_from_pat, unread_from_pro, " \
-                 "pat_read_upto, pro_read_upto FROM chats "
+                 SIDE_COLS("pat") ", " SIDE_COLS("pro") ", "             \
+                 "(SELECT name FROM profiles WHERE side = 1 AND "        \
+                 "id = patient_id), (SELECT name FROM profiles WHERE "   \
+                 "side = 2 AND id = professional_id) FROM chats "
+#define COL_SIDE(side) ((side) == CC_SIDE_PATIENT ? 8 : 21)
+#define COL_NAME(side) ((side) == CC_SIDE_PATIENT ? 34 : 35)
 
 static const char *const sql[N_STMT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -99,9 +133,14 @@ static const char *const sql[N_STMT] = {
     [S_SAVEPOINT] = "SAVEPOINT item",
     [S_RELEASE] = "RELEASE item",
     [S_ROLLBACK_TO] = "ROLLBACK TO item",
+    /* A profile without an owner takes the first user who presents it
+     * (ABI 1.4); one with an owner keeps it. */
     [S_PROFILE_PUT] = "INSERT INTO profiles(side, id, user_id, created_at) "
-                      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-    [S_PROFILE_GET] = "SELECT 1 FROM profiles WHERE side = ?1 AND id = ?2",
+                      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (side, id) DO "
+                      "UPDATE SET user_id = excluded.user_id WHERE "
+                      "user_id IS NULL AND excluded.user_id IS NOT NULL",
+    [S_PROFILE_GET] = "SELECT user_id FROM profiles WHERE side = ?1 "
+                      "AND id = ?2",
     [S_CHAT_INSERT] = "INSERT INTO chats(id, patient_id, professional_id, "
                       "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4) "
                       "ON CONFLICT(patient_id, professional_id) DO NOTHING",
@@ -112,26 +151,12 @@ static const char *const sql[N_STMT] = {
     [S_LAST_MSG] = "SELECT " MSG_COLS "FROM messages "
                    "WHERE chat_id = ?1 AND seq = ?2",
     [S_MSG_INSERT] = "INSERT INTO messages(chat_id, seq, id, sender_type, "
-                     "sender_id, content, created_at, client_id) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     "sender_id, content, created_at, client_id, priority) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [S_CHAT_BUMP] = "UPDATE chats SET last_seq = ?2, "
                     "updated_at = max(updated_at, ?3), "
                     "unread_from_pat = unread_from_pat + ?4, "
                     "unread_from_pro = unread_from_pro + ?5 WHERE id = ?1",
-    /* Messages of the other side than ?2 that are unread all come after
-     * ?3, what the reader had read up to (0 for side 0, which reads
-     * both): only those are looked at. */
-    [S_MARK_READ] = "UPDATE messages SET is_read = 1 WHERE chat_id = ?1 "
-                    "AND seq > ?3 AND sender_type <> ?2 AND is_read = 0",
-    [S_READ_DONE] = "UPDATE chats SET "
-                    "unread_from_pat = CASE WHEN ?2 <> 1 THEN 0 "
-                    "ELSE unread_from_pat END, "
-                    "unread_from_pro = CASE WHEN ?2 <> 2 THEN 0 "
-                    "ELSE unread_from_pro END, "
-                    "pat_read_upto = CASE WHEN ?2 <> 2 THEN last_seq "
-                    "ELSE pat_read_upto END, "
-                    "pro_read_upto = CASE WHEN ?2 <> 1 THEN last_seq "
-                    "ELSE pro_read_upto END WHERE id = ?1",
     [S_CHAT_LIST] = CHAT_ROW "WHERE id IN ("
                     "SELECT id FROM chats WHERE patient_id = ?1 UNION "
                     "SELECT id FROM chats WHERE professional_id = ?2) "
@@ -158,9 +183,11 @@ static const char *const sql[N_STMT] = {
     [S_READ_END] = "COMMIT",
     /* Retention: the oldest messages before ?1, at most ?2 (and one more,
      * to tell whether more remain). */
-    [S_PURGE_PICK] = "SELECT chat_id, seq, sender_type, is_read "
-                     "FROM messages WHERE created_at < ?1 "
-                     "ORDER BY created_at LIMIT ?2",
+    [S_PURGE_PICK] = "SELECT m.chat_id, m.seq, m.sender_type, m.seq <= "
+                     "CASE m.sender_type WHEN 1 THEN c.pro_read_upto "
+                     "ELSE c.pat_read_upto END FROM messages m JOIN chats c "
+                     "ON c.id = m.chat_id WHERE m.created_at < ?1 "
+                     "ORDER BY m.created_at LIMIT ?2",
     [S_PURGE_DEL] = "DELETE FROM messages WHERE chat_id = ?1 AND seq = ?2",
     /* An unread message that goes is no longer counted unread. */
     [S_PURGE_UNREAD] = "UPDATE chats SET "
@@ -168,6 +195,58 @@ static const char *const sql[N_STMT] = {
                        "(?2 = 1)), "
                        "unread_from_pro = max(0, unread_from_pro - "
                        "(?2 = 2)) WHERE id = ?1",
+    /* ABI 1.4.  An admin moves a profile to a user (creating it). */
+    [S_OWNER_SET] = "INSERT INTO profiles(side, id, user_id, created_at) "
+                    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (side, id) DO "
+                    "UPDATE SET user_id = excluded.user_id",
+    [S_NAME_SET] = "INSERT INTO profiles(side, id, name, created_at) "
+                   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (side, id) DO "
+                   "UPDATE SET name = excluded.name",
+    [S_MSG_NEWEST] = "SELECT seq, id FROM messages WHERE chat_id = ?1 "
+                     "ORDER BY seq DESC LIMIT 1",
+    /* Messages of side ?4 in (?2, ?3]: what a mark newly covers. */
+    [S_COUNT_FROM] = "SELECT count(*) FROM messages WHERE chat_id = ?1 "
+                     "AND seq > ?2 AND seq <= ?3 AND sender_type = ?4",
+    /* The oldest message of side ?3 after ?2, when it was stored, and
+     * whether one of them is urgent. */
+    [S_FIRST_UNREAD] = "SELECT id, created_at, (SELECT max(priority) FROM "
+                       "messages u WHERE u.chat_id = ?1 AND u.seq > ?2 AND "
+                       "u.sender_type = ?3) FROM messages WHERE "
+                       "chat_id = ?1 AND seq > ?2 AND sender_type = ?3 "
+                       "ORDER BY seq LIMIT 1",
+    [S_CHAT_STATE] = "UPDATE chats SET unread_from_pat = ?2, "
+                     "unread_from_pro = ?3, " SIDE_SET("pat", "1", "2") ", "
+                     SIDE_SET("pro", "3", "4") " WHERE id = ?1",
+    /* An append's episodes (appends with a due time only). */
+    [S_CHAT_NTF] = "SELECT pat_ntf_open, pat_ntf_urgent, pat_ntf_attempts, "
+                   "pat_ntf_sent, pat_ntf_due, pat_ntf_lease, pat_ntf_id, "
+                   "pro_ntf_open, pro_ntf_urgent, pro_ntf_attempts, "
+                   "pro_ntf_sent, pro_ntf_due, pro_ntf_lease, pro_ntf_id "
+                   "FROM chats WHERE id = ?1",
+    [S_CHAT_BUMP_NTF] = "UPDATE chats SET last_seq = ?2, "
+                        "updated_at = max(updated_at, ?3), "
+                        "unread_from_pat = unread_from_pat + ?4, "
+                        "unread_from_pro = unread_from_pro + ?5, "
+                        NTF_SET("pat", "1") ", " NTF_SET("pro", "2")
+                        " WHERE id = ?1",
+    /* Episodes due at ?1 and not handed out, oldest due first (the
+     * partial indexes chats_pat_due and chats_pro_due). */
+    [S_DUE] = "SELECT id, 1, pat_ntf_due FROM chats WHERE pat_ntf_due > 0 "
+              "AND pat_ntf_due <= ?1 AND pat_ntf_lease <= ?1 UNION ALL "
+              "SELECT id, 2, pro_ntf_due FROM chats WHERE pro_ntf_due > 0 "
+              "AND pro_ntf_due <= ?1 AND pro_ntf_lease <= ?1 "
+              "ORDER BY 3 LIMIT ?2",
+    [S_TICKET_PUT] = "INSERT OR REPLACE INTO tickets (id, user_id, "
+                     "patient_id, professional_id, is_admin, "
+                     "token_expires_at, expires_at) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_TICKET_PRUNE] = "DELETE FROM tickets WHERE expires_at < ?1",
+    [S_TICKET_GET] = "SELECT user_id, patient_id, professional_id, "
+                     "is_admin, token_expires_at, expires_at FROM tickets "
+                     "WHERE id = ?1",
+    [S_TICKET_DEL] = "DELETE FROM tickets WHERE id = ?1",
+    [S_CHAT_READS] = "SELECT pat_read_upto, pro_read_upto FROM chats "
+                     "WHERE id = ?1",
 };
 
 /* Schema version 1.  Ids are canonical UUID text, times microseconds. */
@@ -243,12 +322,80 @@ static const char schema_v4_to_v5[] =
     "CREATE INDEX chats_by_patient ON chats (patient_id, id);"
     "CREATE INDEX chats_by_professional ON chats (professional_id, id);";
 
+/* Version 5 to 6 (ABI 1.4): messages keep their priority; profiles a
+ * display name (the owner was user_id all along: the first user who
+ * presented the profile, or the admin's registration); each side's read
+ * and delivered marks (a message's seq, id and the mark's time) and
+ * notification episode go on the chat row, which every append writes
+ * anyway, so an append writes no second row.  The read marks replace
+ * messages.is_read, which is no longer written: a side's READ mark is
+ * the newest message of the other party it had read (its time that
+ * message's, the best known), DELIVERED the same, and the unread counts
+ * follow from them.  Due episodes are found through partial indexes
+ * that hold only the due ones.  WebSocket tickets live in their own
+ * table until taken or expired. */
+#define SIDE_V6(x)                                                       \
+    "ALTER TABLE chats ADD COLUMN " x "_read_id TEXT;"                    \
+    "ALTER TABLE chats ADD COLUMN " x "_read_at INTEGER NOT NULL"         \
+    " DEFAULT 0;"                                                        \
+    "ALTER TABLE chats ADD COLUMN " x "_dlv_upto INTEGER NOT NULL"        \
+    " DEFAULT 0;"                                                        \
+    "ALTER TABLE chats ADD COLUMN " x "_dlv_id TEXT;"                     \
+    "ALTER TABLE chats ADD COLUMN " x "_dlv_at INTEGER NOT NULL"          \
+    " DEFAULT 0;"                                                        \
+    "ALTER TABLE chats ADD COLUMN " x "_ntf_open INTEGER NOT NULL"        \
+    " DEFAULT 0;"                                                        \
+    "ALTER TABLE chats ADD COLUMN " x "_ntf_urgent INTEGER NOT NULL"      \
+    " DEFAULT 0;"                                                        \
+    "ALTER TABLE chats ADD COLUMN " x "_ntf_attempts INTEGER NOT NULL"    \
+    " DEFAULT 0;"                                                        \
+    "ALTER TABLE chats ADD COLUMN " x "_ntf_sent INTEGER NOT NULL"        \
+    " DEFAULT 0;"                                                        \
+    "ALTER TABLE chats ADD COLUMN " x "_ntf_due INTEGER NOT NULL"         \
+    " DEFAULT 0;"                                                        \
+    "ALTER TABLE chats ADD COLUMN " x "_ntf_lease INTEGER NOT NULL"       \
+    " DEFAULT 0;"                                                        \
+    "ALTER TABLE chats ADD COLUMN " x "_ntf_id TEXT;"                     \
+    "CREATE INDEX chats_" x "_due ON chats (" x "_ntf_due)"               \
+    " WHERE " x "_ntf_due > 0;"
+/* x's read mark from is_read: the newest message of side `from` that
+ * was read. */
+#define MARK_V6(x, from)                                                 \
+    "UPDATE chats SET " x "_read_upto = coalesce((SELECT max(seq) FROM"   \
+    " messages m WHERE m.chat_id = chats.id AND m.sender_type = " from    \
+    " AND m.is_read = 1), 0);"                                           \
+    "UPDATE chats SET " x "_read_id = (SELECT id FROM messages m"         \
+    " WHERE m.chat_id = chats.id AND m.seq = chats." x "_read_upto),"     \
+    " " x "_read_at = coalesce((SELECT created_at FROM messages m"        \
+    " WHERE m.chat_id = chats.id AND m.seq = chats." x "_read_upto), 0);"
+static const char schema_v5_to_v6[] =
+    "ALTER TABLE messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE profiles ADD COLUMN name TEXT;"
+    SIDE_V6("pat") SIDE_V6("pro")
+    MARK_V6("pat", "2") MARK_V6("pro", "1")
+    "UPDATE chats SET pat_dlv_upto = pat_read_upto, pat_dlv_id = pat_read_id,"
+    " pat_dlv_at = pat_read_at, pro_dlv_upto = pro_read_upto,"
+    " pro_dlv_id = pro_read_id, pro_dlv_at = pro_read_at,"
+    " unread_from_pat = (SELECT count(*) FROM messages m WHERE"
+    "  m.chat_id = chats.id AND m.sender_type = 1 AND"
+    "  m.seq > chats.pro_read_upto),"
+    " unread_from_pro = (SELECT count(*) FROM messages m WHERE"
+    "  m.chat_id = chats.id AND m.sender_type = 2 AND"
+    "  m.seq > chats.pat_read_upto);"
+    "CREATE TABLE tickets (id TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
+    " patient_id TEXT, professional_id TEXT, is_admin INTEGER NOT NULL,"
+    " token_expires_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE INDEX tickets_by_expiry ON tickets (expires_at);";
+
 /* What a chat row holds beyond the struct cc_chat parts, by side
  * (CC_SIDE_PATIENT, CC_SIDE_PROFESSIONAL; [0] unused). */
 struct chat_row {
     int64_t last_seq;
     int64_t unread_from[3];     /* sent by that side, not read yet */
-    int64_t read_upto[3];       /* that side read the other's up to */
+    struct sq_mark read[3];     /* that side has read the other's up to */
+    struct sq_mark dlv[3];      /* and been delivered them up to */
+    struct sq_episode ep[3];    /* that side's notification episode */
 };
 
 /* A chat that appends of the writer's current group went to: its row is
@@ -260,6 +407,9 @@ struct bump {
     int64_t seq;                /* last_seq, this group's appends counted */
     int64_t t;                  /* the newest append's time */
     int64_t n_from[3];          /* the group's appends, by side */
+    int ntf;                    /* ep read: an append had a due time */
+    int ntf_dirty;              /* ep changed: S_CHAT_BUMP_NTF writes it */
+    struct sq_episode ep[3];    /* each side's episode (as recipient) */
 };
 
 struct db {
@@ -467,8 +617,10 @@ static int migrate(struct sq *sq)
          sqlite3_exec(h, schema_v2_to_v3, NULL, NULL, &err) != SQLITE_OK) ||
         (version < 4 &&
          sqlite3_exec(h, schema_v3_to_v4, NULL, NULL, &err) != SQLITE_OK) ||
-        sqlite3_exec(h, schema_v4_to_v5, NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(h, "PRAGMA user_version = 5; COMMIT", NULL, NULL,
+        (version < 5 &&
+         sqlite3_exec(h, schema_v4_to_v5, NULL, NULL, &err) != SQLITE_OK) ||
+        sqlite3_exec(h, schema_v5_to_v6, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(h, "PRAGMA user_version = 6; COMMIT", NULL, NULL,
                      &err) != SQLITE_OK) {
         sq->host->log(sq->ctx, CC_LOG_ERROR, "%s: %s the schema failed: %s",
                       sq->path, version ? "migrating" : "creating",
@@ -530,11 +682,15 @@ static void col_id(sqlite3_stmt *q, int i, char dst[SQ_ID_LEN + 1])
     sq_copy_id(dst, (const char *)sqlite3_column_text(q, i));
 }
 
-/* A message row (MSG_COLS). */
-static void read_msg(sqlite3_stmt *q, const char *chat_id, struct sq_msg *o)
+/* A message row (MSG_COLS).  is_read from the chat's read marks (row;
+ * NULL: unread): read by the other side. */
+static void read_msg(sqlite3_stmt *q, const char *chat_id, struct sq_msg *o,
+                     const struct chat_row *row)
 {
     int n = sqlite3_column_bytes(q, 4);
     const void *p = sqlite3_column_text(q, 4);
+    int64_t seq = sqlite3_column_int64(q, 1);
+    int side = sqlite3_column_int(q, 2);
 
     col_id(q, 0, o->id);
     sq_copy_id(o->chat, chat_id);
@@ -548,13 +704,15 @@ static void read_msg(sqlite3_stmt *q, const char *chat_id, struct sq_msg *o)
         abort();
     memcpy(o->content, p ? p : "", (size_t)n);
     o->content[n] = '\0';
-    sq_msg_link(o, (size_t)n, sqlite3_column_int64(q, 1),
-                sqlite3_column_int(q, 2), sqlite3_column_int64(q, 5),
-                sqlite3_column_int(q, 6));
+    sq_msg_link(o, (size_t)n, seq, side, sqlite3_column_int64(q, 5),
+                row && (side == CC_SIDE_PATIENT ||
+                        side == CC_SIDE_PROFESSIONAL) &&
+                    seq <= row->read[3 - side].seq,
+                sqlite3_column_int(q, 8));
 }
 
-/* Fill last_message and unread_count of a chat row already read into o
- * (last_seq in seq).  viewer_side decides whose unread count. */
+/* Fill last_message, unread_count, marks and names of a chat row already
+ * read into o.  viewer_side decides whose unread count. */
 static int complete_chat(struct db *d, struct sq_chat *o,
                          const struct chat_row *row, int viewer_side)
 {
@@ -570,7 +728,7 @@ static int complete_chat(struct db *d, struct sq_chat *o,
         sqlite3_bind_int64(q, 2, last_seq);
         rc = sqlite3_step(q);
         if (rc == SQLITE_ROW) {
-            read_msg(q, o->id, &o->last);
+            read_msg(q, o->id, &o->last, row);
             o->c.last_message = &o->last.m;
         }
         sqlite3_reset(q);
@@ -581,14 +739,52 @@ static int complete_chat(struct db *d, struct sq_chat *o,
         o->c.unread_count = row->unread_from[CC_SIDE_PROFESSIONAL];
     else if (viewer_side == CC_SIDE_PROFESSIONAL)
         o->c.unread_count = row->unread_from[CC_SIDE_PATIENT];
+    for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++)
+        sq_chat_marks(o, side, row->read[side].seq ? row->read[side].id : "",
+                      row->dlv[side].seq ? row->dlv[side].id : "");
     return 0;
 }
 
+static void col_text(sqlite3_stmt *q, int i, char dst[SQ_ID_LEN + 1])
+{
+    if (sqlite3_column_type(q, i) == SQLITE_NULL)
+        dst[0] = '\0';
+    else
+        col_id(q, i, dst);
+}
+
+/* The episode columns from i on (NTF_SET order: open, urgent, attempts,
+ * sent, due, lease, id). */
+static void read_episode(sqlite3_stmt *q, int i, struct sq_episode *e)
+{
+    e->open = sqlite3_column_int(q, i);
+    e->urgent = sqlite3_column_int(q, i + 1);
+    e->attempts = sqlite3_column_int(q, i + 2);
+    e->sent = sqlite3_column_int(q, i + 3);
+    e->due = sqlite3_column_int64(q, i + 4);
+    e->lease = sqlite3_column_int64(q, i + 5);
+    col_text(q, i + 6, e->id);
+}
+
+/* A side's SIDE_COLS from column i on. */
+static void read_side(sqlite3_stmt *q, int i, struct chat_row *row,
+                      int side)
+{
+    row->read[side].seq = sqlite3_column_int64(q, i);
+    col_text(q, i + 1, row->read[side].id);
+    row->read[side].at = sqlite3_column_int64(q, i + 2);
+    row->dlv[side].seq = sqlite3_column_int64(q, i + 3);
+    col_text(q, i + 4, row->dlv[side].id);
+    row->dlv[side].at = sqlite3_column_int64(q, i + 5);
+    read_episode(q, i + 6, &row->ep[side]);
+}
+
 /* A chat row (CHAT_ROW): id, patient, professional, created, updated
- * into o, the rest into row. */
+ * and the names into o, the rest into row. */
 static void read_chat(sqlite3_stmt *q, struct sq_chat *o,
                       struct chat_row *row)
 {
+    memset(row, 0, sizeof *row);
     col_id(q, 0, o->id);
     col_id(q, 1, o->pat);
     col_id(q, 2, o->pro);
@@ -596,14 +792,17 @@ static void read_chat(sqlite3_stmt *q, struct sq_chat *o,
     row->last_seq = sqlite3_column_int64(q, 5);
     row->unread_from[CC_SIDE_PATIENT] = sqlite3_column_int64(q, 6);
     row->unread_from[CC_SIDE_PROFESSIONAL] = sqlite3_column_int64(q, 7);
-    row->read_upto[CC_SIDE_PATIENT] = sqlite3_column_int64(q, 8);
-    row->read_upto[CC_SIDE_PROFESSIONAL] = sqlite3_column_int64(q, 9);
+    for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
+        read_side(q, COL_SIDE(side), row, side);
+        sq_chat_name(o, side,
+                     (const char *)sqlite3_column_text(q, COL_NAME(side)));
+    }
 }
 
-/* Look a chat up by id into r (res.chat).  Returns SQLITE_ROW, DONE (not
- * found) or an error code. */
-static int load_chat(struct db *d, struct sq_req *r, const char *id,
-                     struct chat_row *row)
+/* Look chat id up into o and row.  Returns SQLITE_ROW, DONE (not found)
+ * or an error code. */
+static int read_chat_by_id(struct db *d, const char *id, struct sq_chat *o,
+                           struct chat_row *row)
 {
     sqlite3_stmt *q = stmt(d, S_CHAT_GET);
     int rc;
@@ -613,9 +812,76 @@ static int load_chat(struct db *d, struct sq_req *r, const char *id,
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW)
-        read_chat(q, sq_one_chat(r), row);
+        read_chat(q, o, row);
     sqlite3_reset(q);
     return rc;
+}
+
+/* read_chat_by_id for its state: o's names are not kept. */
+static int chat_state(struct db *d, const char *id, struct sq_chat *o,
+                      struct chat_row *row)
+{
+    int rc = read_chat_by_id(d, id, o, row);
+
+    for (int side = 0; side < 3; side++)
+        sq_chat_name(o, side, NULL);
+    return rc;
+}
+
+/* Look a chat up by id into r (res.chat). */
+static int load_chat(struct db *d, struct sq_req *r, const char *id,
+                     struct chat_row *row)
+{
+    struct sq_chat *o = sq_one_chat(r);
+    int rc = read_chat_by_id(d, id, o, row);
+
+    if (rc != SQLITE_ROW) {
+        r->n = 0;
+        r->res.chat = NULL;
+    }
+    return rc;
+}
+
+/* Bind episode e from parameter i on (NTF columns' order). */
+static void bind_episode(sqlite3_stmt *q, int i, const struct sq_episode *e)
+{
+    sqlite3_bind_int(q, i, e->open);
+    sqlite3_bind_int(q, i + 1, e->urgent);
+    sqlite3_bind_int(q, i + 2, e->attempts);
+    sqlite3_bind_int(q, i + 3, e->sent);
+    sqlite3_bind_int64(q, i + 4, e->due);
+    sqlite3_bind_int64(q, i + 5, e->lease);
+    bind_text(q, i + 6, e->id[0] ? e->id : NULL);
+}
+
+/* Write back a chat's unread counts, marks and episodes (row). */
+static int write_chat_state(struct db *d, const char *id,
+                            const struct chat_row *row)
+{
+    sqlite3_stmt *q = stmt(d, S_CHAT_STATE);
+    int rc;
+
+    if (!q)
+        return -1;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, row->unread_from[CC_SIDE_PATIENT]);
+    sqlite3_bind_int64(q, 3, row->unread_from[CC_SIDE_PROFESSIONAL]);
+    for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
+        int i = side == CC_SIDE_PATIENT ? 10 : 30;
+
+        sqlite3_bind_int64(q, i, row->read[side].seq);
+        bind_text(q, i + 1, row->read[side].id[0] ? row->read[side].id
+                                                  : NULL);
+        sqlite3_bind_int64(q, i + 2, row->read[side].at);
+        sqlite3_bind_int64(q, i + 3, row->dlv[side].seq);
+        bind_text(q, i + 4, row->dlv[side].id[0] ? row->dlv[side].id
+                                                 : NULL);
+        sqlite3_bind_int64(q, i + 5, row->dlv[side].at);
+        bind_episode(q, i + 6, &row->ep[side]);
+    }
+    rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* ---------------------------------------------------------- the ops */
@@ -628,7 +894,10 @@ static int fail(struct sq_req *r, struct db *d)
     return CC_E_FAIL;
 }
 
-static int profile_exists(struct db *d, int side, const char *id, int *yes)
+/* Whether profile id of side exists (*yes), and its owner into r's
+ * result when r is not NULL.  0 or -1. */
+static int profile_lookup(struct db *d, int side, const char *id, int *yes,
+                          struct sq_req *r)
 {
     sqlite3_stmt *q = stmt(d, S_PROFILE_GET);
     int rc;
@@ -638,26 +907,38 @@ static int profile_exists(struct db *d, int side, const char *id, int *yes)
     sqlite3_bind_int(q, 1, side);
     sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW && r)
+        sq_set_owner(r, (const char *)sqlite3_column_text(q, 0));
     sqlite3_reset(q);
     *yes = rc == SQLITE_ROW;
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int do_profile_put(struct db *d, struct sq_req *r)
+static int profile_exists(struct db *d, int side, const char *id, int *yes)
 {
-    sqlite3_stmt *q = stmt(d, S_PROFILE_PUT);
+    return profile_lookup(d, side, id, yes, NULL);
+}
+
+/* PROFILE_PUT, PROFILE_OWNER (a = profile, user) and PROFILE_NAME (name):
+ * the upsert of op, then the owner it leaves (res.owner). */
+static int do_profile_write(struct db *d, struct sq_req *r, enum stmt s)
+{
+    sqlite3_stmt *q = stmt(d, s);
+    int yes;
 
     if (!q)
         return fail(r, d);
     sqlite3_bind_int(q, 1, r->side);
     sqlite3_bind_text(q, 2, r->a, -1, SQLITE_STATIC);
-    bind_text(q, 3, r->user);
+    bind_text(q, 3, s == S_NAME_SET ? r->name : r->user);
     sqlite3_bind_int64(q, 4, r->t);
     if (sqlite3_step(q) != SQLITE_DONE) {
         sqlite3_reset(q);
         return fail(r, d);
     }
     sqlite3_reset(q);
+    if (profile_lookup(d, r->side, r->a, &yes, r) < 0)
+        return fail(r, d);
     return CC_OK;
 }
 
@@ -665,7 +946,7 @@ static int do_profile_get(struct db *d, struct sq_req *r)
 {
     int yes;
 
-    if (profile_exists(d, r->side, r->a, &yes) < 0)
+    if (profile_lookup(d, r->side, r->a, &yes, r) < 0)
         return fail(r, d);
     return yes ? CC_OK : CC_E_NOTFOUND;
 }
@@ -781,6 +1062,7 @@ static int bump_get(struct db *d, const char *id, struct bump **out)
         b->seq = sqlite3_column_int64(q, 0);
         b->t = 0;
         memset(b->n_from, 0, sizeof b->n_from);
+        b->ntf = b->ntf_dirty = 0;
         *slot = (int32_t)d->n_bump++;
         *out = b;
     }
@@ -788,8 +1070,32 @@ static int bump_get(struct db *d, const char *id, struct bump **out)
     return rc;
 }
 
+/* Read b's episodes, the first time an append to it in this group has
+ * a due time (appends without one never read them).  0 or -1. */
+static int bump_ntf(struct db *d, struct bump *b)
+{
+    sqlite3_stmt *q;
+    int rc;
+
+    if (b->ntf)
+        return 0;
+    if (!(q = stmt(d, S_CHAT_NTF)))
+        return -1;
+    sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        read_episode(q, 0, &b->ep[CC_SIDE_PATIENT]);
+        read_episode(q, 7, &b->ep[CC_SIDE_PROFESSIONAL]);
+        b->ntf = 1;
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
 /* Write the rows of the chats the group appended to.  Before any other
- * op of the group (it may read them) and before COMMIT. */
+ * op of the group (it may read them) and before COMMIT.  Episodes are
+ * written only when an append changed them: without notifications the
+ * statement is the one it always was. */
 static int flush_bumps(struct db *d)
 {
     int rc = SQLITE_DONE;
@@ -800,13 +1106,15 @@ static int flush_bumps(struct db *d)
 
         if (!b->dirty)
             continue;
-        if (!(q = stmt(d, S_CHAT_BUMP)))
+        if (!(q = stmt(d, b->ntf_dirty ? S_CHAT_BUMP_NTF : S_CHAT_BUMP)))
             return -1;
         sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 2, b->seq);
         sqlite3_bind_int64(q, 3, b->t);
         sqlite3_bind_int64(q, 4, b->n_from[CC_SIDE_PATIENT]);
         sqlite3_bind_int64(q, 5, b->n_from[CC_SIDE_PROFESSIONAL]);
+        for (int side = 1; b->ntf_dirty && side <= 2; side++)
+            bind_episode(q, side * 10, &b->ep[side]); /* ?10.., ?20.. */
         rc = sqlite3_step(q);
         sqlite3_reset(q);
     }
@@ -819,10 +1127,20 @@ static int flush_bumps(struct db *d)
  * result, res.duplicate set), 0 when not, -1 on error. */
 static int find_by_client(struct db *d, struct sq_req *r)
 {
-    sqlite3_stmt *q = stmt(d, S_MSG_BY_CLIENT);
+    sqlite3_stmt *q = stmt(d, S_CHAT_READS);
+    struct chat_row row;
     int rc;
 
     if (!q)
+        return -1;
+    memset(&row, 0, sizeof row);
+    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        row.read[CC_SIDE_PATIENT].seq = sqlite3_column_int64(q, 0);
+        row.read[CC_SIDE_PROFESSIONAL].seq = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_reset(q);
+    if (!(q = stmt(d, S_MSG_BY_CLIENT)))
         return -1;
     sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, r->c, -1, SQLITE_STATIC);
@@ -830,7 +1148,7 @@ static int find_by_client(struct db *d, struct sq_req *r)
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         sq_alloc_msgs(r, 1);
-        read_msg(q, r->b, &r->msgs[0]);
+        read_msg(q, r->b, &r->msgs[0], &row);
         r->nm = 1;
         r->res.message = &r->msgs[0].m;
         r->res.duplicate = 1;
@@ -869,10 +1187,18 @@ static int do_msg_append(struct db *d, struct sq_req *r)
         sqlite3_bind_text(q, 8, r->cid, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(q, 8);
+    sqlite3_bind_int(q, 9, r->priority);
     rc = sqlite3_step(q);
     sqlite3_reset(q);
     if (rc != SQLITE_DONE)
         return fail(r, d);
+    /* Notifications: the other party's episode (none without a due). */
+    if (r->due) {
+        if (bump_ntf(d, b) < 0)
+            return fail(r, d);
+        b->ntf_dirty |= sq_episode_append(&b->ep[3 - r->side], r->priority,
+                                          r->due);
+    }
     b->seq = seq;
     b->t = r->t;
     if (r->side == CC_SIDE_PATIENT || r->side == CC_SIDE_PROFESSIONAL)
@@ -884,39 +1210,156 @@ static int do_msg_append(struct db *d, struct sq_req *r)
     return CC_OK;
 }
 
-/* The reader (r->side) has read the other side's messages: mark them,
- * from where it had read up to, and count them in the chat row. */
-static int do_mark_read(struct db *d, struct sq_req *r)
+/* The message a mark goes to: r->a in chat r->b, or its newest when r->a
+ * is "" (*seq 0: the chat has none).  SQLITE_ROW, SQLITE_DONE (r->a is
+ * not one of its messages) or an error. */
+static int mark_target(struct db *d, struct sq_req *r, int64_t *seq,
+                       char id[SQ_ID_LEN + 1])
 {
-    sqlite3_stmt *q;
-    struct chat_row row;
-    int64_t from;
-    int rc = load_chat(d, r, r->b, &row);
+    sqlite3_stmt *q = stmt(d, r->a[0] ? S_MSG_SEQ : S_MSG_NEWEST);
+    int rc;
 
-    r->res.chat = NULL;
+    *seq = 0;
+    id[0] = '\0';
+    if (!q)
+        return SQLITE_ERROR;
+    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
+    if (r->a[0])
+        sqlite3_bind_text(q, 2, r->a, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(q, 0);
+        sq_copy_id(id, r->a[0] ? r->a
+                               : (const char *)sqlite3_column_text(q, 1));
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE && !r->a[0] ? SQLITE_ROW : rc;
+}
+
+/* Messages of side `from` in chat id with from < seq <= to, or -1. */
+static int64_t count_from(struct db *d, const char *id, int64_t from,
+                          int64_t to, int side)
+{
+    sqlite3_stmt *q = stmt(d, S_COUNT_FROM);
+    int64_t n = -1;
+
+    if (!q)
+        return -1;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, from);
+    sqlite3_bind_int64(q, 3, to);
+    sqlite3_bind_int(q, 4, side);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        n = sqlite3_column_int64(q, 0);
+    sqlite3_reset(q);
+    return n;
+}
+
+/* The oldest message of side `from` in chat id after seq: its id into
+ * first ("" none), when it was stored and whether one of those after
+ * seq is urgent.  0 or -1. */
+static int first_unread(struct db *d, const char *id, int64_t seq, int from,
+                        char first[SQ_ID_LEN + 1], int64_t *at,
+                        int32_t *urgent)
+{
+    sqlite3_stmt *q = stmt(d, S_FIRST_UNREAD);
+    int rc;
+
+    first[0] = '\0';
+    *at = 0;
+    *urgent = 0;
+    if (!q)
+        return -1;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, seq);
+    sqlite3_bind_int(q, 3, from);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        col_id(q, 0, first);
+        *at = sqlite3_column_int64(q, 1);
+        *urgent = sqlite3_column_int(q, 2) == CC_PRIORITY_URGENT;
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* A READ mark of side moved over n messages of the other party: they
+ * are no longer unread, and the side's episode ends (a new one begins
+ * when some remain unread and r->delay says so). */
+static int read_moved(struct db *d, struct sq_req *r, struct chat_row *row,
+                      int side, int64_t n)
+{
+    int other = 3 - side;
+    char first[SQ_ID_LEN + 1];
+    int64_t at = 0;
+    int32_t urgent = 0;
+
+    row->unread_from[other] -= n;
+    if (row->unread_from[other] < 0)
+        row->unread_from[other] = 0;
+    if (n == 0)
+        return 0;
+    if (row->unread_from[other] > 0 && r->delay > 0 &&
+        first_unread(d, r->b, row->read[side].seq, other, first, &at,
+                     &urgent) < 0)
+        return -1;
+    sq_episode_read(&row->ep[side], first[0] ? row->unread_from[other] : 0,
+                    at, urgent, r->t, r->delay);
+    return 0;
+}
+
+/* b = chat, a = up to ("" the newest), side, kind, t = at, delay: move
+ * side's kind mark forward (storage.h mark_set).  The chat's row is
+ * written once, and only when a mark moved. */
+static int do_mark_set(struct db *d, struct sq_req *r)
+{
+    struct sq_chat o = { 0 };
+    struct chat_row row;
+    struct sq_mark *m;
+    char id[SQ_ID_LEN + 1];
+    int64_t seq, from, n = 0;
+    int moved, side = r->side, rc = chat_state(d, r->b, &o, &row);
+
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
-    if (rc != SQLITE_ROW || !(q = stmt(d, S_MARK_READ)))
+    if (rc != SQLITE_ROW)
         return fail(r, d);
-    from = r->side == CC_SIDE_PATIENT ? row.read_upto[CC_SIDE_PATIENT]
-         : r->side == CC_SIDE_PROFESSIONAL
-             ? row.read_upto[CC_SIDE_PROFESSIONAL]
-             : 0;
-    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 2, r->side);
-    sqlite3_bind_int64(q, 3, from);
-    rc = sqlite3_step(q);
-    sqlite3_reset(q);
-    if (rc != SQLITE_DONE)
+    rc = mark_target(d, r, &seq, id);
+    if (rc == SQLITE_DONE)
+        return CC_E_NOTFOUND;
+    if (rc != SQLITE_ROW)
         return fail(r, d);
-    r->res.count = sqlite3_changes(d->h);
-    if (!(q = stmt(d, S_READ_DONE)))
-        return fail(r, d);
-    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 2, r->side);
-    rc = sqlite3_step(q);
-    sqlite3_reset(q);
-    return rc == SQLITE_DONE ? CC_OK : fail(r, d);
+    m = r->kind == CC_MARK_READ ? &row.read[side] : &row.dlv[side];
+    from = m->seq;
+    moved = seq > 0 && sq_mark_forward(m, seq, id, r->t);
+    if (moved) {
+        if ((n = count_from(d, r->b, from, seq, 3 - side)) < 0)
+            return fail(r, d);
+        if (r->kind == CC_MARK_READ) {
+            sq_mark_forward(&row.dlv[side], seq, id, r->t);
+            if (read_moved(d, r, &row, side, n) < 0)
+                return fail(r, d);
+        }
+        if (write_chat_state(d, r->b, &row) < 0)
+            return fail(r, d);
+    }
+    r->res.count = n;
+    sq_set_mark(r, r->kind, m, moved);
+    return CC_OK;
+}
+
+/* The old mark_read (b = chat, side = reader): a READ mark to the
+ * chat's newest message, now. */
+static int do_mark_read(struct db *d, struct sq_req *r)
+{
+    int rc;
+
+    r->a[0] = '\0';
+    r->kind = CC_MARK_READ;
+    r->delay = 0;
+    rc = do_mark_set(d, r);
+    r->res.mark = NULL;
+    return rc;
 }
 
 static int do_chat_get(struct db *d, struct sq_req *r)
@@ -968,6 +1411,8 @@ static int do_chat_list(struct db *d, struct sq_req *r)
     if (r->n > r->limit) {
         r->res.more = 1;
         r->n = r->limit;
+        for (int side = 0; side < 3; side++)    /* the one beyond */
+            sq_chat_name(&r->chats[r->n], side, NULL);
     }
     for (size_t i = 0; i < r->n; i++)
         if (complete_chat(d, &r->chats[i], &rows[i],
@@ -1023,7 +1468,7 @@ static int do_msg_list(struct db *d, struct sq_req *r)
     sqlite3_bind_int64(q, 3, (int64_t)r->limit + 1);
     sq_alloc_msgs(r, r->limit + 1);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW && n <= r->limit)
-        read_msg(q, r->b, &r->msgs[n++]);
+        read_msg(q, r->b, &r->msgs[n++], &row);
     sqlite3_reset(q);
     r->nm = n; /* so the contents are freed */
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -1095,10 +1540,182 @@ static int do_msg_purge(struct db *d, struct sq_req *r)
     return CC_OK;
 }
 
-static int run_op(struct db *d, struct sq_req *r)
+/* ------------------------------------------------ notifications */
+
+/* Fill the notification of side in chat o (row just claimed). */
+static int fill_ntf(struct db *d, struct sq_req *r, const struct sq_chat *o,
+                    const struct chat_row *row, int side)
+{
+    struct sq_ntf *n = sq_add_ntf(r);
+    int64_t at;
+    int32_t urgent;
+    int yes;
+
+    sq_copy_id(n->id, row->ep[side].id);
+    sq_copy_id(n->chat, o->id);
+    sq_copy_id(n->profile, side == CC_SIDE_PATIENT ? o->pat : o->pro);
+    if (first_unread(d, o->id, row->read[side].seq, 3 - side, n->first, &at,
+                     &urgent) < 0 ||
+        profile_lookup(d, side, n->profile, &yes, r) < 0)
+        return -1;
+    n->user = r->owner;         /* the lookup's copy moves to n */
+    r->owner = NULL;
+    r->res.owner = NULL;
+    sq_ntf_link(n, side, row->unread_from[3 - side], at, &row->ep[side]);
+    return 0;
+}
+
+/* Claim one (chat, side) found due: checked again on its row, handed out
+ * and its notification added.  0 or -1. */
+static int claim_one(struct db *d, struct sq_req *r, const char *chat,
+                     int side, const struct cc_host_api *host)
+{
+    struct sq_chat o = { 0 };
+    struct chat_row row;
+    int rc = chat_state(d, chat, &o, &row);
+
+    if (rc == SQLITE_DONE ||
+        (rc == SQLITE_ROW && !sq_episode_claimable(&row.ep[side], r->t)))
+        return 0;
+    if (rc != SQLITE_ROW ||
+        sq_episode_claim(&row.ep[side], r->t, r->delay, host) != CC_OK ||
+        write_chat_state(d, chat, &row) < 0)
+        return -1;
+    return fill_ntf(d, r, &o, &row, side);
+}
+
+/* t = now, delay = lease, limit: the due episodes, oldest due first.
+ * The candidates are read first, then claimed (no row changes under a
+ * running SELECT). */
+static int do_notify_claim(struct db *d, struct sq_req *r,
+                           const struct cc_host_api *host)
+{
+    sqlite3_stmt *q = stmt(d, S_DUE);
+    struct due {
+        char chat[SQ_ID_LEN + 1];
+        int side;
+    } *v;
+    size_t n = 0;
+    int rc;
+
+    if (!q)
+        return fail(r, d);
+    v = sq_xcalloc(r->limit, sizeof *v);
+    sqlite3_bind_int64(q, 1, r->t);
+    sqlite3_bind_int64(q, 2, r->limit);
+    while (n < r->limit && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        col_id(q, 0, v[n].chat);
+        v[n++].side = sqlite3_column_int(q, 1);
+    }
+    sqlite3_reset(q);
+    for (size_t i = 0; i < n; i++)
+        if (claim_one(d, r, v[i].chat, v[i].side, host) < 0) {
+            free(v);
+            return fail(r, d);
+        }
+    free(v);
+    sq_finish_ntfs(r);
+    return CC_OK;
+}
+
+/* b = chat, side, a = id, kind = result, due = next: notify_done.  An
+ * outcome for an episode that ended, or another id, changes nothing. */
+static int do_notify_done(struct db *d, struct sq_req *r)
+{
+    struct sq_chat o = { 0 };
+    struct chat_row row;
+    int rc = chat_state(d, r->b, &o, &row);
+
+    if (rc == SQLITE_DONE)
+        return CC_OK;
+    if (rc != SQLITE_ROW)
+        return fail(r, d);
+    if (sq_episode_done(&row.ep[r->side], r->a, r->kind, r->due, r->t) &&
+        write_chat_state(d, r->b, &row) < 0)
+        return fail(r, d);
+    return CC_OK;
+}
+
+/* ------------------------------------------------------- tickets */
+
+/* tid, user, b, c, kind = is_admin, after = token exp, t = expires;
+ * before = now: expired tickets go first. */
+static int do_ticket_put(struct db *d, struct sq_req *r)
+{
+    sqlite3_stmt *q = stmt(d, S_TICKET_PRUNE);
+    int rc;
+
+    if (!q)
+        return fail(r, d);
+    sqlite3_bind_int64(q, 1, r->before);
+    rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE || !(q = stmt(d, S_TICKET_PUT)))
+        return fail(r, d);
+    sqlite3_bind_text(q, 1, r->tid, -1, SQLITE_STATIC);
+    bind_text(q, 2, r->user);
+    bind_text(q, 3, r->b[0] ? r->b : NULL);
+    bind_text(q, 4, r->c[0] ? r->c : NULL);
+    sqlite3_bind_int(q, 5, r->kind);
+    sqlite3_bind_int64(q, 6, r->after);
+    sqlite3_bind_int64(q, 7, r->t);
+    rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? CC_OK : fail(r, d);
+}
+
+/* tid, t = now: the ticket, deleted in the same transaction (one writer:
+ * nobody else can take it meanwhile). */
+static int do_ticket_take(struct db *d, struct sq_req *r)
+{
+    sqlite3_stmt *q = stmt(d, S_TICKET_GET);
+    struct sq_ticket *k = &r->ticket;
+    int rc, admin = 0;
+    int64_t exp = 0, expires = 0;
+
+    if (!q)
+        return fail(r, d);
+    sqlite3_bind_text(q, 1, r->tid, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        k->user = strdup((const char *)sqlite3_column_text(q, 0));
+        if (!k->user)
+            abort();
+        col_text(q, 1, k->pat);
+        col_text(q, 2, k->pro);
+        admin = sqlite3_column_int(q, 3);
+        exp = sqlite3_column_int64(q, 4);
+        expires = sqlite3_column_int64(q, 5);
+    }
+    sqlite3_reset(q);
+    if (rc == SQLITE_DONE)
+        return CC_E_NOTFOUND;
+    if (rc != SQLITE_ROW || !(q = stmt(d, S_TICKET_DEL)))
+        return fail(r, d);
+    sqlite3_bind_text(q, 1, r->tid, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE)
+        return fail(r, d);
+    if (expires < r->t)
+        return CC_E_NOTFOUND;
+    memcpy(k->id, r->tid, sizeof k->id);
+    sq_ticket_link(r, admin, exp, expires);
+    return CC_OK;
+}
+
+static int run_op(struct db *d, struct sq_req *r,
+                  const struct cc_host_api *host)
 {
     switch (r->op) {
-    case SQ_PROFILE_PUT: return do_profile_put(d, r);
+    case SQ_PROFILE_PUT: return do_profile_write(d, r, S_PROFILE_PUT);
+    case SQ_PROFILE_OWNER: return do_profile_write(d, r, S_OWNER_SET);
+    case SQ_PROFILE_NAME: return do_profile_write(d, r, S_NAME_SET);
+    case SQ_MARK_SET: return do_mark_set(d, r);
+    case SQ_TICKET_PUT: return do_ticket_put(d, r);
+    case SQ_TICKET_TAKE: return do_ticket_take(d, r);
+    case SQ_NOTIFY_CLAIM: return do_notify_claim(d, r, host);
+    case SQ_NOTIFY_DONE: return do_notify_done(d, r);
     case SQ_CHAT_OPEN: return do_chat_open(d, r);
     case SQ_MSG_APPEND: return do_msg_append(d, r);
     case SQ_MARK_READ: return do_mark_read(d, r);
@@ -1121,14 +1738,15 @@ static void fail_group(struct db *d, struct sq_req *group)
 
 /* Run each request of the group inside its own SAVEPOINT, so one that
  * fails halfway rolls back only itself. */
-static void run_guarded(struct db *d, struct sq_req *group)
+static void run_guarded(struct db *d, struct sq_req *group,
+                        const struct cc_host_api *host)
 {
     for (struct sq_req *r = group; r; r = r->next) {
         if (exec_simple(d, S_SAVEPOINT) < 0) {
             r->status = fail(r, d);
             continue;
         }
-        r->status = run_op(d, r);
+        r->status = run_op(d, r, host);
         if (r->status != CC_OK) {
             bumps_drop(d);
             exec_simple(d, S_ROLLBACK_TO);
@@ -1162,7 +1780,7 @@ static void write_group(struct sq *sq, struct sq_req *group)
             clean = 0;
             break;
         }
-        r->status = run_op(d, r);
+        r->status = run_op(d, r, sq->host);
         clean = r->status == CC_OK || r->status == CC_E_NOTFOUND;
     }
     if (clean && flush_bumps(d) < 0)
@@ -1176,7 +1794,7 @@ static void write_group(struct sq *sq, struct sq_req *group)
             return;
         }
         d->defer = 0;
-        run_guarded(d, group);
+        run_guarded(d, group, sq->host);
     }
     if (exec_simple(d, S_COMMIT) < 0) {
         /* Nothing of the group was stored: every request fails. */
@@ -1353,7 +1971,7 @@ static void *reader_main(void *arg)
         for (r = group; r; r = r->next) {
             /* One read transaction per query: a consistent snapshot. */
             exec_simple(&sq->r, S_READ_BEGIN);
-            r->status = run_op(&sq->r, r);
+            r->status = run_op(&sq->r, r, sq->host);
             exec_simple(&sq->r, S_READ_END);
         }
         sq->host->post(sq->ctx, sq_deliver, group);

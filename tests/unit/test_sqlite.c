@@ -609,7 +609,7 @@ static void test_fresh(void)
     rc = load(db_path);
     log = capture_end();
     ok(rc == 0, "fresh database opens");
-    ok(strstr(log, "created schema version 5") != NULL,
+    ok(strstr(log, "created schema version 6") != NULL,
        "fresh database: schema created (log says so)");
     ok(stat(db_path, &st) == 0 && S_ISREG(st.st_mode),
        "fresh database: the file exists");
@@ -1694,7 +1694,7 @@ static void test_on_disk(const char *when, int64_t messages)
 
     is_str(lite_value(db_path, "PRAGMA journal_mode"), "wal",
            "%s: journal_mode is WAL", when);
-    is_str(lite_value(db_path, "PRAGMA user_version"), "5",
+    is_str(lite_value(db_path, "PRAGMA user_version"), "6",
            "%s: schema version 5 (user_version)", when);
     is_str(lite_value(db_path, CHAT_LIST_INDEXES), "2",
            "%s: the chat-list indexes by side and id (no updated_at)",
@@ -1809,9 +1809,9 @@ static void test_migrate_v1(void)
         unload();
         return;
     }
-    ok(strstr(log, "migrated schema version 1 to 5") != NULL,
+    ok(strstr(log, "migrated schema version 1 to 6") != NULL,
        "v1: the log says it was migrated");
-    is_str(lite_value(path, "PRAGMA user_version"), "5", "v1: now version 5");
+    is_str(lite_value(path, "PRAGMA user_version"), "6", "v1: now version 6");
     is_str(lite_value(path, CHAT_LIST_INDEXES), "2",
            "v1: the chat-list indexes no longer hold updated_at");
     is_str(lite_value(path, "SELECT count(*) FROM sqlite_master WHERE name "
@@ -1851,9 +1851,10 @@ static void test_migrate_v1(void)
     is_int(mark_read(&o, CHAT_A, CC_SIDE_PATIENT), CC_OK,
            "v1: patient marks read");
     is_int((int)o.count, 1, "v1: r4 marked");
-    is_str(lite_value(path, "SELECT group_concat(is_read, '') FROM "
-                      "(SELECT is_read FROM messages ORDER BY seq)"),
-           "1111111", "v1: every message read, on disk");
+    is_str(lite_value(path, "SELECT pat_read_upto || ' ' || "
+                      "pro_read_upto || ' ' || unread_from_pat || ' ' || "
+                      "unread_from_pro FROM chats"),
+           "7 7 0 0", "v1: every message read, on disk (the read marks)");
     outcome_free(&o);
     unload();
 }
@@ -1868,7 +1869,7 @@ static void test_future_version(void)
 
     snprintf(path, sizeof path, "%s/future.db", dir);
     if (!ok(lite_run(path, 1, "CREATE TABLE future (x); "
-                     "PRAGMA user_version = 6", ignored, sizeof ignored) == 0,
+                     "PRAGMA user_version = 7", ignored, sizeof ignored) == 0,
             "future database made by hand")) {
         return;
     }
@@ -1878,15 +1879,15 @@ static void test_future_version(void)
     rc = pt_load(&e, pt_plugin_path("storage-sqlite"), CC_KIND_STORAGE,
                  "storage", conf, err, sizeof err);
     log = capture_end();
-    is_int(rc, -1, "schema version 6 refused");
+    is_int(rc, -1, "schema version 7 refused");
     ok(err[0] != '\0', "refusal has an error (%s)", err);
-    if (!ok(strstr(log, "schema version 6") != NULL &&
-            strstr(log, "knows up to 5") != NULL,
+    if (!ok(strstr(log, "schema version 7") != NULL &&
+            strstr(log, "knows up to 6") != NULL,
             "refusal names the versions"))
         printf("#   log: %s", log);
     ok(strstr(log, path) != NULL, "refusal names the file");
     pt_unload(&e);
-    is_str(lite_value(path, "PRAGMA user_version"), "6",
+    is_str(lite_value(path, "PRAGMA user_version"), "7",
            "future database: version untouched");
     is_str(lite_value(path, "PRAGMA journal_mode"), "delete",
            "future database: journal mode untouched (not switched to WAL)");
