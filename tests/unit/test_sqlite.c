@@ -4,7 +4,9 @@
  * directory: configuration refusals, the schema it creates, profiles,
  * chats, message history (byte-exact contents, paging, read marks), the
  * chat list, group commit under load, flushing on stop, durability across
- * a restart, and refusing a database made by a newer schema.
+ * a restart, refusing a database made by a newer schema, migrations
+ * (from schemas 1 and 5), and the ABI 1.4 contract (store14.h: marks,
+ * owners, episodes and their claims, tickets, priority).
  *
  * Every request goes through the public storage ABI and waits for its
  * callback on the loop, as the core does; the files themselves are then
@@ -153,181 +155,11 @@ static void remove_dir(const char *path)
         printf("# could not remove %s\n", path);
 }
 
-/* ------------------------------------------------- stderr capture */
-
-/* -------------------------------------------------- results, copied */
-
-/* Results are borrowed for the callback only, so the callback copies
- * everything a check may look at later. */
-struct mcopy {
-    char id[37], chat_id[37], sender_id[37];
-    char client_id[37];   /* "(null)" when the message has none */
-    char *content;
-    size_t content_len;
-    int64_t created_at_us, seq;
-    int32_t sender_type, is_read;
-};
-
-struct ccopy {
-    char id[37], patient_id[37], professional_id[37];
-    int64_t created_at_us, updated_at_us, unread_count;
-    int has_last;
-    struct mcopy last;
-};
-
-struct outcome {
-    volatile int done;
-    int queued;           /* what the call returned */
-    int calls;            /* callbacks received */
-    int status;
-    int32_t created, missing_side, more, duplicate;
-    int64_t count;
-    int has_error;
-    char error[256];
-    struct ccopy *chat;   /* NULL when res->chat was */
-    struct mcopy *message;
-    size_t n_chats, n_messages;
-    struct ccopy *chats;
-    struct mcopy *messages;
-};
-
-static int in_api;      /* set while a storage call runs */
-static int reentrant;   /* callbacks that ran inside their call */
-static int bad_results; /* callbacks given NULL or a short result */
-
-static void copy_str(char dst[37], const char *s)
-{
-    snprintf(dst, 37, "%s", s ? s : "(null)");
-}
-
-static void copy_msg(struct mcopy *d, const struct cc_message *m)
-{
-    copy_str(d->id, m->id);
-    copy_str(d->chat_id, m->chat_id);
-    copy_str(d->sender_id, m->sender_id);
-    copy_str(d->client_id, m->struct_size >= offsetof(struct cc_message,
-                                                      client_id) +
-                                                 sizeof m->client_id
-                               ? m->client_id : NULL);
-    d->content = malloc(m->content_len + 1);
-    if (!d->content)
-        abort();
-    if (m->content_len)
-        memcpy(d->content, m->content, m->content_len);
-    d->content[m->content_len] = '\0';
-    d->content_len = m->content_len;
-    d->created_at_us = m->created_at_us;
-    d->seq = m->seq;
-    d->sender_type = m->sender_type;
-    d->is_read = m->is_read;
-}
-
-static void copy_chat(struct ccopy *d, const struct cc_chat *c)
-{
-    copy_str(d->id, c->id);
-    copy_str(d->patient_id, c->patient_id);
-    copy_str(d->professional_id, c->professional_id);
-    d->created_at_us = c->created_at_us;
-    d->updated_at_us = c->updated_at_us;
-    d->unread_count = c->unread_count;
-    d->has_last = c->last_message != NULL;
-    if (c->last_message)
-        copy_msg(&d->last, c->last_message);
-}
-
-static void free_chat(struct ccopy *c)
-{
-    if (c->has_last)
-        free(c->last.content);
-}
-
-static void outcome_free(struct outcome *o)
-{
-    if (o->chat) {
-        free_chat(o->chat);
-        free(o->chat);
-    }
-    if (o->message) {
-        free(o->message->content);
-        free(o->message);
-    }
-    for (size_t i = 0; i < o->n_chats; i++)
-        free_chat(&o->chats[i]);
-    free(o->chats);
-    for (size_t i = 0; i < o->n_messages; i++)
-        free(o->messages[i].content);
-    free(o->messages);
-    memset(o, 0, sizeof *o);
-}
-
-static void store_cb(void *arg, int status, const struct cc_store_result *res)
-{
-    struct outcome *o = arg;
-
-    if (in_api)
-        reentrant++;
-    o->calls++;
-    o->status = status;
-    if (!res || res->struct_size < sizeof *res) {
-        bad_results++;
-        o->done = 1;
-        return;
-    }
-    o->created = res->created;
-    o->missing_side = res->missing_side;
-    o->more = res->more;
-    o->duplicate = res->duplicate;
-    o->count = res->count;
-    if (res->error) {
-        o->has_error = 1;
-        snprintf(o->error, sizeof o->error, "%s", res->error);
-    }
-    if (res->chat) {
-        o->chat = calloc(1, sizeof *o->chat);
-        if (!o->chat)
-            abort();
-        copy_chat(o->chat, res->chat);
-    }
-    if (res->message) {
-        o->message = calloc(1, sizeof *o->message);
-        if (!o->message)
-            abort();
-        copy_msg(o->message, res->message);
-    }
-    o->n_chats = res->n_chats;
-    o->chats = calloc(res->n_chats + 1, sizeof *o->chats);
-    for (size_t i = 0; i < res->n_chats; i++)
-        copy_chat(&o->chats[i], res->chats[i]);
-    o->n_messages = res->n_messages;
-    o->messages = calloc(res->n_messages + 1, sizeof *o->messages);
-    for (size_t i = 0; i < res->n_messages; i++)
-        copy_msg(&o->messages[i], res->messages[i]);
-    if (!o->chats || !o->messages)
-        abort();
-    o->done = 1;
-}
-
 /* ------------------------------------------------ the loaded plugin */
 
-static struct pt_env env;
-static const struct cc_storage_api *api;
-static void *inst;
-
-static int load_conf(const char *conf)
-{
-    char err[512];
-
-    if (pt_load(&env, pt_plugin_path("storage-sqlite"), CC_KIND_STORAGE,
-                "storage", conf, err, sizeof err) < 0) {
-        printf("# load failed: %s\n", err);
-        api = NULL;
-        inst = NULL;
-        return -1;
-    }
-    api = env.plugin.iface;
-    inst = env.plugin.inst;
-    return 0;
-}
+#define STORETEST_PLUGIN "storage-sqlite"
+#include "storetest.h"
+#include "store14.h"
 
 static int load(const char *path)
 {
@@ -336,147 +168,6 @@ static int load(const char *path)
     snprintf(conf, sizeof conf, "[storage]\nplugin = sqlite\npath = %s\n",
              path);
     return load_conf(conf);
-}
-
-static void unload(void)
-{
-    pt_unload(&env);
-    api = NULL;
-    inst = NULL;
-}
-
-/* Every request: free what o held from the last one (o starts zeroed)
- * and mark that a call is running, make the call (as the argument of
- * finish), then wait for its callback.  Returns the callback's status,
- * or what the call returned when it was not queued. */
-static void begin(struct outcome *o)
-{
-    outcome_free(o);
-    in_api = 1;
-}
-
-static int finish(struct outcome *o, int queued)
-{
-    in_api = 0;
-    o->queued = queued;
-    if (queued != CC_OK)
-        return queued;
-    if (pt_run_until(&env, &o->done, 10000) < 0) {
-        /* o may still be written by a late callback: stop here. */
-        printf("Bail out! no callback within 10 s\n");
-        exit(1);
-    }
-    return o->status;
-}
-
-static int profile_put(struct outcome *o, int32_t side, const char *id,
-                       const char *user)
-{
-    begin(o);
-    return finish(o, api->profile_put(inst, side, id, user, store_cb, o));
-}
-
-static int profile_get(struct outcome *o, int32_t side, const char *id)
-{
-    begin(o);
-    return finish(o, api->profile_get(inst, side, id, store_cb, o));
-}
-
-static int chat_open(struct outcome *o, const char *new_id, const char *pat,
-                     const char *pro, int64_t now_us)
-{
-    begin(o);
-    return finish(o, api->chat_open(inst, new_id, pat, pro, now_us,
-                                    store_cb, o));
-}
-
-/* viewer: a patient or professional id or NULL. */
-static int chat_get(struct outcome *o, const char *id, const char *pat,
-                    const char *pro)
-{
-    struct cc_viewer v = { sizeof v, pat, pro };
-
-    begin(o);
-    return finish(o, api->chat_get(inst, id, pat || pro ? &v : NULL,
-                                   store_cb, o));
-}
-
-static int chat_list(struct outcome *o, const char *pat, const char *pro,
-                     int64_t before_us, const char *before_id,
-                     uint32_t limit)
-{
-    struct cc_chat_query q = {
-        .struct_size = sizeof q,
-        .viewer = { sizeof q.viewer, pat, pro },
-        .before_updated_us = before_us,
-        .before_id = before_id,
-        .limit = limit,
-    };
-
-    begin(o);
-    return finish(o, api->chat_list(inst, &q, store_cb, o));
-}
-
-static int append_cid(struct outcome *o, const char *id, const char *chat,
-                      const char *sender, int32_t side, const char *content,
-                      size_t len, int64_t t, const char *client_id)
-{
-    struct cc_message m = {
-        .struct_size = sizeof m, .id = id, .chat_id = chat,
-        .sender_id = sender, .content = content, .content_len = len,
-        .created_at_us = t, .sender_type = side, .client_id = client_id,
-    };
-
-    begin(o);
-    return finish(o, api->message_append(inst, &m, store_cb, o));
-}
-
-static int append(struct outcome *o, const char *id, const char *chat,
-                  const char *sender, int32_t side, const char *content,
-                  size_t len, int64_t t)
-{
-    return append_cid(o, id, chat, sender, side, content, len, t, NULL);
-}
-
-static int message_list(struct outcome *o, const char *chat, int32_t side,
-                        int64_t after, int64_t before, uint32_t limit)
-{
-    struct cc_message_query q = {
-        .struct_size = sizeof q, .chat_id = chat, .viewer_side = side,
-        .after_seq = after, .before_seq = before, .limit = limit,
-    };
-
-    begin(o);
-    return finish(o, api->message_list(inst, &q, store_cb, o));
-}
-
-static int list_after_id(struct outcome *o, const char *chat,
-                         const char *after_id, uint32_t limit)
-{
-    struct cc_message_query q = {
-        .struct_size = sizeof q, .chat_id = chat,
-        .viewer_side = CC_SIDE_PATIENT, .limit = limit, .after_id = after_id,
-    };
-
-    begin(o);
-    return finish(o, api->message_list(inst, &q, store_cb, o));
-}
-
-static int mark_read(struct outcome *o, const char *chat, int32_t side)
-{
-    begin(o);
-    return finish(o, api->mark_read(inst, chat, side, store_cb, o));
-}
-
-/* A message id, distinct per (group, n). */
-static void make_id(char out[37], unsigned group, unsigned n)
-{
-    snprintf(out, 37, "%08x-0000-4000-8000-%012x", group, n);
-}
-
-static int same_bytes(const struct mcopy *m, const char *p, size_t n)
-{
-    return m->content_len == n && memcmp(m->content, p, n) == 0;
 }
 
 /* ----------------------------------------- the expected history of A */
@@ -1753,13 +1444,17 @@ static void test_reopen(void)
  * has read move into the chat row, the partial index goes, and what the
  * API says is what version 1 said; then appends and mark_read keep the
  * counts. */
-static const char v1_db[] =
-    "CREATE TABLE profiles (side INTEGER NOT NULL, id TEXT NOT NULL,"
-    " user_id TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (side, id))"
-    " WITHOUT ROWID;"
-    "CREATE TABLE chats (id TEXT PRIMARY KEY, patient_id TEXT NOT NULL,"
-    " professional_id TEXT NOT NULL, created_at INTEGER NOT NULL,"
+/* The profiles table and the head of the chats one, as schema 1 made
+ * them. */
+#define OLD_TABLES                                                       \
+    "CREATE TABLE profiles (side INTEGER NOT NULL, id TEXT NOT NULL,"     \
+    " user_id TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (side, id))" \
+    " WITHOUT ROWID;"                                                    \
+    "CREATE TABLE chats (id TEXT PRIMARY KEY, patient_id TEXT NOT NULL,"  \
+    " professional_id TEXT NOT NULL, created_at INTEGER NOT NULL,"        \
     " updated_at INTEGER NOT NULL, last_seq INTEGER NOT NULL DEFAULT 0,"
+static const char v1_db[] =
+    OLD_TABLES
     " UNIQUE (patient_id, professional_id));"
     "CREATE INDEX chats_by_patient ON chats (patient_id, updated_at, id);"
     "CREATE INDEX chats_by_professional"
@@ -1791,27 +1486,40 @@ static const char v1_db[] =
     "', 'p6', 6, 0);"
     "PRAGMA user_version = 1;";
 
-static void test_migrate_v1(void)
+/* Make <dir>/v<from>.db with sql (as the plugin of schema `from` left
+ * it), load it, and check it was migrated to 6 (the log, user_version).
+ * Its path into path; 0, or -1 (nothing loaded). */
+static int load_old(int from, const char *sql, char path[128])
 {
-    char path[128], ignored[8];
-    struct outcome o = { 0 };
+    char ignored[8], want[64];
     const char *log;
     int rc;
 
-    snprintf(path, sizeof path, "%s/v1.db", dir);
-    if (!ok(lite_run(path, 1, v1_db, ignored, sizeof ignored) == 0,
-            "v1: database made by hand"))
-        return;
+    snprintf(path, 128, "%s/v%d.db", dir, from);
+    if (!ok(lite_run(path, 1, sql, ignored, sizeof ignored) == 0,
+            "v%d: database made by hand", from))
+        return -1;
     capture_begin();
     rc = load(path);
     log = capture_end();
-    if (!ok(rc == 0, "v1: loads")) {
+    if (!ok(rc == 0, "v%d: loads", from)) {
         unload();
-        return;
+        return -1;
     }
-    ok(strstr(log, "migrated schema version 1 to 6") != NULL,
-       "v1: the log says it was migrated");
-    is_str(lite_value(path, "PRAGMA user_version"), "6", "v1: now version 6");
+    snprintf(want, sizeof want, "migrated schema version %d to 6", from);
+    ok(strstr(log, want) != NULL, "v%d: the log says it was migrated", from);
+    is_str(lite_value(path, "PRAGMA user_version"), "6",
+           "v%d: now version 6", from);
+    return 0;
+}
+
+static void test_migrate_v1(void)
+{
+    char path[128];
+    struct outcome o = { 0 };
+
+    if (load_old(1, v1_db, path) < 0)
+        return;
     is_str(lite_value(path, CHAT_LIST_INDEXES), "2",
            "v1: the chat-list indexes no longer hold updated_at");
     is_str(lite_value(path, "SELECT count(*) FROM sqlite_master WHERE name "
@@ -1855,6 +1563,100 @@ static void test_migrate_v1(void)
                       "pro_read_upto || ' ' || unread_from_pat || ' ' || "
                       "unread_from_pro FROM chats"),
            "7 7 0 0", "v1: every message read, on disk (the read marks)");
+    outcome_free(&o);
+    unload();
+}
+
+/* The ABI 1.4 contract (store14.h) on a database of its own. */
+static void test_abi14(void)
+{
+    char path[128];
+
+    snprintf(path, sizeof path, "%s/abi14.db", dir);
+    if (!ok(load(path) == 0, "abi 1.4: loads")) {
+        unload();
+        return;
+    }
+    run_store14();
+    unload();
+}
+
+/* A database of schema version 5 (as that plugin left it: read state in
+ * messages.is_read, counts and "read up to" in the chat row) is migrated
+ * to 6: each side's READ and DELIVERED marks are the newest message of
+ * the other party it had read, unread counts and is_read follow from
+ * them, owners stay, priorities are normal; then marks move on. */
+#define V5_MSG(seq, side, who, read)                                     \
+    " ('" CHAT_A "', " #seq ", 'a0000000-0000-4000-8000-00000000000"     \
+    #seq "', " #side ", '" who "', 'm" #seq "', " #seq ", " #read ", NULL)"
+static const char v5_db[] =
+    OLD_TABLES
+    " unread_from_pat INTEGER NOT NULL DEFAULT 0,"
+    " unread_from_pro INTEGER NOT NULL DEFAULT 0,"
+    " pat_read_upto INTEGER NOT NULL DEFAULT 0,"
+    " pro_read_upto INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (patient_id, professional_id));"
+    "CREATE INDEX chats_by_patient ON chats (patient_id, id);"
+    "CREATE INDEX chats_by_professional ON chats (professional_id, id);"
+    "CREATE TABLE messages (chat_id TEXT NOT NULL REFERENCES chats (id),"
+    " seq INTEGER NOT NULL, id TEXT NOT NULL UNIQUE,"
+    " sender_type INTEGER NOT NULL, sender_id TEXT NOT NULL,"
+    " content TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " is_read INTEGER NOT NULL DEFAULT 0, client_id TEXT,"
+    " PRIMARY KEY (chat_id, seq)) WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX messages_by_client ON messages"
+    " (chat_id, sender_id, client_id) WHERE client_id IS NOT NULL;"
+    "CREATE INDEX messages_by_time ON messages (created_at);"
+    "INSERT INTO profiles VALUES (1, '" PAT1 "', 'u-pat', 1),"
+    " (2, '" PRO1 "', NULL, 1);"
+    "INSERT INTO chats VALUES ('" CHAT_A "', '" PAT1 "', '" PRO1 "', 1, 7,"
+    " 6, 2, 1, 3, 2);"
+    /* patient 1, 2 read; professional 3 read, 4 not; patient 5, 6 not */
+    "INSERT INTO messages VALUES" V5_MSG(1, 1, PAT1, 1) ","
+    V5_MSG(2, 1, PAT1, 1) "," V5_MSG(3, 2, PRO1, 1) ","
+    V5_MSG(4, 2, PRO1, 0) "," V5_MSG(5, 1, PAT1, 0) ","
+    V5_MSG(6, 1, PAT1, 0) ";"
+    "PRAGMA user_version = 5;";
+
+static void test_migrate_v5(void)
+{
+    char path[128];
+    struct outcome o = { 0 };
+    struct chat14 c = { .g = 0 };
+
+    if (load_old(5, v5_db, path) < 0)
+        return;
+    is_str(lite_value(path, "SELECT count(*) FROM sqlite_master WHERE name "
+                      "IN ('tickets', 'chats_pat_due', 'chats_pro_due')"),
+           "3", "v5: the tickets table and the due indexes are there");
+    chat_get(&o, CHAT_A, PAT1, NULL);
+    ok(o.chat && !strcmp(o.chat->read[1], "a0000000-0000-4000-8000-"
+                         "000000000003") &&
+       !strcmp(o.chat->dlv[1], o.chat->read[1]) &&
+       !strcmp(o.chat->read[2], "a0000000-0000-4000-8000-000000000002") &&
+       !strcmp(o.chat->dlv[2], o.chat->read[2]),
+       "v5: marks from is_read: the patient read r3, the professional p2");
+    is_int(o.chat ? (int)o.chat->unread_count : -1, 1,
+           "v5: the patient has r4 unread");
+    chat_get(&o, CHAT_A, NULL, PRO1);
+    is_int(o.chat ? (int)o.chat->unread_count : -1, 2,
+           "v5: the professional has p5 and p6 unread");
+    message_list(&o, CHAT_A, CC_SIDE_NONE, 0, 0, 10);
+    ok(o.n_messages == 6 && o.messages[2].is_read && !o.messages[3].is_read
+       && o.messages[1].is_read && !o.messages[4].is_read &&
+       o.messages[5].priority == 0, "v5: is_read as before, priorities "
+       "normal");
+    memcpy(c.chat, CHAT_A, 37);
+    memcpy(c.pat, PAT1, 37);
+    memcpy(c.pro, PRO1, 37);
+    agree14(&c, "v5");
+    profile_get(&o, CC_SIDE_PATIENT, PAT1);
+    is_str(o.owner, "u-pat", "v5: the owner stays");
+    profile_put(&o, CC_SIDE_PROFESSIONAL, PRO1, "u-pro");
+    is_str(o.owner, "u-pro", "v5: an unowned profile binds");
+    mark_set(&o, CHAT_A, CC_SIDE_PATIENT, CC_MARK_READ, NULL, 9, 0);
+    ok(o.count == 1 && o.mark.up_to_seq == 6, "v5: the patient reads r4");
+    agree14(&c, "v5, read on");
     outcome_free(&o);
     unload();
 }
@@ -1923,10 +1725,12 @@ int main(void)
     test_on_disk("after reopen", n_a + 1 + BULK + FLUSH);
     test_future_version();
     test_migrate_v1();
+    test_migrate_v5();
     test_small_queue();
     test_group_failure();
     test_group_chats();
     test_client_ids();
+    test_abi14();
     test_wal_bounded();
     test_page_cache();
     is_int(reentrant, 0, "no callback ran inside the call that started it");
