@@ -471,6 +471,8 @@ static void c14_reopen(void)
     /* An urgent message while it is handed out. */
     say14(&c, CC_SIDE_PROFESSIONAL, 1, t + 70 * SEC14, t + 70 * SEC14,
           NULL);
+    is_int((int)claim14(&o, t + 70 * SEC14), 0,
+           "reopen: leased: an urgent message does not hand it out twice");
     notify_done(&o, c.chat, CC_SIDE_PATIENT, id, CC_NOTIFY_SENT, 0);
     is_int((int)claim14(&o, t + 70 * SEC14), 1,
            "reopen: an urgent message during the lease is still due after "
