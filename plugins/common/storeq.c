@@ -516,6 +516,34 @@ void sq_episode_read(struct sq_episode *e, int64_t remaining,
         e->due = 1;
 }
 
+int sq_mark_apply(struct sq_req *r, struct sq_state *st, int64_t seq,
+                  const char *id, const struct sq_mark_io *io)
+{
+    int side = r->side, other = 3 - side, rc;
+    struct sq_mark *m = r->kind == CC_MARK_READ ? &st->read[side]
+                                                : &st->dlv[side];
+    int64_t from = m->seq, n = 0, left = 0, at = 0;
+    int32_t urgent = 0;
+    int moved = seq > 0 && sq_mark_forward(m, seq, id, r->t);
+
+    if (moved &&
+        (rc = io->count(io->arg, r, from, seq, other, &n)) != CC_OK)
+        return rc;
+    r->res.count = n;
+    sq_set_mark(r, r->kind, m, moved);
+    if (!moved || r->kind != CC_MARK_READ)
+        return moved;
+    sq_mark_forward(&st->dlv[side], seq, id, r->t);
+    if (n == 0)
+        return 1;   /* only its own messages: the episode goes on */
+    if (r->delay > 0 &&
+        (rc = io->unread(io->arg, r, seq, other, &left, &at, &urgent)) !=
+            CC_OK)
+        return rc;
+    sq_episode_read(&st->ep[side], left, at, urgent, r->t, r->delay);
+    return 1;
+}
+
 int sq_episode_claimable(const struct sq_episode *e, int64_t now)
 {
     return e->open && e->due > 0 && e->due <= now && e->lease <= now;

@@ -21,6 +21,8 @@
 
 #define SQ_ID_LEN 36
 
+struct sq_req;
+
 enum sq_op {
     SQ_PROFILE_PUT, SQ_CHAT_OPEN, SQ_MSG_APPEND, SQ_MARK_READ, /* writes */
     SQ_MSG_PURGE,   /* retention: t = before_us, limit (ABI 1.3) */
@@ -75,6 +77,38 @@ struct sq_episode {
                                    an urgent message came meanwhile */
     char id[SQ_ID_LEN + 1];     /* the notification's, "" none yet */
 };
+
+/* ABI 1.4: a chat's marks and episodes, as a backend keeps them on the
+ * chat's row; by side ([0] unused). */
+struct sq_state {
+    struct sq_mark read[3];     /* the side has read the other's up to */
+    struct sq_mark dlv[3];      /* and been delivered them up to */
+    struct sq_episode ep[3];    /* the side's episode, as recipient */
+};
+
+/* What mark_set asks of a backend, on the worker running it: the
+ * messages of side `from` in chat r->b (0 or a CC_E_* code). */
+struct sq_mark_io {
+    /* how many with after < seq <= upto */
+    int (*count)(void *arg, struct sq_req *r, int64_t after, int64_t upto,
+                 int from, int64_t *n);
+    /* of those after `after`: how many, the oldest one's time, whether
+     * one is urgent */
+    int (*unread)(void *arg, struct sq_req *r, int64_t after, int from,
+                  int64_t *n, int64_t *oldest_at, int32_t *urgent);
+    void *arg;
+};
+
+/* ABI 1.4: the columns of a chat row that hold side x's (pat or pro)
+ * marks and episode, in the order both backends read them: the read
+ * mark's seq, id, time, the delivered mark's, then the episode's open,
+ * urgent, attempts, sent, due, lease and id. */
+#define SQ_SIDE_COLS(x)                                                  \
+    x "_read_upto, " x "_read_id, " x "_read_at, " x "_dlv_upto, "        \
+    x "_dlv_id, " x "_dlv_at, " x "_ntf_open, " x "_ntf_urgent, "         \
+    x "_ntf_attempts, " x "_ntf_sent, " x "_ntf_due, " x "_ntf_lease, "   \
+    x "_ntf_id"
+#define SQ_N_SIDE_COLS 13
 
 /* ABI 1.4 results that are not chats or messages. */
 struct sq_mark_out {
@@ -303,6 +337,16 @@ int sq_episode_claimable(const struct sq_episode *e, int64_t now);
  * has none.  CC_OK, or CC_E_FAIL when no random bytes. */
 int sq_episode_claim(struct sq_episode *e, int64_t now, int64_t lease,
                      const struct cc_host_api *host);
+
+/* mark_set (storage.h) on st, for request r (b = chat, side, kind,
+ * t = at, delay), the mark going to message (seq, id) (seq 0: the chat
+ * has none): a mark only moves forward; READ moves DELIVERED up to it
+ * and, when it covered messages of the other party, ends the side's
+ * episode and begins the next for what remains.  Sets res.count and
+ * res.mark.  Returns 1 when st changed (write it back), 0 when not, or
+ * io's error. */
+int sq_mark_apply(struct sq_req *r, struct sq_state *st, int64_t seq,
+                  const char *id, const struct sq_mark_io *io);
 
 /* notify_done: result (CC_NOTIFY_*) of notification id, at now.
  * Returns 0 (e unchanged) when the episode has ended or id is not its

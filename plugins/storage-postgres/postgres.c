@@ -60,7 +60,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define MAX_READERS 32
 #define CONNINFO_MAX 4096       /* bytes of a conninfo_file */
 /* Reconnect attempts that waiting requests ask for are this far apart. */
@@ -76,36 +76,89 @@
 #define TS(par) \
     "(timestamptz 'epoch' + " par "::int8 * interval '1 microsecond')"
 
+/* A message (read_msg), with c its chat: read when the other side's
+ * read mark (schema 5) is at or after it. */
 #define MSG_COLS "m.id, m.seq, m.sender_type, m.sender_id, m.content, " \
-                 US("m.created_at") ", m.is_read, m.client_id"
+                 US("m.created_at") ", m.seq <= CASE m.sender_type "    \
+                 "WHEN 1 THEN c.pro_read_upto ELSE c.pat_read_upto END, " \
+                 "m.client_id, m.priority"
 #define CHAT_COLS "c.id, c.patient_id, c.professional_id, " \
                   US("c.created_at") ", " US("c.updated_at")
-/* A chat row with its last message and the viewer's unread count:
- * $V1/$V2 are the viewer's patient and professional ids.  The last
- * message is the highest seq still stored (one backward step of the
- * primary key), not seq = last_seq: retention may have purged that one
- * (message_purge), and last_seq stays where it was. */
+/* A chat row with its last message, the viewer's unread count, each
+ * side's marks and the parties' names: $V1/$V2 are the viewer's patient
+ * and professional ids.  The last message is the highest seq still
+ * stored (one backward step of the primary key), not seq = last_seq:
+ * retention may have purged that one (message_purge), and last_seq stays
+ * where it was.  Unread: the other party's messages after the viewer's
+ * read mark (a range of the primary key). */
 #define CHAT_FULL(vp, vr)                                                 \
     "SELECT " CHAT_COLS ", " MSG_COLS ", (SELECT count(*) FROM messages u " \
-    "WHERE u.chat_id = c.id AND NOT u.is_read AND u.sender_type = "      \
+    "WHERE u.chat_id = c.id AND u.sender_type = "                        \
     "CASE WHEN c.patient_id = " vp "::uuid THEN 2 "                       \
-    "WHEN c.professional_id = " vr "::uuid THEN 1 ELSE 0 END) "           \
+    "WHEN c.professional_id = " vr "::uuid THEN 1 ELSE 0 END "            \
+    "AND u.seq > CASE WHEN c.patient_id = " vp "::uuid THEN c.pat_read_upto " \
+    "WHEN c.professional_id = " vr "::uuid THEN c.pro_read_upto "          \
+    "ELSE 9223372036854775807 END), c.pat_read_id, c.pat_dlv_id, "        \
+    "c.pro_read_id, c.pro_dlv_id, (SELECT name FROM profiles WHERE "     \
+    "side = 1 AND id = c.patient_id), (SELECT name FROM profiles WHERE " \
+    "side = 2 AND id = c.professional_id) "                              \
     "FROM chats c LEFT JOIN LATERAL (SELECT * FROM messages l "          \
     "WHERE l.chat_id = c.id ORDER BY l.seq DESC LIMIT 1) m ON true "
+
+/* S_STATE_SET's assignments of side x, from 13 parameter numbers in
+ * SQ_SIDE_COLS order. */
+#define STATE_SET(x, a, b, c, d, e, f, g, h, i, j, k, l, m)               \
+    x "_read_upto = $" a "::int8, " x "_read_id = $" b "::uuid, "         \
+    x "_read_at = $" c "::int8, " x "_dlv_upto = $" d "::int8, "          \
+    x "_dlv_id = $" e "::uuid, " x "_dlv_at = $" f "::int8, "             \
+    x "_ntf_open = $" g "::int2, " x "_ntf_urgent = $" h "::int2, "       \
+    x "_ntf_attempts = $" i "::int4, " x "_ntf_sent = $" j "::int4, "     \
+    x "_ntf_due = $" k "::int8, " x "_ntf_lease = $" l "::int8, "         \
+    x "_ntf_id = $" m "::uuid"
+
+/* S_BUMPS_NTF's assignments of side x's episode, f the first due time
+ * of the group's appends to x (0: none; then u is 0 too), u the
+ * earliest due time of the urgent ones: f opens a closed episode (due f,
+ * or u when earlier), u makes an open one urgent and due no later. */
+#define NTF_BUMP(x, f, u)                                                \
+    x "_ntf_due = CASE WHEN " f " = 0 THEN c." x "_ntf_due "              \
+    "WHEN c." x "_ntf_open = 0 THEN CASE WHEN " u " > 0 AND " u " < " f   \
+    " THEN " u " ELSE " f " END WHEN " u " > 0 AND (c." x "_ntf_due = 0 " \
+    "OR " u " < c." x "_ntf_due) THEN " u " ELSE c." x "_ntf_due END, "   \
+    x "_ntf_urgent = CASE WHEN " f " = 0 THEN c." x "_ntf_urgent "        \
+    "WHEN " u " > 0 THEN 1 WHEN c." x "_ntf_open = 0 THEN 0 "             \
+    "ELSE c." x "_ntf_urgent END, "                                       \
+    x "_ntf_attempts = CASE WHEN " f " > 0 AND c." x "_ntf_open = 0 "     \
+    "THEN 0 ELSE c." x "_ntf_attempts END, "                              \
+    x "_ntf_sent = CASE WHEN " f " > 0 AND c." x "_ntf_open = 0 THEN 0 "  \
+    "ELSE c." x "_ntf_sent END, "                                         \
+    x "_ntf_lease = CASE WHEN " f " > 0 AND c." x "_ntf_open = 0 THEN 0 " \
+    "ELSE c." x "_ntf_lease END, "                                        \
+    x "_ntf_id = CASE WHEN " f " > 0 AND c." x "_ntf_open = 0 THEN NULL " \
+    "ELSE c." x "_ntf_id END, "                                           \
+    x "_ntf_open = CASE WHEN " f " > 0 THEN 1 ELSE c." x "_ntf_open END"
 
 enum stmt {
     S_PROFILE_PUT, S_PROFILE_GET, S_CHAT_INSERT, S_CHAT_BY_PAIR, S_CHAT_GET,
     S_CHAT_EXISTS,
-    S_APPEND, S_LOCK_CHATS, S_BUMPS, S_APPEND_ALL, S_MARK_READ,
+    S_APPEND, S_LOCK_CHATS, S_BUMPS, S_APPEND_ALL,
     S_CHAT_LIST, S_CHAT_NEWER, S_CHAT_COUNT,
-    S_MSG_AFTER, S_MSG_BEFORE, S_MSG_BY_CLIENT, S_MSG_SEQ, S_PURGE, N_STMT
+    S_MSG_AFTER, S_MSG_BEFORE, S_MSG_BY_CLIENT, S_MSG_SEQ, S_PURGE,
+    /* ABI 1.4 */
+    S_OWNER_SET, S_NAME_SET, S_MSG_NEWEST, S_COUNT_FROM, S_FIRST_UNREAD,
+    S_STATE_GET, S_STATE_SET, S_BUMPS_NTF, S_DUE_PAT, S_DUE_PRO,
+    S_TICKET_PUT, S_TICKET_PRUNE, S_TICKET_TAKE, N_STMT
 };
 
 static const char *const sql[N_STMT] = {
+    /* A profile without an owner takes the first user who presents it
+     * (ABI 1.4); one with an owner keeps it. */
     [S_PROFILE_PUT] = "INSERT INTO profiles (side, id, user_id, created_at) "
                       "VALUES ($1::int2, $2::uuid, $3, " TS("$4") ") "
-                      "ON CONFLICT DO NOTHING",
-    [S_PROFILE_GET] = "SELECT 1 FROM profiles WHERE side = $1::int2 "
+                      "ON CONFLICT (side, id) DO UPDATE SET user_id = "
+                      "excluded.user_id WHERE profiles.user_id IS NULL AND "
+                      "excluded.user_id IS NOT NULL",
+    [S_PROFILE_GET] = "SELECT user_id FROM profiles WHERE side = $1::int2 "
                       "AND id = $2::uuid",
     [S_CHAT_INSERT] = "INSERT INTO chats (id, patient_id, professional_id, "
                       "created_at, updated_at) VALUES ($1::uuid, $2::uuid, "
@@ -124,9 +177,10 @@ static const char *const sql[N_STMT] = {
                  "WHERE id = $1::uuid "
                  "RETURNING last_seq) "
                  "INSERT INTO messages (chat_id, seq, id, sender_type, "
-                 "sender_id, content, created_at, client_id) SELECT "
-                 "$1::uuid, s.last_seq, $3::uuid, $4::int2, $5::uuid, $6, "
-                 TS("$2") ", $7::uuid FROM s RETURNING seq",
+                 "sender_id, content, created_at, client_id, priority) "
+                 "SELECT $1::uuid, s.last_seq, $3::uuid, $4::int2, "
+                 "$5::uuid, $6, " TS("$2") ", $7::uuid, $8::int2 FROM s "
+                 "RETURNING seq",
     /* A pipelined group of appends (append_pipelined), in three
      * statements: its chats locked in id order, each chat's last_seq
      * moved on by its count of messages ($2, newest time $3), then every
@@ -140,22 +194,21 @@ static const char *const sql[N_STMT] = {
                 "WITH ORDINALITY AS v (id, n, t, i) WHERE c.id = v.id "
                 "RETURNING v.i, c.last_seq",
     [S_APPEND_ALL] = "INSERT INTO messages (chat_id, seq, id, sender_type, "
-                     "sender_id, content, created_at) SELECT v.chat, "
-                     "c.last_seq - v.back, v.id, v.st, v.sid, v.content, "
-                     TS("v.t") " FROM unnest($1::uuid[], $2::int8[], "
-                     "$3::uuid[], $4::int2[], $5::uuid[], $6::text[], "
-                     "$7::int8[]) AS v (chat, back, id, st, sid, content, "
-                     "t) JOIN chats c ON c.id = v.chat",
+                     "sender_id, content, created_at, priority) SELECT "
+                     "v.chat, c.last_seq - v.back, v.id, v.st, v.sid, "
+                     "v.content, " TS("v.t") ", v.pr FROM unnest("
+                     "$1::uuid[], $2::int8[], $3::uuid[], $4::int2[], "
+                     "$5::uuid[], $6::text[], $7::int8[], $8::int2[]) AS v "
+                     "(chat, back, id, st, sid, content, t, pr) "
+                     "JOIN chats c ON c.id = v.chat",
     /* An append that carries the client's id runs alone (not
      * pipelined), after looking for it: */
-    [S_MSG_BY_CLIENT] = "SELECT " MSG_COLS " FROM messages m WHERE "
-                        "m.chat_id = $1::uuid AND m.sender_id = $2::uuid "
-                        "AND m.client_id = $3::uuid",
+    [S_MSG_BY_CLIENT] = "SELECT " MSG_COLS " FROM messages m JOIN chats c "
+                        "ON c.id = m.chat_id WHERE m.chat_id = $1::uuid "
+                        "AND m.sender_id = $2::uuid AND "
+                        "m.client_id = $3::uuid",
     [S_MSG_SEQ] = "SELECT seq FROM messages WHERE chat_id = $1::uuid AND "
                   "id = $2::uuid",
-    [S_MARK_READ] = "UPDATE messages SET is_read = true WHERE "
-                    "chat_id = $1::uuid AND sender_type <> $2::int2 "
-                    "AND NOT is_read",
     [S_CHAT_LIST] = CHAT_FULL("$1", "$2")
                     "WHERE (c.patient_id = $1::uuid OR "
                     "c.professional_id = $2::uuid) AND ($3::int8 = 0 OR "
@@ -198,6 +251,80 @@ static const char *const sql[N_STMT] = {
                 "WHERE m.chat_id = w.chat_id AND m.seq = w.seq RETURNING 1) "
                 "SELECT (SELECT count(*) FROM d), "
                 "(SELECT count(*) FROM v) > $2::int8",
+    /* ABI 1.4.  An admin moves a profile to a user (creating it). */
+    [S_OWNER_SET] = "INSERT INTO profiles (side, id, user_id, created_at) "
+                    "VALUES ($1::int2, $2::uuid, $3, " TS("$4") ") "
+                    "ON CONFLICT (side, id) DO UPDATE SET "
+                    "user_id = excluded.user_id",
+    [S_NAME_SET] = "INSERT INTO profiles (side, id, name, created_at) "
+                   "VALUES ($1::int2, $2::uuid, $3, " TS("$4") ") "
+                   "ON CONFLICT (side, id) DO UPDATE SET name = excluded.name",
+    [S_MSG_NEWEST] = "SELECT seq, id FROM messages WHERE chat_id = $1::uuid "
+                     "ORDER BY seq DESC LIMIT 1",
+    /* Messages of side $4 in ($2, $3]: what a mark newly covers. */
+    [S_COUNT_FROM] = "SELECT count(*) FROM messages WHERE chat_id = $1::uuid "
+                     "AND seq > $2::int8 AND seq <= $3::int8 AND "
+                     "sender_type = $4::int2",
+    /* Side $3's messages after $2: the oldest, when it was stored, how
+     * many, whether one is urgent. */
+    [S_FIRST_UNREAD] = "SELECT f.id, " US("f.created_at") ", a.n, a.u "
+                       "FROM (SELECT count(*) AS n, coalesce(max(priority), "
+                       "0) AS u FROM messages WHERE chat_id = $1::uuid AND "
+                       "seq > $2::int8 AND sender_type = $3::int2) a "
+                       "LEFT JOIN LATERAL (SELECT id, created_at FROM "
+                       "messages WHERE chat_id = $1::uuid AND seq > $2::int8 "
+                       "AND sender_type = $3::int2 ORDER BY seq LIMIT 1) f "
+                       "ON true",
+    /* A chat's marks and episodes, its row locked until COMMIT: marks,
+     * claims and outcomes of one chat take turns, on every node. */
+    [S_STATE_GET] = "SELECT patient_id, professional_id, "
+                    SQ_SIDE_COLS("pat") ", " SQ_SIDE_COLS("pro")
+                    " FROM chats WHERE id = $1::uuid FOR UPDATE",
+    [S_STATE_SET] = "UPDATE chats SET " STATE_SET("pat", "2", "3", "4", "5",
+                    "6", "7", "8", "9", "10", "11", "12", "13", "14") ", "
+                    STATE_SET("pro", "15", "16", "17", "18", "19", "20",
+                              "21", "22", "23", "24", "25", "26", "27")
+                    " WHERE id = $1::uuid",
+    /* A pipelined group whose appends carry due times: S_BUMPS, and each
+     * side's episode as sq_episode_append would leave it after the
+     * group: $4/$6 the first due time of an append to the patient / the
+     * professional (0: none), $5/$7 the earliest of the urgent ones. */
+    [S_BUMPS_NTF] = "UPDATE chats c SET last_seq = c.last_seq + v.n, "
+                    "updated_at = greatest(c.updated_at, " TS("v.t") "), "
+                    NTF_BUMP("pat", "v.fa", "v.ua") ", "
+                    NTF_BUMP("pro", "v.fr", "v.ur") " FROM unnest("
+                    "$1::uuid[], $2::int8[], $3::int8[], $4::int8[], "
+                    "$5::int8[], $6::int8[], $7::int8[]) WITH ORDINALITY "
+                    "AS v (id, n, t, fa, ua, fr, ur, i) WHERE c.id = v.id "
+                    "RETURNING v.i, c.last_seq",
+    /* Episodes due at $1 and not handed out, oldest first, at most $2,
+     * locked until COMMIT; rows another node holds are skipped, and one
+     * it claimed meanwhile is looked at again once locked (its lease
+     * then excludes it): two nodes never hand out the same episode. */
+    [S_DUE_PAT] = "SELECT id, pat_ntf_due FROM chats WHERE pat_ntf_due > 0 "
+                  "AND pat_ntf_due <= $1::int8 AND pat_ntf_lease <= $1::int8 "
+                  "ORDER BY pat_ntf_due LIMIT $2::int8 "
+                  "FOR UPDATE SKIP LOCKED",
+    [S_DUE_PRO] = "SELECT id, pro_ntf_due FROM chats WHERE pro_ntf_due > 0 "
+                  "AND pro_ntf_due <= $1::int8 AND pro_ntf_lease <= $1::int8 "
+                  "ORDER BY pro_ntf_due LIMIT $2::int8 "
+                  "FOR UPDATE SKIP LOCKED",
+    [S_TICKET_PUT] = "INSERT INTO tickets (id, user_id, patient_id, "
+                     "professional_id, is_admin, token_expires_at, "
+                     "expires_at) VALUES ($1, $2, $3::uuid, $4::uuid, "
+                     "$5::bool, $6::int8, $7::int8) ON CONFLICT (id) DO "
+                     "UPDATE SET user_id = excluded.user_id, patient_id = "
+                     "excluded.patient_id, professional_id = "
+                     "excluded.professional_id, is_admin = "
+                     "excluded.is_admin, token_expires_at = "
+                     "excluded.token_expires_at, expires_at = "
+                     "excluded.expires_at",
+    [S_TICKET_PRUNE] = "DELETE FROM tickets WHERE expires_at < $1::int8",
+    /* Taken and deleted in one statement: of two nodes taking one
+     * ticket, the second finds it gone. */
+    [S_TICKET_TAKE] = "DELETE FROM tickets WHERE id = $1 RETURNING user_id, "
+                      "patient_id, professional_id, is_admin, "
+                      "token_expires_at, expires_at",
 };
 
 /* Most appends sent in one pipeline (see append_pipelined). */
@@ -252,6 +379,55 @@ static const char schema_v3_to_v4[] =
     "DROP INDEX chats_by_professional;"
     "CREATE INDEX chats_by_patient ON chats (patient_id, id);"
     "CREATE INDEX chats_by_professional ON chats (professional_id, id);";
+
+/* Version 4 to 5 (ABI 1.4): messages keep their priority, profiles a
+ * display name (the owner was user_id all along: the first user who
+ * presented the profile, or the admin's registration).  Each side's read
+ * and delivered marks (a message's seq and id, the mark's time) and its
+ * notification episode go on the chat row, which every append updates
+ * anyway: an append writes no second row.  The read marks replace
+ * messages.is_read, which goes with its partial index (an entry per
+ * message appended): a side's READ mark is the newest message of the
+ * other party it had read (its time that message's, the best known),
+ * DELIVERED the same.  Due episodes are found through partial indexes
+ * that hold only the due ones; times are microseconds (int8), as the
+ * host gives them.  WebSocket tickets live in their own table until
+ * taken or expired. */
+#define SIDE_V5(x)                                                       \
+    "ALTER TABLE chats ADD COLUMN " x "_read_upto int8 NOT NULL DEFAULT 0," \
+    " ADD COLUMN " x "_read_id uuid,"                                    \
+    " ADD COLUMN " x "_read_at int8 NOT NULL DEFAULT 0,"                 \
+    " ADD COLUMN " x "_dlv_upto int8 NOT NULL DEFAULT 0,"                \
+    " ADD COLUMN " x "_dlv_id uuid,"                                     \
+    " ADD COLUMN " x "_dlv_at int8 NOT NULL DEFAULT 0,"                  \
+    " ADD COLUMN " x "_ntf_open int2 NOT NULL DEFAULT 0,"                \
+    " ADD COLUMN " x "_ntf_urgent int2 NOT NULL DEFAULT 0,"              \
+    " ADD COLUMN " x "_ntf_attempts int4 NOT NULL DEFAULT 0,"            \
+    " ADD COLUMN " x "_ntf_sent int4 NOT NULL DEFAULT 0,"                \
+    " ADD COLUMN " x "_ntf_due int8 NOT NULL DEFAULT 0,"                 \
+    " ADD COLUMN " x "_ntf_lease int8 NOT NULL DEFAULT 0,"               \
+    " ADD COLUMN " x "_ntf_id uuid;"                                     \
+    "CREATE INDEX chats_" x "_due ON chats (" x "_ntf_due)"               \
+    " WHERE " x "_ntf_due > 0;"
+/* x's marks from is_read: the newest message of side `from` read. */
+#define MARK_V5(x, from)                                                 \
+    "UPDATE chats c SET " x "_read_upto = m.seq, " x "_read_id = m.id, "  \
+    x "_read_at = " US("m.created_at") ", " x "_dlv_upto = m.seq, "       \
+    x "_dlv_id = m.id, " x "_dlv_at = " US("m.created_at")                \
+    " FROM (SELECT DISTINCT ON (chat_id) chat_id, seq, id, created_at"   \
+    " FROM messages WHERE sender_type = " from " AND is_read"             \
+    " ORDER BY chat_id, seq DESC) m WHERE m.chat_id = c.id;"
+static const char schema_v4_to_v5[] =
+    "ALTER TABLE messages ADD COLUMN priority int2 NOT NULL DEFAULT 0;"
+    "ALTER TABLE profiles ADD COLUMN name text;"
+    SIDE_V5("pat") SIDE_V5("pro")
+    MARK_V5("pat", "2") MARK_V5("pro", "1")
+    "DROP INDEX messages_unread;"
+    "ALTER TABLE messages DROP COLUMN is_read;"
+    "CREATE TABLE tickets (id text PRIMARY KEY, user_id text NOT NULL,"
+    " patient_id uuid, professional_id uuid, is_admin bool NOT NULL,"
+    " token_expires_at int8 NOT NULL, expires_at int8 NOT NULL);"
+    "CREATE INDEX tickets_by_expiry ON tickets (expires_at);";
 
 struct pg;
 
@@ -538,6 +714,11 @@ static int migrate(struct pg *pg, PGconn *c)
          command(c, "INSERT INTO carechat_schema (version) VALUES (4)",
                  err, sizeof err) < 0))
         goto fail;
+    if (version < 5 &&
+        (command(c, schema_v4_to_v5, err, sizeof err) < 0 ||
+         command(c, "INSERT INTO carechat_schema (version) VALUES (5)",
+                 err, sizeof err) < 0))
+        goto fail;
     if (version == 0)
         LOG(pg, CC_LOG_INFO, "created schema version %d", SCHEMA_VERSION);
     else if (version < SCHEMA_VERSION)
@@ -719,9 +900,9 @@ static int64_t col_i64(const PGresult *res, int row, int col)
                                                 NULL, 10);
 }
 
-/* A message at columns [c0, c0+8): id, seq, sender_type, sender_id,
- * content, created_at, is_read, client_id.  0 when the row has no
- * message. */
+/* A message at columns [c0, c0+9): id, seq, sender_type, sender_id,
+ * content, created_at, is_read, client_id, priority.  0 when the row has
+ * no message. */
 static int read_msg(const PGresult *res, int row, int c0,
                     const char *chat_id, struct sq_msg *o)
 {
@@ -744,11 +925,14 @@ static int read_msg(const PGresult *res, int row, int c0,
     sq_msg_link(o, (size_t)len, col_i64(res, row, c0 + 1),
                 (int32_t)col_i64(res, row, c0 + 2),
                 col_i64(res, row, c0 + 5),
-                PQgetvalue(res, row, c0 + 6)[0] == 't', 0);
+                PQgetvalue(res, row, c0 + 6)[0] == 't',
+                (int32_t)col_i64(res, row, c0 + 8));
     return 1;
 }
 
-/* A CHAT_FULL row: chat (5), last message (8), unread count (1). */
+/* A CHAT_FULL row: chat (5), last message (9), unread count (1), marks
+ * (4: the patient's read and delivered, the professional's), names
+ * (2). */
 static void read_chat(const PGresult *res, int row, struct sq_chat *o)
 {
     sq_copy_id(o->id, PQgetvalue(res, row, 0));
@@ -757,7 +941,15 @@ static void read_chat(const PGresult *res, int row, struct sq_chat *o)
     sq_chat_link(o, col_i64(res, row, 3), col_i64(res, row, 4));
     if (read_msg(res, row, 5, o->id, &o->last))
         o->c.last_message = &o->last.m;
-    o->c.unread_count = col_i64(res, row, 13);
+    o->c.unread_count = col_i64(res, row, 14);
+    for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
+        int col = side == CC_SIDE_PATIENT ? 15 : 17;
+
+        sq_chat_marks(o, side, PQgetvalue(res, row, col),
+                      PQgetvalue(res, row, col + 1));
+        sq_chat_name(o, side, PQgetisnull(res, row, 18 + side)
+                                  ? NULL : PQgetvalue(res, row, 18 + side));
+    }
 }
 
 static const char *side_str(int32_t side)
@@ -773,8 +965,10 @@ static const char *opt_id(const char *id)
 
 /* ---------------------------------------------------------- the ops */
 
-static int profile_exists(struct worker *w, struct sq_req *r, int32_t side,
-                          const char *id, int *yes)
+/* Whether profile id of side exists (*yes); with owner, its owner into
+ * r's result (res.owner).  CC_OK or an error. */
+static int profile_lookup(struct worker *w, struct sq_req *r, int32_t side,
+                          const char *id, int *yes, int owner)
 {
     const char *p[] = { side_str(side), id };
     PGresult *res = run(w, S_PROFILE_GET, 2, p);
@@ -782,27 +976,40 @@ static int profile_exists(struct worker *w, struct sq_req *r, int32_t side,
     if (!ok_rows(res))
         return fail(w, r, res);
     *yes = PQntuples(res) > 0;
+    if (*yes && owner)
+        sq_set_owner(r, PQgetisnull(res, 0, 0) ? NULL
+                                               : PQgetvalue(res, 0, 0));
     PQclear(res);
     return CC_OK;
 }
 
-static int do_profile_put(struct worker *w, struct sq_req *r)
+static int profile_exists(struct worker *w, struct sq_req *r, int32_t side,
+                          const char *id, int *yes)
+{
+    return profile_lookup(w, r, side, id, yes, 0);
+}
+
+/* PROFILE_PUT, PROFILE_OWNER (a = profile, user) and PROFILE_NAME (name):
+ * the upsert s, then the owner it leaves (res.owner). */
+static int do_profile_write(struct worker *w, struct sq_req *r, enum stmt s)
 {
     char t[24];
-    const char *p[] = { side_str(r->side), r->a, r->user, t };
+    const char *p[] = { side_str(r->side), r->a,
+                        s == S_NAME_SET ? r->name : r->user, t };
     PGresult *res;
+    int yes;
 
     snprintf(t, sizeof t, "%lld", (long long)r->t);
-    res = run(w, S_PROFILE_PUT, 4, p);
+    res = run(w, s, 4, p);
     if (!ok_cmd(res))
         return fail(w, r, res);
     PQclear(res);
-    return CC_OK;
+    return profile_lookup(w, r, r->side, r->a, &yes, 1);
 }
 
 static int do_profile_get(struct worker *w, struct sq_req *r)
 {
-    int yes, rc = profile_exists(w, r, r->side, r->a, &yes);
+    int yes, rc = profile_lookup(w, r, r->side, r->a, &yes, 1);
 
     return rc != CC_OK ? rc : yes ? CC_OK : CC_E_NOTFOUND;
 }
@@ -939,36 +1146,399 @@ static int find_by_client(struct worker *w, struct sq_req *r)
     return CC_OK;
 }
 
+/* Run statement s for r, whose answer is only its success: CC_OK, or
+ * r's failure. */
+static int run_for(struct worker *w, struct sq_req *r, enum stmt s, int n,
+                   const char *const *p)
+{
+    PGresult *res = run(w, s, n, p);
+
+    if (!ok_cmd(res) && !ok_rows(res))
+        return fail(w, r, res);
+    PQclear(res);
+    return CC_OK;
+}
+
+/* An append that went through S_APPEND (alone, or with a client id)
+ * and carries a due time: its episode, by S_BUMPS_NTF for its chat
+ * with no message counted.  (The row is already locked and written by
+ * S_APPEND in this transaction.) */
+static int append_episode(struct worker *w, struct sq_req *r)
+{
+    char id[48], t[32], f[32], u[32];
+    const char *none = "{0}", *p[7];
+    int to_pat = r->side == CC_SIDE_PROFESSIONAL;
+
+    snprintf(id, sizeof id, "{%s}", r->b);
+    snprintf(t, sizeof t, "{%lld}", (long long)r->t);
+    snprintf(f, sizeof f, "{%lld}", (long long)r->due);
+    snprintf(u, sizeof u, "{%lld}",
+             (long long)(r->priority == CC_PRIORITY_URGENT ? r->due : 0));
+    p[0] = id;
+    p[1] = none;
+    p[2] = t;
+    p[3] = to_pat ? f : none;
+    p[4] = to_pat ? u : none;
+    p[5] = to_pat ? none : f;
+    p[6] = to_pat ? none : u;
+    return run_for(w, r, S_BUMPS_NTF, 7, p);
+}
+
 static int do_msg_append(struct worker *w, struct sq_req *r)
 {
     char t[24];
-    const char *p[7];
+    const char *p[8];
     int rc;
 
     if (r->cid[0] && (rc = find_by_client(w, r)) != 1)
         return rc;
     append_params(r, t, p);
     p[6] = opt_id(r->cid);
-    return append_result(w, r, run(w, S_APPEND, 7, p));
+    p[7] = r->priority == CC_PRIORITY_URGENT ? "1" : "0";
+    rc = append_result(w, r, run(w, S_APPEND, 8, p));
+    return rc == CC_OK && r->due ? append_episode(w, r) : rc;
 }
 
-static int do_mark_read(struct worker *w, struct sq_req *r)
+/* ------------------------------------------ marks and notifications */
+
+/* A chat's parties and its marks and episodes (S_STATE_GET). */
+struct chat_state {
+    char pat[SQ_ID_LEN + 1], pro[SQ_ID_LEN + 1];
+    struct sq_state st;
+};
+
+/* Side's SQ_SIDE_COLS from column col on. */
+static void read_state_side(const PGresult *res, int col,
+                            struct sq_state *st, int side)
 {
-    const char *g[] = { r->b };
-    const char *p[] = { r->b, side_str(r->side) };
-    PGresult *res = run(w, S_CHAT_EXISTS, 1, g);
-    int found;
+    struct sq_episode *e = &st->ep[side];
+
+    st->read[side].seq = col_i64(res, 0, col);
+    sq_copy_id(st->read[side].id, PQgetvalue(res, 0, col + 1));
+    st->read[side].at = col_i64(res, 0, col + 2);
+    st->dlv[side].seq = col_i64(res, 0, col + 3);
+    sq_copy_id(st->dlv[side].id, PQgetvalue(res, 0, col + 4));
+    st->dlv[side].at = col_i64(res, 0, col + 5);
+    e->open = (int32_t)col_i64(res, 0, col + 6);
+    e->urgent = (int32_t)col_i64(res, 0, col + 7);
+    e->attempts = (int32_t)col_i64(res, 0, col + 8);
+    e->sent = (int32_t)col_i64(res, 0, col + 9);
+    e->due = col_i64(res, 0, col + 10);
+    e->lease = col_i64(res, 0, col + 11);
+    sq_copy_id(e->id, PQgetvalue(res, 0, col + 12));
+}
+
+/* Lock chat id's row and read its state: CC_OK, CC_E_NOTFOUND or an
+ * error. */
+static int state_get(struct worker *w, struct sq_req *r, const char *id,
+                     struct chat_state *cs)
+{
+    const char *p[] = { id };
+    PGresult *res = run(w, S_STATE_GET, 1, p);
 
     if (!ok_rows(res))
         return fail(w, r, res);
-    found = PQntuples(res) > 0;
-    PQclear(res);
-    if (!found)
+    if (PQntuples(res) == 0) {
+        PQclear(res);
         return CC_E_NOTFOUND;
-    res = run(w, S_MARK_READ, 2, p);
-    if (!ok_cmd(res))
+    }
+    memset(cs, 0, sizeof *cs);
+    sq_copy_id(cs->pat, PQgetvalue(res, 0, 0));
+    sq_copy_id(cs->pro, PQgetvalue(res, 0, 1));
+    read_state_side(res, 2, &cs->st, CC_SIDE_PATIENT);
+    read_state_side(res, 2 + SQ_N_SIDE_COLS, &cs->st, CC_SIDE_PROFESSIONAL);
+    PQclear(res);
+    return CC_OK;
+}
+
+/* Write chat id's state back (S_STATE_SET). */
+static int state_set(struct worker *w, struct sq_req *r, const char *id,
+                     const struct sq_state *st)
+{
+    char num[2][SQ_N_SIDE_COLS][24];
+    const char *p[1 + 2 * SQ_N_SIDE_COLS];
+
+    p[0] = id;
+    for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
+        const struct sq_episode *e = &st->ep[side];
+        const int64_t v[SQ_N_SIDE_COLS] = {
+            st->read[side].seq, 0, st->read[side].at, st->dlv[side].seq, 0,
+            st->dlv[side].at, e->open, e->urgent, e->attempts, e->sent,
+            e->due, e->lease, 0,
+        };
+        const char **q = p + 1 + (side - 1) * SQ_N_SIDE_COLS;
+
+        for (int i = 0; i < SQ_N_SIDE_COLS; i++) {
+            snprintf(num[side - 1][i], 24, "%lld", (long long)v[i]);
+            q[i] = num[side - 1][i];
+        }
+        q[1] = opt_id(st->read[side].id);   /* the ids, in SQ_SIDE_COLS */
+        q[4] = opt_id(st->dlv[side].id);
+        q[12] = opt_id(e->id);
+    }
+    return run_for(w, r, S_STATE_SET, 1 + 2 * SQ_N_SIDE_COLS, p);
+}
+
+/* The message a mark goes to: r->a in chat r->b, or its newest when r->a
+ * is "" (*seq 0: the chat has none).  CC_OK, CC_E_NOTFOUND (r->a is not
+ * one of its messages) or an error. */
+static int mark_target(struct worker *w, struct sq_req *r, int64_t *seq,
+                       char id[SQ_ID_LEN + 1])
+{
+    const char *p[] = { r->b, r->a };
+    PGresult *res = run(w, r->a[0] ? S_MSG_SEQ : S_MSG_NEWEST,
+                        r->a[0] ? 2 : 1, p);
+
+    *seq = 0;
+    id[0] = '\0';
+    if (!ok_rows(res))
         return fail(w, r, res);
-    r->res.count = strtoll(PQcmdTuples(res), NULL, 10);
+    if (PQntuples(res) == 1) {
+        *seq = col_i64(res, 0, 0);
+        sq_copy_id(id, r->a[0] ? r->a : PQgetvalue(res, 0, 1));
+    }
+    PQclear(res);
+    return *seq || !r->a[0] ? CC_OK : CC_E_NOTFOUND;
+}
+
+/* sq_mark_io's count (S_COUNT_FROM). */
+static int count_from(void *arg, struct sq_req *r, int64_t after,
+                      int64_t upto, int from, int64_t *n)
+{
+    char a[24], u[24];
+    const char *p[] = { r->b, a, u, side_str(from) };
+    PGresult *res;
+
+    snprintf(a, sizeof a, "%lld", (long long)after);
+    snprintf(u, sizeof u, "%lld", (long long)upto);
+    res = run(arg, S_COUNT_FROM, 4, p);
+    if (!ok_rows(res) || PQntuples(res) != 1)
+        return fail(arg, r, res);
+    *n = col_i64(res, 0, 0);
+    PQclear(res);
+    return CC_OK;
+}
+
+/* Side from's messages in chat `chat` after seq (S_FIRST_UNREAD): the
+ * oldest one's id into first ("" none) and time, how many, whether one
+ * is urgent. */
+static int first_unread(struct worker *w, struct sq_req *r,
+                        const char *chat, int64_t seq, int from,
+                        char first[SQ_ID_LEN + 1], int64_t *at, int64_t *n,
+                        int32_t *urgent)
+{
+    char a[24];
+    const char *p[] = { chat, a, side_str(from) };
+    PGresult *res;
+
+    snprintf(a, sizeof a, "%lld", (long long)seq);
+    res = run(w, S_FIRST_UNREAD, 3, p);
+    if (!ok_rows(res) || PQntuples(res) != 1)
+        return fail(w, r, res);
+    sq_copy_id(first, PQgetvalue(res, 0, 0));
+    *at = col_i64(res, 0, 1);
+    *n = col_i64(res, 0, 2);
+    *urgent = col_i64(res, 0, 3) == CC_PRIORITY_URGENT;
+    PQclear(res);
+    return CC_OK;
+}
+
+/* sq_mark_io's unread. */
+static int unread_after(void *arg, struct sq_req *r, int64_t after,
+                        int from, int64_t *n, int64_t *oldest_at,
+                        int32_t *urgent)
+{
+    char first[SQ_ID_LEN + 1];
+
+    return first_unread(arg, r, r->b, after, from, first, oldest_at, n,
+                        urgent);
+}
+
+/* b = chat, a = up to ("" the newest), side, kind, t = at, delay: the
+ * chat's row locked, its marks moved as sq_mark_apply decides, written
+ * back when they moved. */
+static int do_mark_set(struct worker *w, struct sq_req *r)
+{
+    const struct sq_mark_io io = { count_from, unread_after, w };
+    struct chat_state cs;
+    char id[SQ_ID_LEN + 1];
+    int64_t seq;
+    int rc = state_get(w, r, r->b, &cs);
+
+    if (rc == CC_OK)
+        rc = mark_target(w, r, &seq, id);
+    if (rc != CC_OK)
+        return rc;
+    rc = sq_mark_apply(r, &cs.st, seq, id, &io);
+    return rc <= 0 ? rc : state_set(w, r, r->b, &cs.st);
+}
+
+/* The old mark_read (b = chat, side = reader): a READ mark to the
+ * chat's newest message, now. */
+static int do_mark_read(struct worker *w, struct sq_req *r)
+{
+    int rc;
+
+    r->a[0] = '\0';
+    r->kind = CC_MARK_READ;
+    r->delay = 0;
+    rc = do_mark_set(w, r);
+    r->res.mark = NULL;
+    return rc;
+}
+
+/* One due (chat, side) of a claim (its row locked by S_DUE_*): checked
+ * again, handed out, its notification added. */
+static int claim_one(struct worker *w, struct sq_req *r, const char *chat,
+                     int side)
+{
+    struct chat_state cs;
+    struct sq_episode *e = &cs.st.ep[side];
+    struct sq_ntf *n;
+    int64_t at, unread;
+    int32_t urgent;
+    int yes, rc = state_get(w, r, chat, &cs);
+
+    if (rc == CC_E_NOTFOUND ||
+        (rc == CC_OK && !sq_episode_claimable(e, r->t)))
+        return CC_OK;
+    if (rc != CC_OK)
+        return rc;
+    if (sq_episode_claim(e, r->t, r->delay, w->pg->base.host) != CC_OK) {
+        snprintf(r->error, sizeof r->error, "postgres: no random bytes");
+        return CC_E_FAIL;
+    }
+    if ((rc = state_set(w, r, chat, &cs.st)) != CC_OK)
+        return rc;
+    n = sq_add_ntf(r);
+    sq_copy_id(n->id, e->id);
+    sq_copy_id(n->chat, chat);
+    sq_copy_id(n->profile, side == CC_SIDE_PATIENT ? cs.pat : cs.pro);
+    rc = first_unread(w, r, chat, cs.st.read[side].seq, 3 - side, n->first,
+                      &at, &unread, &urgent);
+    if (rc == CC_OK)
+        rc = profile_lookup(w, r, side, n->profile, &yes, 1);
+    if (rc != CC_OK)
+        return rc;
+    n->user = r->owner;         /* the lookup's copy moves to n */
+    r->owner = NULL;
+    r->res.owner = NULL;
+    sq_ntf_link(n, side, unread, at, e);
+    return CC_OK;
+}
+
+/* A due (chat, side) a claim locked. */
+struct due {
+    char chat[SQ_ID_LEN + 1];
+    int side;
+    int64_t due;
+};
+
+/* Lock and read the due episodes of side (S_DUE_PAT or S_DUE_PRO) into
+ * v from *n on. */
+static int lock_due(struct worker *w, struct sq_req *r, int side,
+                    struct due *v, size_t *n)
+{
+    char now[24], lim[24];
+    const char *p[] = { now, lim };
+    PGresult *res;
+
+    snprintf(now, sizeof now, "%lld", (long long)r->t);
+    snprintf(lim, sizeof lim, "%u", r->limit);
+    res = run(w, side == CC_SIDE_PATIENT ? S_DUE_PAT : S_DUE_PRO, 2, p);
+    if (!ok_rows(res))
+        return fail(w, r, res);
+    for (int i = 0; i < PQntuples(res); i++, (*n)++) {
+        sq_copy_id(v[*n].chat, PQgetvalue(res, i, 0));
+        v[*n].side = side;
+        v[*n].due = col_i64(res, i, 1);
+    }
+    PQclear(res);
+    return CC_OK;
+}
+
+static int by_due(const void *a, const void *b)
+{
+    const struct due *x = a, *y = b;
+
+    return x->due < y->due ? -1 : x->due > y->due;
+}
+
+/* t = now, delay = lease, limit.  One transaction (the write group's):
+ * each side's due episodes locked, skipping what another node holds
+ * (S_DUE_*), the oldest `limit` of both handed out.  A node that claims
+ * the same rows waits for none of them and, once this commits, sees
+ * their leases: no episode is handed out twice. */
+static int do_notify_claim(struct worker *w, struct sq_req *r)
+{
+    struct due *v = sq_xcalloc(2 * (size_t)r->limit, sizeof *v);
+    size_t n = 0;
+    int rc = lock_due(w, r, CC_SIDE_PATIENT, v, &n);
+
+    if (rc == CC_OK)
+        rc = lock_due(w, r, CC_SIDE_PROFESSIONAL, v, &n);
+    qsort(v, n, sizeof *v, by_due);
+    for (size_t i = 0; rc == CC_OK && i < n && i < r->limit; i++)
+        rc = claim_one(w, r, v[i].chat, v[i].side);
+    free(v);
+    if (rc == CC_OK)
+        sq_finish_ntfs(r);
+    return rc;
+}
+
+/* b = chat, side, a = id, kind = result, due = next: notify_done.  An
+ * outcome for an episode that ended, or another id, changes nothing. */
+static int do_notify_done(struct worker *w, struct sq_req *r)
+{
+    struct chat_state cs;
+    int rc = state_get(w, r, r->b, &cs);
+
+    if (rc == CC_E_NOTFOUND)
+        return CC_OK;
+    if (rc != CC_OK ||
+        !sq_episode_done(&cs.st.ep[r->side], r->a, r->kind, r->due, r->t))
+        return rc;
+    return state_set(w, r, r->b, &cs.st);
+}
+
+/* tid, user, b, c, kind = is_admin, after = token exp, t = expires;
+ * before = now: expired tickets go first. */
+static int do_ticket_put(struct worker *w, struct sq_req *r)
+{
+    char now[24], exp[24], expires[24];
+    const char *prune[] = { now };
+    const char *p[] = { r->tid, r->user, opt_id(r->b), opt_id(r->c),
+                        r->kind ? "true" : "false", exp, expires };
+    int rc;
+
+    snprintf(now, sizeof now, "%lld", (long long)r->before);
+    snprintf(exp, sizeof exp, "%lld", (long long)r->after);
+    snprintf(expires, sizeof expires, "%lld", (long long)r->t);
+    rc = run_for(w, r, S_TICKET_PRUNE, 1, prune);
+    return rc != CC_OK ? rc : run_for(w, r, S_TICKET_PUT, 7, p);
+}
+
+/* tid, t = now: taken and deleted in one statement (S_TICKET_TAKE). */
+static int do_ticket_take(struct worker *w, struct sq_req *r)
+{
+    const char *p[] = { r->tid };
+    PGresult *res = run(w, S_TICKET_TAKE, 1, p);
+    struct sq_ticket *k = &r->ticket;
+    int64_t expires;
+
+    if (!ok_rows(res))
+        return fail(w, r, res);
+    if (PQntuples(res) == 0 || (expires = col_i64(res, 0, 5)) < r->t) {
+        PQclear(res);
+        return CC_E_NOTFOUND;
+    }
+    memcpy(k->id, r->tid, sizeof k->id);
+    if (!(k->user = strdup(PQgetvalue(res, 0, 0))))
+        abort();
+    sq_copy_id(k->pat, PQgetvalue(res, 0, 1));
+    sq_copy_id(k->pro, PQgetvalue(res, 0, 2));
+    sq_ticket_link(r, PQgetvalue(res, 0, 3)[0] == 't', col_i64(res, 0, 4),
+                   expires);
     PQclear(res);
     return CC_OK;
 }
@@ -1043,7 +1613,14 @@ static int do_msg_list(struct worker *w, struct sq_req *r)
 static int run_op(struct worker *w, struct sq_req *r)
 {
     switch (r->op) {
-    case SQ_PROFILE_PUT: return do_profile_put(w, r);
+    case SQ_PROFILE_PUT: return do_profile_write(w, r, S_PROFILE_PUT);
+    case SQ_PROFILE_OWNER: return do_profile_write(w, r, S_OWNER_SET);
+    case SQ_PROFILE_NAME: return do_profile_write(w, r, S_NAME_SET);
+    case SQ_MARK_SET: return do_mark_set(w, r);
+    case SQ_TICKET_PUT: return do_ticket_put(w, r);
+    case SQ_TICKET_TAKE: return do_ticket_take(w, r);
+    case SQ_NOTIFY_CLAIM: return do_notify_claim(w, r);
+    case SQ_NOTIFY_DONE: return do_notify_done(w, r);
     case SQ_CHAT_OPEN: return do_chat_open(w, r);
     case SQ_MSG_APPEND: return do_msg_append(w, r);
     case SQ_MARK_READ: return do_mark_read(w, r);
@@ -1084,6 +1661,7 @@ struct pipe_plan {
     int chat[PIPE_MAX];                 /* req[i]'s chat: index in bumps */
     int64_t back[PIPE_MAX];             /* seq = new last_seq - back */
     int64_t last[PIPE_MAX];             /* a chat's new last_seq, or -1 */
+    int due;                            /* an append has a due time */
 };
 
 static const struct pipe_plan *sort_plan;
@@ -1102,10 +1680,11 @@ static void plan_group(struct pipe_plan *pl, struct sq_req *group)
 {
     int start = 0;
 
-    pl->n = pl->n_chats = 0;
+    pl->n = pl->n_chats = pl->due = 0;
     for (struct sq_req *r = group; r; r = r->next) {
         pl->order[pl->n] = pl->n;
         pl->req[pl->n++] = r;
+        pl->due |= r->due != 0;
     }
     sort_plan = pl;     /* the writer thread is the only caller */
     qsort(pl->order, (size_t)pl->n, sizeof pl->order[0], by_chat);
@@ -1135,12 +1714,16 @@ static void plan_group(struct pipe_plan *pl, struct sq_req *group)
 #define OID_TEXT 25
 #define OID_UUID 2950
 
+/* The most arrays a group sends: S_BUMPS' 3, S_APPEND_ALL's 8 and
+ * S_BUMPS_NTF's 4 more. */
+#define N_ARRAYS 15
+
 struct arrays {
     struct worker *w;
     size_t n;
     int k, oom, bad, count;
-    size_t off[10];
-    int len[10];
+    size_t off[N_ARRAYS];
+    int len[N_ARRAYS];
 };
 
 static void arr_put(struct arrays *a, const void *s, size_t len)
@@ -1254,17 +1837,41 @@ static void arr_uuid(struct arrays *a, const char *s)
     arr_put(a, u, 16);
 }
 
+/* The episode arrays of S_BUMPS_NTF (ABI 1.4), one element a chat: col
+ * 0 and 1 the first due time and the earliest urgent one of the chat's
+ * appends to the patient (sent by the professional), 2 and 3 to the
+ * professional; 0: none.  i is the chat's first request in pl->order. */
+static int64_t chat_due(const struct pipe_plan *pl, int i, int col)
+{
+    int to = col < 2 ? CC_SIDE_PATIENT : CC_SIDE_PROFESSIONAL;
+    int64_t v = 0;
+
+    for (int j = i; j <= i + (int)pl->back[pl->order[i]]; j++) {
+        const struct sq_req *r = pl->req[pl->order[j]];
+
+        if (!r->due || r->side == to)
+            continue;
+        if (col % 2 == 0 && !v)
+            return r->due;      /* the first opens the episode */
+        if (col % 2 && r->priority == CC_PRIORITY_URGENT &&
+            (!v || r->due < v))
+            v = r->due;
+    }
+    return v;
+}
+
 /* Fill p[0..2] for S_BUMPS (the group's chats in order, how many appends
- * each, the newest time) and p[3..9] for S_APPEND_ALL (each request, by
- * chat), len[] their sizes.  0, or -1 (out of memory, or an id that is
- * not a UUID). */
+ * each, the newest time), p[3..10] for S_APPEND_ALL (each request, by
+ * chat) and, when the group has due times, p[11..14] for S_BUMPS_NTF
+ * (chat_due); len[] their sizes.  0, or -1 (out of memory, or an id that
+ * is not a UUID). */
 static int group_arrays(struct worker *w, const struct pipe_plan *pl,
-                        const char *p[10], int len[10])
+                        const char *p[N_ARRAYS], int len[N_ARRAYS])
 {
     static const uint32_t bump_oid[3] = { OID_UUID, OID_INT8, OID_INT8 };
-    static const uint32_t all_oid[7] = { OID_UUID, OID_INT8, OID_UUID,
+    static const uint32_t all_oid[8] = { OID_UUID, OID_INT8, OID_UUID,
                                          OID_INT2, OID_UUID, OID_TEXT,
-                                         OID_INT8 };
+                                         OID_INT8, OID_INT2 };
     struct arrays a = { .w = w };
 
     for (int col = 0; col < 3; col++) {
@@ -1281,7 +1888,7 @@ static int group_arrays(struct worker *w, const struct pipe_plan *pl,
         }
         arr_end(&a);
     }
-    for (int col = 0; col < 7; col++) {
+    for (int col = 0; col < 8; col++) {
         arr_begin(&a, all_oid[col]);
         for (int i = 0; i < pl->n; i++) {
             const struct sq_req *r = pl->req[pl->order[i]];
@@ -1290,20 +1897,39 @@ static int group_arrays(struct worker *w, const struct pipe_plan *pl,
                 arr_uuid(&a, col == 0 ? r->b : col == 2 ? r->a : r->c);
             else if (col == 5)
                 arr_text(&a, r->content);
-            else if (col == 3)
-                arr_int(&a, r->side, 2);
+            else if (col == 3 || col == 7)
+                arr_int(&a, col == 3 ? r->side : r->priority, 2);
             else
                 arr_int(&a, col == 1 ? pl->back[pl->order[i]] : r->t, 8);
         }
         arr_end(&a);
     }
+    for (int col = 0; pl->due && col < 4; col++) {
+        arr_begin(&a, OID_INT8);
+        for (int i = 0; i < pl->n; i += (int)pl->back[pl->order[i]] + 1)
+            arr_int(&a, chat_due(pl, i, col), 8);
+        arr_end(&a);
+    }
     if (a.oom || a.bad)
         return -1;
-    for (int k = 0; k < 10; k++) {
+    for (int k = 0; k < a.k; k++) {
         p[k] = w->arr + a.off[k];
         len[k] = a.len[k];
     }
     return 0;
+}
+
+/* The parameters of S_BUMPS (p[0..2]), or of S_BUMPS_NTF when the
+ * group has due times (p[0..2] and p[11..14]), into bp and blen. */
+static void bump_params(const struct pipe_plan *pl, const char *p[],
+                        const int len[], const char *bp[7], int blen[7])
+{
+    for (int k = 0; k < 7; k++) {
+        int from = k < 3 ? k : k + 8;
+
+        bp[k] = k < 3 || pl->due ? p[from] : NULL;
+        blen[k] = k < 3 || pl->due ? len[from] : 0;
+    }
 }
 
 /* S_BUMPS's answer: each chat's new last_seq, by its place (1-based) in
@@ -1340,19 +1966,22 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
     PGconn *c = w->conn;
     PGresult *res;
     char lock[16], bumps[16], all[16];
-    static const int binary[10] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-    const char *p[10];
-    int len[10], sent, ok, found = 0;
+    static const int binary[N_ARRAYS] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          1, 1, 1, 1 };
+    const char *p[N_ARRAYS], *bp[7];
+    int len[N_ARRAYS], blen[7], sent, ok, found = 0;
 
     plan_group(&pl, group);
     if (group_arrays(w, &pl, p, len) < 0 || !PQenterPipelineMode(c))
         return 0;
+    bump_params(&pl, p, len, bp, blen);
     sent = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
            PQsendQueryPrepared(c, stmt_name(S_LOCK_CHATS, lock), 1, p,
                                len, binary, 0) &&
-           PQsendQueryPrepared(c, stmt_name(S_BUMPS, bumps), 3, p, len,
-                               binary, 0) &&
-           PQsendQueryPrepared(c, stmt_name(S_APPEND_ALL, all), 7, p + 3,
+           PQsendQueryPrepared(c, stmt_name(pl.due ? S_BUMPS_NTF : S_BUMPS,
+                                            bumps), pl.due ? 7 : 3, bp,
+                               blen, binary, 0) &&
+           PQsendQueryPrepared(c, stmt_name(S_APPEND_ALL, all), 8, p + 3,
                                len + 3, binary, 0) &&
            PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
            PQpipelineSync(c);
@@ -1433,8 +2062,10 @@ static int write_txn(struct worker *w, struct sq_req *group)
 
     /* A group of one append (a quiet node's usual group): S_APPEND is one
      * statement and its own transaction, so one round trip and none of
-     * the BEGIN, locks and COMMIT a group needs. */
-    if (!group->next && group->op == SQ_MSG_APPEND) {
+     * the BEGIN, locks and COMMIT a group needs.  (One with a due time
+     * goes pipelined: its episode is on the same row, in the same
+     * statement.) */
+    if (!group->next && group->op == SQ_MSG_APPEND && !group->due) {
         group->status = run_op(w, group);
         if (group->status != CC_E_UNAVAIL)
             return 0;

@@ -91,21 +91,13 @@ enum stmt {
 #define MSG_COLS "id, seq, sender_type, sender_id, content, created_at, " \
                  "is_read, client_id, priority "
 
-/* A side's marks and notification episode (schema 6), as read_side()
- * takes them and S_CHAT_STATE writes them; x is pat or pro. */
-#define SIDE_COLS(x)                                                     \
-    x "_read_upto, " x "_read_id, " x "_read_at, " x "_dlv_upto, "        \
-    x "_dlv_id, " x "_dlv_at, " x "_ntf_open, " x "_ntf_urgent, "         \
-    x "_ntf_attempts, " x "_ntf_sent, " x "_ntf_due, " x "_ntf_lease, "   \
-    x "_ntf_id"
-#define N_SIDE_COLS 13
 /* An episode's columns set from ?n0 to ?n6 (bind_episode). */
 #define NTF_SET(x, n)                                                    \
     x "_ntf_open = ?" n "0, " x "_ntf_urgent = ?" n "1, "                 \
     x "_ntf_attempts = ?" n "2, " x "_ntf_sent = ?" n "3, "               \
     x "_ntf_due = ?" n "4, " x "_ntf_lease = ?" n "5, " x "_ntf_id = ?" n "6"
 /* Parameters ?n0 to ?n9 then ?m0 to ?m2 (m is n + 1): numbered from
- * n0 to n0 + 12 as N_SIDE_COLS values in SIDE_COLS order. */
+ * n0 to n0 + 12 in SQ_SIDE_COLS order. */
 #define SIDE_SET(x, n, m)                                                \
     x "_read_upto = ?" n "0, " x "_read_id = ?" n "1, "                   \
     x "_read_at = ?" n "2, " x "_dlv_upto = ?" n "3, "                    \
@@ -119,7 +111,7 @@ enum stmt {
  * episode (columns 8 and 21), the parties' names (34, 35). */
 #define CHAT_ROW "SELECT id, patient_id, professional_id, created_at, " \
                  "updated_at, last_seq, unread_from_pat, unread_from_pro, " \
-                 SIDE_COLS("pat") ", " SIDE_COLS("pro") ", "             \
+                 SQ_SIDE_COLS("pat") ", " SQ_SIDE_COLS("pro") ", "      \
                  "(SELECT name FROM profiles WHERE side = 1 AND "        \
                  "id = patient_id), (SELECT name FROM profiles WHERE "   \
                  "side = 2 AND id = professional_id) FROM chats "
@@ -207,9 +199,11 @@ static const char *const sql[N_STMT] = {
     /* Messages of side ?4 in (?2, ?3]: what a mark newly covers. */
     [S_COUNT_FROM] = "SELECT count(*) FROM messages WHERE chat_id = ?1 "
                      "AND seq > ?2 AND seq <= ?3 AND sender_type = ?4",
-    /* The oldest message of side ?3 after ?2, when it was stored, and
-     * whether one of them is urgent. */
+    /* The oldest message of side ?3 after ?2, when it was stored,
+     * whether one of them is urgent, how many. */
     [S_FIRST_UNREAD] = "SELECT id, created_at, (SELECT max(priority) FROM "
+                       "messages u WHERE u.chat_id = ?1 AND u.seq > ?2 AND "
+                       "u.sender_type = ?3), (SELECT count(*) FROM "
                        "messages u WHERE u.chat_id = ?1 AND u.seq > ?2 AND "
                        "u.sender_type = ?3) FROM messages WHERE "
                        "chat_id = ?1 AND seq > ?2 AND sender_type = ?3 "
@@ -393,9 +387,7 @@ static const char schema_v5_to_v6[] =
 struct chat_row {
     int64_t last_seq;
     int64_t unread_from[3];     /* sent by that side, not read yet */
-    struct sq_mark read[3];     /* that side has read the other's up to */
-    struct sq_mark dlv[3];      /* and been delivered them up to */
-    struct sq_episode ep[3];    /* that side's notification episode */
+    struct sq_state st;         /* each side's marks and episode */
 };
 
 /* A chat that appends of the writer's current group went to: its row is
@@ -707,7 +699,7 @@ static void read_msg(sqlite3_stmt *q, const char *chat_id, struct sq_msg *o,
     sq_msg_link(o, (size_t)n, seq, side, sqlite3_column_int64(q, 5),
                 row && (side == CC_SIDE_PATIENT ||
                         side == CC_SIDE_PROFESSIONAL) &&
-                    seq <= row->read[3 - side].seq,
+                    seq <= row->st.read[3 - side].seq,
                 sqlite3_column_int(q, 8));
 }
 
@@ -739,9 +731,12 @@ static int complete_chat(struct db *d, struct sq_chat *o,
         o->c.unread_count = row->unread_from[CC_SIDE_PROFESSIONAL];
     else if (viewer_side == CC_SIDE_PROFESSIONAL)
         o->c.unread_count = row->unread_from[CC_SIDE_PATIENT];
-    for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++)
-        sq_chat_marks(o, side, row->read[side].seq ? row->read[side].id : "",
-                      row->dlv[side].seq ? row->dlv[side].id : "");
+    for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
+        const struct sq_state *st = &row->st;
+
+        sq_chat_marks(o, side, st->read[side].seq ? st->read[side].id : "",
+                      st->dlv[side].seq ? st->dlv[side].id : "");
+    }
     return 0;
 }
 
@@ -766,17 +761,17 @@ static void read_episode(sqlite3_stmt *q, int i, struct sq_episode *e)
     col_text(q, i + 6, e->id);
 }
 
-/* A side's SIDE_COLS from column i on. */
+/* A side's SQ_SIDE_COLS from column i on. */
 static void read_side(sqlite3_stmt *q, int i, struct chat_row *row,
                       int side)
 {
-    row->read[side].seq = sqlite3_column_int64(q, i);
-    col_text(q, i + 1, row->read[side].id);
-    row->read[side].at = sqlite3_column_int64(q, i + 2);
-    row->dlv[side].seq = sqlite3_column_int64(q, i + 3);
-    col_text(q, i + 4, row->dlv[side].id);
-    row->dlv[side].at = sqlite3_column_int64(q, i + 5);
-    read_episode(q, i + 6, &row->ep[side]);
+    row->st.read[side].seq = sqlite3_column_int64(q, i);
+    col_text(q, i + 1, row->st.read[side].id);
+    row->st.read[side].at = sqlite3_column_int64(q, i + 2);
+    row->st.dlv[side].seq = sqlite3_column_int64(q, i + 3);
+    col_text(q, i + 4, row->st.dlv[side].id);
+    row->st.dlv[side].at = sqlite3_column_int64(q, i + 5);
+    read_episode(q, i + 6, &row->st.ep[side]);
 }
 
 /* A chat row (CHAT_ROW): id, patient, professional, created, updated
@@ -869,15 +864,15 @@ static int write_chat_state(struct db *d, const char *id,
     for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
         int i = side == CC_SIDE_PATIENT ? 10 : 30;
 
-        sqlite3_bind_int64(q, i, row->read[side].seq);
-        bind_text(q, i + 1, row->read[side].id[0] ? row->read[side].id
+        sqlite3_bind_int64(q, i, row->st.read[side].seq);
+        bind_text(q, i + 1, row->st.read[side].id[0] ? row->st.read[side].id
                                                   : NULL);
-        sqlite3_bind_int64(q, i + 2, row->read[side].at);
-        sqlite3_bind_int64(q, i + 3, row->dlv[side].seq);
-        bind_text(q, i + 4, row->dlv[side].id[0] ? row->dlv[side].id
+        sqlite3_bind_int64(q, i + 2, row->st.read[side].at);
+        sqlite3_bind_int64(q, i + 3, row->st.dlv[side].seq);
+        bind_text(q, i + 4, row->st.dlv[side].id[0] ? row->st.dlv[side].id
                                                  : NULL);
-        sqlite3_bind_int64(q, i + 5, row->dlv[side].at);
-        bind_episode(q, i + 6, &row->ep[side]);
+        sqlite3_bind_int64(q, i + 5, row->st.dlv[side].at);
+        bind_episode(q, i + 6, &row->st.ep[side]);
     }
     rc = sqlite3_step(q);
     sqlite3_reset(q);
@@ -1136,8 +1131,8 @@ static int find_by_client(struct db *d, struct sq_req *r)
     memset(&row, 0, sizeof row);
     sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
     if (sqlite3_step(q) == SQLITE_ROW) {
-        row.read[CC_SIDE_PATIENT].seq = sqlite3_column_int64(q, 0);
-        row.read[CC_SIDE_PROFESSIONAL].seq = sqlite3_column_int64(q, 1);
+        row.st.read[CC_SIDE_PATIENT].seq = sqlite3_column_int64(q, 0);
+        row.st.read[CC_SIDE_PROFESSIONAL].seq = sqlite3_column_int64(q, 1);
     }
     sqlite3_reset(q);
     if (!(q = stmt(d, S_MSG_BY_CLIENT)))
@@ -1236,37 +1231,39 @@ static int mark_target(struct db *d, struct sq_req *r, int64_t *seq,
     return rc == SQLITE_DONE && !r->a[0] ? SQLITE_ROW : rc;
 }
 
-/* Messages of side `from` in chat id with from < seq <= to, or -1. */
-static int64_t count_from(struct db *d, const char *id, int64_t from,
-                          int64_t to, int side)
+/* sq_mark_io's count: messages of side `from` in chat r->b with
+ * after < seq <= upto. */
+static int count_from(void *arg, struct sq_req *r, int64_t after,
+                      int64_t upto, int from, int64_t *n)
 {
+    struct db *d = arg;
     sqlite3_stmt *q = stmt(d, S_COUNT_FROM);
-    int64_t n = -1;
+    int rc;
 
     if (!q)
-        return -1;
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, from);
-    sqlite3_bind_int64(q, 3, to);
-    sqlite3_bind_int(q, 4, side);
-    if (sqlite3_step(q) == SQLITE_ROW)
-        n = sqlite3_column_int64(q, 0);
+        return fail(r, d);
+    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, after);
+    sqlite3_bind_int64(q, 3, upto);
+    sqlite3_bind_int(q, 4, from);
+    rc = sqlite3_step(q);
+    *n = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
     sqlite3_reset(q);
-    return n;
+    return rc == SQLITE_ROW ? CC_OK : fail(r, d);
 }
 
 /* The oldest message of side `from` in chat id after seq: its id into
- * first ("" none), when it was stored and whether one of those after
- * seq is urgent.  0 or -1. */
+ * first ("" none), when it was stored, whether one of those after seq
+ * is urgent, how many there are.  0 or -1. */
 static int first_unread(struct db *d, const char *id, int64_t seq, int from,
                         char first[SQ_ID_LEN + 1], int64_t *at,
-                        int32_t *urgent)
+                        int32_t *urgent, int64_t *n)
 {
     sqlite3_stmt *q = stmt(d, S_FIRST_UNREAD);
     int rc;
 
     first[0] = '\0';
-    *at = 0;
+    *at = *n = 0;
     *urgent = 0;
     if (!q)
         return -1;
@@ -1278,47 +1275,35 @@ static int first_unread(struct db *d, const char *id, int64_t seq, int from,
         col_id(q, 0, first);
         *at = sqlite3_column_int64(q, 1);
         *urgent = sqlite3_column_int(q, 2) == CC_PRIORITY_URGENT;
+        *n = sqlite3_column_int64(q, 3);
     }
     sqlite3_reset(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* A READ mark of side moved over n messages of the other party: they
- * are no longer unread, and the side's episode ends (a new one begins
- * when some remain unread and r->delay says so). */
-static int read_moved(struct db *d, struct sq_req *r, struct chat_row *row,
-                      int side, int64_t n)
+/* sq_mark_io's unread. */
+static int unread_after(void *arg, struct sq_req *r, int64_t after,
+                        int from, int64_t *n, int64_t *oldest_at,
+                        int32_t *urgent)
 {
-    int other = 3 - side;
     char first[SQ_ID_LEN + 1];
-    int64_t at = 0;
-    int32_t urgent = 0;
 
-    row->unread_from[other] -= n;
-    if (row->unread_from[other] < 0)
-        row->unread_from[other] = 0;
-    if (n == 0)
-        return 0;
-    if (row->unread_from[other] > 0 && r->delay > 0 &&
-        first_unread(d, r->b, row->read[side].seq, other, first, &at,
-                     &urgent) < 0)
-        return -1;
-    sq_episode_read(&row->ep[side], first[0] ? row->unread_from[other] : 0,
-                    at, urgent, r->t, r->delay);
-    return 0;
+    return first_unread(arg, r->b, after, from, first, oldest_at, urgent,
+                        n) < 0 ? fail(r, arg) : CC_OK;
 }
 
 /* b = chat, a = up to ("" the newest), side, kind, t = at, delay: move
- * side's kind mark forward (storage.h mark_set).  The chat's row is
- * written once, and only when a mark moved. */
+ * side's kind mark forward (sq_mark_apply decides).  The chat's row is
+ * written once, and only when a mark moved; a READ mark takes what it
+ * covered off the other party's unread count. */
 static int do_mark_set(struct db *d, struct sq_req *r)
 {
+    const struct sq_mark_io io = { count_from, unread_after, d };
     struct sq_chat o = { 0 };
     struct chat_row row;
-    struct sq_mark *m;
     char id[SQ_ID_LEN + 1];
-    int64_t seq, from, n = 0;
-    int moved, side = r->side, rc = chat_state(d, r->b, &o, &row);
+    int64_t seq;
+    int rc = chat_state(d, r->b, &o, &row);
 
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
@@ -1329,23 +1314,15 @@ static int do_mark_set(struct db *d, struct sq_req *r)
         return CC_E_NOTFOUND;
     if (rc != SQLITE_ROW)
         return fail(r, d);
-    m = r->kind == CC_MARK_READ ? &row.read[side] : &row.dlv[side];
-    from = m->seq;
-    moved = seq > 0 && sq_mark_forward(m, seq, id, r->t);
-    if (moved) {
-        if ((n = count_from(d, r->b, from, seq, 3 - side)) < 0)
-            return fail(r, d);
-        if (r->kind == CC_MARK_READ) {
-            sq_mark_forward(&row.dlv[side], seq, id, r->t);
-            if (read_moved(d, r, &row, side, n) < 0)
-                return fail(r, d);
-        }
-        if (write_chat_state(d, r->b, &row) < 0)
-            return fail(r, d);
+    rc = sq_mark_apply(r, &row.st, seq, id, &io);
+    if (rc <= 0)
+        return rc;
+    if (r->kind == CC_MARK_READ) {
+        int64_t *left = &row.unread_from[3 - r->side];
+
+        *left = *left > r->res.count ? *left - r->res.count : 0;
     }
-    r->res.count = n;
-    sq_set_mark(r, r->kind, m, moved);
-    return CC_OK;
+    return write_chat_state(d, r->b, &row) < 0 ? fail(r, d) : CC_OK;
 }
 
 /* The old mark_read (b = chat, side = reader): a READ mark to the
@@ -1547,21 +1524,21 @@ static int fill_ntf(struct db *d, struct sq_req *r, const struct sq_chat *o,
                     const struct chat_row *row, int side)
 {
     struct sq_ntf *n = sq_add_ntf(r);
-    int64_t at;
+    int64_t at, left;
     int32_t urgent;
     int yes;
 
-    sq_copy_id(n->id, row->ep[side].id);
+    sq_copy_id(n->id, row->st.ep[side].id);
     sq_copy_id(n->chat, o->id);
     sq_copy_id(n->profile, side == CC_SIDE_PATIENT ? o->pat : o->pro);
-    if (first_unread(d, o->id, row->read[side].seq, 3 - side, n->first, &at,
-                     &urgent) < 0 ||
+    if (first_unread(d, o->id, row->st.read[side].seq, 3 - side, n->first,
+                     &at, &urgent, &left) < 0 ||
         profile_lookup(d, side, n->profile, &yes, r) < 0)
         return -1;
     n->user = r->owner;         /* the lookup's copy moves to n */
     r->owner = NULL;
     r->res.owner = NULL;
-    sq_ntf_link(n, side, row->unread_from[3 - side], at, &row->ep[side]);
+    sq_ntf_link(n, side, row->unread_from[3 - side], at, &row->st.ep[side]);
     return 0;
 }
 
@@ -1575,10 +1552,10 @@ static int claim_one(struct db *d, struct sq_req *r, const char *chat,
     int rc = chat_state(d, chat, &o, &row);
 
     if (rc == SQLITE_DONE ||
-        (rc == SQLITE_ROW && !sq_episode_claimable(&row.ep[side], r->t)))
+        (rc == SQLITE_ROW && !sq_episode_claimable(&row.st.ep[side], r->t)))
         return 0;
     if (rc != SQLITE_ROW ||
-        sq_episode_claim(&row.ep[side], r->t, r->delay, host) != CC_OK ||
+        sq_episode_claim(&row.st.ep[side], r->t, r->delay, host) != CC_OK ||
         write_chat_state(d, chat, &row) < 0)
         return -1;
     return fill_ntf(d, r, &o, &row, side);
@@ -1630,7 +1607,7 @@ static int do_notify_done(struct db *d, struct sq_req *r)
         return CC_OK;
     if (rc != SQLITE_ROW)
         return fail(r, d);
-    if (sq_episode_done(&row.ep[r->side], r->a, r->kind, r->due, r->t) &&
+    if (sq_episode_done(&row.st.ep[r->side], r->a, r->kind, r->due, r->t) &&
         write_chat_state(d, r->b, &row) < 0)
         return fail(r, d);
     return CC_OK;

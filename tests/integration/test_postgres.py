@@ -439,15 +439,16 @@ class Config(unittest.TestCase):
         db = self.pg.new_db()
         chat, pt, old, _ = self.seeded(db, "from version 1")
         # Back to what schema 1 was.
-        self.pg.psql(db, V3_CHAT_INDEXES + "DROP INDEX messages_by_time; "
+        self.pg.psql(db, V5_UNDO + V3_CHAT_INDEXES +
+                     "DROP INDEX messages_by_time; "
                      "DROP INDEX messages_by_client; ALTER TABLE "
                      "messages DROP COLUMN client_id; DELETE FROM "
                      "carechat_schema WHERE version IN (2, 3, 4)")
         srv = pg_server(self.pg, conninfo=db)
         srv.start()
         try:
-            self.assertIn("migrated schema version 1 to 4", srv.read_log())
-            self.assertEqual(self.schema(db), ("4", "1"))
+            self.assertIn("migrated schema version 1 to 5", srv.read_log())
+            self.assertEqual(self.schema(db), ("5", "1"))
             cid = "5e1a2b3c-4d5e-4f60-8172-8394a5b6c7d8"
             path = "/chat/chats/%s/send_message/" % chat
             st1, _, m1 = srv.request("POST", path, {"content": "new",
@@ -492,15 +493,16 @@ class Config(unittest.TestCase):
         at start and keeps its messages; a fresh one has it too."""
         db = self.pg.new_db()
         chat, pt, _, log = self.seeded(db, "from version 2")
-        self.assertIn("created schema version 4", log)
-        self.assertEqual(self.schema(db), ("4", "1"))
-        self.pg.psql(db, V3_CHAT_INDEXES + "DROP INDEX messages_by_time; "
+        self.assertIn("created schema version 5", log)
+        self.assertEqual(self.schema(db), ("5", "1"))
+        self.pg.psql(db, V5_UNDO + V3_CHAT_INDEXES +
+                     "DROP INDEX messages_by_time; "
                      "DELETE FROM carechat_schema WHERE version IN (3, 4)")
         self.assertEqual(self.schema(db), ("2", "0"))
         srv = pg_server(self.pg, conninfo=db).start()
         try:
-            self.assertIn("migrated schema version 2 to 4", srv.read_log())
-            self.assertEqual(self.schema(db), ("4", "1"))
+            self.assertIn("migrated schema version 2 to 5", srv.read_log())
+            self.assertEqual(self.schema(db), ("5", "1"))
             self.assertEqual([m["content"] for m in h.history(srv, chat,
                                                               pt)],
                              ["from version 2"])
@@ -522,14 +524,14 @@ class Config(unittest.TestCase):
         could not be while updated_at was indexed."""
         db = self.pg.new_db()
         chat, pt, _, _ = self.seeded(db, "from version 3")
-        self.pg.psql(db, V3_CHAT_INDEXES +
+        self.pg.psql(db, V5_UNDO + V3_CHAT_INDEXES +
                      "DELETE FROM carechat_schema WHERE version = 4")
         self.assertTrue(all("updated_at" in d
                             for d in self.chat_indexes(db)))
         srv = pg_server(self.pg, conninfo=db).start()
         try:
-            self.assertIn("migrated schema version 3 to 4", srv.read_log())
-            self.assertEqual(self.schema(db), ("4", "1"))
+            self.assertIn("migrated schema version 3 to 5", srv.read_log())
+            self.assertEqual(self.schema(db), ("5", "1"))
             defs = self.chat_indexes(db)
             self.assertEqual(len(defs), 2, defs)
             self.assertTrue(all("updated_at" not in d for d in defs), defs)
@@ -558,6 +560,100 @@ class Config(unittest.TestCase):
         finally:
             srv.close()
 
+
+class Storage14(unittest.TestCase):
+    """The plugin's ABI 1.4 storage contract against PostgreSQL, through
+    the real host (tests/unit/test_pgstore.c): the cases test_sqlite runs
+    (tests/unit/store14.h: marks, owners, episodes and claims, tickets,
+    priority), two nodes claiming the same due notifications at once
+    (each handed out once), and the migration of a schema 4 database
+    whose read state was messages.is_read."""
+
+    @classmethod
+    def setUpClass(cls):
+        need_plugin()
+        cls.binary = os.path.join(h.BUILDDIR, "tests", "unit",
+                                  "test_pgstore")
+        if not os.path.exists(cls.binary):
+            h.skip_or_fail("tests/unit/test_pgstore is not built "
+                           "(make check builds it)")
+        cls.pg = h.pg_cluster()
+
+    def test_contract_race_and_migration(self):
+        v4 = self.pg.new_db()
+        self.pg.psql(v4, V4_DB)
+        env = dict(os.environ, CC_TEST_PG=self.pg.new_db(),
+                   CC_TEST_PG_V4=v4, CC_BUILDDIR=h.BUILDDIR)
+        r = subprocess.run([self.binary], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=600)
+        out = r.stdout.decode(errors="replace")
+        failed = [line for line in out.splitlines()
+                  if line.startswith("not ok")]
+        self.assertEqual(failed, [], out[-6000:])
+        self.assertEqual(r.returncode, 0, out[-6000:])
+        self.assertRegex(out, r"(?m)^1\.\.[1-9][0-9]{2,}$", out[-2000:])
+        for case in ("race: no episode handed out twice",
+                     "v4: the log says it was migrated",
+                     "episodes: RETRY keeps the id"):
+            self.assertIn(case, out)
+        self.assertEqual(self.pg.psql(v4, "SELECT max(version) FROM "
+                                      "carechat_schema").strip(), "5")
+
+
+# A database as schema 4 left it (schemas 1 to 4 applied), with the data
+# set of store14.h's migrated14(): the patient's m1, m2, the
+# professional's m3, m4, the patient's m5, m6; m1 to m3 read.
+V4_CHAT = "c0000000-0000-4000-8000-00000000000a"
+V4_PAT = "11111111-1111-4111-8111-111111111111"
+V4_PRO = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+V4_DB = """
+CREATE TABLE carechat_schema (version int4 NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO carechat_schema (version) VALUES (1), (2), (3), (4);
+CREATE TABLE profiles (side int2 NOT NULL, id uuid NOT NULL, user_id text,
+    created_at timestamptz NOT NULL, PRIMARY KEY (side, id));
+CREATE TABLE chats (id uuid PRIMARY KEY, patient_id uuid NOT NULL,
+    professional_id uuid NOT NULL, created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL, last_seq int8 NOT NULL DEFAULT 0,
+    UNIQUE (patient_id, professional_id));
+CREATE INDEX chats_by_patient ON chats (patient_id, id);
+CREATE INDEX chats_by_professional ON chats (professional_id, id);
+CREATE TABLE messages (chat_id uuid NOT NULL REFERENCES chats (id),
+    seq int8 NOT NULL, id uuid NOT NULL UNIQUE, sender_type int2 NOT NULL,
+    sender_id uuid NOT NULL, content text NOT NULL,
+    created_at timestamptz NOT NULL, is_read bool NOT NULL DEFAULT false,
+    client_id uuid, PRIMARY KEY (chat_id, seq));
+CREATE INDEX messages_unread ON messages (chat_id, sender_type)
+    WHERE NOT is_read;
+CREATE UNIQUE INDEX messages_by_client ON messages
+    (chat_id, sender_id, client_id) WHERE client_id IS NOT NULL;
+CREATE INDEX messages_by_time ON messages (created_at);
+INSERT INTO profiles VALUES (1, '%(pat)s', 'u-pat', now()),
+    (2, '%(pro)s', NULL, now());
+INSERT INTO chats VALUES ('%(chat)s', '%(pat)s', '%(pro)s', now(), now(), 6);
+INSERT INTO messages (chat_id, seq, id, sender_type, sender_id, content,
+    created_at, is_read)
+SELECT '%(chat)s', s, ('a0000000-0000-4000-8000-00000000000' || s)::uuid,
+    CASE WHEN s IN (3, 4) THEN 2 ELSE 1 END,
+    CASE WHEN s IN (3, 4) THEN '%(pro)s'::uuid ELSE '%(pat)s'::uuid END,
+    'm' || s, timestamptz 'epoch' + s * interval '1 microsecond', s <= 3
+FROM generate_series(1, 6) AS s;
+""" % {"chat": V4_CHAT, "pat": V4_PAT, "pro": V4_PRO}
+
+
+# Back from schema 5 to 4: what 4 to 5 added goes (the due indexes with
+# their columns), messages.is_read and its index come back.
+V5_UNDO = (
+    "ALTER TABLE messages DROP COLUMN priority, "
+    "ADD COLUMN is_read bool NOT NULL DEFAULT false; "
+    "CREATE INDEX messages_unread ON messages (chat_id, sender_type) "
+    "WHERE NOT is_read; ALTER TABLE profiles DROP COLUMN name; "
+    "ALTER TABLE chats " + ", ".join(
+        "DROP COLUMN %s_%s" % (side, col) for side in ("pat", "pro")
+        for col in ("read_upto", "read_id", "read_at", "dlv_upto", "dlv_id",
+                    "dlv_at", "ntf_open", "ntf_urgent", "ntf_attempts",
+                    "ntf_sent", "ntf_due", "ntf_lease", "ntf_id")) +
+    "; DROP TABLE tickets; DELETE FROM carechat_schema WHERE version = 5; ")
 
 # The chat-list indexes as schemas 1 to 3 made them.
 V3_CHAT_INDEXES = (

@@ -529,6 +529,99 @@ static void c14_claim_order(void)
     outcome_free(&o);
 }
 
+/* Appends queued at once (they share a group: SQLite's writer and
+ * PostgreSQL's pipeline take them together) to chat c by side: prio[i]
+ * and due[i] each; waits for all.  Returns how many failed. */
+static int burst14(struct chat14 *c, int32_t side, int n,
+                   const int32_t *prio, const int64_t *due, int64_t t)
+{
+    struct outcome o[16];
+    int failed = 0;
+
+    memset(o, 0, sizeof o);
+    for (int i = 0; i < n && i < 16; i++) {
+        char id[37];
+        struct cc_message m = {
+            .struct_size = sizeof m, .id = id, .chat_id = c->chat,
+            .sender_id = side == CC_SIDE_PATIENT ? c->pat : c->pro,
+            .content = "burst", .content_len = 5, .created_at_us = t + i,
+            .sender_type = side, .priority = prio[i],
+            .notify_due_us = due ? due[i] : 0,
+        };
+
+        make_id(id, 0x14200000u + c->g * 0x100 + c->k, ++c->n);
+        begin(&o[i]);
+        o[i].queued = api->message_append(inst, &m, store_cb, &o[i]);
+        in_api = 0;
+    }
+    for (int i = 0; i < n && i < 16; i++) {
+        if (o[i].queued != CC_OK ||
+            pt_run_until(&env, &o[i].done, 10000) < 0 ||
+            o[i].status != CC_OK)
+            failed++;
+        outcome_free(&o[i]);
+    }
+    return failed;
+}
+
+/* Bursts: priorities and due times of appends that share a group.  The
+ * first due time opens the episode, an urgent one makes it due no later
+ * than its own. */
+static void c14_burst(void)
+{
+    struct chat14 c[3];
+    struct outcome o = { 0 };
+    const int64_t t = T14(8);
+    static const int32_t prio[6] = { 0, 1, 0, 1, 1, 0 };
+    static const int32_t normal[3] = { 0, 0, 0 }, late[3] = { 0, 0, 1 };
+    static const int32_t early[2] = { 0, 1 };
+    const int64_t due1[3] = { t + 100, t + 50, t + 200 };
+    const int64_t due2[2] = { t + 100, t + 60 };
+    char id[37] = "";
+    int bad = 0;
+
+    for (int i = 0; i < 3; i++)
+        open14(&c[i], 8, (unsigned)i);
+    is_int(burst14(&c[0], CC_SIDE_PATIENT, 6, prio, NULL, t), 0,
+           "burst: six appends at once");
+    message_list(&o, c[0].chat, CC_SIDE_PATIENT, 0, 0, 10);
+    for (size_t i = 0; i < o.n_messages; i++)
+        bad += o.messages[i].priority != prio[i];
+    ok(o.n_messages == 6 && bad == 0, "burst: each keeps its priority");
+    burst14(&c[1], CC_SIDE_PATIENT, 3, normal, due1, t);
+    burst14(&c[2], CC_SIDE_PROFESSIONAL, 2, early, due2, t);
+    is_int((int)claim14(&o, t + 59), 0, "burst: nothing due before t+60");
+    is_int((int)claim14(&o, t + 60), 1,
+           "burst: an urgent one makes it due no later than its own");
+    ok(o.n_ntfs && !strcmp(o.ntfs[0].chat_id, c[2].chat) &&
+       o.ntfs[0].urgent && o.ntfs[0].side == CC_SIDE_PATIENT &&
+       o.ntfs[0].unread == 2, "burst: the urgent one's, to the patient");
+    if (o.n_ntfs)
+        memcpy(id, o.ntfs[0].id, 37);
+    notify_done(&o, c[2].chat, CC_SIDE_PATIENT, id, CC_NOTIFY_SENT, 0);
+    is_int((int)claim14(&o, t + 99), 0,
+           "burst: the first due time opens the other (not the earlier "
+           "one after it)");
+    is_int((int)claim14(&o, t + 100), 1, "burst: then it is due");
+    ok(o.n_ntfs && !o.ntfs[0].urgent && o.ntfs[0].unread == 3,
+       "burst: normal, three unread");
+    if (o.n_ntfs)
+        memcpy(id, o.ntfs[0].id, 37);
+    notify_done(&o, c[1].chat, CC_SIDE_PROFESSIONAL, id, CC_NOTIFY_SENT, 0);
+    burst14(&c[1], CC_SIDE_PATIENT, 3, late, due1, t + 10);
+    is_int((int)claim14(&o, t + 199), 0, "burst: sent, nothing due");
+    is_int((int)claim14(&o, t + 200), 1,
+           "burst: an urgent one in an open episode makes it due");
+    ok(o.n_ntfs && o.ntfs[0].urgent && o.ntfs[0].unread == 6,
+       "burst: makes it urgent");
+    for (int i = 0; i < 3; i++) {
+        mark_read(&o, c[i].chat, CC_SIDE_PATIENT);
+        mark_read(&o, c[i].chat, CC_SIDE_PROFESSIONAL);
+    }
+    is_int((int)claim14(&o, t + 9000 * SEC14), 0, "burst: all read");
+    outcome_free(&o);
+}
+
 /* Tickets: kept, taken once, not after they expire. */
 static void c14_tickets(void)
 {
@@ -565,6 +658,52 @@ static void c14_tickets(void)
     outcome_free(&o);
 }
 
+/* After a migration of the data set both plugins' migration tests make
+ * (chat with the patient's m1, m2, the professional's m3, m4, the
+ * patient's m5, m6 = ids a0000000-0000-4000-8000-00000000000N; m1 to m3
+ * read; the patient owned by u-pat, the professional by none): each
+ * side's READ and DELIVERED marks are the newest message of the other
+ * party it had read, unread counts and is_read follow from them, owners
+ * stay, priorities are normal; then marks move on. */
+static void migrated14(const char *pat, const char *pro, const char *chat,
+                       const char *what)
+{
+    struct outcome o = { 0 };
+    struct chat14 c = { .g = 0 };
+
+    chat_get(&o, chat, pat, NULL);
+    ok(o.chat && !strcmp(o.chat->read[1], "a0000000-0000-4000-8000-"
+                         "000000000003") &&
+       !strcmp(o.chat->dlv[1], o.chat->read[1]) &&
+       !strcmp(o.chat->read[2], "a0000000-0000-4000-8000-000000000002") &&
+       !strcmp(o.chat->dlv[2], o.chat->read[2]),
+       "%s: marks from is_read: the patient read r3, the professional p2",
+       what);
+    is_int(o.chat ? (int)o.chat->unread_count : -1, 1,
+           "%s: the patient has r4 unread", what);
+    chat_get(&o, chat, NULL, pro);
+    is_int(o.chat ? (int)o.chat->unread_count : -1, 2,
+           "%s: the professional has p5 and p6 unread", what);
+    message_list(&o, chat, CC_SIDE_NONE, 0, 0, 10);
+    ok(o.n_messages == 6 && o.messages[2].is_read && !o.messages[3].is_read
+       && o.messages[1].is_read && !o.messages[4].is_read &&
+       o.messages[5].priority == 0, "%s: is_read as before, priorities "
+       "normal", what);
+    memcpy(c.chat, chat, 37);
+    memcpy(c.pat, pat, 37);
+    memcpy(c.pro, pro, 37);
+    agree14(&c, what);
+    profile_get(&o, CC_SIDE_PATIENT, pat);
+    is_str(o.owner, "u-pat", "%s: the owner stays", what);
+    profile_put(&o, CC_SIDE_PROFESSIONAL, pro, "u-pro");
+    is_str(o.owner, "u-pro", "%s: an unowned profile binds", what);
+    mark_set(&o, chat, CC_SIDE_PATIENT, CC_MARK_READ, NULL, 9, 0);
+    ok(o.count == 1 && o.mark.up_to_seq == 6, "%s: the patient reads r4",
+       what);
+    agree14(&c, "migrated, read on");
+    outcome_free(&o);
+}
+
 static void run_store14(void)
 {
     c14_priority();
@@ -573,6 +712,7 @@ static void run_store14(void)
     c14_episodes();
     c14_reopen();
     c14_claim_order();
+    c14_burst();
     c14_tickets();
 }
 

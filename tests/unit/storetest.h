@@ -79,12 +79,12 @@ static int in_api;      /* set while a storage call runs */
 static int reentrant;   /* callbacks that ran inside their call */
 static int bad_results; /* callbacks given NULL or a short result */
 
-static void copy_str(char dst[37], const char *s)
+static inline void copy_str(char dst[37], const char *s)
 {
     snprintf(dst, 37, "%s", s ? s : "(null)");
 }
 
-static void copy_msg(struct mcopy *d, const struct cc_message *m)
+static inline void copy_msg(struct mcopy *d, const struct cc_message *m)
 {
     copy_str(d->id, m->id);
     copy_str(d->chat_id, m->chat_id);
@@ -108,7 +108,7 @@ static void copy_msg(struct mcopy *d, const struct cc_message *m)
                       ? m->priority : -1;
 }
 
-static void copy_chat(struct ccopy *d, const struct cc_chat *c)
+static inline void copy_chat(struct ccopy *d, const struct cc_chat *c)
 {
     copy_str(d->id, c->id);
     copy_str(d->patient_id, c->patient_id);
@@ -127,7 +127,7 @@ static void copy_chat(struct ccopy *d, const struct cc_chat *c)
     }
 }
 
-static void copy_ntf(struct ncopy *d, const struct cc_notification *n)
+static inline void copy_ntf(struct ncopy *d, const struct cc_notification *n)
 {
     copy_str(d->id, n->id);
     copy_str(d->chat_id, n->chat_id);
@@ -144,7 +144,7 @@ static void copy_ntf(struct ncopy *d, const struct cc_notification *n)
 }
 
 /* The 1.4 members of a result (the plugin is built for 1.4). */
-static void copy_14(struct outcome *o, const struct cc_store_result *res)
+static inline void copy_14(struct outcome *o, const struct cc_store_result *res)
 {
     snprintf(o->owner, sizeof o->owner, "%s",
              res->owner ? res->owner : "(null)");
@@ -169,13 +169,13 @@ static void copy_14(struct outcome *o, const struct cc_store_result *res)
         copy_ntf(&o->ntfs[i], res->notifications[i]);
 }
 
-static void free_chat(struct ccopy *c)
+static inline void free_chat(struct ccopy *c)
 {
     if (c->has_last)
         free(c->last.content);
 }
 
-static void outcome_free(struct outcome *o)
+static inline void outcome_free(struct outcome *o)
 {
     if (o->chat) {
         free_chat(o->chat);
@@ -195,7 +195,8 @@ static void outcome_free(struct outcome *o)
     memset(o, 0, sizeof *o);
 }
 
-static void store_cb(void *arg, int status, const struct cc_store_result *res)
+static inline void
+store_cb(void *arg, int status, const struct cc_store_result *res)
 {
     struct outcome *o = arg;
 
@@ -249,7 +250,7 @@ static struct pt_env env;
 static const struct cc_storage_api *api;
 static void *inst;
 
-static int load_conf(const char *conf)
+static inline int load_conf(const char *conf)
 {
     char err[512];
 
@@ -265,7 +266,7 @@ static int load_conf(const char *conf)
     return 0;
 }
 
-static void unload(void)
+static inline void unload(void)
 {
     pt_unload(&env);
     api = NULL;
@@ -276,13 +277,13 @@ static void unload(void)
  * and mark that a call is running, make the call (as the argument of
  * finish), then wait for its callback.  Returns the callback's status,
  * or what the call returned when it was not queued. */
-static void begin(struct outcome *o)
+static inline void begin(struct outcome *o)
 {
     outcome_free(o);
     in_api = 1;
 }
 
-static int finish(struct outcome *o, int queued)
+static inline int finish(struct outcome *o, int queued)
 {
     in_api = 0;
     o->queued = queued;
@@ -296,21 +297,22 @@ static int finish(struct outcome *o, int queued)
     return o->status;
 }
 
-static int profile_put(struct outcome *o, int32_t side, const char *id,
+static inline int profile_put(struct outcome *o, int32_t side, const char *id,
                        const char *user)
 {
     begin(o);
     return finish(o, api->profile_put(inst, side, id, user, store_cb, o));
 }
 
-static int profile_get(struct outcome *o, int32_t side, const char *id)
+static inline int profile_get(struct outcome *o, int32_t side, const char *id)
 {
     begin(o);
     return finish(o, api->profile_get(inst, side, id, store_cb, o));
 }
 
-static int chat_open(struct outcome *o, const char *new_id, const char *pat,
-                     const char *pro, int64_t now_us)
+static inline int
+chat_open(struct outcome *o, const char *new_id, const char *pat,
+          const char *pro, int64_t now_us)
 {
     begin(o);
     return finish(o, api->chat_open(inst, new_id, pat, pro, now_us,
@@ -318,7 +320,7 @@ static int chat_open(struct outcome *o, const char *new_id, const char *pat,
 }
 
 /* viewer: a patient or professional id or NULL. */
-static int chat_get(struct outcome *o, const char *id, const char *pat,
+static inline int chat_get(struct outcome *o, const char *id, const char *pat,
                     const char *pro)
 {
     struct cc_viewer v = { sizeof v, pat, pro };
@@ -328,7 +330,7 @@ static int chat_get(struct outcome *o, const char *id, const char *pat,
                                    store_cb, o));
 }
 
-static int chat_list(struct outcome *o, const char *pat, const char *pro,
+static inline int chat_list(struct outcome *o, const char *pat, const char *pro,
                      int64_t before_us, const char *before_id,
                      uint32_t limit)
 {
@@ -344,9 +346,10 @@ static int chat_list(struct outcome *o, const char *pat, const char *pro,
     return finish(o, api->chat_list(inst, &q, store_cb, o));
 }
 
-static int append_cid(struct outcome *o, const char *id, const char *chat,
-                      const char *sender, int32_t side, const char *content,
-                      size_t len, int64_t t, const char *client_id)
+static inline int
+append_cid(struct outcome *o, const char *id, const char *chat,
+           const char *sender, int32_t side, const char *content, size_t len,
+           int64_t t, const char *client_id)
 {
     struct cc_message m = {
         .struct_size = sizeof m, .id = id, .chat_id = chat,
@@ -358,15 +361,16 @@ static int append_cid(struct outcome *o, const char *id, const char *chat,
     return finish(o, api->message_append(inst, &m, store_cb, o));
 }
 
-static int append(struct outcome *o, const char *id, const char *chat,
+static inline int append(struct outcome *o, const char *id, const char *chat,
                   const char *sender, int32_t side, const char *content,
                   size_t len, int64_t t)
 {
     return append_cid(o, id, chat, sender, side, content, len, t, NULL);
 }
 
-static int message_list(struct outcome *o, const char *chat, int32_t side,
-                        int64_t after, int64_t before, uint32_t limit)
+static inline int
+message_list(struct outcome *o, const char *chat, int32_t side, int64_t after,
+             int64_t before, uint32_t limit)
 {
     struct cc_message_query q = {
         .struct_size = sizeof q, .chat_id = chat, .viewer_side = side,
@@ -377,7 +381,7 @@ static int message_list(struct outcome *o, const char *chat, int32_t side,
     return finish(o, api->message_list(inst, &q, store_cb, o));
 }
 
-static int list_after_id(struct outcome *o, const char *chat,
+static inline int list_after_id(struct outcome *o, const char *chat,
                          const char *after_id, uint32_t limit)
 {
     struct cc_message_query q = {
@@ -389,19 +393,19 @@ static int list_after_id(struct outcome *o, const char *chat,
     return finish(o, api->message_list(inst, &q, store_cb, o));
 }
 
-static int mark_read(struct outcome *o, const char *chat, int32_t side)
+static inline int mark_read(struct outcome *o, const char *chat, int32_t side)
 {
     begin(o);
     return finish(o, api->mark_read(inst, chat, side, store_cb, o));
 }
 
 /* A message id, distinct per (group, n). */
-static void make_id(char out[37], unsigned group, unsigned n)
+static inline void make_id(char out[37], unsigned group, unsigned n)
 {
     snprintf(out, 37, "%08x-0000-4000-8000-%012x", group, n);
 }
 
-static int same_bytes(const struct mcopy *m, const char *p, size_t n)
+static inline int same_bytes(const struct mcopy *m, const char *p, size_t n)
 {
     return m->content_len == n && memcmp(m->content, p, n) == 0;
 }
@@ -409,7 +413,7 @@ static int same_bytes(const struct mcopy *m, const char *p, size_t n)
 /* ------------------------------------------------ ABI 1.4 calls */
 
 /* An append with a priority and a due time (notify_due_us). */
-static int append14(struct outcome *o, const char *id, const char *chat,
+static inline int append14(struct outcome *o, const char *id, const char *chat,
                     const char *sender, int32_t side, const char *content,
                     int64_t t, int32_t priority, int64_t due)
 {
@@ -424,7 +428,7 @@ static int append14(struct outcome *o, const char *id, const char *chat,
     return finish(o, api->message_append(inst, &m, store_cb, o));
 }
 
-static int owner_set(struct outcome *o, int32_t side, const char *id,
+static inline int owner_set(struct outcome *o, int32_t side, const char *id,
                      const char *user)
 {
     begin(o);
@@ -432,7 +436,7 @@ static int owner_set(struct outcome *o, int32_t side, const char *id,
                                             o));
 }
 
-static int name_set(struct outcome *o, int32_t side, const char *id,
+static inline int name_set(struct outcome *o, int32_t side, const char *id,
                     const char *name)
 {
     begin(o);
@@ -441,7 +445,7 @@ static int name_set(struct outcome *o, int32_t side, const char *id,
 }
 
 /* side's kind mark in chat to up_to (NULL: the newest). */
-static int mark_set(struct outcome *o, const char *chat, int32_t side,
+static inline int mark_set(struct outcome *o, const char *chat, int32_t side,
                     int32_t kind, const char *up_to, int64_t at,
                     int64_t delay)
 {
@@ -455,19 +459,19 @@ static int mark_set(struct outcome *o, const char *chat, int32_t side,
     return finish(o, api->mark_set(inst, &m, store_cb, o));
 }
 
-static int ticket_put(struct outcome *o, const struct cc_ticket *t)
+static inline int ticket_put(struct outcome *o, const struct cc_ticket *t)
 {
     begin(o);
     return finish(o, api->ticket_put(inst, t, store_cb, o));
 }
 
-static int ticket_take(struct outcome *o, const char *id, int64_t now)
+static inline int ticket_take(struct outcome *o, const char *id, int64_t now)
 {
     begin(o);
     return finish(o, api->ticket_take(inst, id, now, store_cb, o));
 }
 
-static int notify_claim(struct outcome *o, int64_t now, int64_t lease,
+static inline int notify_claim(struct outcome *o, int64_t now, int64_t lease,
                         uint32_t limit)
 {
     struct cc_notify_claim q = {
@@ -479,7 +483,7 @@ static int notify_claim(struct outcome *o, int64_t now, int64_t lease,
     return finish(o, api->notify_claim(inst, &q, store_cb, o));
 }
 
-static int notify_done(struct outcome *o, const char *chat, int32_t side,
+static inline int notify_done(struct outcome *o, const char *chat, int32_t side,
                        const char *id, int32_t result, int64_t next_due)
 {
     struct cc_notify_outcome q = {

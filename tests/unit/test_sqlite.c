@@ -1621,43 +1621,13 @@ static const char v5_db[] =
 static void test_migrate_v5(void)
 {
     char path[128];
-    struct outcome o = { 0 };
-    struct chat14 c = { .g = 0 };
 
     if (load_old(5, v5_db, path) < 0)
         return;
     is_str(lite_value(path, "SELECT count(*) FROM sqlite_master WHERE name "
                       "IN ('tickets', 'chats_pat_due', 'chats_pro_due')"),
            "3", "v5: the tickets table and the due indexes are there");
-    chat_get(&o, CHAT_A, PAT1, NULL);
-    ok(o.chat && !strcmp(o.chat->read[1], "a0000000-0000-4000-8000-"
-                         "000000000003") &&
-       !strcmp(o.chat->dlv[1], o.chat->read[1]) &&
-       !strcmp(o.chat->read[2], "a0000000-0000-4000-8000-000000000002") &&
-       !strcmp(o.chat->dlv[2], o.chat->read[2]),
-       "v5: marks from is_read: the patient read r3, the professional p2");
-    is_int(o.chat ? (int)o.chat->unread_count : -1, 1,
-           "v5: the patient has r4 unread");
-    chat_get(&o, CHAT_A, NULL, PRO1);
-    is_int(o.chat ? (int)o.chat->unread_count : -1, 2,
-           "v5: the professional has p5 and p6 unread");
-    message_list(&o, CHAT_A, CC_SIDE_NONE, 0, 0, 10);
-    ok(o.n_messages == 6 && o.messages[2].is_read && !o.messages[3].is_read
-       && o.messages[1].is_read && !o.messages[4].is_read &&
-       o.messages[5].priority == 0, "v5: is_read as before, priorities "
-       "normal");
-    memcpy(c.chat, CHAT_A, 37);
-    memcpy(c.pat, PAT1, 37);
-    memcpy(c.pro, PRO1, 37);
-    agree14(&c, "v5");
-    profile_get(&o, CC_SIDE_PATIENT, PAT1);
-    is_str(o.owner, "u-pat", "v5: the owner stays");
-    profile_put(&o, CC_SIDE_PROFESSIONAL, PRO1, "u-pro");
-    is_str(o.owner, "u-pro", "v5: an unowned profile binds");
-    mark_set(&o, CHAT_A, CC_SIDE_PATIENT, CC_MARK_READ, NULL, 9, 0);
-    ok(o.count == 1 && o.mark.up_to_seq == 6, "v5: the patient reads r4");
-    agree14(&c, "v5, read on");
-    outcome_free(&o);
+    migrated14(PAT1, PRO1, CHAT_A, "v5");
     unload();
 }
 
