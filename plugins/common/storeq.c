@@ -747,15 +747,16 @@ static int api_message_append(void *inst, const struct cc_message *m,
         }
         sq_copy_id(r->cid, m->client_id);
     }
-    if (CC_HAS_MEMBER(m, struct cc_message, notify_due_us)) {
+    if (CC_HAS_MEMBER(m, struct cc_message, priority)) {
         if (m->priority != CC_PRIORITY_NORMAL &&
             m->priority != CC_PRIORITY_URGENT) {
             sq_req_free(r);
             return CC_E_INVAL;
         }
         r->priority = m->priority;
-        r->due = m->notify_due_us > 0 ? m->notify_due_us : 0;
     }
+    if (CC_HAS_MEMBER(m, struct cc_message, notify_due_us))
+        r->due = m->notify_due_us > 0 ? m->notify_due_us : 0;
     r->content_len = m->content_len;
     r->content = malloc(m->content_len + 1);
     if (!r->content)
