@@ -11,6 +11,7 @@
 
 #include <carechat/auth.h>
 #include <carechat/fanout.h>
+#include <carechat/notify.h>
 #include <carechat/storage.h>
 
 #include <dlfcn.h>
@@ -396,17 +397,24 @@ static const char *kind_name(uint32_t kind)
     case CC_KIND_STORAGE: return "storage";
     case CC_KIND_AUTH: return "auth";
     case CC_KIND_FANOUT: return "fanout";
+    case CC_KIND_NOTIFY: return "notify";
     default: return "unknown";
     }
 }
 
-/* The smallest table size a 1.0 host accepts for each interface. */
+/* The smallest table accepted for each interface: the one its kind had
+ * when it came (storage, auth and fan-out in 1.0, notify in 1.4); what
+ * was appended since is tested for by size where it is used.  (Storage
+ * asked for its whole current table until 1.4, so a storage plugin
+ * built for an older minor was refused.) */
 static size_t iface_min_size(uint32_t kind)
 {
     switch (kind) {
-    case CC_KIND_STORAGE: return sizeof(struct cc_storage_api);
+    case CC_KIND_STORAGE:
+        return offsetof(struct cc_storage_api, message_purge);
     case CC_KIND_AUTH: return offsetof(struct cc_auth_api, cancel);
     case CC_KIND_FANOUT: return sizeof(struct cc_fanout_api);
+    case CC_KIND_NOTIFY: return sizeof(struct cc_notify_api);
     default: return SIZE_MAX;
     }
 }

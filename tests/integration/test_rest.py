@@ -19,6 +19,8 @@ import websockets
 ISO_US = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 CHAT_KEYS = {"id", "patient", "professional", "last_message", "unread_count",
              "created_at", "updated_at"}
+# Since ABI 1.4 (issues 26, 27): each side's marks and names.
+SIDE_KEYS = {"read_up_to", "delivered_up_to", "names"}
 LIST_KEYS = {"count", "next", "previous", "results"}
 ITEM_KEYS = {"id", "content", "sender_type", "created_at", "is_read"}
 JSON_CT = {"Content-Type": "application/json"}
@@ -77,7 +79,9 @@ class ServerCase(unittest.TestCase):
                        body, tok, status=201)
 
     def assert_chat(self, chat):
-        self.assertEqual(set(chat), CHAT_KEYS, chat)
+        self.assertEqual(set(chat), CHAT_KEYS | SIDE_KEYS, chat)
+        for k in SIDE_KEYS:
+            self.assertEqual(set(chat[k]), {"patient", "professional"}, k)
         self.assertEqual(uuid.UUID(chat["id"]).version, 7)
         self.assertRegex(chat["created_at"], ISO_US)
         self.assertRegex(chat["updated_at"], ISO_US)
