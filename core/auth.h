@@ -43,6 +43,10 @@ void cc_auth_cancel(struct cc_auth_req *req);
 cc_auth_req *cc_auth_lookup(uint64_t req_id);
 void cc_auth_complete(uint64_t req_id, int status);
 
+/* An admin moved a profile to another user: forget who owned it here
+ * (the next token that names it asks storage). */
+void cc_auth_forget_profile(int side, const char *profile_id);
+
 void cc_auth_free(void);
 
 #endif

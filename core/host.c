@@ -5,7 +5,9 @@
 #include "host.h"
 #include "config.h"
 #include "log.h"
+#include "msg.h"
 #include "timefmt.h"
+#include "utf8.h"
 #include "uuid.h"
 #include "xalloc.h"
 
@@ -305,6 +307,22 @@ static int h_auth_set_admin(cc_auth_req *req, int is_admin)
     return CC_OK;
 }
 
+/* A display name: valid UTF-8, no control characters, at most
+ * CC_NAME_MAX - 1 bytes, not blank.  Shown, never trusted. */
+static int h_auth_set_name(cc_auth_req *req, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    if (n == 0 || n >= CC_NAME_MAX || !cc_utf8_valid(name, n) ||
+        cc_text_blank(name, n))
+        return CC_E_INVAL;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return CC_E_INVAL;
+    memcpy(req->principal.name, name, n + 1);
+    return CC_OK;
+}
+
 static int h_auth_set_error(cc_auth_req *req, const char *message)
 {
     snprintf(req->error, sizeof req->error, "%s", message ? message : "");
@@ -359,6 +377,7 @@ static const struct cc_host_api host_api = {
     .auth_set_error = h_auth_set_error,
     .auth_lookup = h_auth_lookup,
     .auth_complete = h_auth_complete,
+    .auth_set_name = h_auth_set_name,
     .fanout_deliver = h_fanout_deliver,
     .fanout_resync = h_fanout_resync,
 };

@@ -270,6 +270,8 @@ static int parse_action(json_t *root, struct cc_inbound *out,
 
     if (read) {
         out->kind = CC_IN_READ;
+        if (json_is_null(read))
+            return 0; /* up to the newest: read_id "" */
         if (!json_is_string(read) ||
             cc_uuid_canon(json_string_value(read), json_string_length(read),
                           out->read_id) < 0) {

@@ -50,7 +50,8 @@ const char *cc_side_name(int side);
 
 /* What a client's frame (or REST body) asks for. */
 #define CC_IN_MESSAGE 0   /* {"content": ...}: a chat message */
-#define CC_IN_READ 1      /* {"read": "<message id>"}: a read mark */
+#define CC_IN_READ 1      /* {"read": "<message id>"}: a read mark;
+                             "read": null: up to the newest */
 #define CC_IN_TYPING 2    /* {"typing": true}: ephemeral */
 
 struct cc_inbound {
@@ -60,7 +61,8 @@ struct cc_inbound {
     int role;             /* CC_SIDE_NONE when not given */
     char client_id[CC_UUID_LEN + 1]; /* canonical, or "" when not given */
     int priority;         /* CC_PRIORITY_* (normal when not given) */
-    char read_id[CC_UUID_LEN + 1];   /* CC_IN_READ: canonical */
+    char read_id[CC_UUID_LEN + 1];   /* CC_IN_READ: canonical, or ""
+                                        for the newest */
     int typing;           /* CC_IN_TYPING: 1 for true, 0 for false */
     void *json;           /* owner of content; cc_inbound_free() it */
 };
