@@ -37,16 +37,6 @@ def read_lines(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def wait_for(pred, timeout=5, what="a condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
-
-
 def audit_metrics(port):
     """The carechat_audit_* samples of /metrics on the admin port."""
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
@@ -54,11 +44,6 @@ def audit_metrics(port):
         text = r.read().decode()
     return {m.group(1): float(m.group(2)) for m in re.finditer(
         r"^carechat_(audit_[a-z_]+) (\S+)$", text, re.M)}
-
-
-def connect(srv, chat, tok):
-    return h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat, tok),
-                   timeout=10)
 
 
 class AuditServer:
@@ -81,7 +66,7 @@ class AuditServer:
                 if all(line.get(k) == v for k, v in want.items()):
                     return line
             return None
-        return wait_for(match, timeout, "an audit line with %r" % (want,))
+        return h.wait_for(match, timeout, "an audit line with %r" % (want,))
 
     def close(self):
         self.srv.close()
@@ -190,7 +175,7 @@ class EveryAccess(unittest.TestCase):
             st, _, page = self.srv.request(
                 "GET", "/chat/chats/%s/messages/" % chat, token=pt)
             return st == 200 and page["results"]
-        msg = wait_for(stored, what="the message in the history")[0]
+        msg = h.wait_for(stored, what="the message in the history")[0]
         line = self.a.find(event="message_send", chat_id=chat,
                            message_id=msg["id"])
         self.assertEqual(line["result"], "ok")
@@ -200,7 +185,7 @@ class EveryAccess(unittest.TestCase):
 
     def test_websocket(self):
         chat, pt, rt, pat, pro = self.pair()
-        ws = connect(self.srv, chat, pt)
+        ws = h.raw_ws(self.srv, chat, pt)
         self.assertEqual(ws.status, 101)
         join = self.a.find(event="ws_join", chat_id=chat)
         self.assertEqual(join["result"], "ok")
@@ -226,7 +211,7 @@ class EveryAccess(unittest.TestCase):
         self.assertEqual(leave["user_id"], "u-" + pat[:8])
 
         # A connection that just drops leaves with 1006.
-        ws = connect(self.srv, chat, rt)
+        ws = h.raw_ws(self.srv, chat, rt)
         self.a.find(event="ws_join", chat_id=chat, user_id="u-" + pro[:8])
         ws.close()
         self.a.find(event="ws_leave", chat_id=chat, user_id="u-" + pro[:8],
@@ -245,11 +230,11 @@ class EveryAccess(unittest.TestCase):
             got = [l for l in self.a.lines() if l["event"] == "auth_failure"
                    and l.get("chat_id") == chat and l["status"] == 401]
             return got if len(got) == 2 else None
-        fails = wait_for(rest_failures, what="two REST auth failures")
+        fails = h.wait_for(rest_failures, what="two REST auth failures")
         for line in fails:
             self.assertEqual(line["result"], "denied")
             self.assertNotIn("user_id", line)  # never the refused claims
-        ws = connect(self.srv, chat, bad)
+        ws = h.raw_ws(self.srv, chat, bad)
         self.assertEqual(ws.recv_close()[0], 4401)
         ws.close()
         self.a.find(event="auth_failure", chat_id=chat, status=4401)
@@ -263,7 +248,7 @@ class EveryAccess(unittest.TestCase):
         line = self.a.find(event="access_denied", user_id="eve", status=404)
         self.assertEqual(line["chat_id"], chat)
         self.assertEqual(line["result"], "denied")
-        ws = connect(self.srv, chat, eve)
+        ws = h.raw_ws(self.srv, chat, eve)
         self.assertEqual(ws.recv_close()[0], 4403)
         ws.close()
         self.a.find(event="access_denied", user_id="eve", status=4403,
@@ -300,7 +285,7 @@ class Rotation(unittest.TestCase):
             a.find(event="chat_create", chat_id=chat)
             os.rename(a.path, a.path + ".1")
             srv.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: "reopened" in srv.read_log(), what="reopen")
+            h.wait_for(lambda: "reopened" in srv.read_log(), what="reopen")
             self.assertTrue(os.path.exists(a.path), "a new file")
             srv.request("GET", "/chat/chats/%s/" % chat, token=pt)
             a.find(event="chat_read", chat_id=chat)
@@ -319,8 +304,8 @@ class Rotation(unittest.TestCase):
             srv.conf["audit"]["sync_interval"] = "1s"
             srv.write_conf()
             srv.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: "only applied by a restart: [audit]" in
-                     srv.read_log(), what="the restart warning")
+            h.wait_for(lambda: "only applied by a restart: [audit]" in
+                       srv.read_log(), what="the restart warning")
         finally:
             a.close()
 
@@ -343,7 +328,7 @@ class ShutdownDrains(unittest.TestCase):
             n = 400  # about 150 KiB: more than a pipe holds
             for i in range(n):
                 srv.request("GET", "/chat/chats/%s/" % chat, token=pt)
-            ws = connect(srv, chat, rt)
+            ws = h.raw_ws(srv, chat, rt)
             srv.proc.send_signal(signal.SIGTERM)
             self.assertEqual(ws.recv_close()[0], 1001)
             ws.send(0x8, b"\x03\xe9")  # answered: nothing holds the exit
@@ -427,7 +412,7 @@ class Stuck(unittest.TestCase):
             srv.start()
             world = h.World(srv)
             chat, pt, rt, pat, pro = world.pair()
-            ws = connect(srv, chat, rt)
+            ws = h.raw_ws(srv, chat, rt)
             # 64 KiB of pipe, then 16 KiB of queue, then losses.
             t0 = time.time()
             for i in range(600):
@@ -440,8 +425,8 @@ class Stuck(unittest.TestCase):
             self.assertEqual(st, 201)
             self.assertEqual(ws.recv_json()["message"]["id"], msg["id"])
             self.assertLess(time.time() - t0, 30)
-            log = wait_for(lambda: "audit queue full" in srv.read_log()
-                           and srv.read_log(), what="the queue-full line")
+            log = h.wait_for(lambda: "audit queue full" in srv.read_log()
+                             and srv.read_log(), what="the queue-full line")
             self.assertEqual(log.count("audit queue full"), 1,
                              "one line per episode")
             # Drain the FIFO: the writer catches up and says how many
@@ -455,7 +440,7 @@ class Stuck(unittest.TestCase):
                 m = re.search(r"(\d+) audit events were lost",
                               srv.read_log())
                 return m
-            m = wait_for(drained, 10, "the lost-events count")
+            m = h.wait_for(drained, 10, "the lost-events count")
             self.assertGreater(int(m.group(1)), 0)
             got = audit_metrics(admin)
             self.assertEqual(got["audit_events_lost_total"],
@@ -514,12 +499,12 @@ class DiskFull(unittest.TestCase):
                 st, _, body = srv.request("GET", "/chat/chats/%s/" % chat,
                                           token=pt)
                 return st == 503 and body
-            body = wait_for(refused, 10, "a 503")
+            body = h.wait_for(refused, 10, "a 503")
             self.assertEqual(body, {"error": "Audit trail unavailable; "
                                              "try again later"})
             for path in ("/chat/chats/", "/chat/chats/%s/messages/" % chat):
                 self.assertEqual(srv.request("GET", path, token=pt)[0], 503)
-            ws = connect(srv, chat, pt)
+            ws = h.raw_ws(srv, chat, pt)
             self.assertEqual(ws.status, 101)
             code, reason = ws.recv_close()
             self.assertEqual(code, 1013)
@@ -533,10 +518,10 @@ class DiskFull(unittest.TestCase):
                           srv.read_log())
 
             os.unlink(filler)
-            wait_for(lambda: srv.request("GET", "/chat/chats/%s/" % chat,
-                                         token=pt)[0] == 200, 10,
-                     "service to resume")
-            ws = connect(srv, chat, pt)
+            h.wait_for(lambda: srv.request("GET", "/chat/chats/%s/" % chat,
+                                           token=pt)[0] == 200, 10,
+                       "service to resume")
+            ws = h.raw_ws(srv, chat, pt)
             ws.send_json({"content": "after the disk was freed"})
             self.assertIn("message", ws.recv_json())
             ws.close()

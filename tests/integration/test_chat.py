@@ -12,7 +12,6 @@ import asyncio
 import json
 import re
 import time
-import unittest
 import uuid
 
 import ccharness as h
@@ -28,76 +27,14 @@ ERR_BOTH = ("Role required: you are both the patient and the professional "
             "in this chat")
 ERR_ROLE_VALUE = "Invalid role: use patient, professional or provider"
 ERR_NOT_STRING = "Message content must be a string"
-QUIET = 0.3   # how long "nothing more arrives" is watched for
 
 
 # ------------------------------------------------------------- helpers
-async def connect(srv, chat_id, tok, header=False):
-    if header:
-        return await websockets.connect(
-            srv.ws_url(chat_id), open_timeout=5, close_timeout=2,
-            max_size=None,
-            extra_headers={"Authorization": "Bearer " + tok})
-    return await websockets.connect(srv.ws_url(chat_id, tok),
-                                    open_timeout=5, close_timeout=2,
-                                    max_size=None)
-
-
-async def recv_json(ws, timeout=5):
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def recv_message(ws, timeout=5):
-    """The next frame, which must be a chat message: its inner object."""
-    data = await recv_json(ws, timeout)
-    assert set(data) == {"message"}, data
-    return data["message"]
-
-
-async def recv_error(ws, timeout=5):
-    data = await recv_json(ws, timeout)
-    assert set(data) == {"error"}, data
-    return data["error"]
-
-
-async def nothing_more(ws, wait=QUIET):
-    """None when no frame arrives within wait, else the frame."""
-    try:
-        return await asyncio.wait_for(ws.recv(), wait)
-    except asyncio.TimeoutError:
-        return None
-
-
 async def send(ws, content, role=None, ensure_ascii=True):
     body = {"content": content}
     if role is not None:
         body["role"] = role
     await ws.send(json.dumps(body, ensure_ascii=ensure_ascii))
-
-
-async def closed_with(ws, timeout=5):
-    """(close code, reason, text frames seen before the close)."""
-    frames = []
-    try:
-        while True:
-            frames.append(await asyncio.wait_for(ws.recv(), timeout))
-    except websockets.ConnectionClosed:
-        pass
-    await asyncio.wait_for(ws.wait_closed(), timeout)
-    return ws.close_code, ws.close_reason, frames
-
-
-def history(srv, chat_id, tok):
-    """Every message of the chat, oldest first (follows next links)."""
-    out = []
-    path = "/chat/chats/%s/messages/?page_size=200" % chat_id
-    while path:
-        status, _, body = srv.request("GET", path, token=tok)
-        assert status == 200, (status, body)
-        out.extend(body["results"])
-        nxt = body["next"]
-        path = nxt[nxt.index("/chat/"):] if nxt else None
-    return out
 
 
 def uuid7_ms(s):
@@ -112,29 +49,8 @@ def iso_us(s):
     return secs * 1000000 + int(s[20:26])
 
 
-class ServerCase(unittest.TestCase):
-    CONF = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = h.Server(cls.CONF).start()
-        cls.world = h.World(cls.srv)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.close()
-
-    def tearDown(self):
-        # The daemon must still be alive after every test.
-        self.assertIsNone(self.srv.proc.poll(),
-                          "carechatd died:\n" + self.srv.read_log()[-3000:])
-
-    def run_async(self, coro, timeout=20):
-        return h.run(coro, timeout)
-
-
 # ------------------------------------------------------------- access
-class Access(ServerCase):
+class Access(h.ServerCase):
 
     def test_parties_join_others_get_4403(self):
         cid, pt, rt, pat, pro = self.world.pair()
@@ -151,30 +67,30 @@ class Access(ServerCase):
         ]
 
         async def go():
-            a = await connect(self.srv, cid, pt)
-            b = await connect(self.srv, cid, rt, header=True)
+            a = await h.connect(self.srv, cid, pt)
+            b = await h.connect(self.srv, cid, rt, header=True)
             for tok in strangers:
-                ws = await connect(self.srv, cid, tok)
-                code, _, frames = await closed_with(ws)
+                ws = await h.connect(self.srv, cid, tok)
+                code, _, frames = await h.closed_with(ws)
                 self.assertEqual(code, 4403)
                 self.assertEqual(frames, [])
             await send(a, "parties only")
-            ma, mb = await recv_message(a), await recv_message(b)
+            ma, mb = await h.recv_message(a), await h.recv_message(b)
             self.assertEqual(ma, mb)
-            self.assertIsNone(await nothing_more(a))
+            self.assertIsNone(await h.nothing_more(a))
             await a.close()
             await b.close()
 
         self.run_async(go())
-        self.assertEqual([m["content"] for m in history(self.srv, cid, pt)],
+        self.assertEqual([m["content"] for m in h.history(self.srv, cid, pt)],
                          ["parties only"])
 
     def test_unknown_chat_4404(self):
         _, pt, _, _, _ = self.world.pair()
 
         async def go():
-            ws = await connect(self.srv, str(uuid.uuid4()), pt)
-            code, _, frames = await closed_with(ws)
+            ws = await h.connect(self.srv, str(uuid.uuid4()), pt)
+            code, _, frames = await h.closed_with(ws)
             self.assertEqual(code, 4404)
             self.assertEqual([json.loads(f) for f in frames],
                              [{"error": "Chat not found"}])
@@ -187,10 +103,10 @@ class Access(ServerCase):
         async def go():
             for tok in (None, "not-a-jwt", h.token("x", secret="x" * 40),
                         h.token("late", exp_in=-3600)):
-                ws = await connect(self.srv, cid, tok) if tok else \
+                ws = await h.connect(self.srv, cid, tok) if tok else \
                     await websockets.connect(self.srv.ws_url(cid),
                                              open_timeout=5)
-                code, _, frames = await closed_with(ws)
+                code, _, frames = await h.closed_with(ws)
                 self.assertEqual(code, 4401, tok)
                 self.assertEqual(frames, [])
 
@@ -204,22 +120,22 @@ class AccessFromStorage(Access):
 
 
 # ------------------------------------------------------------- messages
-class Messages(ServerCase):
+class Messages(h.ServerCase):
 
     def test_message_shape(self):
         cid, pt, rt, _, _ = self.world.pair()
 
         async def go():
-            a = await connect(self.srv, cid, pt)
-            b = await connect(self.srv, cid, rt)
+            a = await h.connect(self.srv, cid, pt)
+            b = await h.connect(self.srv, cid, rt)
             before = time.time()
             await send(a, "shape")
             raw_a = json.loads(await asyncio.wait_for(a.recv(), 5))
             raw_b = json.loads(await asyncio.wait_for(b.recv(), 5))
             after = time.time()
             await send(b, "reply")
-            reply = await recv_message(a)
-            await recv_message(b)
+            reply = await h.recv_message(a)
+            await h.recv_message(b)
             await a.close()
             await b.close()
             return raw_a, raw_b, reply, before, after
@@ -252,10 +168,10 @@ class Messages(ServerCase):
         per_conn = 10
 
         async def go():
-            conns = [await connect(self.srv, cid, pt),
-                     await connect(self.srv, cid, pt, header=True),
-                     await connect(self.srv, cid, rt),
-                     await connect(self.srv, cid, rt, header=True)]
+            conns = [await h.connect(self.srv, cid, pt),
+                     await h.connect(self.srv, cid, pt, header=True),
+                     await h.connect(self.srv, cid, rt),
+                     await h.connect(self.srv, cid, rt, header=True)]
             # all four send at once, interleaved
             async def talk(d, ws):
                 for i in range(per_conn):
@@ -265,8 +181,8 @@ class Messages(ServerCase):
             total = per_conn * len(conns)
             got = []
             for ws in conns:
-                got.append([await recv_message(ws) for _ in range(total)])
-            extra = await asyncio.gather(*[nothing_more(ws)
+                got.append([await h.recv_message(ws) for _ in range(total)])
+            extra = await asyncio.gather(*[h.nothing_more(ws)
                                            for ws in conns])
             for ws in conns:
                 await ws.close()
@@ -292,18 +208,18 @@ class Messages(ServerCase):
             self.assertEqual(mine, ["dev%d-msg%d" % (d, i)
                                     for i in range(per_conn)])
         # and history is the live order
-        stored = history(self.srv, cid, rt)
+        stored = h.history(self.srv, cid, rt)
         self.assertEqual([m["id"] for m in stored], ids)
 
     def test_stored_before_shown(self):
         cid, pt, rt, _, _ = self.world.pair()
 
         async def go():
-            a = await connect(self.srv, cid, pt)
-            b = await connect(self.srv, cid, rt)
+            a = await h.connect(self.srv, cid, pt)
+            b = await h.connect(self.srv, cid, rt)
             for i in range(20):
                 await send(a if i % 2 else b, "durable %d" % i)
-                seen = await recv_message(a if i % 2 == 0 else b)
+                seen = await h.recv_message(a if i % 2 == 0 else b)
                 # the other party has it live: it is already in history
                 status, _, body = self.srv.request(
                     "GET", "/chat/chats/%s/messages/?page_size=200" % cid,
@@ -311,7 +227,7 @@ class Messages(ServerCase):
                 self.assertEqual(status, 200)
                 self.assertEqual(body["count"], i + 1)
                 self.assertEqual(body["results"][-1]["id"], seen["id"])
-                await recv_message(b if i % 2 == 0 else a)
+                await h.recv_message(b if i % 2 == 0 else a)
             await a.close()
             await b.close()
 
@@ -321,15 +237,15 @@ class Messages(ServerCase):
         cid, pt, rt, _, _ = self.world.pair()
 
         async def go():
-            conns = [await connect(self.srv, cid, pt),
-                     await connect(self.srv, cid, pt),
-                     await connect(self.srv, cid, rt)]
+            conns = [await h.connect(self.srv, cid, pt),
+                     await h.connect(self.srv, cid, pt),
+                     await h.connect(self.srv, cid, rt)]
             status, _, msg = self.srv.request(
                 "POST", "/chat/chats/%s/send_message/" % cid,
                 {"content": "from REST"}, token=rt)
             self.assertEqual(status, 201, msg)
-            got = [await recv_message(ws) for ws in conns]
-            extra = [await nothing_more(ws) for ws in conns]
+            got = [await h.recv_message(ws) for ws in conns]
+            extra = [await h.nothing_more(ws) for ws in conns]
             for ws in conns:
                 await ws.close()
             return msg, got, extra
@@ -347,22 +263,22 @@ class Messages(ServerCase):
         c2, pt2, rt2, _, _ = self.world.pair()
 
         async def go():
-            a1 = await connect(self.srv, c1, pt1)
-            a2 = await connect(self.srv, c2, pt2)
+            a1 = await h.connect(self.srv, c1, pt1)
+            a2 = await h.connect(self.srv, c2, pt2)
             await send(a1, "for chat one")
-            m = await recv_message(a1)
-            self.assertIsNone(await nothing_more(a2))
+            m = await h.recv_message(a1)
+            self.assertIsNone(await h.nothing_more(a2))
             await a1.close()
             await a2.close()
             return m
 
         self.run_async(go())
-        self.assertEqual(history(self.srv, c2, rt2), [])
-        self.assertEqual(len(history(self.srv, c1, rt1)), 1)
+        self.assertEqual(h.history(self.srv, c2, rt2), [])
+        self.assertEqual(len(h.history(self.srv, c1, rt1)), 1)
 
 
 # ------------------------------------------------------------- roles
-class Roles(ServerCase):
+class Roles(h.ServerCase):
 
     def setUp(self):
         w = self.world
@@ -400,30 +316,30 @@ class Roles(ServerCase):
         cid = chat["id"]
 
         async def go():
-            s = await connect(self.srv, cid, sender_tok)
-            w = await connect(self.srv, cid, watcher_tok)
+            s = await h.connect(self.srv, cid, sender_tok)
+            w = await h.connect(self.srv, cid, watcher_tok)
             accepted = []
             for i, (role, want) in enumerate(rows):
                 content = "row %d role %s" % (i, role)
                 await send(s, content, role)
-                data = await recv_json(s)
+                data = await h.recv_json(s)
                 if want in ("patient", "professional"):
                     self.assertIn("message", data, (role, data))
                     m = data["message"]
                     self.assertEqual(m["sender_type"], want, role)
                     self.assertEqual(m["content"], content)
-                    self.assertEqual(await recv_message(w), m)
+                    self.assertEqual(await h.recv_message(w), m)
                     accepted.append(m)
                 else:
                     self.assertEqual(data, {"error": want}, role)
-            self.assertIsNone(await nothing_more(w))
-            self.assertIsNone(await nothing_more(s))
+            self.assertIsNone(await h.nothing_more(w))
+            self.assertIsNone(await h.nothing_more(s))
             await s.close()
             await w.close()
             return accepted
 
         accepted = self.run_async(go())
-        stored = history(self.srv, cid, watcher_tok)
+        stored = h.history(self.srv, cid, watcher_tok)
         self.assertEqual([{k: m[k] for k in MESSAGE_KEYS} for m in stored],
                          accepted)
 
@@ -478,26 +394,26 @@ class Roles(ServerCase):
     def test_patient_in_one_chat_professional_in_another(self):
         """One token, two chats open at once: the side follows the chat."""
         async def go():
-            in_a = await connect(self.srv, self.a["id"], self.u)
-            in_b = await connect(self.srv, self.b["id"], self.u)
-            x = await connect(self.srv, self.a["id"], self.x)
-            y = await connect(self.srv, self.b["id"], self.y)
+            in_a = await h.connect(self.srv, self.a["id"], self.u)
+            in_b = await h.connect(self.srv, self.b["id"], self.u)
+            x = await h.connect(self.srv, self.a["id"], self.x)
+            y = await h.connect(self.srv, self.b["id"], self.y)
             await send(in_a, "as patient in A")
             await send(in_b, "as professional in B")
-            ma = await recv_message(in_a)
-            mb = await recv_message(in_b)
-            self.assertEqual(await recv_message(x), ma)
-            self.assertEqual(await recv_message(y), mb)
+            ma = await h.recv_message(in_a)
+            mb = await h.recv_message(in_b)
+            self.assertEqual(await h.recv_message(x), ma)
+            self.assertEqual(await h.recv_message(y), mb)
             self.assertEqual(ma["sender_type"], "patient")
             self.assertEqual(mb["sender_type"], "professional")
             # nothing crosses between the chats
             for ws in (in_a, in_b, x, y):
-                self.assertIsNone(await nothing_more(ws, 0.15))
+                self.assertIsNone(await h.nothing_more(ws, 0.15))
             await send(x, "doctor x to U")
             await send(y, "patient y to U")
-            self.assertEqual((await recv_message(in_a))["content"],
+            self.assertEqual((await h.recv_message(in_a))["content"],
                              "doctor x to U")
-            self.assertEqual((await recv_message(in_b))["content"],
+            self.assertEqual((await h.recv_message(in_b))["content"],
                              "patient y to U")
             for ws in (in_a, in_b, x, y):
                 await ws.close()
@@ -513,7 +429,7 @@ class Roles(ServerCase):
 
 
 # ------------------------------------------------------------- errors
-class Errors(ServerCase):
+class Errors(h.ServerCase):
 
     def test_spec_errors_keep_the_connection_open(self):
         cid, pt, rt, _, _ = self.world.pair()
@@ -542,41 +458,41 @@ class Errors(ServerCase):
         ]
 
         async def go():
-            a = await connect(self.srv, cid, pt)
-            b = await connect(self.srv, cid, rt)
+            a = await h.connect(self.srv, cid, pt)
+            b = await h.connect(self.srv, cid, rt)
             for i, (frame, want) in enumerate(bad):
                 await a.send(frame)
-                self.assertEqual(await recv_json(a), {"error": want}, frame)
+                self.assertEqual(await h.recv_json(a), {"error": want}, frame)
                 # still open: a good message goes through to both
                 await send(a, "ok %d" % i)
-                self.assertEqual((await recv_message(a))["content"],
+                self.assertEqual((await h.recv_message(a))["content"],
                                  "ok %d" % i)
-                self.assertEqual((await recv_message(b))["content"],
+                self.assertEqual((await h.recv_message(b))["content"],
                                  "ok %d" % i)
             # errors went only to the sender
-            self.assertIsNone(await nothing_more(b))
+            self.assertIsNone(await h.nothing_more(b))
             self.assertTrue(a.open and b.open)
             await a.close()
             await b.close()
 
         self.run_async(go())
-        self.assertEqual([m["content"] for m in history(self.srv, cid, pt)],
+        self.assertEqual([m["content"] for m in h.history(self.srv, cid, pt)],
                          ["ok %d" % i for i in range(len(bad))])
 
     def test_professional_role_error_text(self):
         cid, pt, rt, _, _ = self.world.pair()
 
         async def go():
-            b = await connect(self.srv, cid, rt)
+            b = await h.connect(self.srv, cid, rt)
             await send(b, "hi", "patient")
-            self.assertEqual(await recv_error(b), ERR_NOT_PATIENT)
+            self.assertEqual(await h.recv_error(b), ERR_NOT_PATIENT)
             await send(b, "still here")
-            self.assertEqual((await recv_message(b))["content"],
+            self.assertEqual((await h.recv_message(b))["content"],
                              "still here")
             await b.close()
 
         self.run_async(go())
-        self.assertEqual([m["content"] for m in history(self.srv, cid, pt)],
+        self.assertEqual([m["content"] for m in h.history(self.srv, cid, pt)],
                          ["still here"])
 
 
@@ -605,19 +521,19 @@ TRICKY = [
 ]
 
 
-class Content(ServerCase):
+class Content(h.ServerCase):
 
     def round_trip(self, ensure_ascii):
         cid, pt, rt, _, _ = self.world.pair()
 
         async def go():
-            a = await connect(self.srv, cid, pt)
-            b = await connect(self.srv, cid, rt)
+            a = await h.connect(self.srv, cid, pt)
+            b = await h.connect(self.srv, cid, rt)
             live = []
             for text in TRICKY:
                 await send(a, text, ensure_ascii=ensure_ascii)
-                m = await recv_message(a)
-                self.assertEqual(await recv_message(b), m)
+                m = await h.recv_message(a)
+                self.assertEqual(await h.recv_message(b), m)
                 self.assertEqual(m["content"], text)
                 self.assertEqual(m["content"].encode("utf-8"),
                                  text.encode("utf-8"))
@@ -627,7 +543,7 @@ class Content(ServerCase):
             return live
 
         live = self.run_async(go())
-        stored = history(self.srv, cid, rt)
+        stored = h.history(self.srv, cid, rt)
         self.assertEqual([m["content"] for m in stored], TRICKY)
         self.assertEqual([m["id"] for m in stored], [m["id"] for m in live])
 
@@ -647,12 +563,12 @@ class Content(ServerCase):
                  for n in range(700, 1100, 3)] + ["y" * 9000, "z"]
 
         async def go():
-            a = await connect(self.srv, cid, pt)
-            b = await connect(self.srv, cid, rt)
+            a = await h.connect(self.srv, cid, pt)
+            b = await h.connect(self.srv, cid, rt)
             for text in texts:
                 await send(a, text)
             for who in (a, b):
-                got = [(await recv_message(who))["content"] for _ in texts]
+                got = [(await h.recv_message(who))["content"] for _ in texts]
                 self.assertEqual(got, texts)
             await a.close()
             await b.close()
@@ -663,20 +579,20 @@ class Content(ServerCase):
         cid, pt, rt, _, _ = self.world.pair()
 
         async def go():
-            b = await connect(self.srv, cid, rt)
+            b = await h.connect(self.srv, cid, rt)
             for text in TRICKY:
                 status, _, msg = self.srv.request(
                     "POST", "/chat/chats/%s/send_message/" % cid,
                     {"content": text}, token=pt)
                 self.assertEqual(status, 201, msg)
                 self.assertEqual(msg["content"], text)
-                m = await recv_message(b)
+                m = await h.recv_message(b)
                 self.assertEqual(m["content"], text)
                 self.assertEqual(m["id"], msg["id"])
             await b.close()
 
         self.run_async(go())
-        self.assertEqual([m["content"] for m in history(self.srv, cid, pt)],
+        self.assertEqual([m["content"] for m in h.history(self.srv, cid, pt)],
                          TRICKY)
 
     def test_nul_character(self):
@@ -686,16 +602,16 @@ class Content(ServerCase):
         text = "before\x00after"
 
         async def go():
-            a = await connect(self.srv, cid, pt)
+            a = await h.connect(self.srv, cid, pt)
             await a.send('{"content": "before\\u0000after"}')
-            data = await recv_json(a)
+            data = await h.recv_json(a)
             await send(a, "next")
-            self.assertEqual((await recv_message(a))["content"], "next")
+            self.assertEqual((await h.recv_message(a))["content"], "next")
             await a.close()
             return data
 
         data = self.run_async(go())
-        stored = [m["content"] for m in history(self.srv, cid, rt)]
+        stored = [m["content"] for m in h.history(self.srv, cid, rt)]
         if "message" in data:
             self.assertEqual(data["message"]["content"], text)
             self.assertEqual(stored, [text, "next"])
@@ -710,19 +626,19 @@ class Content(ServerCase):
         cid, pt, rt, _, _ = self.world.pair()
 
         async def go():
-            a = await connect(self.srv, cid, pt)
+            a = await h.connect(self.srv, cid, pt)
             await a.send('{"content": "half \\ud83d pair"}')
-            self.assertEqual(await recv_error(a), ERR_JSON)
+            self.assertEqual(await h.recv_error(a), ERR_JSON)
             await send(a, "whole")
-            self.assertEqual((await recv_message(a))["content"], "whole")
+            self.assertEqual((await h.recv_message(a))["content"], "whole")
             await a.close()
 
         self.run_async(go())
-        self.assertEqual([m["content"] for m in history(self.srv, cid, rt)],
+        self.assertEqual([m["content"] for m in h.history(self.srv, cid, rt)],
                          ["whole"])
 
 
-class ContentLimit(ServerCase):
+class ContentLimit(h.ServerCase):
     LIMIT = 10
     CONF = {"server": {"max_content_length": LIMIT}}
     ERR = "Message content too long (max %d characters)" % LIMIT
@@ -739,21 +655,21 @@ class ContentLimit(ServerCase):
                     "x" * 5000]
 
         async def go():
-            a = await connect(self.srv, cid, pt)
-            b = await connect(self.srv, cid, rt)
+            a = await h.connect(self.srv, cid, pt)
+            b = await h.connect(self.srv, cid, rt)
             for text in too_long:
                 await send(a, text)
-                self.assertEqual(await recv_error(a), self.ERR)
-            self.assertIsNone(await nothing_more(b))
+                self.assertEqual(await h.recv_error(a), self.ERR)
+            self.assertIsNone(await h.nothing_more(b))
             for text in fits:
                 await send(a, text)
-                self.assertEqual((await recv_message(a))["content"], text)
-                self.assertEqual((await recv_message(b))["content"], text)
+                self.assertEqual((await h.recv_message(a))["content"], text)
+                self.assertEqual((await h.recv_message(b))["content"], text)
             await a.close()
             await b.close()
 
         self.run_async(go())
-        self.assertEqual([m["content"] for m in history(self.srv, cid, rt)],
+        self.assertEqual([m["content"] for m in h.history(self.srv, cid, rt)],
                          fits)
 
     def test_limit_over_rest(self):
@@ -766,35 +682,35 @@ class ContentLimit(ServerCase):
             "POST", "/chat/chats/%s/send_message/" % cid,
             {"content": "z" * self.LIMIT}, token=pt)
         self.assertEqual(status, 201, body)
-        self.assertEqual([m["content"] for m in history(self.srv, cid, rt)],
+        self.assertEqual([m["content"] for m in h.history(self.srv, cid, rt)],
                          ["z" * self.LIMIT])
 
 
 # ------------------------------------------------------------- restart
-class Durability(ServerCase):
+class Durability(h.ServerCase):
 
     def test_history_survives_restart(self):
         cid, pt, rt, _, _ = self.world.pair()
         n = 30
 
         async def go():
-            a = await connect(self.srv, cid, pt)
-            b = await connect(self.srv, cid, rt)
+            a = await h.connect(self.srv, cid, pt)
+            b = await h.connect(self.srv, cid, rt)
             for i in range(n):
                 await send(a if i % 3 else b, "before restart %d" % i)
-            live = [await recv_message(a) for _ in range(n)]
-            self.assertEqual([await recv_message(b) for _ in range(n)],
+            live = [await h.recv_message(a) for _ in range(n)]
+            self.assertEqual([await h.recv_message(b) for _ in range(n)],
                              live)
             status, _, rest_msg = self.srv.request(
                 "POST", "/chat/chats/%s/send_message/" % cid,
                 {"content": "via REST"}, token=rt)
             self.assertEqual(status, 201)
-            self.assertEqual(await recv_message(a), await recv_message(b))
+            self.assertEqual(await h.recv_message(a), await h.recv_message(b))
             # stop while the clients are still connected and reading
             loop = asyncio.get_running_loop()
             stopping = loop.run_in_executor(None, self.srv.stop)
-            closes = await asyncio.gather(closed_with(a, 10),
-                                          closed_with(b, 10))
+            closes = await asyncio.gather(h.closed_with(a, 10),
+                                          h.closed_with(b, 10))
             self.assertEqual(await stopping, 0)
             self.assertEqual([c[0] for c in closes], [1001, 1001])
             return live, rest_msg
@@ -805,7 +721,7 @@ class Durability(ServerCase):
         expect = [{k: m[k] for k in MESSAGE_KEYS} for m in live]
         rest_msg.pop("is_read")
         expect.append(rest_msg)
-        stored = history(self.srv, cid, pt)
+        stored = h.history(self.srv, cid, pt)
         self.assertEqual([{k: m[k] for k in MESSAGE_KEYS} for m in stored],
                          expect)
         status, _, chat = self.srv.request("GET", "/chat/chats/%s/" % cid,
@@ -815,14 +731,14 @@ class Durability(ServerCase):
 
         # the chat carries on after the restart, after the old messages
         async def after():
-            a = await connect(self.srv, cid, pt)
+            a = await h.connect(self.srv, cid, pt)
             await send(a, "after restart")
-            m = await recv_message(a)
+            m = await h.recv_message(a)
             await a.close()
             return m
 
         m = self.run_async(after())
-        stored = history(self.srv, cid, rt)
+        stored = h.history(self.srv, cid, rt)
         self.assertEqual(len(stored), n + 2)
         self.assertEqual(stored[-1]["id"], m["id"])
         self.assertGreater(m["id"], rest_msg["id"])

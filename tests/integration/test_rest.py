@@ -9,12 +9,10 @@ import re
 import socket
 import struct
 import time
-import unittest
 import urllib.parse
 import uuid
 
 import ccharness as h
-import websockets
 
 ISO_US = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 CHAT_KEYS = {"id", "patient", "professional", "last_message", "unread_count",
@@ -24,21 +22,8 @@ ITEM_KEYS = {"id", "content", "sender_type", "created_at", "is_read"}
 JSON_CT = {"Content-Type": "application/json"}
 
 
-class ServerCase(unittest.TestCase):
-    CONF = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = h.Server(cls.CONF).start()
-        cls.world = h.World(cls.srv)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.close()
-
-    def tearDown(self):
-        self.assertIsNone(self.srv.proc.poll(),
-                          "carechatd died:\n" + self.srv.read_log()[-3000:])
+class RestCase(h.ServerCase):
+    """A server per class, and the REST helpers."""
 
     # ---- helpers
     def req(self, method, path, body=None, token=None, **kw):
@@ -104,7 +89,7 @@ class ServerCase(unittest.TestCase):
 
 
 # ----------------------------------------------------------- create / get
-class CreateChat(ServerCase):
+class CreateChat(RestCase):
 
     def test_create_then_get(self):
         pat, pt, pro, rt = self.users()
@@ -292,7 +277,7 @@ class CreateChat(ServerCase):
 
 
 # ----------------------------------------------------------- lists
-class ListChats(ServerCase):
+class ListChats(RestCase):
 
     def test_pages_both_ways(self):
         _, pt, _, _ = self.users()
@@ -370,7 +355,7 @@ class ListChats(ServerCase):
                           "results": []})
 
 
-class History(ServerCase):
+class History(RestCase):
     """Pagination over a long history: 150 and 250 messages."""
 
     @classmethod
@@ -381,8 +366,8 @@ class History(ServerCase):
             cid, pt, rt, _, _ = cls.world.pair()
 
             async def fill(cid=cid, pt=pt, rt=rt, n=n):
-                a = await websockets.connect(cls.srv.ws_url(cid, pt))
-                b = await websockets.connect(cls.srv.ws_url(cid, rt))
+                a = await h.connect(cls.srv, cid, pt)
+                b = await h.connect(cls.srv, cid, rt)
                 ids = []
                 for i in range(n):
                     # one at a time: two connections race each other
@@ -486,7 +471,7 @@ class History(ServerCase):
 
 
 # ----------------------------------------------------------- one chat
-class OneChat(ServerCase):
+class OneChat(RestCase):
 
     def test_parties_see_it_others_get_404(self):
         cid, pt, rt, pat, pro = self.world.pair()
@@ -527,7 +512,7 @@ class OneChat(ServerCase):
 
 
 # ----------------------------------------------------------- send / read
-class SendAndRead(ServerCase):
+class SendAndRead(RestCase):
 
     def test_sender_gone_before_storage_answers(self):
         """A phone that posts a message and drops at once: the message is
@@ -651,7 +636,7 @@ class SendAndRead(ServerCase):
 
 
 # ----------------------------------------------------------- admin
-class Profiles(ServerCase):
+class Profiles(RestCase):
 
     def test_admin_only(self):
         body = {"kind": "patient", "id": str(uuid.uuid4())}
@@ -737,7 +722,7 @@ class Profiles(ServerCase):
 
 
 # ----------------------------------------------------------- routing
-class Routing(ServerCase):
+class Routing(RestCase):
 
     def test_healthz(self):
         st, hdrs, out = self.req("GET", "/healthz")
