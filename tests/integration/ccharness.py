@@ -495,6 +495,57 @@ def pg_cluster():
     return _pg_shared
 
 
+# -------------------------------------------------------- faulty storage
+class Faulty:
+    """The control socket of tests/fault/storage-faulty.c, the test storage
+    plugin that wraps the usual one and makes the Nth call of a storage
+    operation fail (its header lists the operations and the kinds)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    @staticmethod
+    def around(srv, build=""):
+        """Make srv (not started yet) store through the faulty plugin
+        around its usual one (build "11": the one claiming ABI 1.1);
+        returns the Faulty that controls it."""
+        so = os.path.join(BUILDDIR, "tests", "fault", ".libs",
+                          "storage-faulty%s.so" % build)
+        if not os.path.exists(so):
+            raise RuntimeError("%s is not built (make check builds it)" % so)
+        st = srv.conf["storage"]
+        st["fault_inner"] = os.path.join(srv.conf["server"]["plugin_dir"],
+                                         "storage-%s.so" % st["plugin"])
+        st["plugin"] = so
+        st["fault_socket"] = os.path.join(srv.tmp, "fault.sock")
+        return Faulty(st["fault_socket"])
+
+    def ask(self, text, timeout=5):
+        """Send one command; its answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.bind("")            # an address of its own, for the answer
+            s.settimeout(timeout)
+            s.sendto(text.encode(), self.path)
+            return s.recv(4096).decode()
+
+    def arm(self, op, kind, nth=1):
+        """The nth call of op from now fails as kind."""
+        got = self.ask("arm %s %d %s" % (op, nth, kind))
+        assert got == "ok", got
+
+    def disarm(self):
+        got = self.ask("disarm")
+        assert got == "ok", got
+
+    def status(self):
+        """{"fired": n, "armed": "op/left/kind" or "-", "calls": {op: n}}"""
+        out = dict(kv.split("=", 1) for kv in self.ask("status").split())
+        out["fired"] = int(out["fired"])
+        out["calls"] = {op: int(n) for op, n in
+                        (c.split(":") for c in out["calls"].split(","))}
+        return out
+
+
 # ----------------------------------------------------------------- Redis
 class RedisServer:
     """A throwaway redis-server on a free loopback port (no persistence).
