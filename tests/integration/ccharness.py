@@ -849,6 +849,15 @@ async def closed_with(ws, timeout=5):
     return ws.close_code, ws.close_reason, frames
 
 
+def read_json_lines(path):
+    """The JSON objects of a file with one per line (an audit trail);
+    [] when it does not exist yet."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def wait_for(pred, timeout=5, what="a condition"):
     """pred()'s first true value, polled every 50 ms for at most timeout
     seconds (for what no event tells: a log line, a file)."""

@@ -4,7 +4,8 @@ access to PHI, with who, which chat, from where, when and the result;
 never a token, never message content.
 
 Every REST route and WebSocket action is driven through a real carechatd
-and its line is found with the right fields; a failed authentication and
+and its line is found with the right fields (a message sent: every
+outcome over both transports, in tests/cases); a failed authentication and
 an access denied have theirs; SIGHUP after a rename (logrotate) starts a
 new file; SIGTERM leaves the last events on disk; with required = yes an
 audit file on a full disk makes PHI access answer 503 / close 1013 until
@@ -30,13 +31,6 @@ import ccharness as h
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-def read_lines(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def audit_metrics(port):
     """The carechat_audit_* samples of /metrics on the admin port."""
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
@@ -57,7 +51,7 @@ class AuditServer:
         self.srv = h.Server(conf)
 
     def lines(self):
-        return read_lines(self.path)
+        return h.read_json_lines(self.path)
 
     def find(self, timeout=5, **want):
         """The first line whose fields include want (waits for it)."""
@@ -126,21 +120,12 @@ class EveryAccess(unittest.TestCase):
             "GET", "/chat/chats/%s/" % chat, token=pt)[0], 200)
         self.a.find(event="chat_read", status=200, chat_id=chat)
 
+        # A send's line, for each outcome over both transports, is in
+        # tests/cases (audit:); here the content, for test_zz.
         st, _, msg = self.srv.request(
             "POST", "/chat/chats/%s/send_message/" % chat,
             {"content": self.content()}, token=pt)
         self.assertEqual(st, 201, msg)
-        line = self.a.find(event="message_send", status=201, chat_id=chat)
-        self.assertEqual(line["message_id"], msg["id"])
-        self.assertEqual(line["result"], "ok")
-        st, _, _ = self.srv.request(
-            "POST", "/chat/chats/%s/send_message/" % chat,
-            {"content": self.content(), "role": "professional"}, token=pt)
-        self.assertEqual(st, 403)
-        refused = self.a.find(event="message_send", status=403,
-                              chat_id=chat)
-        self.assertEqual(refused["result"], "denied")
-        self.assertNotIn("message_id", refused)
 
         st, _, _ = self.srv.request(
             "GET", "/chat/chats/%s/messages/?page_size=5" % chat, token=rt)
@@ -191,17 +176,14 @@ class EveryAccess(unittest.TestCase):
         self.assertEqual(join["result"], "ok")
         self.assertEqual(join["user_id"], "u-" + pat[:8])
         self.assertEqual(join["profile"], "patient")
+        # A send's line: tests/cases (audit:); here the content, for
+        # test_zz, accepted and refused.
         ws.send_json({"content": self.content()})
-        sent = ws.recv_json()["message"]
-        line = self.a.find(event="ws_message_send", chat_id=chat,
-                           result="ok")
-        self.assertEqual(line["message_id"], sent["id"])
+        self.assertIn("message", ws.recv_json())
         ws.send_json({"content": self.content(), "role": "professional"})
         self.assertIn("error", ws.recv_json())
-        self.a.find(event="ws_message_send", chat_id=chat, result="denied")
         ws.send_text("not json " + self.content())
         self.assertIn("error", ws.recv_json())
-        self.a.find(event="ws_message_send", chat_id=chat, result="error")
         ws.send(0x8, b"\x03\xe8")  # close 1000
         self.assertEqual(ws.recv_close()[0], 1000)
         ws.close()
@@ -289,7 +271,7 @@ class Rotation(unittest.TestCase):
             self.assertTrue(os.path.exists(a.path), "a new file")
             srv.request("GET", "/chat/chats/%s/" % chat, token=pt)
             a.find(event="chat_read", chat_id=chat)
-            old = read_lines(a.path + ".1")
+            old = h.read_json_lines(a.path + ".1")
             self.assertFalse([l for l in old if l["event"] == "chat_read"])
             self.assertTrue([l for l in old if l["event"] == "chat_create"])
         finally:
