@@ -615,14 +615,13 @@ class Logs(DaemonCase):
                         .encode()) + "."]
         for tok in bad:
             secret_tokens.append(tok)
-            ws = h.RawWS(self.srv.port, "/ws/chat/%s/?token=%s" % (chat, tok))
+            ws = h.raw_ws(self.srv, chat, tok, status=None)
             self.socks.append(ws)
             if ws.status == 101:
                 self.assertEqual(ws.recv_close()[0], 4401)
             st, _, _ = self.srv.request("GET", "/chat/chats/", token=tok)
             self.assertEqual(st, 401)
-            ws = h.RawWS(self.srv.port, "/ws/chat/%s/" % chat,
-                         {"Authorization": "Bearer " + tok})
+            ws = h.raw_ws(self.srv, chat, tok, header=True, status=None)
             self.socks.append(ws)
             if ws.status == 101:
                 self.assertEqual(ws.recv_close()[0], 4401)

@@ -117,8 +117,7 @@ class ThreeNodesPostgres(unittest.TestCase):
         for i in range(30):
             pat.send_json({"content": "away %d" % i})
             sent.append(collect(pat, 1)[0])
-        ws = h.RawWS(self.c.port, "/ws/chat/%s/?token=%s&since=%s" %
-                     (chat, rt, seen["id"]), timeout=10)
+        ws = h.raw_ws(self.c, chat, rt, "&since=" + seen["id"])
         self.assertEqual(ws.status, 101)
         self.assertEqual(collect(ws, 30), sent)
         time.sleep(0.5)     # C's subscription reaches Redis
@@ -144,8 +143,7 @@ class ThreeNodesPostgres(unittest.TestCase):
                 {"content": "newest"}, token=pt)
             self.assertEqual(status, 201, m)
             self.assertEqual(history_ids(self.b, chat, rt)[-1], m["id"])
-            ws = h.RawWS(self.b.port, "/ws/chat/%s/?token=%s&since=%s" %
-                         (chat, rt, m["id"]), timeout=10)
+            ws = h.raw_ws(self.b, chat, rt, "&since=" + m["id"])
             self.assertEqual(ws.status, 101)
             self.assertTrue(h.silent(ws), "nothing after since yet")
         finally:

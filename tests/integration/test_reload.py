@@ -44,10 +44,8 @@ class Reload(h.ServerCase):
             time.sleep(0.02)
 
     def ws(self, chat, tok, origin=None):
-        ws = h.RawWS(self.srv.port, "/ws/chat/%s/?token=%s" % (chat, tok),
-                     {"Origin": origin} if origin else None)
-        self.socks.append(ws)
-        return ws
+        return self.raw_ws(chat, tok, status=None,
+                           headers={"Origin": origin} if origin else None)
 
     def send(self, ws, content):
         ws.send_json({"content": content})

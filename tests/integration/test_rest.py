@@ -521,7 +521,7 @@ class SendAndRead(RestCase):
         still stored and shown to the other party (the request's state is
         freed with the connection, its chat id must not be read after)."""
         cid, pt, rt, _, _ = self.world.pair()
-        pro = h.RawWS(self.srv.port, "/ws/chat/%s/?token=%s" % (cid, rt))
+        pro = h.raw_ws(self.srv, cid, rt)
         time.sleep(0.2)
         n = 40
         for i in range(n):

@@ -216,9 +216,8 @@ class Resume(h.ServerCase):
             pro.close()
 
     def test_bearer_header_and_since(self):
-        ws = h.RawWS(self.srv.port, "/ws/chat/%s/?since=%s" %
-                     (self.chat, self.seen["id"]),
-                     headers={"Authorization": "Bearer " + self.rt})
+        ws = h.raw_ws(self.srv, self.chat, self.rt,
+                      "&since=" + self.seen["id"], header=True)
         self.assertEqual(ws.status, 101)
         live = send_many(self.pat, ["with a header"])[0]
         self.assertEqual(recv_n(ws, 1)[0], live)
