@@ -213,14 +213,16 @@ class Run:
 
     @staticmethod
     def answer(ws):
-        """The next frame on ws: ("json", object) or ("close", code)."""
-        while True:
+        """The next frame on ws: ("json", object) or ("close", code);
+        pings and pongs are skipped (a few: each read waits 5 s at most)."""
+        for _ in range(10):
             fin, op, data = ws.recv()
             if op == 0x1:
                 return "json", json.loads(data)
             if op == 0x8:
                 code = int.from_bytes(data[:2], "big") if data else 1005
                 return "close", code
+        raise AssertionError("no text or close frame among 10")
 
     def before(self, sender_ws, watcher):
         """Send the before bodies, each of which must be stored and shown
