@@ -16,6 +16,7 @@ import collections
 import json
 import os
 import re
+import unittest
 import uuid
 
 import ccharness as h
@@ -62,10 +63,42 @@ class Case:
             if len(vals) > 1 and key not in REPEATED:
                 raise ValueError("%s: %s given %d times" %
                                  (path, key, len(vals)))
-        if self.one("who", "ws") not in WHO:
-            raise ValueError("%s: who: one of %s" % (path, sorted(WHO)))
         over = self.one("over", "ws", "both")
         self.transports = ["ws", "rest"] if over == "both" else [over]
+        for over in self.transports:
+            why = self.problem(over)
+            if why:
+                raise ValueError("%s: over %s: %s" % (path, over, why))
+
+    def problem(self, over):
+        """What makes the file unusable over transport over, or None."""
+        answers = [k for k in ("error", "message", "original", "close")
+                   if self.one(k, over) is not None]
+        audit = (self.one("audit", over) or "- - 0").split()
+        checks = [
+            (self.one("over", over, "both") in ("both", "ws", "rest"),
+             "over: both, ws or rest"),
+            (self.one("who", over) in WHO, "who: one of %s" % sorted(WHO)),
+            (len(answers) == 1, "one of error, message, original, close"),
+            (self.one("message", over) in (None, "patient", "professional"),
+             "message: patient or professional"),
+            (over == "ws" or "close" not in answers, "close over REST"),
+            (over == "ws" or "error" not in answers or
+             (self.one("status", over) or "").isdigit(),
+             "an error over REST needs its status"),
+            (self.one("stored", over) in ("yes", "no"), "stored: yes or no"),
+            (self.one("seen", over, "no") in ("yes", "no"),
+             "seen: yes or no"),
+            (len(audit) == 3 and audit[2].isdigit(),
+             "audit: EVENT RESULT STATUS"),
+            (self.one("storage", over, "") in ("", "faulty", "faulty-1.1"),
+             "storage: faulty or faulty-1.1"),
+            (not self.one("fault", over) or
+             (self.one("storage", over) == "faulty" and
+              len(self.one("fault", over).split()) == 2),
+             "fault: OP KIND, with storage: faulty"),
+        ]
+        return next((why for ok, why in checks if not ok), None)
 
     def all(self, key, over):
         """Every value of key over transport over (its own, else the
@@ -97,8 +130,15 @@ def expand(text):
 
 
 def load():
-    return [Case(os.path.join(CASES, f))
-            for f in sorted(os.listdir(CASES)) if f.endswith(".case")]
+    """The cases, and (name, why) of the files that are not cases."""
+    cases, bad = [], []
+    for f in sorted(os.listdir(CASES)):
+        if f.endswith(".case"):
+            try:
+                cases.append(Case(os.path.join(CASES, f)))
+            except ValueError as e:
+                bad.append((f[:-len(".case")], str(e)))
+    return cases, bad
 
 
 # ------------------------------------------------------------- the runs
@@ -440,6 +480,12 @@ def test_for(case, over):
     return test
 
 
+def failing(why):
+    def test(self):
+        self.fail(why)
+    return test
+
+
 def conf_dict(lines):
     conf = {}
     for line in lines:
@@ -453,8 +499,14 @@ def make_classes():
     """One TestCase class per (conf, storage), named after its first
     case; one test per case and transport."""
     groups = collections.OrderedDict()
-    for case in load():
+    cases, bad = load()
+    for case in cases:
         groups.setdefault(case.group(), []).append(case)
+    if bad:
+        globals()["CaseFiles"] = type("CaseFiles", (unittest.TestCase,), {
+            "__module__": __name__,
+            **{"test_%s__file" % name.replace("-", "_"): failing(why)
+               for name, why in bad}})
     for (conf, storage), cases in groups.items():
         name = "_".join(["Cases"] + [re.sub(r"\W+", "_", c.split(".", 1)[1])
                                      for c in conf] +
