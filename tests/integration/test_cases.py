@@ -11,7 +11,8 @@ fault, send the case's body, check the answer (error, message, original
 or close), check history (stored), then have the other party send a
 marker message: the first frame either connection gets next must be the
 case's message (seen) or the marker, so nothing else reached anyone and
-the sender's socket is still open.  Last, the send's audit line."""
+the sender's socket is still open.  Then the send's audit line; last,
+over the WebSocket, the sender sends once more and both get it."""
 import collections
 import json
 import os
@@ -25,6 +26,8 @@ CASES = os.path.join(h.SRCDIR, "tests", "cases")
 ISO_US = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 MESSAGE_KEYS = {"id", "content", "sender_type", "created_at"}
 MARKER = "(marker)"   # short: it must fit any max_content_length here
+AGAIN = "(again)"
+RATE = "Too many messages: not stored; slow down"
 KEYS = {"over", "who", "conf", "storage", "fault", "before", "before-over",
         "content-type", "send", "error", "message", "original", "close",
         "status", "stored", "seen", "audit"}
@@ -428,6 +431,19 @@ class Run:
         self.t.assertEqual(line.get("message_id"), m["id"] if m else None,
                            line)
 
+    def check_sends_again(self, watcher, sender_ws):
+        """Over the WebSocket, the sender goes on chatting: its next
+        message reaches both (not over the rate: that waits for the
+        bucket to refill)."""
+        if not sender_ws or self.get("close") or self.get("error") == RATE:
+            return
+        sender_ws.send_json({"content": AGAIN,
+                             "role": self.p.sender.side or "patient"})
+        for ws, who in ((sender_ws, "sender"), (watcher, "other party")):
+            kind, got = self.answer(ws)
+            self.t.assertEqual(got.get("message", got).get("content"),
+                               AGAIN, "%s: the sender's next message" % who)
+
     def go(self):
         faulty = self.t.faulty
         watcher = self.ws(self.p.watcher)
@@ -445,6 +461,7 @@ class Run:
         self.check_history(befores, m)
         self.check_quiet(watcher, sender_ws, m)
         self.check_audit(len(befores), m)
+        self.check_sends_again(watcher, sender_ws)
 
 
 class CaseServer(h.ServerCase):
