@@ -18,6 +18,7 @@
 #include "host.h"
 #include "log.h"
 #include "msg.h"
+#include "textsafe.h"
 #include "timefmt.h"
 #include "utf8.h"
 
@@ -88,25 +89,17 @@ static uint64_t now_ms(void)
 /* ------------------------------------------------------------ format */
 
 /* ,"key": "s" when s is set; bytes that are not UTF-8 become '?'. */
+/* A string field, escaped as textsafe.h says for JSON: control and
+ * invisible characters as \uXXXX, bytes that are not UTF-8 as U+FFFD,
+ * JWT-shaped runs as [jwt]. */
 static void field_str(struct cc_sbuf *b, const char *key, const char *s)
 {
-    size_t n;
+    char v[1024];
 
     if (!s || !s[0])
         return;
-    n = strlen(s);
-    cc_sbuf_printf(b, ", \"%s\": ", key);
-    if (cc_utf8_valid(s, n)) {
-        cc_json_str(b, s, n);
-        return;
-    }
-    char *ascii = malloc(n);
-    if (!ascii)
-        abort();
-    for (size_t i = 0; i < n; i++)
-        ascii[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
-    cc_json_str(b, ascii, n);
-    free(ascii);
+    cc_safe_text(v, sizeof v, s, strlen(s), CC_SAFE_JSON);
+    cc_sbuf_printf(b, ", \"%s\": \"%s\"", key, v);
 }
 
 /* ok / denied / error from an HTTP status or a WebSocket close code. */
@@ -158,6 +151,7 @@ void cc_audit_format(struct cc_sbuf *b, int64_t unix_us,
             cc_sbuf_adds(b, ", \"admin\": true");
     }
     field_str(b, "chat_id", ev->chat_id);
+    field_str(b, "via", ev->via);
     field_str(b, "message_id", ev->message_id);
     cc_sbuf_adds(b, "}\n");
 }

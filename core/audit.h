@@ -42,6 +42,7 @@ struct cc_audit_event {
     const struct cc_principal *who; /* NULL when not authenticated */
     const char *chat_id;
     const char *message_id;
+    const char *via;                /* a message's way: "ws", "rest" */
 };
 
 /* Validate [audit] with no other effect (carechatd -t, and a SIGHUP

@@ -9,6 +9,7 @@
 #include "http.h"
 #include "log.h"
 #include "server.h"
+#include "store.h"
 #include "strhash.h"
 
 #include <carechat/auth.h>
@@ -104,11 +105,11 @@ static void record_profile(int side, const char *id, const char *user)
         return;
     key[0] = (char)('0' + side);
     key[1] = ':';
-    memcpy(key + 2, id, 37);
+    memcpy(key + 2, id, CC_UUID_LEN + 1);
     if (!seen_add(key))
         return;
-    if (cc_srv->st->profile_put(cc_srv->storage.inst, side, id, user,
-                                profile_put_done, NULL) != CC_OK)
+    if (cc_store_profile_put(side, id, user, profile_put_done, NULL) !=
+        CC_OK)
         cc_log(CC_LOG_WARN, "auth", "storage busy: profile not recorded");
 }
 

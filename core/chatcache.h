@@ -15,14 +15,15 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "uuid.h"
 
 struct cc_chat;
 
 /* The parties of one chat, as storage gave them. */
 struct cc_chat_parties {
-    char chat_id[37];
-    char patient_id[37];
-    char professional_id[37];
+    char chat_id[CC_UUID_LEN + 1];
+    char patient_id[CC_UUID_LEN + 1];
+    char professional_id[CC_UUID_LEN + 1];
 };
 
 /* Size the cache to n entries (rounded down to a power of two, at least

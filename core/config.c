@@ -6,9 +6,12 @@
  * inih calls the handler right after reading the line it belongs to.
  */
 #include "config.h"
+#include "xalloc.h"
 
 #include <errno.h>
+#include <event2/util.h>
 #include <ini.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,14 +40,6 @@ static char *xstrdup(const char *s)
     if (!d)
         abort();
     return d;
-}
-
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (!p)
-        abort();
-    return p;
 }
 
 static struct cc_conf_section *section_get_or_add(struct load *ld,
@@ -117,7 +112,7 @@ static struct cc_conf_section *section_get_or_add(struct load *ld,
     for (; *pp; pp = &(*pp)->next)
         if (strcmp((*pp)->name, name) == 0)
             return *pp;
-    *pp = xcalloc(1, sizeof **pp);
+    *pp = cc_xcalloc(1, sizeof **pp);
     (*pp)->name = xstrdup(name);
     (*pp)->line = ld->rd.line;
     return *pp;
@@ -133,7 +128,7 @@ static int on_entry(void *user, const char *section, const char *name,
     if (!section[0])
         return 0; /* keys before any [section] */
     s = section_get_or_add(ld, section);
-    e = xcalloc(1, sizeof *e);
+    e = cc_xcalloc(1, sizeof *e);
     e->key = xstrdup(name);
     e->value = xstrdup(value ? value : "");
     e->line = ld->rd.line;
@@ -190,7 +185,7 @@ int cc_conf_load(const char *path, struct cc_conf **out, char *err,
         return -1;
     }
     setup_inih();
-    ld.conf = xcalloc(1, sizeof *ld.conf);
+    ld.conf = cc_xcalloc(1, sizeof *ld.conf);
     rc = load_common(&ld, path, err, err_size);
     fclose(ld.rd.fp);
     if (rc < 0) {
@@ -209,7 +204,7 @@ int cc_conf_load_string(const char *text, const char *name,
     *out = NULL;
     setup_inih();
     ld.rd.text = text;
-    ld.conf = xcalloc(1, sizeof *ld.conf);
+    ld.conf = cc_xcalloc(1, sizeof *ld.conf);
     if (load_common(&ld, name, err, err_size) < 0) {
         cc_conf_free(ld.conf);
         return -1;
@@ -409,30 +404,12 @@ int cc_conf_parse_bool(const char *v, int *out, const char **why)
     return -1;
 }
 
-char *cc_conf_read_secret(const char *path, size_t *len, const char **why)
+int cc_conf_parse_addr(const char *v, struct sockaddr_storage *ss, int *len)
 {
-    FILE *fp = fopen(path, "rb");
-    char *buf;
-    size_t n;
-    struct stat st;
-
-    if (!fp) {
-        *why = "cannot open the file";
-        return NULL;
-    }
-    if (fstat(fileno(fp), &st) < 0 || st.st_size > 65536) {
-        fclose(fp);
-        *why = "file too large for a secret (over 64 KiB)";
-        return NULL;
-    }
-    buf = xcalloc(1, (size_t)st.st_size + 1);
-    n = fread(buf, 1, (size_t)st.st_size, fp);
-    fclose(fp);
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    *len = sizeof *ss;
+    memset(ss, 0, sizeof *ss);
+    return evutil_parse_sockaddr_port(v, (struct sockaddr *)ss, len) < 0 ||
+                   ((struct sockaddr_in *)ss)->sin_port == 0
+               ? -1
+               : 0;
 }

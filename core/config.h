@@ -61,10 +61,9 @@ int cc_conf_parse_duration_ms(const char *v, uint64_t min_ms,
                               uint64_t max_ms, uint64_t *out,
                               const char **why);
 int cc_conf_parse_bool(const char *v, int *out, const char **why);
-
-/* Read a secret file: the whole content less one trailing newline.
- * Returns a malloc'd string (caller frees, after wiping) or NULL with a
- * static reason in *why. */
-char *cc_conf_read_secret(const char *path, size_t *len, const char **why);
+/* "host:port" or "[v6]:port" (numeric, nonzero port) into ss and *len:
+ * 0, or -1 when v is not such an address.  Any thread. */
+struct sockaddr_storage;
+int cc_conf_parse_addr(const char *v, struct sockaddr_storage *ss, int *len);
 
 #endif

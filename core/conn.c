@@ -3,7 +3,7 @@
  *
  * State machine per connection:
  *   HEAD -> (BODY) -> BUSY -> respond -> HEAD (keep-alive) or DRAIN
- *                         \-> WS (upgrade: session.c takes the bytes)
+ *                         \-> WS (upgraded: c->proto takes the bytes)
  * One timer per connection bounds the time to receive a request (against
  * slow clients) and the idle time between requests.
  */
@@ -13,11 +13,11 @@
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
-#include "rest.h"
+#include "router.h"
 #include "server.h"
-#include "session.h"
 #include "tally.h"
 #include "tls.h"
+#include "xalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,8 +45,16 @@ static struct cc_tally per_ip;  /* open connections by client address */
 struct gone_mail {
     struct cc_mail m;
     char ip[48];
-    char user[CC_USER_ID_MAX];  /* "" when not counted */
 };
+
+/* A loop's connections (its state under conn_key). */
+struct conn_loop {
+    struct cc_conn *all;        /* every connection it owns */
+    struct cc_conn *dirty;      /* those with output queued this turn */
+    struct event *flush;        /* writes it, at the end of the turn */
+};
+
+static unsigned conn_key;
 
 /* A WebSocket moves to a worker (loop 0 -> worker). */
 struct move_mail {
@@ -60,12 +68,33 @@ static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_process(struct cc_conn *c);
 
-static void *xcalloc(size_t n, size_t sz)
+/* Loop l's connections, made on first use (on l's thread). */
+static struct conn_loop *on_loop(struct cc_loop *l)
 {
-    void *p = calloc(n, sz);
-    if (!p)
-        abort();
-    return p;
+    struct conn_loop *cl = cc_loop_get(l, conn_key);
+
+    if (!cl) {
+        cl = cc_xcalloc(1, sizeof *cl);
+        cl->flush = event_new(cc_loop_base(l), -1, 0, cc_conn_flush, l);
+        if (!cl->flush)
+            abort();
+        cc_loop_set(l, conn_key, cl);
+    }
+    return cl;
+}
+
+static void conn_loop_free(struct cc_loop *l, void *state)
+{
+    struct conn_loop *cl = state;
+
+    (void)l;
+    event_free(cl->flush);
+    free(cl);
+}
+
+void cc_conn_init(void)
+{
+    conn_key = cc_loop_key(conn_loop_free);
 }
 
 uint64_t cc_conn_count(void)
@@ -105,7 +134,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         cc_log(CC_LOG_INFO, "http", "%s: request timeout", c->peer);
         c->keep_alive = 0;
         if (!c->req)
-            c->req = xcalloc(1, sizeof *c->req);
+            c->req = cc_xcalloc(1, sizeof *c->req);
         c->state = CC_CONN_BUSY;
         cc_conn_respond_error(c, 408, "Request timeout");
         return;
@@ -170,7 +199,7 @@ static void list_unlink(struct cc_conn **head, struct cc_conn *c, int l)
 static void dirty_unlink(struct cc_conn *c)
 {
     if (c->dirty)
-        list_unlink(cc_loop_dirty(c->loop), c, CC_LIST_DIRTY);
+        list_unlink(&on_loop(c->loop)->dirty, c, CC_LIST_DIRTY);
     c->dirty = 0;
 }
 
@@ -178,7 +207,7 @@ static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
                    void *arg)
 {
     struct cc_conn *c = arg;
-    struct cc_conn **head;
+    struct conn_loop *cl;
 
     if (!info->n_added) {
         /* TLS: raw's own write took the last of a short write. */
@@ -188,11 +217,11 @@ static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     }
     if (c->dirty)
         return;
-    head = cc_loop_dirty(c->loop);
-    if (!*head)
-        event_active(cc_loop_flush(c->loop), 0, 0);
+    cl = on_loop(c->loop);
+    if (!cl->dirty)
+        event_active(cl->flush, 0, 0);
     c->dirty = 1;
-    list_push(head, c, CC_LIST_DIRTY);
+    list_push(&cl->dirty, c, CC_LIST_DIRTY);
 }
 
 size_t cc_conn_out_len(const struct cc_conn *c)
@@ -238,7 +267,7 @@ void cc_conn_flush(evutil_socket_t fd, short what, void *arg)
     struct cc_loop *l = arg;
     struct cc_conn *c;
 
-    while ((c = *cc_loop_dirty(l))) {
+    while ((c = on_loop(l)->dirty)) {
         struct bufferevent *sock;
 
         dirty_unlink(c);
@@ -262,7 +291,7 @@ void cc_conn_flush(evutil_socket_t fd, short what, void *arg)
 static void attach(struct cc_conn *c, enum bufferevent_ssl_state st)
 {
     struct event_base *base = cc_loop_base(c->loop);
-    struct cc_conn **list = cc_loop_conns(c->loop);
+    struct cc_conn **list = &on_loop(c->loop)->all;
     struct bufferevent *sock = bufferevent_socket_new(base, c->fd, 0);
 
     if (!sock)
@@ -299,7 +328,7 @@ static void attach(struct cc_conn *c, enum bufferevent_ssl_state st)
 
 static void detach(struct cc_conn *c)
 {
-    list_unlink(cc_loop_conns(c->loop), c, CC_LIST_ALL);
+    list_unlink(&on_loop(c->loop)->all, c, CC_LIST_ALL);
     cc_metrics_add(c->loop, CC_STAT_CONNS, -1);
 }
 
@@ -322,22 +351,20 @@ static void drop_transport(struct cc_conn *c)
 }
 
 /* Loop 0: a connection ended (here, or on a worker by mail). */
-static void forget(const char *ip, const char *user)
+static void forget(const char *ip)
 {
     n_conns--;
     cc_listen_conn_closed();
     cc_tally_dec(&per_ip, ip);
     if (!n_conns)
         cc_tally_free(&per_ip);
-    if (user)
-        cc_session_forget_user(user);
 }
 
 static void gone_cb(struct cc_loop *on, struct cc_mail *mail)
 {
     struct gone_mail *g = (struct gone_mail *)mail;
 
-    forget(g->ip, g->user[0] ? g->user : NULL);
+    forget(g->ip);
     free(g);
 }
 
@@ -359,7 +386,7 @@ void cc_conn_accept(int fd, const struct sockaddr *sa, int socklen,
                (unsigned long long)n_conns);
         return;
     }
-    c = xcalloc(1, sizeof *c);
+    c = cc_xcalloc(1, sizeof *c);
     format_peer(c->peer, sizeof c->peer, c->ip, sizeof c->ip, sa);
     if (cc_tally_inc(&per_ip, c->ip) > cc_srv->lim.max_conns_per_ip &&
         cc_srv->lim.max_conns_per_ip) {
@@ -411,18 +438,14 @@ static void request_free(struct cc_conn *c)
 static void conn_free(struct cc_conn *c)
 {
     if (c->loop != cc_main_loop) {
-        const char *user = cc_session_counted_user(c);
-        struct gone_mail *g = calloc(1, sizeof *g);
-        if (!g)
-            abort();
+        struct gone_mail *g = cc_xcalloc(1, sizeof *g);
         memcpy(g->ip, c->ip, sizeof g->ip);
-        if (user)
-            snprintf(g->user, sizeof g->user, "%s", user);
         cc_loop_post(cc_main_loop, &g->m, gone_cb);
     } else {
-        forget(c->ip, NULL); /* cc_session_free forgets the user here */
+        forget(c->ip);
     }
-    cc_session_free(c);
+    if (c->proto)
+        c->proto->on_free(c);
     request_free(c);
     if (c->timer)
         event_free(c->timer);
@@ -483,7 +506,7 @@ static void move_cb(struct cc_loop *on, struct cc_mail *mail)
         abort(); /* cannot fail but for a frozen buffer */
     evbuffer_free(mm->in);
     free(mm);
-    cc_session_adopted(c);
+    c->proto->on_adopted(c);
 }
 
 void cc_conn_move(struct cc_conn *c, struct cc_loop *to)
@@ -548,7 +571,7 @@ void cc_conn_access_log(struct cc_conn *c, int status)
                     c->peer, status);
         return;
     }
-    cc_log_redact(target, sizeof target, h->target.p, h->target.n);
+    cc_log_target(target, sizeof target, h->target.p, h->target.n);
     /* One kind per status for the rate limit: a storm of 401s does not
      * hide the 200s. */
     cc_log_kind(CC_LOG_INFO, "http", (unsigned)status, "%s \"%.*s %s\" %d",
@@ -568,6 +591,7 @@ void cc_conn_respond_typed(struct cc_conn *c, int status, const char *type,
                            size_t len)
 {
     struct evbuffer *out;
+    char hsts[64] = "";
 
     if (c->dead)
         return;
@@ -575,13 +599,19 @@ void cc_conn_respond_typed(struct cc_conn *c, int status, const char *type,
     if (cc_srv->shutting_down ||
         (c->eof && !evbuffer_get_length(bufferevent_get_input(c->bev))))
         c->keep_alive = 0;
+    if (c->tls && cc_srv->lim.hsts_max_age_ms >= 1000)
+        snprintf(hsts, sizeof hsts, "Strict-Transport-Security: "
+                 "max-age=%llu\r\n",
+                 (unsigned long long)(cc_srv->lim.hsts_max_age_ms / 1000));
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"
                         "Server: carechat\r\n"
                         "Cache-Control: no-store\r\n"
+                        "X-Content-Type-Options: nosniff\r\n"
+                        "%s"
                         "Content-Length: %zu\r\n"
                         "%s%s%s%s%s\r\n",
-                        status, cc_http_reason(status), len,
+                        status, cc_http_reason(status), hsts, len,
                         len ? "Content-Type: " : "", len ? type : "",
                         len ? "\r\n" : "",
                         !c->keep_alive ? "Connection: close\r\n"
@@ -626,7 +656,7 @@ static void fail_request(struct cc_conn *c, int status, const char *msg)
     c->state = CC_CONN_BUSY;
     bufferevent_disable(c->bev, EV_READ);
     if (!c->req)
-        c->req = xcalloc(1, sizeof *c->req);
+        c->req = cc_xcalloc(1, sizeof *c->req);
     cc_conn_respond_error(c, status, msg);
 }
 
@@ -672,7 +702,7 @@ static int read_head(struct cc_conn *c)
         fail_request(c, -rc, head_error_message(-rc));
         return -1;
     }
-    c->req = xcalloc(1, sizeof *c->req);
+    c->req = cc_xcalloc(1, sizeof *c->req);
     c->req->head = malloc((size_t)rc + 1);
     if (!c->req->head)
         abort();
@@ -718,19 +748,58 @@ static int read_body(struct cc_conn *c)
     return 1;
 }
 
+/* What every request must be before any route sees it: exactly one valid
+ * Host in HTTP/1.1, at most one in 1.0 (RFC 9112 3.2: 400 otherwise; a
+ * link built from it, rest.c, must not point elsewhere), and at most one
+ * Origin (a browser sends one; which of two would be checked?).  Returns
+ * 1, or 0 after answering. */
+static int request_ok(struct cc_conn *c)
+{
+    const struct cc_http_request *h = &c->req->h;
+    size_t hosts = cc_http_header_count(h, "Host");
+    const struct cc_http_header *host = cc_http_header(h, "Host");
+
+    if (hosts > 1 || (hosts == 0 && h->version_minor >= 1) ||
+        (host && !cc_http_host_valid(host->value))) {
+        c->keep_alive = 0;
+        cc_conn_respond_error(c, 400, "Host header missing, repeated or "
+                                      "invalid");
+        return 0;
+    }
+    if (cc_http_header_count(h, "Origin") > 1) {
+        c->keep_alive = 0;
+        cc_conn_respond_error(c, 403, "More than one Origin header");
+        return 0;
+    }
+    return 1;
+}
+
+/* The request is read: its route's handler answers it (router.h). */
 static void dispatch(struct cc_conn *c)
 {
+    const struct cc_http_request *h = &c->req->h;
+    struct cc_route_match m;
+    unsigned allowed;
+    cc_route_fn fn;
+    char methods[64], allow[80];
+
     c->state = CC_CONN_BUSY;
     evtimer_del(c->timer);
-    if (c->admin) {
-        cc_metrics_admin(c);
+    if (!request_ok(c))
+        return;
+    fn = cc_route_find(c->admin ? CC_PORT_ADMIN : CC_PORT_PUBLIC, h->method,
+                       h->path, &m, &allowed);
+    if (fn) {
+        fn(c, &m);
         return;
     }
-    if (cc_session_is_ws_path(c)) {
-        cc_session_upgrade(c);
+    if (!allowed) {
+        cc_conn_respond_error(c, 404, "Not found");
         return;
     }
-    cc_rest_handle(c);
+    cc_route_allow(allowed, methods, sizeof methods);
+    snprintf(allow, sizeof allow, "Allow: %s\r\n", methods);
+    cc_conn_respond_lit(c, 405, allow, "{\"error\": \"Method not allowed\"}");
 }
 
 /* Read as far as the buffered bytes allow. */
@@ -773,7 +842,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         conn_process(c);
         break;
     case CC_CONN_WS:
-        cc_session_on_read(c);
+        c->proto->on_read(c);
         break;
     default:
         break; /* BUSY/DRAIN: later bytes wait (pipelining) */
@@ -788,7 +857,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     if (c->state == CC_CONN_DRAIN)
         cc_conn_close(c);
     else if (c->state == CC_CONN_WS)
-        cc_session_on_write(c);
+        c->proto->on_write(c);
 }
 
 /* OpenSSL recognised plain HTTP on a TLS port: answer it in plain text
@@ -817,7 +886,9 @@ static int tls_refuse_plain_http(struct cc_conn *c)
             break;
     }
     n = snprintf(resp, sizeof resp, "HTTP/1.1 400 Bad Request\r\n"
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                 "Content-Type: application/json\r\n"
+                 "X-Content-Type-Options: nosniff\r\n"
+                 "Content-Length: %zu\r\n"
                  "Connection: close\r\n\r\n%s", sizeof body - 1, body);
     if (send(c->fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         cc_log(CC_LOG_DEBUG, "http", "%s: %s", c->peer, strerror(errno));
@@ -829,10 +900,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct cc_conn *c = arg;
 
-    if ((what & BEV_EVENT_ERROR) && c->tls && !c->ws &&
+    if ((what & BEV_EVENT_ERROR) && c->tls && !c->proto &&
         tls_refuse_plain_http(c))
         return;
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !c->ws) {
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !c->proto) {
         /* The client shut down its sending side: what it asked for is
          * still owed.  A request being answered is answered, with any
          * complete request pipelined behind it, then the connection
@@ -864,12 +935,12 @@ static void shutdown_loop(struct cc_loop *on)
 {
     struct cc_conn *c, *next;
 
-    for (c = *cc_loop_conns(on); c; c = next) {
+    for (c = on_loop(on)->all; c; c = next) {
         next = c->in[CC_LIST_ALL].next;
         if (c->dead)
             continue;
         if (c->state == CC_CONN_WS)
-            cc_session_close(c, 1001, "Server shutting down");
+            c->proto->on_shutdown(c);
         else if (c->state == CC_CONN_HEAD)
             cc_conn_close(c);
         else
@@ -881,7 +952,7 @@ void cc_conn_close_all(struct cc_loop *on)
 {
     struct cc_conn *c, *next;
 
-    for (c = *cc_loop_conns(on); c; c = next) {
+    for (c = on_loop(on)->all; c; c = next) {
         next = c->in[CC_LIST_ALL].next;
         cc_conn_close(c);
     }

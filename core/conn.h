@@ -8,6 +8,10 @@
  * refers to it (cc_conn_hold/cc_conn_release).  Connections are accepted
  * on loop 0; a joined WebSocket may move to a worker loop (threads > 1),
  * after which only that loop touches it.
+ *
+ * A request, once read, goes to the handler its route names (router.h);
+ * an upgraded connection's bytes and events go to the protocol that took
+ * it over (struct cc_conn_proto).  conn.c knows neither by name.
  */
 #ifndef CC_CONN_H
 #define CC_CONN_H
@@ -31,7 +35,20 @@ enum cc_conn_state {
     CC_CONN_BODY,   /* reading a request body */
     CC_CONN_BUSY,   /* a request is being answered (maybe async) */
     CC_CONN_DRAIN,  /* closing once the output is written */
-    CC_CONN_WS      /* upgraded: session.c owns the bytes */
+    CC_CONN_WS      /* upgraded: c->proto owns the bytes */
+};
+
+struct cc_conn;
+
+/* What an upgraded connection speaks (the WebSocket session sets it when
+ * it takes the connection over).  Each runs on the connection's loop. */
+struct cc_conn_proto {
+    void (*on_read)(struct cc_conn *c);     /* bytes arrived */
+    void (*on_write)(struct cc_conn *c);    /* the output drained */
+    void (*on_adopted)(struct cc_conn *c);  /* arrived on its worker loop
+                                               (cc_conn_move) */
+    void (*on_shutdown)(struct cc_conn *c); /* the server stops */
+    void (*on_free)(struct cc_conn *c);     /* c is being freed */
 };
 
 /* The request being answered; freed when the response is written. */
@@ -68,7 +85,8 @@ struct cc_conn {
     int eof;                   /* the client shut down its sending side */
     int reading;               /* a request has begun: its deadline runs */
     struct cc_request *req;
-    struct cc_ws *ws;          /* set in CC_CONN_WS */
+    const struct cc_conn_proto *proto; /* set when upgraded */
+    struct cc_ws *ws;          /* the WebSocket session's (session.c) */
     /* Its loop's lists: CC_LIST_ALL, and CC_LIST_DIRTY while output is
      * queued and not yet written (plain sockets; `dirty` says so). */
     struct cc_conn_link in[2];
@@ -101,7 +119,7 @@ void cc_conn_respond_typed(struct cc_conn *c, int status, const char *type,
                            size_t len);
 
 /* Access log: one INFO line for the answered request (c->req); the
- * target is redacted, as ?token= may carry a bearer token. */
+ * target shows the path and parameter names only (cc_log_target). */
 void cc_conn_access_log(struct cc_conn *c, int status);
 
 /* cc_conn_respond with a string literal body. */
@@ -128,12 +146,15 @@ void cc_conn_close_after_write(struct cc_conn *c);
 int cc_conn_movable(const struct cc_conn *c);
 
 /* Move c (loop 0, movable) to worker loop to: its socket, TLS session and
- * unread input go there by mail, where cc_session_adopted() runs.  After
+ * unread input go there by mail, where c->proto->on_adopted runs.  After
  * this call loop 0 must not touch c. */
 void cc_conn_move(struct cc_conn *c, struct cc_loop *to);
 
-/* Shutdown: close idle HTTP connections, ask sessions to close (1001),
- * on every loop. */
+/* Take the connections' per-loop state key (loop.h).  Once, at start. */
+void cc_conn_init(void);
+
+/* Shutdown: close idle HTTP connections, tell upgraded ones (their
+ * on_shutdown), on every loop. */
 void cc_conn_shutdown_all(void);
 
 /* Offer c's queued output to its socket now, without blocking (TLS: its

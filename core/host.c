@@ -5,9 +5,9 @@
 #include "host.h"
 #include "config.h"
 #include "log.h"
-#include "retention.h"
 #include "timefmt.h"
 #include "uuid.h"
+#include "xalloc.h"
 
 #include <carechat/auth.h>
 #include <carechat/fanout.h>
@@ -58,14 +58,6 @@ static struct {
     int post_pending;               /* post_ev was activated, not yet run */
 } host = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (!p)
-        abort();
-    return p;
-}
-
 /* ------------------------------------------------------------- services */
 
 static void h_log(cc_plugin_ctx *ctx, int level, const char *fmt, ...)
@@ -90,8 +82,10 @@ static int h_cfg_iter(cc_plugin_ctx *ctx, cc_cfg_cb cb, void *arg)
         const char *why = NULL;
         int rc;
 
-        if (cc_retention_host_key(ctx->section->name, e->key))
-            continue; /* the host's own keys (retention.h) */
+        if (strcmp(e->key, "plugin") == 0 ||
+            (host.hooks.host_key &&
+             host.hooks.host_key(ctx->section->name, e->key)))
+            continue; /* the host's own keys */
         rc = cb(arg, e->key, e->value, &why);
         if (rc != CC_OK) {
             cc_log(CC_LOG_ERROR, "config", "%s:%d: [%s] %s: %s",
@@ -162,7 +156,7 @@ static int h_watch_set(cc_watch *w, uint32_t events)
 static cc_watch *h_watch_fd(cc_plugin_ctx *ctx, int fd, uint32_t events,
                             cc_fd_cb cb, void *arg)
 {
-    struct cc_watch *w = xcalloc(1, sizeof *w);
+    struct cc_watch *w = cc_xcalloc(1, sizeof *w);
 
     w->fd = fd;
     w->cb = cb;
@@ -196,7 +190,7 @@ static void timer_trampoline(evutil_socket_t fd, short what, void *arg)
 static cc_timer *h_timer_add(cc_plugin_ctx *ctx, uint64_t ms, int repeat,
                              cc_timer_cb cb, void *arg)
 {
-    struct cc_timer *t = xcalloc(1, sizeof *t);
+    struct cc_timer *t = cc_xcalloc(1, sizeof *t);
     struct timeval tv = { (time_t)(ms / 1000),
                           (suseconds_t)(ms % 1000) * 1000 };
 
@@ -241,7 +235,7 @@ static void post_run(evutil_socket_t fd, short what, void *arg)
 
 static int h_post(cc_plugin_ctx *ctx, cc_post_cb cb, void *arg)
 {
-    struct post_item *it = xcalloc(1, sizeof *it);
+    struct post_item *it = cc_xcalloc(1, sizeof *it);
     int wake;
 
     it->cb = cb;
@@ -279,7 +273,7 @@ static int h_auth_set_user(cc_auth_req *req, const char *user_id)
     return CC_OK;
 }
 
-static int set_profile(char out[37], const char *id)
+static int set_profile(char out[CC_UUID_LEN + 1], const char *id)
 {
     if (!id || cc_uuid_canon(id, strlen(id), out) < 0) {
         out[0] = '\0';
@@ -520,7 +514,7 @@ int cc_plugin_load(const char *path, uint32_t kind,
         return -1;
     out->desc = d;
     out->path = strdup(path);
-    out->ctx = xcalloc(1, sizeof *out->ctx);
+    out->ctx = cc_xcalloc(1, sizeof *out->ctx);
     snprintf(out->ctx->name, sizeof out->ctx->name, "%s:%s",
              kind_name(kind), d->name);
     out->ctx->conf = conf;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <carechat/plugin.h>
+#include "uuid.h"
 
 struct event_base;
 struct cc_conf;
@@ -22,8 +23,8 @@ struct cc_conf_section;
  * the host setters validate what plugins hand in. */
 struct cc_principal {
     char user_id[CC_USER_ID_MAX];
-    char patient_id[37];
-    char professional_id[37];
+    char patient_id[CC_UUID_LEN + 1];
+    char professional_id[CC_UUID_LEN + 1];
     int64_t expires_at;   /* token expiry, unix seconds; 0 when none */
     int is_admin;
 };
@@ -46,6 +47,9 @@ struct cc_host_hooks {
     void (*fanout_resync)(const char *chat_id);
     void (*fanout_deliver)(const char *chat_id, int64_t seq,
                            const char *payload, size_t len);
+    /* 1 when key of section is the host's, not the plugin's (cfg_iter
+     * leaves it out); NULL: only "plugin" is. */
+    int (*host_key)(const char *section, const char *key);
 };
 
 /* Bind the services to base; call once, after evthread_use_pthreads()

@@ -9,6 +9,8 @@
  */
 #include "http.h"
 
+#include <ctype.h>
+
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
@@ -264,6 +266,52 @@ const struct cc_http_header *cc_http_header(const struct cc_http_request *r,
         if (str_ieq(r->headers[i].name, name))
             return &r->headers[i];
     return NULL;
+}
+
+size_t cc_http_header_count(const struct cc_http_request *r,
+                            const char *name)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->n_headers; i++)
+        n += str_ieq(r->headers[i].name, name);
+    return n;
+}
+
+int cc_http_host_valid(struct cc_http_str v)
+{
+    const char *p = v.p, *end = v.p + v.n;
+    unsigned long port = 0;
+    size_t digits = 0;
+
+    if (v.n == 0 || v.n > 255)
+        return 0;
+    if (*p == '[') {
+        for (p++; p < end && *p != ']'; p++)
+            if (!(isxdigit((unsigned char)*p) || *p == ':' || *p == '.'))
+                return 0;
+        if (p == end || p == v.p + 1)
+            return 0;
+        p++;
+    } else {
+        const char *start = p;
+        for (; p < end && *p != ':'; p++)
+            if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_' ||
+                  *p == '.'))
+                return 0;
+        if (p == start)
+            return 0;
+    }
+    if (p == end)
+        return 1;
+    if (*p++ != ':')
+        return 0;
+    for (; p < end; p++, digits++) {
+        if (!isdigit((unsigned char)*p) || digits == 5)
+            return 0;
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    return digits > 0 && port >= 1 && port <= 65535;
 }
 
 int cc_http_has_token(struct cc_http_str value, const char *token)

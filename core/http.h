@@ -65,6 +65,16 @@ int cc_http_parse_head(const char *buf, size_t len, size_t max_head,
 const struct cc_http_header *cc_http_header(const struct cc_http_request *r,
                                             const char *name);
 
+/* How many headers are named name (case-insensitive). */
+size_t cc_http_header_count(const struct cc_http_request *r,
+                            const char *name);
+
+/* 1 when v is a Host value this server accepts and may repeat in a link:
+ * a DNS name (letters, digits, '-', '_', '.'), an IPv4 address or an
+ * [IPv6] literal, optionally ":port" (digits, 1 to 65535); nothing else
+ * (no user info, path, space or percent sign). */
+int cc_http_host_valid(struct cc_http_str v);
+
 /* 1 when the comma-separated list value contains token
  * (case-insensitive, whitespace and ;parameters ignored). */
 int cc_http_has_token(struct cc_http_str value, const char *token);

@@ -8,22 +8,21 @@
  * members there.
  */
 #include "hub.h"
-#include "conn.h"
+#include "fanout.h"
+#include "frame.h"
 #include "log.h"
-#include "order.h"
 #include "loop.h"
 #include "metrics.h"
-#include "server.h"
-#include "session.h"
+#include "order.h"
 #include "strhash.h"
-
-#include <carechat/fanout.h>
+#include "uuid.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 struct hub_chat {
-    char id[37];
+    char id[CC_UUID_LEN + 1];
     struct cc_order *order;  /* loop 0: the chat's order here (order.h) */
     struct cc_hub_member *members;
     size_t n_members;
@@ -33,32 +32,35 @@ struct hub_chat {
 };
 
 struct cc_hub_member {
-    struct cc_conn *conn;
+    cc_hub_send_fn send;
+    void *owner;
+    struct cc_loop *loop;
     struct hub_chat *chat;
     struct cc_hub_member *prev, *next;
 };
+
+/* One loop's chats (its state under hub_key). */
+struct cc_hub {
+    struct cc_loop *loop;    /* whose */
+    struct hub_chat **table;
+    size_t n_buckets, n_chats;
+};
+
+static unsigned hub_key;
 
 /* A worker's member left chat_id (worker -> loop 0). */
 struct leave_mail {
     struct cc_mail m;
     unsigned from;
-    char chat_id[37];
+    char chat_id[CC_UUID_LEN + 1];
 };
 
 /* A stored message for the members on one loop (loop 0 -> worker). */
 struct deliver_mail {
     struct cc_mail m;
     struct cc_frame *frame;
-    char chat_id[37];
+    char chat_id[CC_UUID_LEN + 1];
 };
-
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (!p)
-        abort();
-    return p;
-}
 
 /* Double the table when chains get long (load factor 1). */
 static void maybe_grow(struct cc_hub *h)
@@ -68,7 +70,7 @@ static void maybe_grow(struct cc_hub *h)
 
     if (h->n_buckets && h->n_chats < h->n_buckets)
         return;
-    t = xcalloc(nb, sizeof *t);
+    t = cc_xcalloc(nb, sizeof *t);
     for (size_t i = 0; i < h->n_buckets; i++) {
         struct hub_chat *ch = h->table[i], *next;
         for (; ch; ch = next) {
@@ -96,9 +98,29 @@ static struct hub_chat **find_slot(struct cc_hub *h, const char *id)
     return NULL;
 }
 
+static void hub_free(struct cc_loop *l, void *state);
+
+/* Loop l's hub, made on first use (on l's thread). */
+static struct cc_hub *hub_of(struct cc_loop *l)
+{
+    struct cc_hub *h = cc_loop_get(l, hub_key);
+
+    if (!h) {
+        h = cc_xcalloc(1, sizeof *h);
+        h->loop = l;
+        cc_loop_set(l, hub_key, h);
+    }
+    return h;
+}
+
+void cc_hub_init(void)
+{
+    hub_key = cc_loop_key(hub_free);
+}
+
 static int is_main(const struct cc_hub *h)
 {
-    return h == cc_loop_hub(cc_main_loop);
+    return h->loop == cc_main_loop;
 }
 
 static void deliver_cb(struct cc_loop *on, struct cc_mail *mail);
@@ -131,7 +153,7 @@ static struct hub_chat *chat_get(struct cc_hub *h, const char *id)
     if (pp)
         return *pp;
     maybe_grow(h);
-    ch = xcalloc(1, sizeof *ch);
+    ch = cc_xcalloc(1, sizeof *ch);
     memcpy(ch->id, id, sizeof ch->id - 1);
     size_t b = cc_strhash(ch->id) & (h->n_buckets - 1);
     ch->next = h->table[b];
@@ -140,9 +162,7 @@ static struct hub_chat *chat_get(struct cc_hub *h, const char *id)
     if (!is_main(h))
         return ch;
     ch->order = cc_order_new(ch->id, hub_send, ch);
-    if (cc_srv->fo->subscribe(cc_srv->fanout.inst, ch->id) != CC_OK)
-        cc_log(CC_LOG_WARN, "hub", "fan-out could not subscribe chat "
-               "%s; only local messages will arrive", ch->id);
+    cc_fanout_subscribe(ch->id);
     return ch;
 }
 
@@ -153,8 +173,8 @@ static void chat_release(struct cc_hub *h, struct hub_chat *ch)
 
     if (ch->n_members || ch->n_remote)
         return;
-    if (is_main(h) && cc_srv->fo)
-        cc_srv->fo->unsubscribe(cc_srv->fanout.inst, ch->id);
+    if (is_main(h))
+        cc_fanout_unsubscribe(ch->id);
     if (ch->order)
         cc_order_free(ch->order);
     pp = find_slot(h, ch->id);
@@ -164,32 +184,35 @@ static void chat_release(struct cc_hub *h, struct hub_chat *ch)
     free(ch);
 }
 
-struct cc_hub_member *cc_hub_join(struct cc_conn *c, const char *chat_id)
+struct cc_hub_member *cc_hub_join(struct cc_loop *l, const char *chat_id,
+                                  cc_hub_send_fn send, void *owner)
 {
-    struct hub_chat *ch = chat_get(cc_loop_hub(c->loop), chat_id);
-    struct cc_hub_member *m = xcalloc(1, sizeof *m);
+    struct hub_chat *ch = chat_get(hub_of(l), chat_id);
+    struct cc_hub_member *m = cc_xcalloc(1, sizeof *m);
 
-    m->conn = c;
+    m->send = send;
+    m->owner = owner;
+    m->loop = l;
     m->chat = ch;
     m->next = ch->members;
     if (ch->members)
         ch->members->prev = m;
     ch->members = m;
     ch->n_members++;
-    cc_metrics_add(c->loop, CC_STAT_WEBSOCKETS, 1);
+    cc_metrics_add(l, CC_STAT_WEBSOCKETS, 1);
     return m;
 }
 
 /* Loop 0: delta members of chat_id on loop index `on`. */
 static void route(const char *chat_id, unsigned on, int delta)
 {
-    struct cc_hub *h = cc_loop_hub(cc_main_loop);
+    struct cc_hub *h = hub_of(cc_main_loop);
     struct hub_chat *ch;
 
     if (delta > 0) {
         ch = chat_get(h, chat_id);
         if (!ch->remote)
-            ch->remote = xcalloc(CC_LOOPS_MAX, sizeof *ch->remote);
+            ch->remote = cc_xcalloc(CC_LOOPS_MAX, sizeof *ch->remote);
     } else {
         struct hub_chat **pp = find_slot(h, chat_id);
         if (!pp || !(*pp)->remote || !(*pp)->remote[on])
@@ -221,7 +244,7 @@ void cc_hub_leave(struct cc_hub_member *m)
 
     if (!m)
         return;
-    l = m->conn->loop;
+    l = m->loop;
     ch = m->chat;
     if (m->prev)
         m->prev->next = m->next;
@@ -233,12 +256,12 @@ void cc_hub_leave(struct cc_hub_member *m)
     cc_metrics_add(l, CC_STAT_WEBSOCKETS, -1);
     free(m);
     if (l != cc_main_loop) {
-        struct leave_mail *lm = xcalloc(1, sizeof *lm);
+        struct leave_mail *lm = cc_xcalloc(1, sizeof *lm);
         lm->from = cc_loop_index(l);
         memcpy(lm->chat_id, ch->id, sizeof lm->chat_id);
         cc_loop_post(cc_main_loop, &lm->m, leave_cb);
     }
-    chat_release(cc_loop_hub(l), ch);
+    chat_release(hub_of(l), ch);
 }
 
 /* Hand f to every member of ch (sending may drop a slow member). */
@@ -248,14 +271,14 @@ static void send_all(struct hub_chat *ch, struct cc_frame *f)
 
     for (m = ch->members; m; m = next) {
         next = m->next;
-        cc_session_send_frame(m->conn, f);
+        m->send(m->owner, f);
     }
 }
 
 static void deliver_cb(struct cc_loop *on, struct cc_mail *mail)
 {
     struct deliver_mail *dm = (struct deliver_mail *)mail;
-    struct hub_chat **pp = find_slot(cc_loop_hub(on), dm->chat_id);
+    struct hub_chat **pp = find_slot(hub_of(on), dm->chat_id);
 
     if (pp) /* else its members left while the mail was on its way */
         send_all(*pp, dm->frame);
@@ -266,7 +289,7 @@ static void deliver_cb(struct cc_loop *on, struct cc_mail *mail)
 void cc_hub_deliver(const char *chat_id, int64_t seq, const char *payload,
                     size_t len)
 {
-    struct hub_chat **pp = find_slot(cc_loop_hub(cc_main_loop), chat_id);
+    struct hub_chat **pp = find_slot(hub_of(cc_main_loop), chat_id);
     struct cc_frame *f;
 
     if (!pp)
@@ -281,7 +304,7 @@ void cc_hub_deliver(const char *chat_id, int64_t seq, const char *payload,
 
 void cc_hub_resync(const char *chat_id)
 {
-    struct cc_hub *h = cc_loop_hub(cc_main_loop);
+    struct cc_hub *h = hub_of(cc_main_loop);
     struct hub_chat **pp;
 
     if (chat_id) {
@@ -295,13 +318,12 @@ void cc_hub_resync(const char *chat_id)
                 cc_order_resync(ch->order);
 }
 
-size_t cc_hub_chats(void)
+/* The loop's hub at exit (loop.h calls it; every member has left). */
+static void hub_free(struct cc_loop *l, void *state)
 {
-    return cc_loop_hub(cc_main_loop)->n_chats;
-}
+    struct cc_hub *h = state;
 
-void cc_hub_free(struct cc_hub *h)
-{
+    (void)l;
     for (size_t i = 0; i < h->n_buckets; i++) {
         struct hub_chat *ch, *next;
         for (ch = h->table[i]; ch; ch = next) {
@@ -318,5 +340,5 @@ void cc_hub_free(struct cc_hub *h)
         }
     }
     free(h->table);
-    memset(h, 0, sizeof *h);
+    free(h);
 }

@@ -1,18 +1,19 @@
 /*
- * hub.h - chats and their live connections on this node: who is joined to
+ * hub.h - chats and their live members on this node: who is joined to
  * which chat, and delivery of a published message to all of them.
  *
- * Each event loop has its own hub (see loop.h) holding the members it
- * owns.  Loop 0's hub is also the node's routing table: for every chat it
- * knows how many members each worker loop has, and it alone talks to the
- * fan-out plugin (subscribe when a chat gains its first member anywhere,
- * unsubscribe when it loses its last), and it keeps each chat's order:
- * every message passes its chat's order first (order.h), which drops
- * what was delivered already and fills gaps from storage.  A delivered
- * message is encoded
- * into one WebSocket frame on loop 0 and shared, refcounted, by every
- * member on every loop (design invariant 3).  Each call runs on the
- * thread of the loop it names.
+ * Each event loop has its own hub (its state under a loop.h key) holding
+ * the members it owns.  Loop 0's hub is also the node's routing table:
+ * for every chat it knows how many members each worker loop has, it
+ * alone talks to the fan-out plugin (fanout.h: subscribe when a chat
+ * gains its first member anywhere, unsubscribe when it loses its last),
+ * and it keeps each chat's order: every message passes its chat's order
+ * first (order.h), which drops what was delivered already and fills gaps
+ * from storage.  A delivered message is encoded into one WebSocket frame
+ * on loop 0 and shared, refcounted, by every member on every loop (design
+ * invariant 3).  A member is a callback and its owner: the hub knows
+ * nothing of connections.  Each call runs on the thread of the loop it
+ * names.
  */
 #ifndef CC_HUB_H
 #define CC_HUB_H
@@ -20,19 +21,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct cc_conn;
+struct cc_frame;
 struct cc_loop;
 struct cc_hub_member;
-struct hub_chat;
 
-/* One loop's chats (zero-initialised; part of struct cc_loop). */
-struct cc_hub {
-    struct hub_chat **table;
-    size_t n_buckets, n_chats;
-};
+/* Give a member a frame of its chat (f is borrowed: take a reference to
+ * keep it); owner is what the member joined with.  May drop the member
+ * (cc_hub_leave) from inside. */
+typedef void (*cc_hub_send_fn)(void *owner, struct cc_frame *f);
 
-/* Join c to chat_id on c's loop; returns the membership handle. */
-struct cc_hub_member *cc_hub_join(struct cc_conn *c, const char *chat_id);
+/* Take the hub's per-loop state key (loop.h).  Once, at start. */
+void cc_hub_init(void);
+
+/* Join owner to chat_id on loop l (the caller's own loop): from now on
+ * every message of the chat on this node reaches send(owner, frame).
+ * Returns the membership handle. */
+struct cc_hub_member *cc_hub_join(struct cc_loop *l, const char *chat_id,
+                                  cc_hub_send_fn send, void *owner);
 
 /* Leave; m may be NULL.  The chat is unsubscribed when its last member
  * anywhere has left (a worker tells loop 0 by mail). */
@@ -51,11 +56,5 @@ void cc_hub_deliver(const char *chat_id, int64_t seq, const char *payload,
  * chat): read them from storage and deliver them, in order, once
  * (order.h).  The fan-out plugin asks for it through the host. */
 void cc_hub_resync(const char *chat_id);
-
-/* Number of chats with connections (loop 0: on any loop). */
-size_t cc_hub_chats(void);
-
-/* Free a hub's table (all members must have left). */
-void cc_hub_free(struct cc_hub *h);
 
 #endif

@@ -210,18 +210,6 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     cc_conn_accept(fd, sa, socklen, *(const int *)arg);
 }
 
-/* "host:port" or "[v6]:port" with a nonzero port: 0, or -1. */
-int cc_listen_parse_addr(const char *spec, struct sockaddr_storage *ss,
-                         int *len)
-{
-    *len = sizeof *ss;
-    memset(ss, 0, sizeof *ss);
-    return evutil_parse_sockaddr_port(spec, (struct sockaddr *)ss, len) < 0 ||
-                   ((struct sockaddr_in *)ss)->sin_port == 0
-               ? -1
-               : 0;
-}
-
 /* Bind one "host:port" or "[v6]:port". */
 static int bind_one(struct cc_server *s, const char *spec, int kind)
 {
@@ -235,7 +223,7 @@ static int bind_one(struct cc_server *s, const char *spec, int kind)
         cc_log(CC_LOG_ERROR, "server", "too many listen addresses");
         return -1;
     }
-    if (cc_listen_parse_addr(spec, &ss, &sslen) < 0) {
+    if (cc_conf_parse_addr(spec, &ss, &sslen) < 0) {
         /* The config check refuses these; never fail silently. */
         cc_log(CC_LOG_ERROR, "server", "\"%s\" is not an address:port",
                spec);

@@ -41,11 +41,6 @@ uint64_t cc_listen_connection_room(void);
  * after logging. */
 int cc_listen_start(struct cc_server *s);
 
-/* Parse "host:port" or "[v6]:port" (nonzero port) into ss and *len.
- * Returns 0, or -1 when spec is not such an address.  Any thread. */
-int cc_listen_parse_addr(const char *spec, struct sockaddr_storage *ss,
-                         int *len);
-
 /* Close every listener (shutdown); accepting stops for good. */
 void cc_listen_close(void);
 

@@ -2,7 +2,9 @@
  * log.c - one line per event on stderr (see log.h).
  */
 #include "log.h"
+#include "http.h"
 #include "loglimit.h"
+#include "textsafe.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -105,7 +107,7 @@ void cc_log_kind_v(int level, const char *component, unsigned kind,
                    const char *fmt, va_list ap)
 {
     struct cc_loglimit_summary sum;
-    char line[2048];
+    char line[2048], msg[1536];
     size_t n, head;
     int r, pass;
 
@@ -117,9 +119,12 @@ void cc_log_kind_v(int level, const char *component, unsigned kind,
     if (!pass)
         return;
     head = n = line_head(line, sizeof line, level, component);
-    r = vsnprintf(line + n, sizeof line - n, fmt, ap);
-    if (r > 0)
-        n += (size_t)r < sizeof line - n ? (size_t)r : sizeof line - n - 1;
+    r = vsnprintf(msg, sizeof msg, fmt, ap);
+    /* One event, one line, no token: whatever a value carried. */
+    n += cc_safe_text(line + n, sizeof line - n, msg,
+                      r < 0 ? 0 : (size_t)r < sizeof msg ? (size_t)r
+                                                          : sizeof msg - 1,
+                      0);
     cc_loglimit_written(component, fmt, kind, line + head);
     line_write(line, sizeof line, n);
 }
@@ -153,52 +158,57 @@ void cc_log_flush_suppressed(int force)
     cc_loglimit_flush(force, write_summary);
 }
 
-/* Is src[i..] the start of a secret-bearing query parameter name followed
- * by '='?  Returns the length of "name=" or 0. */
-static size_t secret_param_at(const char *src, size_t n, size_t i)
+const char *cc_log_q(char *buf, size_t size, const char *s)
 {
-    static const char *names[] = { "token=", "access_token=" };
+    size_t n;
 
-    if (i > 0 && src[i - 1] != '?' && src[i - 1] != '&' && src[i - 1] != ';')
-        return 0;
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        size_t len = strlen(names[k]);
-        if (n - i >= len && strncasecmp(src + i, names[k], len) == 0)
-            return len;
-    }
-    return 0;
+    if (size < 3)
+        return "";
+    buf[0] = '"';
+    n = 1 + cc_safe_text(buf + 1, size - 2, s ? s : "", s ? strlen(s) : 0,
+                         CC_SAFE_QUOTE);
+    buf[n++] = '"';
+    buf[n] = '\0';
+    return buf;
 }
 
-char *cc_log_redact(char *dst, size_t dst_size, const char *src, size_t n)
+/* Append src[0..n) to dst at *o, percent-decoded when it decodes (else
+ * as it is); the log line's own escaping follows later. */
+static void put_decoded(char *dst, size_t dst_size, size_t *o,
+                        const char *src, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    static const char mark[] = "[redacted]";
-    size_t o = 0, i = 0;
+    char tmp[1024];
+    struct cc_http_str in = { src, n < sizeof tmp - 1 ? n : sizeof tmp - 1 };
+    long d = cc_http_pct_decode(in, tmp, 0);
+    const char *p = d >= 0 ? tmp : src;
+    size_t len = d >= 0 ? (size_t)d : in.n;
+
+    if (*o + len >= dst_size)
+        len = dst_size - *o - 1;
+    memcpy(dst + *o, p, len);
+    *o += len;
+}
+
+char *cc_log_target(char *dst, size_t dst_size, const char *src, size_t n)
+{
+    static const char mark[] = "=[redacted]";
+    const char *q = memchr(src, '?', n), *end = src + n, *p;
+    size_t o = 0;
 
     if (dst_size == 0)
         return dst;
-    while (i < n && o + 1 < dst_size) {
-        size_t plen = secret_param_at(src, n, i);
-        if (plen) {
-            for (size_t k = 0; k < plen && o + 1 < dst_size; k++)
-                dst[o++] = src[i + k];
-            i += plen;
-            for (size_t k = 0; mark[k] && o + 1 < dst_size; k++)
-                dst[o++] = mark[k];
-            while (i < n && src[i] != '&' && src[i] != ';' && src[i] != ' ')
-                i++;
-            continue;
-        }
-        unsigned char c = (unsigned char)src[i++];
-        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
-            if (o + 5 >= dst_size)
-                break;
-            dst[o++] = '\\';
-            dst[o++] = 'x';
-            dst[o++] = hex[c >> 4];
-            dst[o++] = hex[c & 15];
-        } else {
-            dst[o++] = (char)c;
+    put_decoded(dst, dst_size, &o, src, q ? (size_t)(q - src) : n);
+    for (p = q; p && p < end && o + 1 < dst_size;) {
+        const char *name = ++p, *eq;
+        while (p < end && *p != '&' && *p != ';')
+            p++;
+        eq = memchr(name, '=', (size_t)(p - name));
+        dst[o++] = name == q + 1 ? '?' : '&';
+        put_decoded(dst, dst_size, &o, name,
+                    (size_t)((eq ? eq : p) - name));
+        if (eq && o + sizeof mark < dst_size) {
+            memcpy(dst + o, mark, sizeof mark - 1);
+            o += sizeof mark - 1;
         }
     }
     dst[o] = '\0';

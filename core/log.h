@@ -4,9 +4,12 @@
  * Every line goes through the rate limit of loglimit.h: a few lines a
  * second of one kind (call site), then a count in a summary line.
  *
- * Never pass a token or secret.  cc_log_redact() exists for text that may
- * carry one (request targets with ?token=).  Thread-safe (one write(2) per
- * line).
+ * Never pass a token or secret.  Every line's text goes through
+ * textsafe.h (control and invisible characters escaped, JWT-shaped runs
+ * replaced), so one event stays one line whatever a value held; values
+ * that come from a client or a token are shown quoted (cc_log_q).
+ * Request targets are logged through cc_log_target.  Thread-safe (one
+ * write(2) per line).
  */
 #ifndef CC_LOG_H
 #define CC_LOG_H
@@ -40,9 +43,16 @@ void cc_log_kind_v(int level, const char *component, unsigned kind,
  * force, at shutdown).  Loop 0 calls it every second. */
 void cc_log_flush_suppressed(int force);
 
-/* Copy src[0..n) into dst (NUL-terminated, truncated to dst_size) with
- * the value of every token=/access_token= query parameter replaced by
- * "[redacted]" and control characters escaped.  Returns dst. */
-char *cc_log_redact(char *dst, size_t dst_size, const char *src, size_t n);
+/* The request target src[0..n) as the access log shows it, into dst
+ * (NUL-terminated, truncated to dst_size): the path, percent-decoded
+ * where it decodes, and of the query only the parameter names, each
+ * value "[redacted]": any value may be a credential, whatever its
+ * parameter is called.  Returns dst. */
+char *cc_log_target(char *dst, size_t dst_size, const char *src, size_t n);
+
+/* s (a value from a client or a token) in double quotes, escaped as
+ * textsafe.h says with quotes and backslashes too, into buf.  Returns
+ * buf ("" when size < 3). */
+const char *cc_log_q(char *buf, size_t size, const char *s);
 
 #endif

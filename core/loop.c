@@ -9,9 +9,8 @@
  * `armed` makes posting cost one event_active() per batch, not per mail.
  */
 #include "loop.h"
-#include "conn.h"
-#include "hub.h"
 #include "log.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -31,23 +30,14 @@ struct cc_loop {
     struct cc_mail *tail;          /* oldest; consumer only */
     struct cc_mail stub;
     int armed;                     /* a wake-up is on its way */
-    struct cc_hub hub;             /* this loop's chats and members */
-    struct cc_conn *conns;         /* connections this loop owns */
-    struct event *flush;           /* writes what this turn queued */
-    struct cc_conn *dirty;         /* connections with output to write */
+    void *state[CC_LOOP_KEYS_MAX]; /* the modules' (cc_loop_key) */
 };
 
 struct cc_loop *cc_loops[CC_LOOPS_MAX];
 unsigned cc_n_loops;
 static unsigned next_worker;
-
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (!p)
-        abort();
-    return p;
-}
+static cc_loop_free_fn key_free[CC_LOOP_KEYS_MAX];
+static unsigned n_keys;
 
 /* ------------------------------------------------------------ mailbox */
 
@@ -125,23 +115,23 @@ void cc_loop_post(struct cc_loop *to, struct cc_mail *m, cc_mail_fn fn)
 
 static struct cc_loop *loop_new(unsigned index, struct event_base *base)
 {
-    struct cc_loop *l = xcalloc(1, sizeof *l);
+    struct cc_loop *l = cc_xcalloc(1, sizeof *l);
 
     l->index = index;
     l->base = base;
     l->head = l->tail = &l->stub;
     l->wake = event_new(base, -1, 0, wake_cb, l);
-    l->flush = event_new(base, -1, 0, cc_conn_flush, l);
-    if (!l->wake || !l->flush)
+    if (!l->wake)
         abort();
     return l;
 }
 
 static void loop_free(struct cc_loop *l)
 {
+    for (unsigned k = 0; k < n_keys; k++)
+        if (l->state[k])
+            key_free[k](l, l->state[k]);
     event_free(l->wake);
-    event_free(l->flush);
-    cc_hub_free(&l->hub);
     if (l->own_base)
         event_base_free(l->base);
     free(l);
@@ -213,7 +203,7 @@ void cc_loops_stop(void)
 {
     for (unsigned i = 1; i < cc_n_loops; i++)
         if (cc_loops[i]->running)
-            cc_loop_post(cc_loops[i], xcalloc(1, sizeof(struct cc_mail)),
+            cc_loop_post(cc_loops[i], cc_xcalloc(1, sizeof(struct cc_mail)),
                          stop_cb);
     for (unsigned i = 1; i < cc_n_loops; i++)
         if (cc_loops[i]->running) {
@@ -259,24 +249,22 @@ unsigned cc_loop_index(const struct cc_loop *l)
     return l->index;
 }
 
-struct cc_hub *cc_loop_hub(struct cc_loop *l)
+unsigned cc_loop_key(cc_loop_free_fn free_fn)
 {
-    return &l->hub;
+    if (n_keys == CC_LOOP_KEYS_MAX)
+        abort(); /* a build with more modules than slots: raise the max */
+    key_free[n_keys] = free_fn;
+    return n_keys++;
 }
 
-struct cc_conn **cc_loop_conns(struct cc_loop *l)
+void *cc_loop_get(const struct cc_loop *l, unsigned key)
 {
-    return &l->conns;
+    return l->state[key];
 }
 
-struct cc_conn **cc_loop_dirty(struct cc_loop *l)
+void cc_loop_set(struct cc_loop *l, unsigned key, void *state)
 {
-    return &l->dirty;
-}
-
-struct event *cc_loop_flush(struct cc_loop *l)
-{
-    return l->flush;
+    l->state[key] = state;
 }
 
 struct cc_loop *cc_loop_next_worker(void)

@@ -21,8 +21,6 @@
 #include <stdint.h>
 
 struct event_base;
-struct cc_hub;
-struct cc_conn;
 struct cc_loop;
 
 struct cc_mail;
@@ -69,12 +67,19 @@ void cc_loop_post(struct cc_loop *to, struct cc_mail *m, cc_mail_fn fn);
 /* A loop's parts. */
 struct event_base *cc_loop_base(const struct cc_loop *l);
 unsigned cc_loop_index(const struct cc_loop *l);
-struct cc_hub *cc_loop_hub(struct cc_loop *l);
-struct cc_conn **cc_loop_conns(struct cc_loop *l);
-/* Plain connections with output queued in this turn, and the event that
- * writes it (conn.c). */
-struct cc_conn **cc_loop_dirty(struct cc_loop *l);
-struct event *cc_loop_flush(struct cc_loop *l);
+
+/* Per-loop state of a module (the hub's chats, the connections a loop
+ * owns): the module takes a key once, before the loops run its code
+ * (its init, at start); each loop then holds one pointer for that key,
+ * NULL until the module sets it, read and written only on that loop's
+ * thread (by any thread once the loops stopped).  cc_loops_free calls
+ * free_fn(loop, state) for each pointer still set.  The loop knows
+ * nothing else of the module. */
+#define CC_LOOP_KEYS_MAX 8
+typedef void (*cc_loop_free_fn)(struct cc_loop *l, void *state);
+unsigned cc_loop_key(cc_loop_free_fn free_fn);
+void *cc_loop_get(const struct cc_loop *l, unsigned key);
+void cc_loop_set(struct cc_loop *l, unsigned key, void *state);
 
 /* The worker to hand the next WebSocket to (round robin), or NULL when
  * there are no workers. */

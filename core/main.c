@@ -5,8 +5,9 @@
  */
 #include "ccbuild.h"
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
-#include "notify.h"
+#include "sdnotify.h"
 #include "server.h"
 
 #include <event2/event.h>
@@ -74,23 +75,23 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test_only) {
-        rc = cc_server_check(&srv);
+        rc = cc_daemon_check(&srv);
         if (rc == 0)
             printf("carechatd: configuration %s is valid\n", conf_path);
-        cc_server_free(&srv);
+        cc_daemon_free(&srv);
         event_base_free(srv.base);
         cc_conf_free(conf);
         return rc == 0 ? 0 : 1;
     }
-    rc = cc_server_start(&srv);
+    rc = cc_daemon_start(&srv);
     if (rc == 0) {
         cc_log(CC_LOG_INFO, "server", "carechatd %s ready", PACKAGE_VERSION);
-        cc_notify_ready(srv.base);
+        cc_sd_notify_ready(srv.base);
         event_base_dispatch(srv.base);
         cc_log(CC_LOG_INFO, "server", "stopped");
     }
-    cc_server_free(&srv);
-    cc_notify_free();
+    cc_daemon_free(&srv);
+    cc_sd_notify_free();
     event_base_free(srv.base);
     cc_conf_free(conf);
     return rc == 0 ? 0 : 1;

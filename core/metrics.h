@@ -1,22 +1,19 @@
 /*
- * metrics.h - what carechatd counts, and GET /metrics in the Prometheus
- * text format (version 0.0.4) on the admin listener ([server]
- * admin_listen; never on the public port).
+ * metrics.h - what carechatd counts: the core's counters and histograms,
+ * and their lines of the Prometheus text format (version 0.0.4).
  *
- * Owns the counters and histograms of the core and their exposition:
+ * Owns:
  *  - per-loop counters (connections, WebSockets, messages received and
  *    delivered): each loop writes only its own slot, with a relaxed
  *    atomic store of load + n, which on every target we build for is a
  *    plain add with no lock and no bus-locked instruction; a scrape on
  *    loop 0 sums the slots with relaxed loads;
  *  - loop 0 counters and histograms (handshakes by result, messages
- *    stored and refused, storage latency by operation, fan-out publish
- *    failures and delivery lag): plain, loop 0 only;
- *  - the storage latency is measured by wrapping the storage plugin's
- *    table (cc_metrics_wrap_storage) so that every call site is timed
- *    without a line of its own;
- *  - and, on scrape, the chat cache, the log limiter, the plugins' own
- *    samples (ABI 1.3 metrics()) and build information.
+ *    stored and refused, storage latency by operation as store.c
+ *    reports it, fan-out publish failures and delivery lag): plain,
+ *    loop 0 only.
+ * Serving them is admin.c's (GET /metrics on the admin listener), which
+ * adds what other modules count.  Calls nothing but the clock.
  */
 #ifndef CC_METRICS_H
 #define CC_METRICS_H
@@ -24,9 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct cc_conn;
 struct cc_loop;
-struct cc_storage_api;
+struct cc_sbuf;
 
 /* Per-loop counters (index = loop index). */
 enum cc_loop_stat {
@@ -58,8 +54,20 @@ enum cc_handshake {
 };
 void cc_metrics_handshake(enum cc_handshake result);
 
-/* A chat message was stored (ok) or refused (loop 0). */
+/* A chat message was stored (ok) or refused (loop 0; the pipeline,
+ * send.h; a resend of a stored message is neither). */
 void cc_metrics_stored(int ok);
+
+/* Storage calls by kind, for the latency histogram (store.c). */
+enum cc_metrics_store_op { CC_MSO_APPEND, CC_MSO_READ, CC_MSO_WRITE,
+                           CC_MSO_N };
+
+/* A storage call of kind op answered status after seconds (loop 0). */
+void cc_metrics_storage(enum cc_metrics_store_op op, double seconds,
+                        int status);
+
+/* A storage call of kind op was refused at once (no answer will come). */
+void cc_metrics_storage_refused(enum cc_metrics_store_op op);
 
 /* The fan-out plugin refused to publish a stored message (loop 0). */
 void cc_metrics_publish_failed(void);
@@ -68,18 +76,17 @@ void cc_metrics_publish_failed(void);
  * through fan-out now: its lag since created_at (loop 0). */
 void cc_metrics_fanout_lag(const char *payload, size_t len);
 
-/* An instrumented copy of the storage table: the same functions, each
- * call timed from the call to its callback.  Loop 0; the copy lives
- * until cc_metrics_free. */
-const struct cc_storage_api *
-cc_metrics_wrap_storage(const struct cc_storage_api *real);
+/* Append the core's samples (every counter and histogram above) in the
+ * text format to b.  Loop 0. */
+void cc_metrics_render_core(struct cc_sbuf *b);
 
-/* Serve a request that came to the admin listener: GET /metrics,
- * /readyz and /healthz; anything else 404. */
-void cc_metrics_admin(struct cc_conn *c);
-
-/* The exposition now, into *out (malloc'd, *len bytes); for tests. */
-void cc_metrics_render(char **out, size_t *len);
+/* Append a metric's HELP and TYPE lines to b (name without the
+ * "carechat_" prefix, which is added); cc_metrics_one also its one
+ * sample, value v. */
+void cc_metrics_head(struct cc_sbuf *b, const char *name, const char *type,
+                     const char *help);
+void cc_metrics_one(struct cc_sbuf *b, const char *name, const char *type,
+                    const char *help, double v);
 
 void cc_metrics_free(void);
 

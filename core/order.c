@@ -3,13 +3,12 @@
  * storage, duplicates dropped (see order.h).
  */
 #include "order.h"
+#include "frame.h"
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
-#include "server.h"
-#include "session.h"
-
-#include <carechat/storage.h>
+#include "store.h"
+#include "uuid.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
@@ -19,7 +18,7 @@
 #define EMPTY_TRIES 3
 
 struct cc_order {
-    char chat_id[37];
+    char chat_id[CC_UUID_LEN + 1];
     cc_order_deliver_fn deliver;
     void *arg;
     int known;           /* last is set: a message was delivered, or a
@@ -123,8 +122,8 @@ static void read_done(void *arg, int status,
 static void read_next(struct cc_order *o)
 {
     struct cc_message_query q = {
-        .struct_size = sizeof q, .chat_id = o->chat_id,
-        .viewer_side = CC_SIDE_NONE, .limit = CC_ORDER_PAGE,
+        .chat_id = o->chat_id, .viewer_side = CC_SIDE_NONE,
+        .limit = CC_ORDER_PAGE,
     };
     int rc;
 
@@ -142,7 +141,7 @@ static void read_next(struct cc_order *o)
         o->reading_base = 1;
     }
     o->reading = 1;
-    rc = cc_srv->st->message_list(cc_srv->storage.inst, &q, read_done, o);
+    rc = cc_store_message_list(&q, read_done, o);
     if (rc != CC_OK) {
         struct cc_store_result none = { .struct_size = sizeof none };
         read_done(o, rc, &none);

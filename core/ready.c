@@ -6,9 +6,9 @@
 #include "conn.h"
 #include "listen.h"
 #include "msg.h"
+#include "router.h"
 #include "server.h"
-
-#include <carechat/storage.h>
+#include "store.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -48,10 +48,12 @@ int cc_ready(char *why, size_t why_len)
         snprintf(why, why_len, "audit trail failing (required = yes)");
         return 0;
     }
-    if (!plugin_ok(&cc_srv->storage, "storage", why, why_len) ||
-        !plugin_ok(&cc_srv->fanout, "fanout", why, why_len) ||
-        !plugin_ok(&cc_srv->auth, "auth", why, why_len))
-        return 0;
+    for (size_t i = 0; i < cc_server_n_plugins(); i++) {
+        const char *kind;
+        const struct cc_plugin_inst *p = cc_server_plugin(i, &kind);
+        if (!plugin_ok(p, kind, why, why_len))
+            return 0;
+    }
     return 1;
 }
 
@@ -104,8 +106,10 @@ static void probe_done(void *arg, int status,
     free(p);
 }
 
-void cc_ready_respond(struct cc_conn *c, int readyz)
+/* GET /readyz (arg non-NULL) or /healthz. */
+static void respond(struct cc_conn *c, const struct cc_route_match *m)
 {
+    int readyz = m->arg != NULL;
     static const char nobody[] = "00000000-0000-0000-0000-000000000000";
     struct probe *p;
     char why[160];
@@ -127,8 +131,8 @@ void cc_ready_respond(struct cc_conn *c, int readyz)
     if (!p->timer)
         abort();
     cc_conn_hold(c);
-    if (cc_srv->st->profile_get(cc_srv->storage.inst, CC_SIDE_PATIENT, nobody,
-                                probe_done, p) != CC_OK) {
+    if (cc_store_profile_get(CC_SIDE_PATIENT, nobody, probe_done, p) !=
+        CC_OK) {
         cc_conn_release(c);
         event_free(p->timer);
         free(p);
@@ -137,4 +141,12 @@ void cc_ready_respond(struct cc_conn *c, int readyz)
     }
     if (!p->answered) /* the plugin may have answered at once */
         event_add(p->timer, &(struct timeval){ PROBE_SEC, 0 });
+}
+
+void cc_ready_routes(void)
+{
+    unsigned both = CC_PORT_PUBLIC | CC_PORT_ADMIN;
+
+    cc_route_add(both, CC_M_GET, "/healthz", respond, NULL);
+    cc_route_add(both, CC_M_GET, "/readyz", respond, "readyz");
 }

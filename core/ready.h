@@ -17,12 +17,10 @@
 
 #include <stddef.h>
 
-struct cc_conn;
-
 /* 1 when ready; else 0 with the reason in why. */
 int cc_ready(char *why, size_t why_len);
 
-/* Answer GET /readyz (readyz) or /healthz. */
-void cc_ready_respond(struct cc_conn *c, int readyz);
+/* Register GET /readyz and /healthz on both ports (at start). */
+void cc_ready_routes(void);
 
 #endif

@@ -18,7 +18,7 @@
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
-#include "notify.h"
+#include "sdnotify.h"
 #include "server.h"
 
 #include <stdint.h>
@@ -177,6 +177,12 @@ int cc_reload_settings(struct cc_server *s)
         nw.allowed_origins = was;
         keys_add(&applied, "allowed_origins");
     }
+    if (str_differs(s->public_url, nw.public_url)) { /* loop 0's too */
+        char *was = s->public_url;
+        s->public_url = nw.public_url;
+        nw.public_url = was;
+        keys_add(&applied, "public_url");
+    }
     cc_log(CC_LOG_INFO, "config", "reloaded %s: %s%s", conf->path,
            applied.n ? "applied " : "no change applied",
            applied.buf);
@@ -209,7 +215,7 @@ void cc_reload(struct cc_server *s)
 {
     struct cc_plugin_inst *ps[] = { &s->storage, &s->auth, &s->fanout };
 
-    cc_notify_reloading();
+    cc_sd_notify_reloading();
     cc_log(CC_LOG_INFO, "server", "SIGHUP: reloading the configuration, "
            "certificate and plugins");
     cc_reload_settings(s);
@@ -217,5 +223,5 @@ void cc_reload(struct cc_server *s)
     for (int i = 0; i < 3; i++)
         if (ps[i]->desc->reload)
             ps[i]->desc->reload(ps[i]->inst);
-    cc_notify_reloaded();
+    cc_sd_notify_reloaded();
 }

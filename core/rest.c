@@ -1,8 +1,6 @@
 /*
  * rest.c - the REST API (see rest.h).
  *
- *   GET  /healthz                              liveness, no auth
- *   GET  /readyz                               readiness (ready.h), no auth
  *   POST /chat/chats/                          create or get a chat
  *   GET  /chat/chats/                          the caller's chats
  *   GET  /chat/chats/{id}/                     one chat
@@ -20,18 +18,16 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
-#include "msg.h"
-#include "server.h"
-#include "timefmt.h"
 #include "loop.h"
-#include "metrics.h"
-#include "ready.h"
+#include "msg.h"
+#include "router.h"
+#include "send.h"
+#include "server.h"
+#include "store.h"
+#include "timefmt.h"
 #include "uuid.h"
-#include "www.h"
 
 #include <carechat/auth.h>
-#include <carechat/fanout.h>
-#include <carechat/storage.h>
 
 #include <jansson.h>
 #include <stdio.h>
@@ -43,32 +39,37 @@
 #define PAGE_MAX 200
 
 enum route {
-    R_NONE, R_HEALTH, R_READY, R_CHATS, R_CHAT, R_MESSAGES, R_SEND, R_MARK_READ,
-    R_PROFILES
+    R_CHATS, R_CHAT, R_MESSAGES, R_SEND, R_MARK_READ, R_PROFILES
+};
+
+/* The routes (router.h); each entry is its route's arg. */
+static const struct rest_route {
+    const char *pattern;
+    unsigned methods;
+    enum route route;
+} routes[] = {
+    { "/chat/chats/", CC_M_GET | CC_M_POST, R_CHATS },
+    { "/chat/chats/{}/", CC_M_GET, R_CHAT },
+    { "/chat/chats/{}/messages/", CC_M_GET, R_MESSAGES },
+    { "/chat/chats/{}/send_message/", CC_M_POST, R_SEND },
+    { "/chat/chats/{}/mark_read/", CC_M_POST, R_MARK_READ },
+    { "/chat/profiles/", CC_M_POST, R_PROFILES },
 };
 
 /* One REST request in flight; the connection is held while it exists. */
 struct op {
     struct cc_conn *c;
     enum route route;
-    char chat_id[37];
+    char chat_id[CC_UUID_LEN + 1];
     json_t *body;           /* parsed JSON body, or NULL */
     int side;               /* resolved side of the caller in the chat */
     uint32_t limit;
     int64_t after, before;  /* message cursors; chat list: the cursor's
                                time, chat_id its id */
-    char since[37];         /* history: ?since=<message id>, or "" */
+    char since[CC_UUID_LEN + 1]; /* history: ?since=<message id>, or "" */
     const char *audit_as;   /* the audit event, when not the route's */
-    char msg_id[37];        /* send: the stored message (for the audit) */
+    int audited;            /* the pipeline audits a send (send.h) */
 };
-
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (!p)
-        abort();
-    return p;
-}
 
 static const struct cc_principal *me(const struct op *op)
 {
@@ -94,11 +95,13 @@ static void audit(const struct op *op, const char *event, int status)
                (op->route == R_CHATS || op->route == R_CHAT);
     int list = op->route == R_CHATS && !open; /* chat_id: a cursor's */
 
+    if (op->audited)
+        return;
     event = event ? event : op->audit_as ? op->audit_as
           : open ? "chat_create" : names[op->route];
     cc_audit_log(event, NULL, status, op->c->peer,
                  strcmp(event, "auth_failure") ? me(op) : NULL,
-                 list ? NULL : op->chat_id, op->msg_id);
+                 list ? NULL : op->chat_id, NULL);
 }
 
 static void respond_sbuf(struct op *op, int status, struct cc_sbuf *b)
@@ -148,77 +151,11 @@ static int op_alive(struct op *op)
     return 0;
 }
 
-/* ----------------------------------------------------------- routing */
-
-/* Match path against "/chat/chats/{id}/suffix/" forms.  Fills id. */
-static enum route route_path(struct cc_http_str path, char id[37],
-                             int *bad_id)
-{
-    static const char base[] = "/chat/chats";
-    const char *p = path.p, *end = path.p + path.n, *seg;
-    size_t blen = sizeof base - 1;
-
-    *bad_id = 0;
-    if (path.n == 8 && memcmp(p, "/healthz", 8) == 0)
-        return R_HEALTH;
-    if (path.n == 7 && memcmp(p, "/readyz", 7) == 0)
-        return R_READY;
-    if ((path.n == 14 || path.n == 15) &&
-        memcmp(p, "/chat/profiles/", path.n) == 0)
-        return R_PROFILES;
-    if (path.n < blen || memcmp(p, base, blen) != 0)
-        return R_NONE;
-    p += blen;
-    if (p == end || (p + 1 == end && *p == '/'))
-        return R_CHATS;
-    if (*p++ != '/')
-        return R_NONE;
-    seg = p;
-    while (p < end && *p != '/')
-        p++;
-    if (cc_uuid_canon(seg, (size_t)(p - seg), id) < 0)
-        *bad_id = 1;
-    if (p < end)
-        p++; /* the slash after the id */
-    if (p == end)
-        return R_CHAT;
-    seg = p;
-    while (p < end && *p != '/')
-        p++;
-    if (p < end && p + 1 != end)
-        return R_NONE; /* more segments */
-    size_t n = (size_t)(p - seg);
-    if (n == 8 && memcmp(seg, "messages", 8) == 0)
-        return R_MESSAGES;
-    if (n == 12 && memcmp(seg, "send_message", 12) == 0)
-        return R_SEND;
-    if (n == 9 && memcmp(seg, "mark_read", 9) == 0)
-        return R_MARK_READ;
-    return R_NONE;
-}
-
-static const char *route_allow(enum route r)
-{
-    switch (r) {
-    case R_HEALTH: case R_READY: return "GET, HEAD";
-    case R_CHATS: return "GET, POST";
-    case R_CHAT: case R_MESSAGES: return "GET, HEAD";
-    default: return "POST";
-    }
-}
-
-static int route_method_ok(enum route r, enum cc_http_method m)
-{
-    int get = m == CC_HTTP_GET || m == CC_HTTP_HEAD;
-
-    switch (r) {
-    case R_HEALTH: case R_READY: case R_CHAT: case R_MESSAGES: return get;
-    case R_CHATS: return get || m == CC_HTTP_POST;
-    default: return m == CC_HTTP_POST;
-    }
-}
-
-/* The absolute base for links: http://host */
+/* A link to path?cursor=...&page_size=... into b (a JSON string): on
+ * [server] public_url when set; else this request's scheme (https on a
+ * TLS listener) and its Host (one valid host[:port]: conn.c refused any
+ * other); else, without a Host (HTTP/1.0), relative.  A client follows
+ * it with its token: it must never lead elsewhere, or to clear text. */
 static void add_link(struct cc_sbuf *b, struct op *op, const char *path,
                      const char *cursor, uint32_t limit)
 {
@@ -226,9 +163,11 @@ static void add_link(struct cc_sbuf *b, struct op *op, const char *path,
                                                        "Host");
     struct cc_sbuf u = { 0 };
 
-    cc_sbuf_adds(&u, "http://");
-    if (host)
-        cc_sbuf_add(&u, host->value.p, host->value.n);
+    if (cc_srv->public_url)
+        cc_sbuf_adds(&u, cc_srv->public_url);
+    else if (host)
+        cc_sbuf_printf(&u, "%s://%.*s", op->c->tls ? "https" : "http",
+                       (int)host->value.n, host->value.p);
     cc_sbuf_printf(&u, "%s?cursor=%s&page_size=%u", path, cursor, limit);
     cc_json_str(b, u.p, u.len);
     cc_sbuf_free(&u);
@@ -288,9 +227,7 @@ static void chat_done(void *arg, int status, const struct cc_store_result *res)
         struct cc_viewer v = viewer_of(op);
         snprintf(op->chat_id, sizeof op->chat_id, "%s", res->chat->id);
         op->route = R_CHAT;
-        check_queued(op, cc_srv->st->chat_get(cc_srv->storage.inst,
-                                              op->chat_id, &v, chat_done,
-                                              op));
+        check_queued(op, cc_store_chat_get(op->chat_id, &v, chat_done, op));
         return;
     }
     cc_json_chat(&b, res->chat);
@@ -300,7 +237,7 @@ static void chat_done(void *arg, int status, const struct cc_store_result *res)
 
 /* A UUID member of the body: 0 absent, 1 present (canonical in out),
  * -1 present but not a UUID. */
-static int body_uuid(json_t *body, const char *key, char out[37])
+static int body_uuid(json_t *body, const char *key, char out[CC_UUID_LEN + 1])
 {
     json_t *v = json_object_get(body, key);
 
@@ -316,7 +253,7 @@ static int body_uuid(json_t *body, const char *key, char out[37])
 static void open_chat(struct op *op)
 {
     const struct cc_principal *p = me(op);
-    char pat[37], pro[37];
+    char pat[CC_UUID_LEN + 1], pro[CC_UUID_LEN + 1];
     const char *use_pat = NULL, *use_pro = NULL;
     int hp = body_uuid(op->body, "patient", pat);
     int hr = body_uuid(op->body, "professional", pro);
@@ -368,8 +305,8 @@ static void open_chat(struct op *op)
         return;
     }
     cc_uuid_v7(now, id);
-    check_queued(op, cc_srv->st->chat_open(cc_srv->storage.inst, id, use_pat,
-                                           use_pro, now, chat_done, op));
+    check_queued(op, cc_store_chat_open(id, use_pat, use_pro, now, chat_done,
+                                        op));
 }
 
 static struct cc_viewer viewer_of(const struct op *op)
@@ -399,7 +336,7 @@ static void list_done(void *arg, int status, const struct cc_store_result *res)
     const struct cc_chat *first, *last;
     /* Storage plugins built for ABI 1.0 cannot page towards newer chats:
      * no previous link then. */
-    int can_back = cc_server_storage_minor() >= 1;
+    int can_back = cc_store_can(CC_STORE_PAGE_BACK);
     int newer = op->after > 0;
 
     if (!op_alive(op))
@@ -445,8 +382,7 @@ static void list_chats(struct op *op)
         return;
     if (cursor[0]) {
         char *us_end;
-        int can_back =
-            cc_server_storage_minor() >= 1;
+        int can_back = cc_store_can(CC_STORE_PAGE_BACK);
         if ((cursor[0] != 'u' && (cursor[0] != 'n' || !can_back)) ||
             (us = strtoll(cursor + 1, &us_end, 10)) <= 0 ||
             *us_end != '_' ||
@@ -464,8 +400,7 @@ static void list_chats(struct op *op)
     }
     q.viewer = viewer_of(op);
     q.limit = op->limit;
-    check_queued(op, cc_srv->st->chat_list(cc_srv->storage.inst, &q,
-                                           list_done, op));
+    check_queued(op, cc_store_chat_list(&q, list_done, op));
 }
 
 /* ------------------------------------------------ one chat, its messages */
@@ -546,7 +481,7 @@ static int parse_since(struct op *op)
         fail(op, 400, CC_ERR_SINCE_BAD);
         return -1;
     }
-    if (cc_server_storage_minor() < 2) {
+    if (!cc_store_can(CC_STORE_SINCE)) {
         fail(op, 400, CC_ERR_SINCE_OLD);
         return -1;
     }
@@ -583,100 +518,44 @@ static void list_messages(struct op *op)
     q.limit = op->limit;
     if (op->since[0])
         q.after_id = op->since;
-    check_queued(op, cc_srv->st->message_list(cc_srv->storage.inst, &q,
-                                              messages_done, op));
+    check_queued(op, cc_store_message_list(&q, messages_done, op));
 }
 
-static void sent_done(void *arg, int status, const struct cc_store_result *res)
+/* The pipeline's answer (send.h): 201 and the message, 200 and the
+ * original for a resend, or the refusal.  The pipeline audited it. */
+static void sent(void *arg, const struct cc_send_result *r)
 {
     struct op *op = arg;
     struct cc_sbuf b = { 0 };
-    char chat_id[sizeof op->chat_id];
-    int stored = status == CC_OK && res->message, alive;
 
-    /* op is freed when the sender is gone; its message is still sent,
-     * and audited now, while c is held: no answer will carry the line
-     * (status 0: none was delivered). */
-    memcpy(chat_id, op->chat_id, sizeof chat_id);
-    if (op->c->dead)
-        cc_audit_log("message_send", stored ? "ok" : "error", 0,
-                     op->c->peer, me(op), chat_id,
-                     stored ? res->message->id : NULL);
-    alive = op_alive(op);
-    if (stored) {
-        /* A resend (its client_id was stored): the original, to the
-         * sender alone, 200.  Otherwise broadcast, whether or not the
-         * sender is still connected, and 201. */
-        int dup = CC_HAS_MEMBER(res, struct cc_store_result, duplicate) &&
-                  res->duplicate;
-        cc_sbuf_adds(&b, "{\"message\": ");
-        cc_json_message(&b, res->message, 0);
-        cc_sbuf_adds(&b, "}");
-        if (!dup && cc_srv->fo->publish(cc_srv->fanout.inst, chat_id,
-                                        res->message->seq, b.p,
-                                        b.len) != CC_OK) {
-            cc_metrics_publish_failed();
-            cc_log(CC_LOG_ERROR, "rest", "fan-out failed for a stored "
-                   "message in chat %s", chat_id);
-        }
-        b.len = 0;
-        if (alive) {
-            snprintf(op->msg_id, sizeof op->msg_id, "%s", res->message->id);
-            cc_json_message(&b, res->message, 1);
-            respond_sbuf(op, dup ? 200 : 201, &b);
-        }
-        cc_sbuf_free(&b);
-        if (alive)
-            op_free(op);
+    if (!op_alive(op))
+        return;
+    if (r->outcome == CC_SEND_REFUSED) {
+        fail(op, r->status, r->error);
         return;
     }
-    if (alive)
-        storage_fail(op, status, res);
+    cc_json_message(&b, r->message, 1);
+    respond_sbuf(op, r->status, &b);
+    op_free(op);
 }
 
+/* The body goes to the pipeline as it came: the same rules, errors,
+ * limits and audit as a WebSocket's message. */
 static void send_message(struct op *op, const struct cc_chat *chat)
 {
-    struct cc_inbound in;
-    const char *error;
-    char ebuf[96];
-    char id[CC_UUID_LEN + 1];
-    int64_t now = cc_time_now_us();
-    struct cc_message m = { .struct_size = sizeof m };
-    int side;
+    const struct cc_request *r = op->c->req;
+    struct cc_send_req req = {
+        .loop = cc_main_loop, .via = CC_VIA_REST, .who = me(op),
+        .peer = op->c->peer, .chat_id = op->chat_id,
+        .patient_id = chat->patient_id,
+        .professional_id = chat->professional_id,
+        .text = r->body ? r->body : "", .len = r->body_len,
+        .done = sent, .arg = op,
+    };
 
-    cc_metrics_add(cc_main_loop, CC_STAT_RECEIVED, 1);
-    if (cc_inbound_parse(op->c->req->body, op->c->req->body_len,
-                         cc_srv->lim.max_content_chars, &in, &error, ebuf,
-                         sizeof ebuf) < 0) {
-        fail(op, 400, error);
-        return;
-    }
-    if (!cc_server_client_id_ok(in.client_id, &error)) {
-        cc_inbound_free(&in);
-        fail(op, 400, error);
-        return;
-    }
-    side = cc_role_resolve(me(op)->patient_id, me(op)->professional_id,
-                           chat->patient_id, chat->professional_id, in.role,
-                           &error);
-    if (side < 0) {
-        cc_inbound_free(&in);
-        fail(op, 403, error);
-        return;
-    }
-    cc_uuid_v7(now, id);
-    m.id = id;
-    m.chat_id = op->chat_id;
-    m.sender_id = side == CC_SIDE_PATIENT ? chat->patient_id
-                                          : chat->professional_id;
-    m.content = in.content;
-    m.content_len = in.content_len;
-    m.created_at_us = now;
-    m.sender_type = side;
-    m.client_id = in.client_id[0] ? in.client_id : NULL;
-    check_queued(op, cc_srv->st->message_append(cc_srv->storage.inst, &m,
-                                                sent_done, op));
-    cc_inbound_free(&in);
+    op->audited = 1;
+    cc_conn_hold(op->c);
+    cc_send(&req);
 }
 
 static void marked_done(void *arg, int status,
@@ -698,8 +577,8 @@ static void marked_done(void *arg, int status,
 
 static void mark_read(struct op *op)
 {
-    check_queued(op, cc_srv->st->mark_read(cc_srv->storage.inst, op->chat_id,
-                                           op->side, marked_done, op));
+    check_queued(op, cc_store_mark_read(op->chat_id, op->side, marked_done,
+                                        op));
 }
 
 /* The chat exists: check the caller is a party, then do the route. */
@@ -752,8 +631,7 @@ static void with_chat(struct op *op)
 {
     struct cc_viewer v = viewer_of(op);
 
-    check_queued(op, cc_srv->st->chat_get(cc_srv->storage.inst, op->chat_id,
-                                          &v, chat_checked, op));
+    check_queued(op, cc_store_chat_get(op->chat_id, &v, chat_checked, op));
 }
 
 /* ------------------------------------------------------------- admin */
@@ -783,7 +661,7 @@ static void register_profile(struct op *op)
 {
     json_t *kind = json_object_get(op->body, "kind");
     json_t *user = json_object_get(op->body, "user_id");
-    char id[37];
+    char id[CC_UUID_LEN + 1];
     int side;
 
     if (!me(op)->is_admin) {
@@ -812,8 +690,8 @@ static void register_profile(struct op *op)
     json_decref(op->body);
     op->body = echo;
     user = json_object_get(echo, "user_id"); /* the old one is freed */
-    check_queued(op, cc_srv->st->profile_put(
-                         cc_srv->storage.inst, side, id,
+    check_queued(op, cc_store_profile_put(
+                         side, id,
                          json_is_string(user) ? json_string_value(user) : NULL,
                          profile_done, op));
 }
@@ -892,37 +770,25 @@ static void authed(void *arg, int status, struct cc_auth_req *req)
         run_route(op);
 }
 
-void cc_rest_handle(struct cc_conn *c)
+/* A REST route (router.h): the chat id checked, the token found, then
+ * authentication, then the route. */
+static void handle(struct cc_conn *c, const struct cc_route_match *m)
 {
+    const struct rest_route *rr = m->arg;
     struct op *op;
-    char id[37] = "";
-    int bad_id;
-    enum route r = route_path(c->req->h.path, id, &bad_id);
     char token[8192];
-    char allow[64];
 
-    if (r == R_NONE && cc_www_serve(c))
-        return; /* the demo page */
-    if (r == R_NONE || (bad_id && r != R_CHATS && r != R_HEALTH &&
-                        r != R_READY && r != R_PROFILES)) {
-        cc_conn_respond_error(c, 404, r == R_NONE ? "Not found"
-                                                  : CC_ERR_NOT_FOUND);
-        return;
-    }
-    if (!route_method_ok(r, c->req->h.method)) {
-        snprintf(allow, sizeof allow, "Allow: %s\r\n", route_allow(r));
-        cc_conn_respond_lit(c, 405, allow,
-                            "{\"error\": \"Method not allowed\"}");
-        return;
-    }
-    if (r == R_HEALTH || r == R_READY) {
-        cc_ready_respond(c, r == R_READY);
-        return;
-    }
-    op = xcalloc(1, sizeof *op);
+    op = calloc(1, sizeof *op);
+    if (!op)
+        abort();
     op->c = c;
-    op->route = r;
-    memcpy(op->chat_id, id, sizeof id);
+    op->route = rr->route;
+    if (m->n_seg &&
+        cc_uuid_canon(m->seg[0].p, m->seg[0].n, op->chat_id) < 0) {
+        op_free(op);
+        cc_conn_respond_error(c, 404, CC_ERR_NOT_FOUND);
+        return;
+    }
     if (cc_auth_find_token(&c->req->h, 0, token, sizeof token) ==
         CC_TOKEN_NONE) {
         audit(op, "auth_failure", 401);
@@ -934,4 +800,11 @@ void cc_rest_handle(struct cc_conn *c)
     cc_auth_req_init(&c->req->auth, ++cc_srv->next_id);
     cc_conn_hold(c);
     cc_auth_run(&c->req->auth, token, strlen(token), c->peer, authed, op);
+}
+
+void cc_rest_routes(void)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        cc_route_add(CC_PORT_PUBLIC, routes[i].methods, routes[i].pattern,
+                     handle, &routes[i]);
 }

@@ -6,20 +6,18 @@
 #include "conn.h"
 #include "log.h"
 #include "msg.h"
-#include "server.h"
 #include "session.h"
+#include "store.h"
+#include "uuid.h"
 
-#include <carechat/storage.h>
-
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct cc_resume {
     struct cc_conn *conn;
-    char since[37];      /* the client's message id, until one after it
-                            was sent or its seq was read; "" from then on */
+    char since[CC_UUID_LEN + 1]; /* the client's message id, until one
+                            after it was sent or its seq was read; "" from
+                            then on */
     int64_t last_seq;    /* the last message sent from storage (or since) */
     int64_t live_max;    /* the highest live seq that reached it meanwhile */
     int in_flight;       /* a page is being read (conn held) */
@@ -130,14 +128,14 @@ static void newest_done(void *arg, int status,
     go_on(r, 0);
 }
 
-static void read_messages(struct cc_resume *r,
-                          const struct cc_message_query *q, cc_store_cb cb)
+static void read_messages(struct cc_resume *r, struct cc_message_query *q,
+                          cc_store_cb cb)
 {
     int rc;
 
     cc_conn_hold(r->conn);
     r->in_flight = 1;
-    rc = cc_srv->st->message_list(cc_srv->storage.inst, q, cb, r);
+    rc = cc_store_message_list(q, cb, r);
     if (rc != CC_OK) {
         struct cc_store_result none = { .struct_size = sizeof none };
         cb(r, rc, &none);
@@ -147,7 +145,7 @@ static void read_messages(struct cc_resume *r,
 static void read_newest(struct cc_resume *r)
 {
     struct cc_message_query q = {
-        .struct_size = sizeof q, .chat_id = cc_session_chat_id(r->conn),
+        .chat_id = cc_session_chat_id(r->conn),
         .viewer_side = CC_SIDE_NONE, .before_seq = INT64_MAX, .limit = 1,
     };
 
@@ -157,7 +155,7 @@ static void read_newest(struct cc_resume *r)
 static void read_page(struct cc_resume *r)
 {
     struct cc_message_query q = {
-        .struct_size = sizeof q, .chat_id = cc_session_chat_id(r->conn),
+        .chat_id = cc_session_chat_id(r->conn),
         .viewer_side = CC_SIDE_NONE, .limit = CC_RESUME_PAGE,
     };
 

@@ -6,9 +6,8 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "store.h"
 #include "timefmt.h"
-
-#include <carechat/storage.h>
 
 #include <event2/event.h>
 #include <string.h>
@@ -112,8 +111,7 @@ static void batch(void)
     int rc;
 
     rt.in_flight = 1;
-    rc = cc_srv->st->message_purge(cc_srv->storage.inst, rt.cutoff_us,
-                                   CC_RETENTION_BATCH, batch_done, NULL);
+    rc = cc_store_purge(rt.cutoff_us, CC_RETENTION_BATCH, batch_done, NULL);
     if (rc != CC_OK) {
         struct cc_store_result none = { .struct_size = sizeof none,
                                         .error = "refused (queue full?)" };
@@ -140,12 +138,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 int cc_retention_start(struct cc_server *s)
 {
-    const struct cc_storage_api *st = s->st;
-
     if (!s->retention.days)
         return 0;
-    if (!CC_HAS_MEMBER(st, struct cc_storage_api, message_purge) ||
-        !st->message_purge) {
+    if (!cc_store_can(CC_STORE_PURGE)) {
         cc_log(CC_LOG_ERROR, "config", "%s: [storage] retention = %llu, "
                "but the storage plugin \"%s\" cannot delete messages (it "
                "predates plugin ABI 1.3 message_purge)", s->conf->path,

@@ -1,49 +1,23 @@
 /*
- * server.c - settings, plugins, signals, housekeeping, shutdown (see
- * server.h; the listeners are listen.c's).
+ * server.c - the [server] settings and the running server's parts (see
+ * server.h; starting and stopping them is daemon.c's).
  */
 #include "server.h"
 #include "audit.h"
-#include "auth.h"
-#include "chatcache.h"
 #include "config.h"
-#include "conn.h"
-#include "hub.h"
-#include "listen.h"
-#include "metrics.h"
-#include "retention.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
-#include "notify.h"
-#include "reload.h"
-#include "www.h"
+#include "retention.h"
 
-#include <carechat/auth.h>
-#include <carechat/fanout.h>
-#include <carechat/storage.h>
-
-#include <arpa/inet.h>
-#include <errno.h>
 #include <stddef.h>
-#include <event2/event.h>
-#include <event2/listener.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
-
-#define SHUTDOWN_GRACE_MS 10000
+#include <sys/stat.h>
 
 struct cc_server *cc_srv;
-
-static struct event *sig_events[3];
-static struct event *drain_timer;
-static struct event *tick_timer;   /* once a second: log summaries */
-static uint64_t drain_ticks;
 
 /* --------------------------------------------------------- settings */
 
@@ -79,10 +53,14 @@ static const struct setting {
       1000000, 0 },
     { "max_pending_handshakes", K_COUNT, L(max_handshakes), 1000, 1,
       10000000, 0 },
-    { "message_rate", K_COUNT, L(message_rate), 0, 0, 1000000, 0 },
-    { "message_burst", K_COUNT, L(message_burst), 20, 1, 1000000, 0 },
+    /* On by default, above anyone typing (send.c: per user). */
+    { "message_rate", K_COUNT, L(message_rate), 10, 0, 1000000, 0 },
+    { "message_burst", K_COUNT, L(message_burst), 50, 1, 1000000, 0 },
     { "threads", K_COUNT, L(threads), 1, 1, CC_LOOPS_MAX, 1 },
     { "chat_cache", K_COUNT, L(chat_cache), 65536, 0, 1 << 24, 1 },
+    /* A year; 0 turns it off (seconds, or with a unit: 8760h). */
+    { "hsts_max_age", K_DURATION, L(hsts_max_age_ms), 31536000000ull, 0,
+      2ull * 31536000000ull, 0 },
 #undef L
 };
 
@@ -160,10 +138,40 @@ static int check_addr_list(const char *value)
          tok = strtok_r(NULL, ", ", &save)) {
         struct sockaddr_storage ss;
         int len;
-        rc = cc_listen_parse_addr(tok, &ss, &len);
+        rc = cc_conf_parse_addr(tok, &ss, &len);
     }
     free(list);
     return rc;
+}
+
+/* public_url = http(s)://host[:port][/path]: kept without a trailing
+ * slash; empty: unset.  0, or -1 with *why. */
+static int public_url(struct cc_server *s, const char *v, const char **why)
+{
+    const char *p = strncmp(v, "https://", 8) == 0 ? v + 8
+                  : strncmp(v, "http://", 7) == 0  ? v + 7
+                                                    : NULL;
+    size_t n = strlen(v);
+    struct cc_http_str host;
+
+    free(s->public_url);
+    s->public_url = NULL;
+    if (!v[0])
+        return 0;
+    if (p)
+        host = (struct cc_http_str){ p, strcspn(p, "/") };
+    if (!p || !cc_http_host_valid(host) || strpbrk(v, "?#\\ \"<>'") ||
+        strstr(p, "//")) {
+        *why = "expected http(s)://host[:port][/path], e.g. "
+               "https://chat.example.org";
+        return -1;
+    }
+    while (n > 0 && v[n - 1] == '/')
+        n--;
+    s->public_url = strndup(v, n);
+    if (!s->public_url)
+        abort();
+    return 0;
 }
 
 static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
@@ -183,7 +191,8 @@ static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
             return -1;
         }
         if (e->key[0] == 'a') {
-            free(s->admin_listen); /* empty: no admin listener */
+            free(s->admin_listen);
+    free(s->public_url); /* empty: no admin listener */
             s->admin_listen = e->value[0] ? strdup(e->value) : NULL;
         } else if (tls) {
             free(s->tls_listen); /* empty: no TLS listener */
@@ -194,6 +203,8 @@ static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
         }
         return 0;
     }
+    if (strcmp(e->key, "public_url") == 0)
+        return public_url(s, e->value, why);
     if (strcmp(e->key, "allowed_origins") == 0) {
         free(s->allowed_origins);
         s->allowed_origins = e->value[0] ? strdup(e->value) : NULL;
@@ -229,6 +240,81 @@ static int server_key(struct cc_server *s, const struct cc_conf_entry *e,
     return -1;
 }
 
+/* ----------------------------------------------------------- secrets */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* A key that names a file holding a secret (any plugin's). */
+static int secret_file_key(const char *name)
+{
+    return strcmp(name, "secret_file") == 0 ||
+           strcmp(name, "password_file") == 0 ||
+           strcmp(name, "conninfo_file") == 0 ||
+           ends_with(name, "_secret_file") || ends_with(name, "_password_file");
+}
+
+/* A key whose value is a secret, or may carry one (a connection string
+ * with a password). */
+static int inline_secret(const char *name, const char *value)
+{
+    const char *at, *colon;
+
+    if (!value[0])
+        return 0;
+    if (strcmp(name, "secret") == 0 || strcmp(name, "password") == 0 ||
+        ends_with(name, "_secret") || ends_with(name, "_password"))
+        return 1;
+    if (strcmp(name, "conninfo") != 0)
+        return 0;
+    if (strstr(value, "password="))
+        return 1;
+    /* postgresql://user:password@host */
+    colon = strstr(value, "://");
+    at = colon ? strchr(colon + 3, '@') : NULL;
+    return at && memchr(colon + 3, ':', (size_t)(at - colon - 3)) != NULL;
+}
+
+/* A secret other local users can read stops the start (and -t), as
+ * OpenSSH refuses such a private key: a secret_file (password_file, ...)
+ * readable or writable by others, or a secret written in a configuration
+ * file others can read.  Returns 0, or -1 after logging file:line. */
+static int check_secrets(const struct cc_conf *conf)
+{
+    const struct cc_conf_section *sec;
+    const struct cc_conf_entry *e;
+    struct stat st;
+    int conf_open = stat(conf->path, &st) == 0 &&
+                    (st.st_mode & (S_IROTH | S_IWOTH));
+    mode_t conf_mode = st.st_mode & 07777;
+
+    for (sec = conf->sections; sec; sec = sec->next)
+        for (e = sec->entries; e; e = e->next) {
+            if (secret_file_key(e->key) && e->value[0] &&
+                stat(e->value, &st) == 0 &&
+                (st.st_mode & (S_IROTH | S_IWOTH))) {
+                cc_log(CC_LOG_ERROR, "config", "%s:%d: [%s] %s: %s can be "
+                       "read by other users (mode %04o): chmod o-rwx %s",
+                       conf->path, e->line, sec->name, e->key, e->value,
+                       (unsigned)(st.st_mode & 07777), e->value);
+                return -1;
+            }
+            if (conf_open && inline_secret(e->key, e->value)) {
+                cc_log(CC_LOG_ERROR, "config", "%s:%d: [%s] %s: a secret "
+                       "in a file other users can read (mode %04o): chmod "
+                       "o-rwx %s, or keep the secret in a file of its own "
+                       "(%s_file)", conf->path, e->line, sec->name, e->key,
+                       (unsigned)conf_mode, conf->path, e->key);
+                return -1;
+            }
+        }
+    return 0;
+}
+
 int cc_server_parse(struct cc_server *s, const struct cc_conf *conf)
 {
     const struct cc_conf_section *sec;
@@ -260,7 +346,8 @@ int cc_server_parse(struct cc_server *s, const struct cc_conf *conf)
             return -1;
         }
     }
-    if (cc_retention_parse(conf, &s->retention) < 0)
+    if (cc_retention_parse(conf, &s->retention) < 0 ||
+        check_secrets(conf) < 0)
         return -1;
     return cc_audit_check(conf);
 }
@@ -279,6 +366,7 @@ void cc_server_settings_free(struct cc_server *s)
     free(s->listen);
     free(s->tls_listen);
     free(s->admin_listen);
+    free(s->public_url);
     free(s->allowed_origins);
     free(s->tls.certificate);
     free(s->tls.key);
@@ -297,256 +385,21 @@ const char *cc_server_limit(size_t i, size_t *offset, int *restart)
     return settings[i].key;
 }
 
-/* ---------------------------------------------------------- plugins */
+/* ----------------------------------------------------------- plugins */
 
-static int load_one(struct cc_server *s, uint32_t kind, const char *section,
-                    const char *def, struct cc_plugin_inst *out)
+static const char *const plugin_kinds[] = { "storage", "auth", "fanout" };
+
+size_t cc_server_n_plugins(void)
 {
-    const struct cc_conf_section *sec = cc_conf_section(s->conf, section);
-    const char *name = cc_conf_get(sec, "plugin");
-    char err[1024];
-    char *path;
-    int rc;
-
-    if (!name || !name[0])
-        name = def;
-    path = cc_plugin_path(s->plugin_dir, section, name);
-    rc = cc_plugin_load(path, kind, s->conf, sec, out, err, sizeof err);
-    free(path);
-    if (rc < 0) {
-        cc_log(CC_LOG_ERROR, "plugin", "%s", err);
-        return -1;
-    }
-    cc_log(CC_LOG_INFO, "plugin", "%s plugin \"%s\" %s loaded from %s",
-           section, out->desc->name,
-           out->desc->version ? out->desc->version : "", out->path);
-    return 0;
+    return sizeof plugin_kinds / sizeof plugin_kinds[0];
 }
 
-static int load_plugins(struct cc_server *s)
+struct cc_plugin_inst *cc_server_plugin(size_t i, const char **kind)
 {
-    if (load_one(s, CC_KIND_STORAGE, "storage", "sqlite", &s->storage) < 0 ||
-        load_one(s, CC_KIND_AUTH, "auth", "jwt", &s->auth) < 0 ||
-        load_one(s, CC_KIND_FANOUT, "fanout", "local", &s->fanout) < 0)
-        return -1;
-    s->st = s->storage.iface;
-    s->au = s->auth.iface;
-    s->fo = s->fanout.iface;
-    return 0;
-}
+    struct cc_plugin_inst *ps[] = { &cc_srv->storage, &cc_srv->auth,
+                                    &cc_srv->fanout };
 
-/* ------------------------------------------------------------ signals */
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-    struct cc_server *s = arg;
-
-    if (sig == SIGHUP) {
-        cc_audit_reopen(); /* logrotate */
-        cc_reload(s);
-        return;
-    }
-    if (s->shutting_down) {
-        cc_log(CC_LOG_WARN, "server", "second signal: exiting now");
-        event_base_loopbreak(s->base);
-        return;
-    }
-    cc_log(CC_LOG_INFO, "server", "%s: shutting down",
-           sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    cc_server_shutdown(s);
-}
-
-static void host_fanout_deliver(const char *chat_id, int64_t seq,
-                                const char *payload, size_t len)
-{
-    cc_metrics_fanout_lag(payload, len);
-    cc_hub_deliver(chat_id, seq, payload, len);
-}
-
-/* Load the TLS context when TLS listeners are configured (also for -t);
- * TLS keys without tls_listen are a mistake worth stopping for. */
-static int tls_start(struct cc_server *s)
-{
-    char err[512];
-
-    if (!s->tls_listen) {
-        if (s->tls.certificate || s->tls.key) {
-            cc_log(CC_LOG_ERROR, "config", "%s: [server] tls_certificate "
-                   "is set but tls_listen is not: no TLS port would use it",
-                   s->conf->path);
-            return -1;
-        }
-        return 0;
-    }
-    if (cc_tls_load(&s->tls, err, sizeof err) < 0) {
-        cc_log(CC_LOG_ERROR, "tls", "%s: %s", s->conf->path, err);
-        return -1;
-    }
-    return 0;
-}
-
-/* Once a second on loop 0: the summaries of rate-limited log lines. */
-static void tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    cc_log_flush_suppressed(0);
-}
-
-/* The demo page's files, when demo = yes (also checked by -t). */
-static int demo_start(struct cc_server *s)
-{
-    return s->demo ? cc_www_load(s->demo_dir ? s->demo_dir : CC_WWWDIR)
-                   : 0;
-}
-
-int cc_server_start(struct cc_server *s)
-{
-    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
-    struct cc_host_hooks hooks = {
-        .auth_lookup = cc_auth_lookup,
-        .auth_complete = cc_auth_complete,
-        .fanout_deliver = host_fanout_deliver,
-        .fanout_resync = cc_hub_resync,
-    };
-    char err[1024];
-
-    cc_srv = s;
-    signal(SIGPIPE, SIG_IGN);
-    cc_host_init(s->base, &hooks);
-    cc_loops_init(s->base);
-    cc_chatcache_init((size_t)s->lim.chat_cache);
-    if (tls_start(s) < 0 || demo_start(s) < 0 || cc_audit_start() < 0 ||
-        load_plugins(s) < 0)
-        return -1;
-    s->st = cc_metrics_wrap_storage(s->st); /* timed (metrics.h) */
-    if (cc_plugin_start(&s->storage, err, sizeof err) < 0 ||
-        cc_plugin_start(&s->auth, err, sizeof err) < 0 ||
-        cc_plugin_start(&s->fanout, err, sizeof err) < 0) {
-        cc_log(CC_LOG_ERROR, "plugin", "%s", err);
-        return -1;
-    }
-    if (cc_retention_start(s) < 0)
-        return -1;
-    cc_listen_fit_fd_limit(s);
-    if (cc_listen_start(s) < 0 || cc_loops_start((unsigned)s->lim.threads) < 0)
-        return -1;
-    if (s->lim.threads > 1)
-        cc_log(CC_LOG_INFO, "server", "%llu event loops: WebSockets move "
-               "to loops 1-%llu once joined",
-               (unsigned long long)s->lim.threads,
-               (unsigned long long)s->lim.threads - 1);
-    /* Loops that outnumber the CPUs take turns on them, and the storage
-     * threads need a share too. */
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cpus > 0 && s->lim.threads > (uint64_t)cpus)
-        cc_log(CC_LOG_WARN, "server", "threads = %llu but %ld CPUs online: "
-               "the loops will compete for them (use at most %ld)",
-               (unsigned long long)s->lim.threads, cpus, cpus);
-    for (int i = 0; i < 3; i++) {
-        sig_events[i] = evsignal_new(s->base, sigs[i], on_signal, s);
-        event_add(sig_events[i], NULL);
-    }
-    tick_timer = event_new(s->base, -1, EV_PERSIST, tick, NULL);
-    event_add(tick_timer, &(struct timeval){ 1, 0 });
-    return 0;
-}
-
-unsigned cc_server_storage_minor(void)
-{
-    return CC_ABI_MINOR_OF(cc_srv->storage.desc->abi_version);
-}
-
-int cc_server_client_id_ok(const char *client_id, const char **error)
-{
-    if (!client_id || !client_id[0] || cc_server_storage_minor() >= 2)
-        return 1;
-    *error = "client_id is not supported by this server's storage plugin";
-    return 0;
-}
-
-/* Load the plugins' configuration only (carechatd -t). */
-int cc_server_check(struct cc_server *s)
-{
-    struct cc_host_hooks hooks = { 0 };
-    int rc;
-
-    cc_srv = s;
-    cc_host_init(s->base, &hooks);
-    rc = tls_start(s) < 0 || demo_start(s) < 0 ? -1 : load_plugins(s);
-    struct cc_plugin_inst *ps[] = { &s->storage, &s->auth, &s->fanout };
-    for (int i = 0; i < 3; i++) {
-        if (ps[i]->desc)
-            ps[i]->desc->destroy(ps[i]->inst);
-        free(ps[i]->ctx);
-        free(ps[i]->path);
-        memset(ps[i], 0, sizeof *ps[i]);
-    }
-    return rc;
-}
-
-/* ----------------------------------------------------------- shutdown */
-
-static void drain_tick(evutil_socket_t fd, short what, void *arg)
-{
-    struct cc_server *s = arg;
-
-    drain_ticks++;
-    if (cc_conn_count() == 0 || drain_ticks * 50 >= SHUTDOWN_GRACE_MS) {
-        if (cc_conn_count())
-            cc_log(CC_LOG_WARN, "server", "%llu connections still open "
-                   "after %d ms; exiting", (unsigned long long)cc_conn_count(),
-                   SHUTDOWN_GRACE_MS);
-        event_base_loopexit(s->base, NULL);
-    }
-}
-
-void cc_server_shutdown(struct cc_server *s)
-{
-    struct timeval tv = { 0, 50000 };
-
-    s->shutting_down = 1;
-    cc_notify_stopping();
-    cc_listen_close();
-    cc_conn_shutdown_all();
-    drain_timer = event_new(s->base, -1, EV_PERSIST, drain_tick, s);
-    event_add(drain_timer, &tv);
-}
-
-void cc_server_free(struct cc_server *s)
-{
-    struct cc_plugin_inst *ps[] = { &s->fanout, &s->auth, &s->storage };
-
-    cc_listen_close();
-    cc_retention_stop();
-    /* Workers first, and their last mail (a chat's last member leaving
-     * unsubscribes it) while the fan-out plugin is still there. */
-    cc_loops_stop();
-    cc_loops_drain_main();
-    /* What the grace period or a second signal left open goes now, while
-     * storage can still answer what such a connection waits for. */
-    for (unsigned i = 0; i < cc_n_loops; i++)
-        cc_conn_close_all(cc_loops[i]);
-    /* Storage last: its stop() finishes queued writes. */
-    for (int i = 0; i < 3; i++)
-        cc_plugin_unload(ps[i]);
-    s->fo = NULL;
-    cc_audit_stop(); /* the last events, leaves included, on disk */
-    for (int i = 0; i < 3; i++)
-        if (sig_events[i])
-            event_free(sig_events[i]);
-    if (drain_timer)
-        event_free(drain_timer);
-    if (tick_timer)
-        event_free(tick_timer);
-    cc_auth_free();
-    cc_chatcache_free();
-    cc_metrics_free();
-    cc_host_shutdown();
-    cc_loops_free();
-    cc_log_flush_suppressed(1); /* no count is lost at exit */
-    cc_server_settings_free(s);
-    cc_tls_free();
-    cc_www_free();
+    if (kind)
+        *kind = plugin_kinds[i];
+    return ps[i];
 }

@@ -1,11 +1,13 @@
 /*
- * server.h - the running server: its settings ([server] section), the
- * loaded plugins, listeners, signals and the shutdown sequence.
+ * server.h - the running server's settings ([server] section) and parts
+ * (the loaded plugins, the configuration, the shutdown flag).
  *
- * One server per process, reachable as cc_srv from every core module
- * (conn, session, rest, hub).  Loop 0 only, except the settings (lim),
- * which every loop reads and only a SIGHUP reload changes, on loop 0
- * (reload.c says why a worker's read of them is safe).
+ * One server per process, reachable as cc_srv from the modules that need
+ * its settings.  Data and parsing only: daemon.h starts and stops it, and
+ * the plugins are called through store.h, fanout.h and auth.h, not
+ * through these tables.  Loop 0 only, except the settings (lim), which
+ * every loop reads and only a SIGHUP reload changes, on loop 0 (reload.c
+ * says why a worker's read of them is safe).
  */
 #ifndef CC_SERVER_H
 #define CC_SERVER_H
@@ -33,10 +35,11 @@ struct cc_limits {
     uint64_t max_conns_per_ip;    /* 0: no limit */
     uint64_t max_ws_per_user;     /* open WebSockets per user; 0: none */
     uint64_t max_handshakes;      /* WebSockets being authenticated */
-    uint64_t message_rate;        /* chat messages/s per connection; 0 */
+    uint64_t message_rate;        /* chat messages/s per user; 0: none */
     uint64_t message_burst;       /* bucket size for message_rate */
     uint64_t threads;             /* event loops (see loop.h) */
     uint64_t chat_cache;          /* chats whose parties are kept */
+    uint64_t hsts_max_age_ms;     /* TLS answers' HSTS; 0: none */
 };
 
 struct cc_server {
@@ -46,6 +49,8 @@ struct cc_server {
     char *listen;                 /* "addr:port[,addr:port...]" */
     char *tls_listen;             /* the same, for TLS; NULL: none */
     char *admin_listen;           /* /metrics, /readyz; NULL: none */
+    char *public_url;             /* links' base, no trailing '/'; NULL:
+                                   * the request's scheme and Host */
     struct cc_retention_conf retention; /* [storage] (retention.h) */
     char *allowed_origins;        /* "a, b" or NULL: any Origin; read by
                                    * handshakes, on loop 0 only */
@@ -83,29 +88,9 @@ void cc_server_settings_free(struct cc_server *s);
  * whether it needs a restart to change; NULL past the last one. */
 const char *cc_server_limit(size_t i, size_t *offset, int *restart);
 
-/* Load and start plugins, bind listeners.  Returns 0 or -1 after
- * logging; on success the caller runs the loop. */
-int cc_server_start(struct cc_server *s);
-
-/* Begin graceful shutdown: stop accepting, close WebSockets with 1001,
- * let storage finish, then break the loop. */
-void cc_server_shutdown(struct cc_server *s);
-
-/* Load (create and destroy) the plugins to check their configuration,
- * without starting them (carechatd -t).  Returns 0 or -1 after logging. */
-int cc_server_check(struct cc_server *s);
-
-/* The ABI minor the storage plugin was built for: which appended members
- * it reads (1.1: chat list after_*, 1.2: client_id, after_id).  Loop 0,
- * once started. */
-unsigned cc_server_storage_minor(void);
-
-/* 1 when a message may carry client_id (NULL or "": none) on this
- * server; 0 with a client-facing *error when the storage plugin predates
- * ABI 1.2 and could not honour it. */
-int cc_server_client_id_ok(const char *client_id, const char **error);
-
-/* Free everything after the loop returned. */
-void cc_server_free(struct cc_server *s);
+/* The loaded plugins, by index (0 .. cc_server_n_plugins() - 1), each
+ * with its kind's section name ("storage", ...) in *kind (may be NULL). */
+size_t cc_server_n_plugins(void);
+struct cc_plugin_inst *cc_server_plugin(size_t i, const char **kind);
 
 #endif

@@ -12,20 +12,22 @@
 #include "auth.h"
 #include "chatcache.h"
 #include "conn.h"
+#include "frame.h"
 #include "hub.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "msg.h"
 #include "resume.h"
+#include "router.h"
+#include "send.h"
 #include "server.h"
+#include "store.h"
 #include "timefmt.h"
 #include "uuid.h"
 #include "ws.h"
 
 #include <carechat/auth.h>
-#include <carechat/fanout.h>
-#include <carechat/storage.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -43,9 +45,9 @@
 struct cc_ws {
     struct cc_ws_reader rd;
     struct cc_auth_req auth;        /* the principal once authenticated */
-    char chat_id[37];
-    char chat_patient[37];
-    char chat_professional[37];
+    char chat_id[CC_UUID_LEN + 1];
+    char chat_patient[CC_UUID_LEN + 1];
+    char chat_professional[CC_UUID_LEN + 1];
     struct cc_hub_member *member;   /* set while joined */
     struct event *timer;            /* ping / pong / close wait */
     struct event *expiry;           /* token expiry */
@@ -57,9 +59,7 @@ struct cc_ws {
     int handshaking;                /* counted in pending_handshakes */
     int user_counted;               /* counted in per_user */
     struct cc_loop *move_to;        /* worker to hand over to, once idle */
-    double tokens;                  /* message_rate bucket */
-    uint64_t tokens_ms;
-    char since[37];                 /* ?since=, canonical; "" when none */
+    char since[CC_UUID_LEN + 1];    /* ?since=, canonical; "" if none */
     int since_bad;                  /* ?since= was not a UUID */
     struct cc_resume *resume;       /* set while catching up (resume.h) */
     int ordered;                    /* resumed: frames go out once, by seq */
@@ -69,6 +69,15 @@ struct cc_ws {
 
 static uint64_t pending_handshakes;
 static struct cc_tally per_user;    /* open WebSockets by user id */
+
+/* A WebSocket of a counted user closed on a worker (worker -> loop 0). */
+struct forget_mail {
+    struct cc_mail m;
+    char user[CC_USER_ID_MAX];
+};
+
+static const struct cc_conn_proto ws_proto;
+static void member_send(void *owner, struct cc_frame *f);
 
 static uint64_t now_ms(void)
 {
@@ -84,34 +93,6 @@ static void arm(struct event *ev, uint64_t ms)
 }
 
 /* ---------------------------------------------------------------- frames */
-
-struct cc_frame *cc_frame_text(const char *payload, size_t len)
-{
-    unsigned char hdr[10];
-    size_t hlen = cc_ws_header_encode(hdr, CC_WS_OP_TEXT, len);
-    struct cc_frame *f = malloc(sizeof *f + hlen + len);
-
-    if (!f)
-        abort();
-    __atomic_store_n(&f->refs, 1, __ATOMIC_RELAXED);
-    f->seq = 0;
-    f->len = hlen + len;
-    memcpy(f->data, hdr, hlen);
-    memcpy(f->data + hlen, payload, len);
-    return f;
-}
-
-struct cc_frame *cc_frame_ref(struct cc_frame *f)
-{
-    __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
-    return f;
-}
-
-void cc_frame_unref(struct cc_frame *f)
-{
-    if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        free(f);
-}
 
 static void frame_cleanup(const void *data, size_t len, void *arg)
 {
@@ -147,7 +128,11 @@ static int over_high_water(struct cc_conn *c)
  * encoded once per message. */
 #define FRAME_COPY_MAX 1024
 
-void cc_session_send_frame(struct cc_conn *c, struct cc_frame *f)
+/* Queue a shared frame to c (no copy for a large one).  Disconnects a
+ * client whose unread output passed the high-water mark.  A frame with a
+ * seq is not sent to a connection that is catching up (resume.h), nor
+ * when that connection was sent that seq or a later one already. */
+static void send_frame(struct cc_conn *c, struct cc_frame *f)
 {
     struct cc_ws *ws = c->ws;
     struct evbuffer *out;
@@ -175,6 +160,12 @@ void cc_session_send_frame(struct cc_conn *c, struct cc_frame *f)
     if (evbuffer_add_reference(out, f->data, f->len, frame_cleanup,
                                cc_frame_ref(f)) < 0)
         cc_frame_unref(f);
+}
+
+/* A hub member's frame (hub.h). */
+static void member_send(void *owner, struct cc_frame *f)
+{
+    send_frame(owner, f);
 }
 
 /* Send a control or small text frame built here. */
@@ -280,267 +271,50 @@ static const char *fault_reason(int code)
 
 /* -------------------------------------------------------------- messages */
 
-struct send_op {
-    struct cc_conn *conn;   /* held until the callback */
-    char chat_id[37];
-};
-
-/* A chat message from a worker's connection, to store (worker -> loop 0);
- * the same mail comes back with the outcome (loop 0 -> worker). */
-struct append_mail {
-    struct cc_mail m;
-    struct send_op op;
-    const char *error;      /* back: NULL when stored */
-    struct cc_frame *own;   /* back: a resend's answer, or NULL */
-    struct cc_message msg;  /* its strings point below */
-    char id[CC_UUID_LEN + 1];
-    char sender[37];
-    char client_id[CC_UUID_LEN + 1];
-    char content[];
-};
-
-static const char *append_error(int status)
+/* The pipeline's answer to c's message (send.h), on c's loop.  A stored
+ * message reaches c as it reaches every member (the hub); only a refusal
+ * and the original of a client_id resend are c's alone. */
+static void sent(void *arg, const struct cc_send_result *r)
 {
-    return status == CC_E_NOTFOUND ? CC_ERR_NOT_FOUND
-         : status == CC_E_BUSY ? "Server busy: message not stored; try again"
-                               : "Message could not be stored; try again";
-}
-
-/* The append of a worker's connection is over: tell it there. */
-static void append_back_cb(struct cc_loop *on, struct cc_mail *mail)
-{
-    struct append_mail *am = (struct append_mail *)mail;
-
-    if (cc_conn_release(am->op.conn)) {
-        if (am->error)
-            send_error(am->op.conn, am->error);
-        else if (am->own)
-            cc_session_send_frame(am->op.conn, am->own);
-    }
-    if (am->own)
-        cc_frame_unref(am->own);
-    free(am);
-}
-
-/* error: NULL when stored; own: the frame for the sender alone (a
- * resend's answer), whose reference passes to the mail, or NULL. */
-static void append_back(struct cc_conn *c, const char *error,
-                        struct cc_frame *own)
-{
-    struct append_mail *am = calloc(1, sizeof *am);
-
-    if (!am)
-        abort();
-    am->op.conn = c;
-    am->error = error;
-    am->own = own;
-    cc_loop_post(c->loop, &am->m, append_back_cb);
-}
-
-/* Did storage find the message's client_id stored already? */
-static int is_duplicate(const struct cc_store_result *res)
-{
-    return CC_HAS_MEMBER(res, struct cc_store_result, duplicate) &&
-           res->duplicate;
-}
-
-static void append_done(void *arg, int status,
-                        const struct cc_store_result *res)
-{
-    struct send_op *op = arg;
-    int stored = status == CC_OK && res->message;
-    struct cc_frame *own = NULL;   /* a resend's answer, to its sender */
+    struct cc_conn *c = arg;
     struct cc_sbuf b = { 0 };
 
-    if (stored) {
-        cc_sbuf_adds(&b, "{\"message\": ");
-        cc_json_message(&b, res->message, 0);
-        cc_sbuf_adds(&b, "}");
-        if (is_duplicate(res))
-            own = cc_frame_text(b.p, b.len);
-    }
-    /* Audited while op->conn is still held: the release below may free
-     * it (here, or on its worker once the answer is mailed back). */
-    cc_audit_log("ws_message_send", stored ? "ok" : "error", 0,
-                 op->conn->peer, &op->conn->ws->auth.principal, op->chat_id,
-                 stored ? res->message->id : NULL);
-    /* c->loop is written only here, on loop 0, when c moves. */
-    if (op->conn->loop != cc_main_loop) {
-        append_back(op->conn, stored ? NULL : append_error(status), own);
-    } else {
-        if (cc_conn_release(op->conn)) {
-            if (!stored)
-                send_error(op->conn, append_error(status));
-            else if (own)
-                cc_session_send_frame(op->conn, own);
-        }
-        if (own)
-            cc_frame_unref(own);
-    }
-    if (!stored)
-        cc_log(CC_LOG_WARN, "ws", "message not stored in chat %s: %s",
-               op->chat_id, res->error ? res->error : "storage error");
-    else if (!own && cc_srv->fo && /* NULL: stored while shutting down */
-             cc_srv->fo->publish(cc_srv->fanout.inst, op->chat_id,
-                                 res->message->seq, b.p, b.len) != CC_OK) {
-        cc_metrics_publish_failed();
-        cc_log(CC_LOG_ERROR, "ws", "fan-out failed for a stored message "
-               "in chat %s", op->chat_id);
-    }
-    cc_sbuf_free(&b);
-    free(op);
-}
-
-/* Loop 0: hand m to storage for c (held by the caller until the
- * outcome).  Returns CC_OK or storage's refusal. */
-static int append(struct cc_conn *c, const char *chat_id,
-                  const struct cc_message *m)
-{
-    struct send_op *op = calloc(1, sizeof *op);
-    int rc;
-
-    if (!op)
-        abort();
-    op->conn = c;
-    memcpy(op->chat_id, chat_id, sizeof op->chat_id);
-    rc = cc_srv->st->message_append(cc_srv->storage.inst, m, append_done,
-                                    op);
-    if (rc != CC_OK) {
-        cc_audit_log("ws_message_send", "error", 0, c->peer,
-                     &c->ws->auth.principal, chat_id, NULL);
-        free(op);
-    }
-    return rc;
-}
-
-/* A worker's message on loop 0.  Its id and time are taken here, as for
- * loop 0's own messages, so that ids, times and storage order agree. */
-static void append_cb(struct cc_loop *on, struct cc_mail *mail)
-{
-    struct append_mail *am = (struct append_mail *)mail;
-    int rc;
-
-    am->msg.created_at_us = cc_time_now_us();
-    cc_uuid_v7(am->msg.created_at_us, am->id);
-    rc = append(am->op.conn, am->op.chat_id, &am->msg);
-
-    if (rc != CC_OK)
-        append_back(am->op.conn, append_error(rc), NULL);
-    free(am);
-}
-
-/* Store the message; it is broadcast only once storage has it.  A
- * worker mails it to loop 0, which alone calls storage. */
-static void store_message(struct cc_conn *c, const struct cc_inbound *in,
-                          int side)
-{
-    struct cc_ws *ws = c->ws;
-    struct append_mail *am = NULL;
-    char id[CC_UUID_LEN + 1];
-    struct cc_message m = { .struct_size = sizeof m };
-    int rc;
-
-    m.chat_id = ws->chat_id;
-    m.sender_id = side == CC_SIDE_PATIENT ? ws->chat_patient
-                                          : ws->chat_professional;
-    m.content = in->content;
-    m.content_len = in->content_len;
-    m.sender_type = side;
-    m.client_id = in->client_id[0] ? in->client_id : NULL;
-    cc_conn_hold(c);
-    if (c->loop == cc_main_loop) {
-        m.created_at_us = cc_time_now_us();
-        cc_uuid_v7(m.created_at_us, id);
-        m.id = id;
-        rc = append(c, ws->chat_id, &m);
-        if (rc != CC_OK) {
-            cc_conn_release(c);
-            send_error(c, append_error(rc));
-        }
+    if (!cc_conn_release(c) || c->dead || !c->ws || c->ws->close_sent)
         return;
+    if (r->outcome == CC_SEND_REFUSED) {
+        send_error(c, r->error);
+    } else if (r->outcome == CC_SENT_DUPLICATE) {
+        cc_sbuf_adds(&b, "{\"message\": ");
+        cc_json_message(&b, r->message, 0);
+        cc_sbuf_adds(&b, "}");
+        send_raw(c, CC_WS_OP_TEXT, b.p, b.len);
+        cc_sbuf_free(&b);
     }
-    am = malloc(sizeof *am + in->content_len + 1);
-    if (!am)
-        abort();
-    am->op.conn = c;
-    memcpy(am->op.chat_id, ws->chat_id, sizeof am->op.chat_id);
-    memcpy(am->sender, m.sender_id, sizeof am->sender);
-    memcpy(am->client_id, in->client_id, sizeof am->client_id);
-    memcpy(am->content, in->content, in->content_len);
-    am->content[in->content_len] = '\0';
-    am->msg = m;
-    am->msg.id = am->id;
-    am->msg.chat_id = am->op.chat_id;
-    am->msg.sender_id = am->sender;
-    am->msg.client_id = am->client_id[0] ? am->client_id : NULL;
-    am->msg.content = am->content;
-    cc_loop_post(cc_main_loop, &am->m, append_cb);
 }
 
-/* message_rate as a token bucket of message_burst: 1 when one more
- * message may go. */
-static int rate_ok(struct cc_ws *ws)
+/* Where c is now (loop 0: c->loop changes only there, when c moves). */
+static struct cc_loop *loop_of(void *arg)
 {
-    uint64_t now = now_ms();
-    double burst = (double)cc_srv->lim.message_burst;
-
-    if (!cc_srv->lim.message_rate)
-        return 1;
-    if (!ws->tokens_ms)
-        ws->tokens = burst;
-    else
-        ws->tokens += (double)(now - ws->tokens_ms) *
-                      (double)cc_srv->lim.message_rate / 1000.0;
-    ws->tokens_ms = now;
-    if (ws->tokens > burst)
-        ws->tokens = burst;
-    if (ws->tokens < 1.0)
-        return 0;
-    ws->tokens -= 1.0;
-    return 1;
+    return ((struct cc_conn *)arg)->loop;
 }
 
 static void on_text(void *arg, const char *data, size_t len)
 {
     struct cc_conn *c = arg;
     struct cc_ws *ws = c->ws;
-    struct cc_inbound in;
-    const char *error;
-    char ebuf[96];
-    int side;
+    struct cc_send_req req = {
+        .loop = c->loop, .loop_of = loop_of, .via = CC_VIA_WS,
+        .who = &ws->auth.principal,
+        .peer = c->peer, .chat_id = ws->chat_id,
+        .patient_id = ws->chat_patient,
+        .professional_id = ws->chat_professional,
+        .text = data, .len = len, .done = sent, .arg = c,
+    };
 
     if (ws->close_sent)
         return;
-    cc_metrics_add(c->loop, CC_STAT_RECEIVED, 1);
-    if (!rate_ok(ws)) {
-        cc_log(CC_LOG_DEBUG, "ws", "%s: over message_rate: refused",
-               c->peer);
-        cc_audit_log("ws_message_send", "denied", 0, c->peer,
-                     &ws->auth.principal, ws->chat_id, NULL);
-        send_error(c, "Too many messages: not stored; slow down");
-        return;
-    }
-    if (cc_inbound_parse(data, len, cc_srv->lim.max_content_chars, &in,
-                         &error, ebuf, sizeof ebuf) < 0) {
-        cc_audit_log("ws_message_send", "error", 0, c->peer,
-                     &ws->auth.principal, ws->chat_id, NULL);
-        send_error(c, error);
-        return;
-    }
-    side = cc_role_resolve(ws->auth.principal.patient_id,
-                           ws->auth.principal.professional_id,
-                           ws->chat_patient, ws->chat_professional,
-                           in.role, &error);
-    if (side >= 0 && !cc_server_client_id_ok(in.client_id, &error))
-        side = -1;
-    if (side < 0) {
-        cc_audit_log("ws_message_send", "denied", 0, c->peer,
-                     &ws->auth.principal, ws->chat_id, NULL);
-        send_error(c, error);
-    } else {
-        store_message(c, &in, side);
-    }
-    cc_inbound_free(&in);
+    cc_conn_hold(c);
+    cc_send(&req);
 }
 
 static void on_ping(void *arg, const unsigned char *data, size_t len)
@@ -608,7 +382,7 @@ static int read_frame(struct cc_conn *c)
     return c->state == CC_CONN_WS;
 }
 
-void cc_session_on_read(struct cc_conn *c)
+static void session_on_read(struct cc_conn *c)
 {
     if (!c->ws || !c->ws->open)
         return; /* bytes wait until the handshake completes */
@@ -642,7 +416,7 @@ static void move_to_worker(struct cc_conn *c)
     cc_conn_move(c, to);
 }
 
-void cc_session_on_write(struct cc_conn *c)
+static void session_on_write(struct cc_conn *c)
 {
     if (c->ws && c->ws->resume)
         cc_resume_on_write(c->ws->resume);
@@ -697,32 +471,6 @@ static void expiry_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ------------------------------------------------------------ handshake */
-
-int cc_session_is_ws_path(const struct cc_conn *c)
-{
-    const struct cc_http_str *p = &c->req->h.path;
-
-    return p->n >= 4 && memcmp(p->p, "/ws/", 4) == 0;
-}
-
-/* The chat id of /ws/chat/{id} or /ws/chat/{id}/ into out (raw, maybe not
- * a UUID).  Returns 0, or -1 when the path is not of that form. */
-static int parse_chat_path(struct cc_http_str path, char *out, size_t n)
-{
-    static const char prefix[] = "/ws/chat/";
-    size_t plen = sizeof prefix - 1, idlen;
-
-    if (path.n <= plen || memcmp(path.p, prefix, plen) != 0)
-        return -1;
-    idlen = path.n - plen;
-    if (path.p[path.n - 1] == '/')
-        idlen--;
-    if (idlen == 0 || idlen >= n || memchr(path.p + plen, '/', idlen))
-        return -1;
-    memcpy(out, path.p + plen, idlen);
-    out[idlen] = '\0';
-    return 0;
-}
 
 /* Check the upgrade request; on failure answer it and return -1. */
 /* Browsers send Origin: with allowed_origins set, only those pages may
@@ -850,8 +598,9 @@ static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
     if (!((p->patient_id[0] && strcmp(p->patient_id, chat->patient_id) == 0)
           || (p->professional_id[0] &&
               strcmp(p->professional_id, chat->professional_id) == 0))) {
+        char q[2 * CC_USER_ID_MAX];
         cc_log(CC_LOG_INFO, "ws", "%s: user %s is not a party of chat %s",
-               c->peer, p->user_id, ws->chat_id);
+               c->peer, cc_log_q(q, sizeof q, p->user_id), ws->chat_id);
         cc_metrics_handshake(CC_HS_FORBIDDEN);
         cc_audit_log("access_denied", NULL, CC_CLOSE_FORBIDDEN, c->peer, p,
                      ws->chat_id, NULL);
@@ -867,11 +616,15 @@ static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
              chat->patient_id);
     snprintf(ws->chat_professional, sizeof ws->chat_professional, "%s",
              chat->professional_id);
-    ws->member = cc_hub_join(c, ws->chat_id);
+    ws->member = cc_hub_join(c->loop, ws->chat_id, member_send, c);
     arm_expiry(c);
-    cc_log(CC_LOG_DEBUG, "ws", "%s: user %s joined chat %s", c->peer,
-           p->user_id, ws->chat_id);
-    if (ws->since_bad || (ws->since[0] && cc_server_storage_minor() < 2)) {
+    if (cc_log_level() >= CC_LOG_DEBUG) {
+        char q[2 * CC_USER_ID_MAX];
+        cc_log(CC_LOG_DEBUG, "ws", "%s: user %s joined chat %s", c->peer,
+               cc_log_q(q, sizeof q, p->user_id), ws->chat_id);
+    }
+    if (ws->since_bad ||
+        (ws->since[0] && !cc_store_can(CC_STORE_SINCE))) {
         send_error(c, ws->since_bad ? CC_ERR_SINCE_BAD : CC_ERR_SINCE_OLD);
     } else if (ws->since[0]) {
         /* Caught up on loop 0 first, then moved (cc_session_resumed). */
@@ -880,10 +633,12 @@ static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
     }
     if (!ws->resume)
         ws->move_to = cc_loop_next_worker();
-    cc_session_on_read(c); /* frames sent before the 101 was read */
+    session_on_read(c); /* frames sent before the 101 was read */
 }
 
-void cc_session_adopted(struct cc_conn *c)
+/* c has arrived on its worker loop (conn.c moved the socket): start its
+ * timers there, join its chat, read what it sent meanwhile. */
+static void session_adopted(struct cc_conn *c)
 {
     struct cc_ws *ws = c->ws;
 
@@ -892,8 +647,8 @@ void cc_session_adopted(struct cc_conn *c)
         abort();
     arm(ws->timer, cc_srv->lim.ping_interval_ms);
     arm_expiry(c);
-    ws->member = cc_hub_join(c, ws->chat_id);
-    cc_session_on_read(c); /* frames that came while it moved */
+    ws->member = cc_hub_join(c->loop, ws->chat_id, member_send, c);
+    session_on_read(c); /* frames that came while it moved */
 }
 
 static void chat_lookup_done(void *arg, int status,
@@ -928,7 +683,7 @@ static void lookup_chat(struct cc_conn *c)
     struct cc_ws *ws = c->ws;
     struct cc_viewer v = { .struct_size = sizeof v };
     const struct cc_chat_parties *known;
-    char canon[37];
+    char canon[CC_UUID_LEN + 1];
 
     if (cc_uuid_canon(ws->chat_id, strlen(ws->chat_id), canon) < 0) {
         struct cc_store_result none = { .struct_size = sizeof none };
@@ -947,8 +702,7 @@ static void lookup_chat(struct cc_conn *c)
         return;
     }
     cc_conn_hold(c);
-    if (cc_srv->st->chat_get(cc_srv->storage.inst, ws->chat_id, &v,
-                             chat_lookup_done, c) != CC_OK) {
+    if (cc_store_chat_get(ws->chat_id, &v, chat_lookup_done, c) != CC_OK) {
         cc_conn_release(c);
         cc_metrics_handshake(CC_HS_BUSY);
         cc_conn_respond_error(c, 503, "Server busy; try again");
@@ -961,8 +715,9 @@ static void auth_done(void *arg, int status, struct cc_auth_req *req)
 
     c->ws->auth_pending = 0;
     if (status != CC_AUTH_OK) {
+        char q[2 * sizeof req->error];
         cc_log(CC_LOG_INFO, "ws", "%s: authentication failed: %s", c->peer,
-               req->error);
+               cc_log_q(q, sizeof q, req->error));
         cc_metrics_handshake(CC_HS_UNAUTHORIZED);
         cc_audit_log("auth_failure", NULL, CC_CLOSE_UNAUTHORIZED, c->peer,
                      NULL, c->ws->chat_id, NULL);
@@ -974,8 +729,10 @@ static void auth_done(void *arg, int status, struct cc_auth_req *req)
         c->ws->user_counted = 1;
         if (cc_tally_inc(&per_user, req->principal.user_id) >
             cc_srv->lim.max_ws_per_user) {
+            char q[2 * CC_USER_ID_MAX];
             cc_log(CC_LOG_WARN, "ws", "%s: user %s has %llu WebSockets "
-                   "open already: 4429", c->peer, req->principal.user_id,
+                   "open already: 4429", c->peer,
+                   cc_log_q(q, sizeof q, req->principal.user_id),
                    (unsigned long long)cc_srv->lim.max_ws_per_user);
             cc_metrics_handshake(CC_HS_TOO_MANY);
             open_session(c);
@@ -1001,16 +758,19 @@ static void parse_since(struct cc_conn *c, struct cc_ws *ws)
     }
 }
 
-void cc_session_upgrade(struct cc_conn *c)
+/* GET /ws/chat/{id}/ (router.h): validate the handshake (answering
+ * 400/403/405/426 itself), authenticate, look up the chat, then switch
+ * protocols.  Any method comes here, for the handshake's own 405. */
+static void upgrade(struct cc_conn *c, const struct cc_route_match *rm)
 {
     struct cc_ws *ws;
     char accept[29];
-    char chat[64];
+    struct cc_http_str chat = rm->seg[0];
     char *token;
     int where;
 
-    if (parse_chat_path(c->req->h.path, chat, sizeof chat) < 0) {
-        c->keep_alive = 0;
+    if (chat.n > 63) {
+        c->keep_alive = 0; /* no chat has an id like it */
         cc_metrics_handshake(CC_HS_NOT_FOUND);
         cc_conn_respond_error(c, 404, "Not found");
         return;
@@ -1032,12 +792,13 @@ void cc_session_upgrade(struct cc_conn *c)
     ws->handshaking = 1;
     pending_handshakes++;
     c->ws = ws;
+    c->proto = &ws_proto;
     c->state = CC_CONN_WS;
     cc_ws_reader_init(&ws->rd, cc_srv->lim.max_ws_message);
     ws->timer = evtimer_new(cc_loop_base(c->loop), timer_cb, c);
-    snprintf(ws->chat_id, sizeof ws->chat_id, "%.36s", chat);
-    if (strlen(chat) != CC_UUID_LEN)
-        ws->chat_id[0] = '\0'; /* not a UUID: "Chat not found" below */
+    /* Not a UUID: "Chat not found" once authenticated (lookup_chat). */
+    if (chat.n == CC_UUID_LEN)
+        memcpy(ws->chat_id, chat.p, CC_UUID_LEN);
     parse_since(c, ws);
     cc_auth_req_init(&ws->auth, ++cc_srv->next_id);
     token = malloc(TOKEN_MAX);
@@ -1057,20 +818,42 @@ void cc_session_upgrade(struct cc_conn *c)
     free(token);
 }
 
-const char *cc_session_counted_user(const struct cc_conn *c)
-{
-    return c->ws && c->ws->user_counted ? c->ws->auth.principal.user_id
-                                        : NULL;
-}
-
-void cc_session_forget_user(const char *user_id)
+/* Loop 0: a WebSocket of user_id has gone (from any loop). */
+static void forget_user(const char *user_id)
 {
     cc_tally_dec(&per_user, user_id);
     if (!per_user.n_entries)
         cc_tally_free(&per_user);
 }
 
-void cc_session_free(struct cc_conn *c)
+static void forget_cb(struct cc_loop *on, struct cc_mail *mail)
+{
+    struct forget_mail *fm = (struct forget_mail *)mail;
+
+    (void)on;
+    forget_user(fm->user);
+    free(fm);
+}
+
+/* c's user no longer counts against max_websockets_per_user: here on
+ * loop 0, by mail from a worker. */
+static void uncount_user(struct cc_conn *c)
+{
+    struct forget_mail *fm;
+
+    if (c->loop == cc_main_loop) {
+        forget_user(c->ws->auth.principal.user_id);
+        return;
+    }
+    fm = calloc(1, sizeof *fm);
+    if (!fm)
+        abort();
+    snprintf(fm->user, sizeof fm->user, "%s", c->ws->auth.principal.user_id);
+    cc_loop_post(cc_main_loop, &fm->m, forget_cb);
+}
+
+/* Free the session state of c (conn.c frees c). */
+static void session_free(struct cc_conn *c)
 {
     struct cc_ws *ws = c->ws;
 
@@ -1082,8 +865,8 @@ void cc_session_free(struct cc_conn *c)
         cc_resume_free(ws->resume);
     if (ws->handshaking)
         pending_handshakes--;
-    if (ws->user_counted && c->loop == cc_main_loop)
-        cc_session_forget_user(ws->auth.principal.user_id);
+    if (ws->user_counted)
+        uncount_user(c);
     if (ws->chat_patient[0]) /* joined: 1006 when it just dropped */
         cc_audit_log("ws_leave", "ok", ws->close_code ? ws->close_code
                      : 1006, c->peer, &ws->auth.principal, ws->chat_id, NULL);
@@ -1095,4 +878,22 @@ void cc_session_free(struct cc_conn *c)
     cc_ws_reader_free(&ws->rd);
     free(ws);
     c->ws = NULL;
+}
+
+static void session_shutdown(struct cc_conn *c)
+{
+    cc_session_close(c, 1001, "Server shutting down");
+}
+
+static const struct cc_conn_proto ws_proto = {
+    .on_read = session_on_read,
+    .on_write = session_on_write,
+    .on_adopted = session_adopted,
+    .on_shutdown = session_shutdown,
+    .on_free = session_free,
+};
+
+void cc_session_routes(void)
+{
+    cc_route_add(CC_PORT_PUBLIC, CC_M_ANY, "/ws/chat/{}/", upgrade, NULL);
 }

@@ -51,25 +51,30 @@ static void grow(struct cc_tally *t)
     t->n_buckets = nb;
 }
 
-uint64_t cc_tally_inc(struct cc_tally *t, const char *key)
+uint64_t *cc_tally_value(struct cc_tally *t, const char *key)
 {
     struct cc_tally_entry **pp = slot(t, key), *e;
     size_t n;
 
     if (pp)
-        return ++(*pp)->count;
+        return &(*pp)->count;
     grow(t);
     n = strlen(key);
     e = malloc(sizeof *e + n + 1);
     if (!e)
         abort();
     memcpy(e->key, key, n + 1);
-    e->count = 1;
+    e->count = 0;
     pp = &t->buckets[cc_strhash(key) & (t->n_buckets - 1)];
     e->next = *pp;
     *pp = e;
     t->n_entries++;
-    return 1;
+    return &e->count;
+}
+
+uint64_t cc_tally_inc(struct cc_tally *t, const char *key)
+{
+    return ++*cc_tally_value(t, key);
 }
 
 void cc_tally_dec(struct cc_tally *t, const char *key)
@@ -86,11 +91,22 @@ void cc_tally_dec(struct cc_tally *t, const char *key)
     t->n_entries--;
 }
 
-uint64_t cc_tally_get(const struct cc_tally *t, const char *key)
+void cc_tally_sweep(struct cc_tally *t, int (*drop)(uint64_t v, void *arg),
+                    void *arg)
 {
-    struct cc_tally_entry **pp = slot(t, key);
-
-    return pp ? (*pp)->count : 0;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        struct cc_tally_entry **pp = &t->buckets[i];
+        while (*pp) {
+            struct cc_tally_entry *e = *pp;
+            if (!drop(e->count, arg)) {
+                pp = &e->next;
+                continue;
+            }
+            *pp = e->next;
+            free(e);
+            t->n_entries--;
+        }
+    }
 }
 
 void cc_tally_free(struct cc_tally *t)

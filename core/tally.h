@@ -1,7 +1,8 @@
 /*
- * tally.h - counts by string key (connections per client address, open
- * WebSockets per user): a small chained hash table whose entries vanish
- * when their count returns to zero.  Loop thread only.
+ * tally.h - a number by string key (connections per client address, open
+ * WebSockets per user, a user's rate limit): a small chained hash table.
+ * As counts, entries vanish when they return to zero; as values, when a
+ * sweep says so.  Loop thread only.
  */
 #ifndef CC_TALLY_H
 #define CC_TALLY_H
@@ -22,8 +23,13 @@ uint64_t cc_tally_inc(struct cc_tally *t, const char *key);
 /* Take one from key's count (no-op when absent). */
 void cc_tally_dec(struct cc_tally *t, const char *key);
 
-/* key's count (0 when absent). */
-uint64_t cc_tally_get(const struct cc_tally *t, const char *key);
+/* key's value, to read and write; a new key's is 0.  Valid until the
+ * next call that adds or removes a key. */
+uint64_t *cc_tally_value(struct cc_tally *t, const char *key);
+
+/* Remove every key for which drop(value, arg) returns 1. */
+void cc_tally_sweep(struct cc_tally *t, int (*drop)(uint64_t v, void *arg),
+                    void *arg);
 
 void cc_tally_free(struct cc_tally *t);
 

@@ -126,18 +126,3 @@ void cc_tls_free(void)
         SSL_CTX_free(current);
     current = NULL;
 }
-
-const char *cc_tls_peer_name(void *ssl, char *buf, size_t size)
-{
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    X509 *cert = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
-#else
-    X509 *cert = ssl ? SSL_get_peer_certificate(ssl) : NULL;
-#endif
-
-    if (!cert)
-        return "-";
-    X509_NAME_oneline(X509_get_subject_name(cert), buf, (int)size);
-    X509_free(cert);
-    return buf;
-}

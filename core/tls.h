@@ -39,8 +39,4 @@ struct ssl_ctx_st *cc_tls_ctx(void);
 /* Drop the current context (at exit). */
 void cc_tls_free(void);
 
-/* A one-line description of the peer certificate's subject for the log,
- * or "-" (ssl is an SSL *). */
-const char *cc_tls_peer_name(void *ssl, char *buf, size_t size);
-
 #endif

@@ -4,6 +4,7 @@
 #include "www.h"
 #include "conn.h"
 #include "log.h"
+#include "router.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -32,7 +33,6 @@ static const char headers[] =
     "Content-Security-Policy: default-src 'none'; script-src 'self'; "
     "style-src 'self'; connect-src 'self'; img-src 'self' data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n"
-    "X-Content-Type-Options: nosniff\r\n"
     "Referrer-Policy: no-referrer\r\n";
 
 static int read_file(const char *dir, struct page *p)
@@ -68,22 +68,20 @@ int cc_www_load(const char *dir)
     return 0;
 }
 
-int cc_www_serve(struct cc_conn *c)
+static void serve(struct cc_conn *c, const struct cc_route_match *m)
 {
-    const struct cc_http_request *h = &c->req->h;
+    const struct page *p = m->arg;
 
-    if (!pages[0].body ||
-        (h->method != CC_HTTP_GET && h->method != CC_HTTP_HEAD))
-        return 0;
-    for (size_t i = 0; i < N_PAGES; i++) {
-        const struct page *p = &pages[i];
-        if (h->path.n == strlen(p->path) &&
-            memcmp(h->path.p, p->path, h->path.n) == 0) {
-            cc_conn_respond_typed(c, 200, p->type, headers, p->body, p->len);
-            return 1;
-        }
-    }
-    return 0;
+    cc_conn_respond_typed(c, 200, p->type, headers, p->body, p->len);
+}
+
+void cc_www_routes(void)
+{
+    if (!pages[0].body)
+        return; /* demo = no */
+    for (size_t i = 0; i < N_PAGES; i++)
+        cc_route_add(CC_PORT_PUBLIC, CC_M_GET, pages[i].path, serve,
+                     &pages[i]);
 }
 
 void cc_www_free(void)

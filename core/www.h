@@ -12,15 +12,13 @@
 #ifndef CC_WWW_H
 #define CC_WWW_H
 
-struct cc_conn;
-
 /* Read the demo files from dir.  Returns 0, or -1 after logging which
  * file could not be read and why. */
 int cc_www_load(const char *dir);
 
-/* When the demo is loaded and c's request is a GET or HEAD of one of its
- * paths, answer it and return 1; otherwise 0 (the request is not ours). */
-int cc_www_serve(struct cc_conn *c);
+/* Register the loaded files' paths with the router (GET, HEAD on the
+ * public port); nothing when none were loaded. */
+void cc_www_routes(void);
 
 /* Free the files. */
 void cc_www_free(void);

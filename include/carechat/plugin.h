@@ -41,6 +41,17 @@
  *        cc_storage_api gained message_purge() (retention).  All three
  *        may be NULL; the host calls them only on plugins built for 1.3
  *        or later (struct_size covers them).
+ *   1.4  Profiles bound to users, tickets, the closed loop (issues 25,
+ *        26).  A new kind, CC_KIND_NOTIFY (carechat/notify.h).  In
+ *        carechat/storage.h: struct cc_message gained priority and
+ *        notify_due_us, struct cc_chat the read and delivered marks,
+ *        struct cc_store_result owner, mark, ticket and notifications;
+ *        struct cc_storage_api gained profile_owner_set, mark_set,
+ *        ticket_put, ticket_take, notify_claim and notify_done.  The host
+ *        sends the new members, and calls the new functions, only to
+ *        storage plugins built for 1.4 or later; with older ones
+ *        profiles are not bound, tickets, receipts and priorities are
+ *        off and a [notify] section is refused.
  */
 #ifndef CARECHAT_PLUGIN_H
 #define CARECHAT_PLUGIN_H
@@ -53,7 +64,7 @@ extern "C" {
 #endif
 
 #define CC_ABI_MAJOR 1
-#define CC_ABI_MINOR 3
+#define CC_ABI_MINOR 4
 #define CC_ABI_VERSION (((uint32_t)CC_ABI_MAJOR << 16) | CC_ABI_MINOR)
 #define CC_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define CC_ABI_MINOR_OF(v) ((uint32_t)(v) & 0xffffu)
@@ -94,6 +105,7 @@ extern "C" {
 #define CC_KIND_STORAGE 1u
 #define CC_KIND_AUTH 2u
 #define CC_KIND_FANOUT 4u
+#define CC_KIND_NOTIFY 8u   /* since 1.4: carechat/notify.h */
 
 /* fd watch event bits. */
 #define CC_WATCH_READ 1u
@@ -243,8 +255,8 @@ struct cc_plugin {
     /* Free everything.  Called after stop completed. */
     void (*destroy)(void *inst);
     /* The interface table for kind (CC_KIND_*), or NULL.  The table is
-     * one of carechat/storage.h, auth.h, fanout.h and begins with its
-     * struct_size. */
+     * one of carechat/storage.h, auth.h, fanout.h, notify.h and begins
+     * with its struct_size. */
     const void *(*get_interface)(void *inst, uint32_t kind);
 
     /* Since ABI 1.3 (may be NULL). */

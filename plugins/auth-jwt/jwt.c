@@ -20,6 +20,7 @@
 #include <carechat/plugin.h>
 
 #include "claims.h"
+#include "pconf.h"
 #include "tokcache.h"
 
 #include <errno.h>
@@ -90,47 +91,24 @@ static const char *set_secret(struct jwt_auth *a, const void *s, size_t n)
     return NULL;
 }
 
-/* Read a secret file: its content less one trailing newline.  Refuses
- * what is not a regular file or is larger than SECRET_MAX + 1.  Logs the
- * system error (never the content); returns NULL or a static reason. */
+/* secret_file: the secret is the file's content (pconf.h). */
 static const char *read_secret_file(struct jwt_auth *a, const char *path)
 {
-    unsigned char buf[SECRET_MAX + 2];
     const char *why;
-    struct stat st;
     size_t n = 0;
-    ssize_t r = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    char *buf = cc_pconf_read_secret(path, SECRET_MAX, &n, &why);
 
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        a->host->log(a->ctx, CC_LOG_ERROR, "secret_file %s: %s", path,
-                     fd < 0 ? strerror(errno) : "not a regular file");
-        if (fd >= 0)
-            close(fd);
-        return "cannot read the secret file";
+    if (!buf) {
+        if (strcmp(why, "is empty") == 0)
+            return "the secret is empty";
+        a->host->log(a->ctx, CC_LOG_ERROR, "secret_file %s %s", path, why);
+        return strcmp(why, "is too large") == 0
+                   ? "the secret file is larger than 4096 bytes"
+                   : "cannot read the secret file";
     }
-    if (st.st_mode & S_IROTH)
-        a->host->log(a->ctx, CC_LOG_WARN,
-                     "secret_file %s is readable by everyone; chmod o-r it",
-                     path);
-    while (n < sizeof buf) {
-        r = read(fd, buf + n, sizeof buf - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (r < 0)
-        why = "cannot read the secret file";
-    else if (n > SECRET_MAX)
-        why = "the secret file is larger than 4096 bytes";
-    else
-        why = set_secret(a, buf, n);
-    explicit_bzero(buf, sizeof buf);
+    why = set_secret(a, buf, n);
+    explicit_bzero(buf, n);
+    free(buf);
     return why;
 }
 

@@ -48,7 +48,7 @@ int cc_pconf_size(const char *v, long long min, long long max,
     return 0;
 }
 
-char *cc_pconf_read_secret(const char *path, size_t max,
+char *cc_pconf_read_secret(const char *path, size_t max, size_t *len,
                            const char **reason)
 {
     FILE *f = fopen(path, "re");
@@ -73,8 +73,14 @@ char *cc_pconf_read_secret(const char *path, size_t max,
         *reason = "is empty";
     else if (n > max)
         *reason = "is too large";
-    else if (!(out = strndup(buf, n)))
+    else if (!(out = malloc(n + 1)))
         abort();
+    if (out) {
+        memcpy(out, buf, n);
+        out[n] = '\0';
+        if (len)
+            *len = n;
+    }
     explicit_bzero(buf, max + 2);
     free(buf);
     return out;

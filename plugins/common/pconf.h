@@ -18,10 +18,13 @@ int cc_pconf_size(const char *v, long long min, long long max,
                   long long *out);
 
 /* The content of the regular file at path, less trailing CR/LF, as a new
- * NUL-terminated string; NULL with a static reason ("cannot be read",
+ * NUL-terminated buffer of *len bytes (len may be NULL; the content may
+ * hold NUL bytes: use *len); NULL with a static reason ("cannot be read",
  * "is empty", "is too large") when it cannot be used.  At most max bytes
- * are accepted.  The read buffer is wiped; the content is never logged. */
-char *cc_pconf_read_secret(const char *path, size_t max,
+ * are accepted.  The read buffer is wiped; the content is never logged.
+ * The host has already refused a secret file other users can read
+ * (carechat.conf(5), SECRETS): this is the one reader of the plugins. */
+char *cc_pconf_read_secret(const char *path, size_t max, size_t *len,
                            const char **reason);
 
 #endif

@@ -188,7 +188,8 @@ static int cfg_key(void *arg, const char *key, const char *value,
         }
     } else if (strcmp(key, "password") == 0 ||
                strcmp(key, "password_file") == 0) {
-        char *pw = key[8] ? cc_pconf_read_secret(value, PASSWORD_MAX, reason)
+        char *pw = key[8] ? cc_pconf_read_secret(value, PASSWORD_MAX, NULL,
+                                                 reason)
                           : strdup(value);
         if (!pw || !pw[0]) {
             if (pw)

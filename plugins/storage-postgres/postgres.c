@@ -294,7 +294,7 @@ static int cfg_key(void *arg, const char *key, const char *value,
     long n;
 
     if (strcmp(key, "conninfo") == 0 || strcmp(key, "conninfo_file") == 0) {
-        char *ci = key[8] ? cc_pconf_read_secret(value, CONNINFO_MAX,
+        char *ci = key[8] ? cc_pconf_read_secret(value, CONNINFO_MAX, NULL,
                                                  reason)
                           : strdup(value);
         if (!ci)

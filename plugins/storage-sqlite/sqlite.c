@@ -525,7 +525,7 @@ static int db_open(struct sq *sq, struct db *d, int readonly)
 
 /* --------------------------------------------------------- row readers */
 
-static void col_id(sqlite3_stmt *q, int i, char dst[37])
+static void col_id(sqlite3_stmt *q, int i, char dst[SQ_ID_LEN + 1])
 {
     sq_copy_id(dst, (const char *)sqlite3_column_text(q, i));
 }

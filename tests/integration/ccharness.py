@@ -115,7 +115,10 @@ class Server:
             "server": {"listen": "127.0.0.1:%d" % self.port,
                        "plugin_dir": os.path.join(BUILDDIR, "plugins",
                                                   ".libs"),
-                       "log_level": "debug"},
+                       "log_level": "debug",
+                       # Tests flood from one user; the per-user limit,
+                       # on by default, has tests of its own.
+                       "message_rate": 0},
             "storage": {"plugin": "sqlite",
                         "path": os.path.join(self.tmp, "carechat.db")},
             "auth": {"plugin": "jwt", "secret": SECRET},
@@ -138,7 +141,12 @@ class Server:
         self.wrapper = []   # argv to run the daemon under (prlimit ...)
 
     def write_conf(self):
-        with open(self.conf_path, "w") as f:
+        # Readable by its owner only: carechatd refuses a secret in a
+        # configuration file other users can read.
+        fd = os.open(self.conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                     0o600)
+        os.fchmod(fd, 0o600)
+        with open(fd, "w") as f:
             for sec, kv in self.conf.items():
                 f.write("[%s]\n" % sec)
                 for k, v in kv.items():

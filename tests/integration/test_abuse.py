@@ -160,6 +160,70 @@ class Abuse(unittest.TestCase):
         peer.close()
         self.assert_good_chat()
 
+    # ------------------------------------------------- one rate per user
+    def test_rate_is_per_user_whichever_way(self):
+        """message_rate is one bucket per user, shared by the WebSocket
+        and REST (and by a user's several sockets): a script cannot get
+        round it by sending over REST or opening another socket."""
+        srv = h.Server({"server": {"message_rate": 1,
+                                   "message_burst": 5}}).start()
+        try:
+            chat, pt, rt, _, _ = h.World(srv).pair()
+            path = "/chat/chats/%s/send_message/" % chat
+            a = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat, pt))
+            b = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat, pt))
+            for i in range(3):
+                a.send_json({"content": "a %d" % i})
+            for i in range(2):
+                b.send_json({"content": "b %d" % i})
+            for ws in (a, b):
+                for _ in range(5):
+                    self.assertIn("message", ws.recv_json())
+            # The burst is spent: the same user over REST, then a third
+            # socket, are refused; the other party is not.
+            st, _, body = srv.request("POST", path, {"content": "rest"},
+                                      token=pt)
+            self.assertEqual((st, body), (429, {
+                "error": "Too many messages: not stored; slow down"}))
+            a.send_json({"content": "a again"})
+            self.assertEqual(a.recv_json(), {
+                "error": "Too many messages: not stored; slow down"})
+            st, _, _ = srv.request("POST", path, {"content": "other"},
+                                   token=rt)
+            self.assertEqual(st, 201)
+            # One message a second comes back.
+            time.sleep(1.1)
+            st, _, _ = srv.request("POST", path, {"content": "later"},
+                                   token=pt)
+            self.assertEqual(st, 201)
+            st, _, page = srv.request("GET", "/chat/chats/%s/messages/" %
+                                      chat, token=rt)
+            self.assertEqual(page["count"], 7, "refused means not stored")
+            a.close()
+            b.close()
+        finally:
+            srv.close()
+
+    def test_rate_limit_is_on_by_default(self):
+        """Without message_rate in the file: 50 in a row, then 10 a
+        second per user (README, carechat.conf(5))."""
+        srv = h.Server({"server": {"message_rate": None}}).start()
+        try:
+            chat, pt, _, _, _ = h.World(srv).pair()
+            a = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat, pt))
+            a.sock.sendall(b"".join(a.frame(0x1, json.dumps(
+                {"content": "m%d" % i})) for i in range(60)))
+            got = [a.recv_json() for _ in range(60)]
+            stored = sum("message" in g for g in got)
+            # 50 in a row, and about one more per 100 ms they took.
+            self.assertGreaterEqual(stored, 50)
+            self.assertLess(stored, 56)
+            self.assertIn({"error": "Too many messages: not stored; slow "
+                                    "down"}, got)
+            a.close()
+        finally:
+            srv.close()
+
     def test_connection_flood_from_one_address(self):
         socks, refused = [], 0
         for _ in range(120):

@@ -102,10 +102,11 @@ class ConfigCase(unittest.TestCase):
                     os.path.join(self.tmp, "carechat.db"), storage, auth,
                     fanout))
 
-    def write(self, text, name="carechat.conf"):
+    def write(self, text, name="carechat.conf", mode=0o600):
         path = os.path.join(self.tmp, name)
         with open(path, "w") as f:
             f.write(text)
+        os.chmod(path, mode)
         return path
 
     def check(self, text, extra_args=()):
@@ -256,13 +257,57 @@ class Config(ConfigCase):
                                   "32 bytes")
         self.assertNotIn("= short", err)
         # Both secret and secret_file.
+        other = self.write(h.SECRET, "other-secret")
         self.assert_refused(self.base(
-            auth="plugin = jwt\nsecret = %s\nsecret_file = /etc/hostname\n"
-            % h.SECRET), "exactly one of secret and secret_file")
+            auth="plugin = jwt\nsecret = %s\nsecret_file = %s\n"
+            % (h.SECRET, other)), "exactly one of secret and secret_file")
         # And when starting for real, not only with -t.
         self.assert_refused(self.base(auth="plugin = jwt\n"),
                             'missing required key "secret"',
                             test_only=False)
+
+    def test_exposed_secrets_stop_the_start(self):
+        """A secret other local users can read stops the start and -t, as
+        OpenSSH refuses such a private key: an inline secret in a
+        readable configuration file, or a secret file readable by
+        others.  Readable by the service's group is fine."""
+        text = self.base()  # secret = ... inline
+        path = self.write(text, mode=0o644)
+        n = self.line_of(text, "secret = %s" % h.SECRET)
+        for args in (["-t", "-c", path], ["-c", path]):
+            rc, out, err = run(args)
+            self.assertNotEqual(rc, 0, err)
+            self.assertIn("%s:%d: [auth] secret: a secret in a file other "
+                          "users can read (mode 0644): chmod o-rwx %s" %
+                          (path, n, path), err)
+            self.assertNotIn(h.SECRET, err)
+        self.write(text, mode=0o640)
+        rc, out, err = run(["-t", "-c", path])
+        self.assertEqual(rc, 0, err)
+        # A secret file of mode 0644; 0640 passes.
+        sf = self.write(h.SECRET, "jwt-secret", mode=0o644)
+        text = self.base(auth="plugin = jwt\nsecret_file = %s\n" % sf)
+        err = self.assert_refused(text, "[auth] secret_file: %s can be read "
+                                  "by other users (mode 0644): chmod o-rwx %s"
+                                  % (sf, sf))
+        self.assert_refused(text, "can be read by other users",
+                            test_only=False)
+        os.chmod(sf, 0o640)
+        rc, out, err = self.check(text)[:3]
+        self.assertEqual(rc, 0, err)
+        # Other plugins' secrets: a password in a connection string, a
+        # password file.
+        text = self.base(storage="plugin = postgres\nconninfo = "
+                         "postgresql://cc:hunter2@db/carechat\n")
+        path = self.write(text, mode=0o604)
+        rc, out, err = run(["-t", "-c", path])
+        self.assertIn("[storage] conninfo: a secret in a file other users "
+                      "can read", err)
+        self.assertNotIn("hunter2", err)
+        pw = self.write("hunter2", "redis-password", mode=0o666)
+        err = self.assert_refused(self.base(
+            fanout="plugin = redis\npassword_file = %s\n" % pw),
+            "[fanout] password_file: %s can be read by other users" % pw)
 
     def test_bad_storage_config(self):
         text = self.base().replace(
@@ -512,6 +557,40 @@ class Durability(DaemonCase):
         self.assertEqual(st, 200)
         self.assertEqual(c["last_message"]["id"], sent[-1][0])
 
+    def test_appends_in_flight_at_exit(self):
+        """Messages storage is still committing when the daemon stops
+        (SIGTERM, then a second signal: exit now) are finished by
+        storage's stop(): the daemon exits cleanly (status 0, no
+        sanitizer report: nothing is published through a fan-out that
+        was already unloaded), and every one of them is in history after
+        the restart, once and in order."""
+        chat, pt, rt, _, _ = self.world.pair()
+        a = self.raw_ws(chat, pt)
+        n = 12
+        with h.hold_writes(self.srv):
+            for i in range(n):
+                a.send_json({"content": "in flight %d" % i})
+            a.send_json({"content": "sync"})
+            time.sleep(0.3)  # all taken and queued for storage
+            self.srv.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(a.recv_close()[0], 1001)
+            a.send(0x8, b"\x03\xe9")
+            time.sleep(0.2)
+            self.srv.proc.send_signal(signal.SIGTERM)  # exit now
+            deadline = time.time() + 5
+            while "second signal" not in self.srv.read_log():
+                self.assertLess(time.time(), deadline, "not logged")
+                time.sleep(0.05)
+            time.sleep(0.3)  # the loop has returned; storage is stopping
+        self.assertEqual(self.wait_exit()[0], 0, self.srv.read_log()[-3000:])
+        log = self.srv.read_log()
+        for marker in h.SANITIZER_MARKERS:
+            self.assertNotIn(marker, log)
+        self.srv.start()
+        contents = [m["content"] for m in self.history(chat, pt)]
+        self.assertEqual(contents, ["in flight %d" % i for i in range(n)] +
+                         ["sync"])
+
     def test_acknowledged_is_never_lost(self):
         """A burst over WebSocket and REST right up to SIGTERM: every
         message acknowledged before the daemon stopped is in history
@@ -605,6 +684,13 @@ class Logs(DaemonCase):
             "GET", "/chat/chats/?token=%s" % pt, token=pt)[0], 200)
         self.srv.request("GET", "/nope?a=1&token=%s&b=2" % rt)
         self.srv.request("GET", "/nope?access_token=%s" % rt)
+        # Whatever the parameter is called, however it is encoded, and in
+        # the path too.
+        self.srv.request("GET", "/nope?%%74oken=%s" % rt)
+        self.srv.request("GET", "/nope?jwt=%s&x=%s" % (rt, pt))
+        self.srv.request("GET", "/nope/%%65%s/" % rt[1:])
+        ws = h.RawWS(self.srv.port, "/ws/chat/%s/?%%74oken=%s" % (chat, rt))
+        self.socks.append(ws)
         # Refused tokens: bad signature, expired, garbage, alg none.
         bad = [h.token("u1", patient=pat, secret="x" * 40),
                h.token("u2", patient=pat, exp_in=-3600),
@@ -642,6 +728,26 @@ class Logs(DaemonCase):
                 self.assertNotIn(parts[1], log, "claims logged")
         self.assertNotIn("SECRETTOKEN", log)
         self.assertNotIn(h.SECRET, log)
+
+    def test_claims_cannot_forge_a_line(self):
+        """A signed token whose user_id holds a line separator and a
+        right-to-left override (and a quote): the lines that name the
+        user keep it on one line, escaped, inside quotes."""
+        chat, pt, rt, pat, pro = self.world.pair()
+        evil = 'eve\u2028error admin\u202e"x'
+        tok = h.token(evil, patient=str(uuid.uuid4()))
+        ws = h.RawWS(self.srv.port, "/ws/chat/%s/?token=%s" % (chat, tok))
+        self.socks.append(ws)
+        self.assertEqual(ws.recv_close()[0], 4403)  # not a party
+        deadline = time.time() + 5
+        while "is not a party" not in self.srv.read_log():
+            self.assertLess(time.time(), deadline, "not logged")
+            time.sleep(0.05)
+        raw = open(self.srv.log_path, "rb").read()
+        self.assertNotIn("\u2028".encode(), raw)
+        self.assertNotIn("\u202e".encode(), raw)
+        self.assertIn(b'user "eve\\u2028error admin\\u202e\\"x" is not a '
+                      b'party', raw)
 
     def test_every_line_has_timestamp_and_level(self):
         chat, pt, _, _, _ = self.world.pair()

@@ -330,7 +330,7 @@ class Basics(HttpCase):
         c = self.conn(timeout=20)
         c.send(get("/chat/chats/",
                    extra=b"Authorization: Bearer " + tok.encode() + b"\r\n")
-               + b"GET /healthz HTTP/1.1\r\n\r\n" * n)
+               + get("/healthz") * n)
         st, _, body = c.response()
         self.assertEqual(st, 200, body)
         for i in range(n):
@@ -338,6 +338,47 @@ class Basics(HttpCase):
             self.assertEqual((st, body), (200, b'{"status": "ok"}'), i)
         c.send(get("/nope", extra=b"Connection: close\r\n"))
         self.assert_json_error(c.response(), 404)
+
+    def test_host_exactly_one_and_valid(self):
+        """RFC 9112 3.2: HTTP/1.1 needs exactly one valid Host; the links
+        the server writes are built from it, so nothing else passes."""
+        for head in (b"GET /healthz HTTP/1.1\r\n",
+                     b"GET /healthz HTTP/1.1\r\n" + HOST + HOST,
+                     b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n",
+                     b"GET /healthz HTTP/1.1\r\nHost: evil.example/x?y=\r\n",
+                     b"GET /healthz HTTP/1.1\r\nHost: u@evil.example\r\n",
+                     b"GET /healthz HTTP/1.1\r\nHost: a b\r\n",
+                     b"GET /healthz HTTP/1.1\r\nHost: x:99999\r\n",
+                     b"GET /healthz HTTP/1.0\r\n" + HOST + HOST):
+            self.assertEqual(self.assert_refused(head + b"\r\n", 400),
+                             "Host header missing, repeated or invalid", head)
+        for host in (b"localhost:8000", b"127.0.0.1", b"[::1]:8000",
+                     b"chat.example.org", b"my_service:80"):
+            c = self.conn()
+            c.send(b"GET /healthz HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+            self.healthz_ok(c.response())
+        c = self.conn()  # HTTP/1.0 may go without
+        c.send(b"GET /healthz HTTP/1.0\r\n\r\n")
+        self.assertEqual(c.response()[0], 200)
+
+    def test_two_origins_403(self):
+        c = self.conn()
+        c.send(get("/healthz", extra=b"Origin: https://a.example\r\n"
+                                     b"Origin: https://b.example\r\n"))
+        st, _, body = c.response()
+        self.assertEqual((st, json.loads(body)),
+                         (403, {"error": "More than one Origin header"}))
+
+    def test_every_answer_says_nosniff(self):
+        c = self.conn()
+        for req in (get("/healthz"), get("/nope"), get("/chat/chats/"),
+                    get("/healthz", method=b"POST")):
+            c.send(req)
+            st, hdrs, _ = c.response()
+            self.assertEqual(hdrs.get("x-content-type-options"), "nosniff",
+                             (st, req))
+            self.assertNotIn("strict-transport-security", hdrs,
+                             "HSTS is for TLS answers only")
 
     def test_pipelined_request_after_post_body(self):
         """The body of the first request is not read as the second."""

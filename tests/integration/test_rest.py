@@ -11,6 +11,7 @@ import re
 import socket
 import struct
 import time
+import unittest
 import urllib.parse
 import uuid
 
@@ -473,6 +474,72 @@ class History(RestCase):
 
 
 # ----------------------------------------------------------- one chat
+class Links(unittest.TestCase):
+    """next/previous lead only where the client came: the request's
+    scheme and a valid Host, or [server] public_url; never to a Host an
+    attacker chose, never to clear text from TLS."""
+
+    def pages(self, srv, headers=None):
+        w = h.World(srv)
+        chat, pt, _, _, _ = w.pair()
+        for i in range(3):
+            st, _, _ = srv.request("POST", "/chat/chats/%s/send_message/" %
+                                   chat, {"content": "m%d" % i}, token=pt)
+            self.assertEqual(st, 201)
+        st, _, page = srv.request("GET", "/chat/chats/%s/messages/"
+                                  "?page_size=1" % chat, token=pt,
+                                  headers=headers)
+        self.assertEqual(st, 200, page)
+        self.pt = pt
+        return chat, page["next"]
+
+    def test_links_follow_scheme_and_host(self):
+        srv = h.Server().start()
+        try:
+            chat, nxt = self.pages(srv, {"Host": "chat.example.org:8443"})
+            self.assertTrue(nxt.startswith(
+                "http://chat.example.org:8443/chat/chats/%s/messages/?" %
+                chat), nxt)
+            st, _, _ = srv.request("GET", "/chat/chats/", headers={
+                "Host": "evil.example/steal?x="})
+            self.assertEqual(st, 400, "no link can carry that Host")
+            # HTTP/1.0 without Host: a relative link.
+            with socket.create_connection(("127.0.0.1", srv.port), 5) as c:
+                c.sendall(b"GET /chat/chats/%s/messages/?page_size=1 "
+                          b"HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n"
+                          % (chat.encode(), self.pt.encode()))
+                data = b""
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    data += d
+            head, _, body = data.partition(b"\r\n\r\n")
+            self.assertIn(b" 200 ", head.split(b"\r\n")[0])
+            self.assertTrue(json.loads(body)["next"].startswith(
+                "/chat/chats/%s/messages/?" % chat), body)
+        finally:
+            srv.close()
+
+    def test_public_url(self):
+        srv = h.Server({"server": {
+            "public_url": "https://chat.example.org/carechat/"}}).start()
+        try:
+            chat, nxt = self.pages(srv, {"Host": "10.0.0.7:8000"})
+            self.assertTrue(nxt.startswith(
+                "https://chat.example.org/carechat/chat/chats/%s/messages/?"
+                % chat), nxt)
+        finally:
+            srv.close()
+        for bad in ("ftp://x", "https://evil.example/x?y", "chat.example.org",
+                    "https://u@host/", "https://host/a b"):
+            srv = h.Server({"server": {"public_url": bad}})
+            with self.assertRaises(RuntimeError, msg=bad):
+                srv.start()
+            self.assertIn("public_url", srv.read_log())
+            srv.close()
+
+
 class OneChat(RestCase):
 
     def test_parties_see_it_others_get_404(self):
@@ -701,8 +768,8 @@ class Routing(RestCase):
 
     def test_wrong_method_405(self):
         cid, pt, _, _, _ = self.world.pair()
-        cases = [("DELETE", "/chat/chats/", "GET, POST"),
-                 ("PUT", "/chat/chats/", "GET, POST"),
+        cases = [("DELETE", "/chat/chats/", "GET, HEAD, POST"),
+                 ("PUT", "/chat/chats/", "GET, HEAD, POST"),
                  ("POST", "/chat/chats/%s/" % cid, "GET, HEAD"),
                  ("DELETE", "/chat/chats/%s/" % cid, "GET, HEAD"),
                  ("POST", "/chat/chats/%s/messages/" % cid, "GET, HEAD"),

@@ -83,12 +83,14 @@ def tls_server(pki, cert="server", **extra):
     return srv
 
 
-def https_get(port, ctx, path="/healthz", timeout=10):
+def https_get(port, ctx, path="/healthz", timeout=10, headers=None):
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx,
                                        timeout=timeout)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
+        if headers is not None:
+            headers.update({k.lower(): v for k, v in resp.getheaders()})
         return resp.status, resp.read(), conn.sock.version()
     finally:
         conn.close()
@@ -115,6 +117,46 @@ class Tls(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertEqual(json.loads(body), {"status": "ok"})
         self.assertEqual(version, "TLSv1.3", "1.3 preferred")
+
+    def test_answers_over_tls_carry_hsts(self):
+        """A browser that once reached carechat over TLS never tries it in
+        clear again (a year by default)."""
+        for path in ("/healthz", "/nope", "/chat/chats/"):
+            hdrs = {}
+            https_get(self.srv.tls_port, self.ctx, path, headers=hdrs)
+            self.assertEqual(hdrs.get("strict-transport-security"),
+                             "max-age=31536000", path)
+            self.assertEqual(hdrs.get("x-content-type-options"), "nosniff")
+        st, hdrs, _ = self.srv.request("GET", "/healthz")
+        self.assertNotIn("strict-transport-security", hdrs,
+                         "not on the plain port")
+        off = tls_server(self.pki, hsts_max_age="0").start()
+        try:
+            hdrs = {}
+            https_get(off.tls_port, self.ctx, headers=hdrs)
+            self.assertNotIn("strict-transport-security", hdrs,
+                             "hsts_max_age = 0 turns it off")
+        finally:
+            off.close()
+
+    def test_links_over_tls_are_https(self):
+        """A next link written over TLS is https: a client that follows
+        it never sends its token in clear."""
+        chat, pt, _, _, _ = h.World(self.srv).pair()
+        for i in range(2):
+            self.srv.request("POST", "/chat/chats/%s/send_message/" % chat,
+                             {"content": "m%d" % i}, token=pt)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.srv.tls_port,
+                                           context=self.ctx, timeout=10)
+        try:
+            conn.request("GET", "/chat/chats/%s/messages/?page_size=1" %
+                         chat, headers={"Authorization": "Bearer " + pt})
+            page = json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+        self.assertTrue(page["next"].startswith(
+            "https://127.0.0.1:%d/chat/chats/" % self.srv.tls_port),
+            page["next"])
 
     def test_tls12_accepted_and_older_refused(self):
         ctx = self.pki.client_ctx()

@@ -55,6 +55,8 @@ int main(void)
            "plugin built against frozen 1.1 headers loads (%s)", err);
     is_int(try_load(abi_plugin("abi-good12"), CC_KIND_FANOUT, "fanout"), 0,
            "plugin built against frozen 1.2 headers loads (%s)", err);
+    is_int(try_load(abi_plugin("abi-good13"), CC_KIND_FANOUT, "fanout"), 0,
+           "plugin built against frozen 1.3 headers loads (%s)", err);
     snprintf(path, sizeof path, "%s", abi_plugin("abi-badmajor"));
     expect_refused(path, CC_KIND_FANOUT, "fanout",
                    "incompatible plugin ABI (built for 2.0", "major 2");

@@ -70,8 +70,22 @@ int main(void)
                                   .who = &p };
     j = line_of(&ev, raw, sizeof raw);
     ok(j != NULL, "bytes that are not UTF-8 still make JSON: %s", raw);
-    is_str(str(j, "user_id"), "bad?? utf8", "they become '?'");
+    is_str(str(j, "user_id"), "bad\xef\xbf\xbd\xef\xbf\xbd utf8",
+           "they become U+FFFD");
     is_str(str(j, "result"), "error", "1006: error");
+    json_decref(j);
+
+    /* A claim that would mislead a reader of the file: a line separator
+     * and a right-to-left override stay escapes in the line itself, and
+     * a token carried in a claim is not written at all. */
+    snprintf(p.user_id, sizeof p.user_id, "eve\xe2\x80\xa8" "evil\xe2\x80\xae"
+             "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl");
+    ev = (struct cc_audit_event){ .event = "ws_join", .who = &p };
+    j = line_of(&ev, raw, sizeof raw);
+    ok(j != NULL, "a misleading claim still makes JSON: %s", raw);
+    ok(!strstr(raw, "\xe2\x80\xa8") && !strstr(raw, "\xe2\x80\xae") &&
+       strstr(raw, "eve\\u2028evil\\u202e[jwt]"),
+       "separators and overrides escaped, the token replaced: %s", raw);
     json_decref(j);
 
     static const struct {

@@ -2,6 +2,8 @@
 #include "config.h"
 #include "tap.h"
 
+#include <sys/socket.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,24 +118,17 @@ static void test_values(void)
     is_int(cc_conf_parse_bool("maybe", &b, &why), -1, "maybe refused");
 }
 
-static void test_secret(void)
+static void test_addr(void)
 {
-    char path[] = "/tmp/cc-secret-XXXXXX";
-    int fd = mkstemp(path);
-    size_t n = 0;
-    const char *why = NULL;
-    char *s;
+    struct sockaddr_storage ss;
+    int len;
 
-    if (write(fd, "abc def\n", 8) != 8)
-        return;
-    close(fd);
-    s = cc_conf_read_secret(path, &n, &why);
-    is_str(s, "abc def", "secret file without its trailing newline");
-    is_int((long long)n, 7, "secret length");
-    free(s);
-    unlink(path);
-    ok(cc_conf_read_secret(path, &n, &why) == NULL, "missing secret file");
-    is_str(why, "cannot open the file", "why for a missing secret file");
+    is_int(cc_conf_parse_addr("127.0.0.1:8000", &ss, &len), 0, "v4:port");
+    is_int(cc_conf_parse_addr("[::1]:8000", &ss, &len), 0, "[v6]:port");
+    is_int(cc_conf_parse_addr("127.0.0.1:0", &ss, &len), -1, "port 0");
+    is_int(cc_conf_parse_addr("127.0.0.1", &ss, &len), -1, "no port");
+    is_int(cc_conf_parse_addr("localhost:8000", &ss, &len), -1,
+           "names are not resolved");
 }
 
 int main(void)
@@ -141,6 +136,6 @@ int main(void)
     test_parse();
     test_long_line();
     test_values();
-    test_secret();
+    test_addr();
     return done_testing();
 }

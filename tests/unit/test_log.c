@@ -298,6 +298,52 @@ static void test_threads(void)
     free(out);
 }
 
+/* A value from a token or a client cannot make a line that lies: control
+ * and invisible characters stay escapes, a token is never written, and
+ * a quoted value cannot close its quotes. */
+static void test_values_escaped(void)
+{
+    static const char jwt[] =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VyX2lkIjoieCJ9."
+        "dGhpcyBpcyBub3QgYSByZWFsIHNpZ25hdHVyZQ";
+    char q[256], t[512], *out;
+
+    fake_now += 60ull * 1000000000u; /* a fresh window for these kinds */
+    cc_log(CC_LOG_WARN, "esc", "user %s joined", "eve\n2026 error forged");
+    cc_log(CC_LOG_WARN, "esc", "user %s",
+           "mallory\xe2\x80\xa8" "admin\xe2\x80\xae" "!dlrow");
+    cc_log(CC_LOG_WARN, "esc", "claim %s", jwt);
+    cc_log(CC_LOG_WARN, "esc", "quoted %s",
+           cc_log_q(q, sizeof q, "a\" b=\"c\\"));
+    out = captured();
+    is_int(count_of(out, "\n"), 4, "four events, four lines");
+    ok(strstr(out, "user eve\\x0a2026 error forged joined") != NULL,
+       "a newline is \\x0a: %s", out);
+    ok(strstr(out, "mallory\\u2028admin\\u202e!dlrow") != NULL &&
+       !strstr(out, "\xe2\x80"), "separator and override escaped");
+    ok(strstr(out, "claim [jwt]\n") != NULL && !strstr(out, "eyJ"),
+       "no token written");
+    ok(strstr(out, "quoted \"a\\\" b=\\\"c\\\\\"") != NULL,
+       "a quoted value keeps its quotes closed: %s", out);
+    free(out);
+
+    /* The access log's target: the path, and the query's names only. */
+    cc_log_target(t, sizeof t, "/ws/chat/x/?token=abc&since=1", 29);
+    is_str(t, "/ws/chat/x/?token=[redacted]&since=[redacted]",
+           "every value redacted, names kept");
+    snprintf(q, sizeof q, "/a?%%74oken=%s&jwt=%s&x", jwt, jwt);
+    cc_log_target(t, sizeof t, q, strlen(q));
+    is_str(t, "/a?token=[redacted]&jwt=[redacted]&x",
+           "whatever the name, however it is encoded");
+    snprintf(q, sizeof q, "/ws/chat/%%65%s/", jwt + 1);
+    cc_log_target(t, sizeof t, q, strlen(q));
+    cc_log(CC_LOG_WARN, "esc", "target %s", t);
+    out = captured();
+    ok(strstr(out, "target /ws/chat/[jwt]/") != NULL,
+       "a token in the path, percent-encoded: %s", out);
+    free(out);
+}
+
 int main(void)
 {
     cc_log_set_level(CC_LOG_DEBUG);
@@ -312,5 +358,6 @@ int main(void)
     test_plugins_too();
     test_component_outlived();
     test_threads();
+    test_values_escaped();
     return done_testing();
 }

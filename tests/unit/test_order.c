@@ -7,10 +7,10 @@
  */
 #include "tap.h"
 
+#include "frame.h"
 #include "loop.h"
 #include "order.h"
-#include "server.h"
-#include "session.h"
+#include "store.h"
 
 #include <carechat/storage.h>
 
@@ -262,13 +262,11 @@ static void test_freed_while_reading(void)
 int main(void)
 {
     struct event_base *base;
-    struct cc_server srv = { 0 };
 
     evthread_use_pthreads();
     base = event_base_new();
     cc_loops_init(base);
-    srv.st = &fake_api;
-    cc_srv = &srv;
+    cc_store_attach(&fake_api, NULL, CC_ABI_VERSION);
     test_base_counts_a_message_still_on_its_way();
     test_first_message_before_the_base();
     test_gap_after_the_base();

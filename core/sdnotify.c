@@ -1,8 +1,8 @@
 /*
- * notify.c - sd_notify to the service manager (see notify.h).
+ * sdnotify.c - sd_notify to the service manager (see sdnotify.h).
  */
 #include "ccbuild.h"
-#include "notify.h"
+#include "sdnotify.h"
 #include "log.h"
 
 #ifdef HAVE_LIBSYSTEMD
@@ -52,13 +52,13 @@ static void watchdog_start(struct event_base *base)
            (unsigned long long)(usec / 1000));
 }
 
-void cc_notify_ready(struct event_base *base)
+void cc_sd_notify_ready(struct event_base *base)
 {
     send_state("READY=1");
     watchdog_start(base);
 }
 
-void cc_notify_reloading(void)
+void cc_sd_notify_reloading(void)
 {
     struct timespec ts;
     char state[64];
@@ -70,17 +70,17 @@ void cc_notify_reloading(void)
     send_state(state);
 }
 
-void cc_notify_reloaded(void)
+void cc_sd_notify_reloaded(void)
 {
     send_state("READY=1");
 }
 
-void cc_notify_stopping(void)
+void cc_sd_notify_stopping(void)
 {
     send_state("STOPPING=1");
 }
 
-void cc_notify_free(void)
+void cc_sd_notify_free(void)
 {
     if (watchdog_timer)
         event_free(watchdog_timer);
@@ -89,24 +89,24 @@ void cc_notify_free(void)
 
 #else /* !HAVE_LIBSYSTEMD */
 
-void cc_notify_ready(struct event_base *base)
+void cc_sd_notify_ready(struct event_base *base)
 {
     (void)base;
 }
 
-void cc_notify_reloading(void)
+void cc_sd_notify_reloading(void)
 {
 }
 
-void cc_notify_reloaded(void)
+void cc_sd_notify_reloaded(void)
 {
 }
 
-void cc_notify_stopping(void)
+void cc_sd_notify_stopping(void)
 {
 }
 
-void cc_notify_free(void)
+void cc_sd_notify_free(void)
 {
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""carechatd and systemd's notify protocol (Type=notify, core/notify.c):
+"""carechatd and systemd's notify protocol (Type=notify, core/sdnotify.c):
 the test binds the datagram socket systemd would (NOTIFY_SOCKET) and reads
 what the daemon says: READY=1 only once its port accepts, RELOADING=1
 then READY=1 around a SIGHUP, STOPPING=1 on SIGTERM, and WATCHDOG=1 pings

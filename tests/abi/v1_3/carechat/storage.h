@@ -1,0 +1,189 @@
+/*
+ * carechat/storage.h - the storage interface (CC_KIND_STORAGE).
+ *
+ * A storage plugin keeps profiles, chats and messages.  Every operation is
+ * asynchronous and follows one contract:
+ *
+ *  - It returns CC_OK when the request was queued, and then calls cb
+ *    exactly once, on the loop thread, never from inside the call that
+ *    started it (use host->post for an immediate answer).
+ *  - It returns an error (CC_E_BUSY when its queue is full, CC_E_UNAVAIL
+ *    when the backend is down) when the request was not queued; cb is then
+ *    never called.
+ *  - The result passed to cb, and every string in it, is borrowed for the
+ *    duration of the callback.
+ *  - Messages of one chat are committed in the order message_append was
+ *    called for them, and each gets the next per-chat sequence number.
+ *
+ * Identifiers are canonical lower-case UUID text (36 characters).  Times
+ * are microseconds since the Unix epoch.
+ */
+#ifndef CARECHAT_STORAGE_H
+#define CARECHAT_STORAGE_H
+
+#include <carechat/plugin.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CC_STORAGE_API_VERSION 1
+
+/* The two sides of a chat; also the kind of a profile. */
+#define CC_SIDE_NONE 0
+#define CC_SIDE_PATIENT 1
+#define CC_SIDE_PROFESSIONAL 2
+
+struct cc_message {
+    uint32_t struct_size;
+    const char *id;         /* message UUID */
+    const char *chat_id;
+    const char *sender_id;  /* the sender's profile id */
+    const char *content;    /* UTF-8, not NUL-terminated: use content_len */
+    size_t content_len;
+    int64_t created_at_us;
+    int64_t seq;            /* per-chat order, from 1; 0 before append */
+    int32_t sender_type;    /* CC_SIDE_PATIENT or CC_SIDE_PROFESSIONAL */
+    int32_t is_read;        /* read by the other side */
+    /* Since ABI 1.2 (present when struct_size covers it): the id the
+     * sending client gave the message (a canonical UUID), or NULL.
+     * message_append keeps it with the message; an append whose
+     * (chat_id, sender_id, client_id) is already stored stores nothing
+     * and answers with the stored message (res->duplicate = 1), at any
+     * later time. */
+    const char *client_id;
+};
+
+struct cc_chat {
+    uint32_t struct_size;
+    const char *id;
+    const char *patient_id;
+    const char *professional_id;
+    int64_t created_at_us;
+    int64_t updated_at_us;  /* last activity: creation or last message */
+    int64_t unread_count;   /* messages from the other side the viewer
+                               has not marked read; 0 without a viewer */
+    const struct cc_message *last_message; /* NULL when no message */
+};
+
+/* Who is asking: the viewer's profile ids (either may be NULL). */
+struct cc_viewer {
+    uint32_t struct_size;
+    const char *patient_id;
+    const char *professional_id;
+};
+
+struct cc_chat_query {
+    uint32_t struct_size;
+    struct cc_viewer viewer;   /* chats where the viewer is either side */
+    int64_t before_updated_us; /* cursor: 0 for the first page */
+    const char *before_id;     /* cursor tie-break, NULL for first page */
+    uint32_t limit;            /* page size, at least 1 */
+    /* Since ABI 1.1 (read only when struct_size covers them, and sent
+     * only to plugins built for 1.1 or later): the page of chats NEWER
+     * than (after_updated_us, after_id), the ones nearest to it, still
+     * most recent first; res->more then says newer ones remain. */
+    int64_t after_updated_us;  /* 0: not this kind of query */
+    const char *after_id;
+};
+
+struct cc_message_query {
+    uint32_t struct_size;
+    const char *chat_id;
+    int32_t viewer_side;  /* CC_SIDE_*, decides is_read's meaning */
+    int64_t after_seq;    /* > 0: the oldest `limit` messages after it */
+    int64_t before_seq;   /* > 0: the newest `limit` messages before it */
+    uint32_t limit;       /* neither cursor: the oldest `limit` messages */
+    /* Since ABI 1.2 (read only when struct_size covers it, and sent only
+     * to plugins built for 1.2 or later): with after_seq and before_seq
+     * 0, the oldest `limit` messages after the message with this id;
+     * CC_E_NOTFOUND when the chat has no such message. */
+    const char *after_id;
+};
+
+struct cc_store_result {
+    uint32_t struct_size;
+    int32_t created;      /* chat_open: 1 when the chat was created */
+    int32_t missing_side; /* chat_open CC_E_NOTFOUND: the missing profile */
+    int32_t more;         /* lists: 1 when items lie beyond this page in
+                             the direction of the query */
+    int64_t count;        /* mark_read: messages newly marked;
+                             chat_list: the viewer's chats in all;
+                             message_list: the chat's messages in all */
+    const struct cc_chat *chat;       /* chat_open, chat_get */
+    const struct cc_message *message; /* message_append: as stored */
+    size_t n_chats;
+    const struct cc_chat *const *chats;        /* chat_list */
+    size_t n_messages;
+    const struct cc_message *const *messages;  /* message_list, ascending */
+    const char *error;    /* on failure: a cause for the log, or NULL */
+    /* Since ABI 1.2 (read only when struct_size covers it):
+     * message_append: 1 when nothing was stored because a message with
+     * the same client_id from the same sender is in the chat already;
+     * res->message is that message. */
+    int32_t duplicate;
+};
+
+/* status is CC_OK or a CC_E_* code; res is never NULL. */
+typedef void (*cc_store_cb)(void *arg, int status,
+                            const struct cc_store_result *res);
+
+struct cc_storage_api {
+    uint32_t struct_size;
+
+    /* Record that profile_id of kind side exists (owned by user_id, which
+     * may be NULL).  Idempotent; an existing profile keeps its owner. */
+    int (*profile_put)(void *inst, int32_t side, const char *profile_id,
+                       const char *user_id, cc_store_cb cb, void *arg);
+
+    /* CC_OK when the profile exists, CC_E_NOTFOUND otherwise. */
+    int (*profile_get)(void *inst, int32_t side, const char *profile_id,
+                       cc_store_cb cb, void *arg);
+
+    /* Create the chat between the two profiles, or get the existing one
+     * (one chat per pair, race-free).  new_id is used when creating.
+     * CC_E_NOTFOUND with res->missing_side when a profile is unknown. */
+    int (*chat_open)(void *inst, const char *new_id, const char *patient_id,
+                     const char *professional_id, int64_t now_us,
+                     cc_store_cb cb, void *arg);
+
+    /* The chat, with last_message and the viewer's unread_count
+     * (viewer may be NULL).  CC_E_NOTFOUND when it does not exist. */
+    int (*chat_get)(void *inst, const char *chat_id,
+                    const struct cc_viewer *viewer, cc_store_cb cb,
+                    void *arg);
+
+    /* The viewer's chats, most recent activity first. */
+    int (*chat_list)(void *inst, const struct cc_chat_query *q,
+                     cc_store_cb cb, void *arg);
+
+    /* Store a message (id, chat_id, sender_id, sender_type, content,
+     * created_at_us set by the caller; seq ignored) and bump the chat's
+     * updated_at.  res->message is the stored message with its seq. */
+    int (*message_append)(void *inst, const struct cc_message *m,
+                          cc_store_cb cb, void *arg);
+
+    /* A page of a chat's history, in ascending order. */
+    int (*message_list)(void *inst, const struct cc_message_query *q,
+                        cc_store_cb cb, void *arg);
+
+    /* Mark read every message of chat_id sent by the side other than
+     * reader_side; res->count says how many changed. */
+    int (*mark_read)(void *inst, const char *chat_id, int32_t reader_side,
+                     cc_store_cb cb, void *arg);
+
+    /* Since ABI 1.3 (may be NULL: no retention).  Delete at most limit
+     * of the oldest messages created before before_us (any chat);
+     * res->count says how many went, res->more = 1 when more such
+     * messages remain.  A chat keeps its seq numbering (a message
+     * appended later gets the next seq, never a purged one); its
+     * last_message and unread counts are those of what is left. */
+    int (*message_purge)(void *inst, int64_t before_us, uint32_t limit,
+                         cc_store_cb cb, void *arg);
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CARECHAT_STORAGE_H */
