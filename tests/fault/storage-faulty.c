@@ -25,8 +25,8 @@
  *                   when none): faults fired so far, and calls per OP
  *
  * OP is a member of struct cc_storage_api (profile_put, ..., mark_read,
- * message_purge).  KIND is one of the ways a call fails that the host
- * must tell apart:
+ * message_purge, and 1.4's profile_owner_set, ..., notify_done).  KIND
+ * is one of the ways a call fails that the host must tell apart:
  *
  *   busy        refused at the call, CC_E_BUSY (a full queue); the
  *               callback is never called
@@ -65,12 +65,16 @@
 enum fy_op {
     OP_PROFILE_PUT, OP_PROFILE_GET, OP_CHAT_OPEN, OP_CHAT_GET, OP_CHAT_LIST,
     OP_MESSAGE_APPEND, OP_MESSAGE_LIST, OP_MARK_READ, OP_MESSAGE_PURGE,
+    OP_PROFILE_OWNER_SET, OP_MARK_SET, OP_TICKET_PUT, OP_TICKET_TAKE,
+    OP_NOTIFY_CLAIM, OP_NOTIFY_DONE,
     N_OPS
 };
 
 static const char *const op_names[N_OPS] = {
     "profile_put", "profile_get", "chat_open", "chat_get", "chat_list",
     "message_append", "message_list", "mark_read", "message_purge",
+    "profile_owner_set", "mark_set", "ticket_put", "ticket_take",
+    "notify_claim", "notify_done",
 };
 
 enum fy_kind { K_NONE, K_BUSY, K_UNAVAIL, K_FAIL, K_CB_UNAVAIL, K_LOST };
@@ -378,6 +382,76 @@ static int fy_message_purge(void *inst, int64_t before_us, uint32_t limit,
                                                   limit, cb, arg));
 }
 
+static int fy_profile_owner_set(void *inst, int32_t side,
+                                const char *profile_id, const char *user_id,
+                                cc_store_cb cb, void *arg)
+{
+    struct fy *fy = inst;
+    int rc;
+
+    if (!pass(fy, OP_PROFILE_OWNER_SET, &cb, &arg, &rc))
+        return rc;
+    return settle(cb, arg, fy->api->profile_owner_set(fy->inner, side,
+                                                      profile_id, user_id,
+                                                      cb, arg));
+}
+
+static int fy_mark_set(void *inst, const struct cc_mark_req *m,
+                       cc_store_cb cb, void *arg)
+{
+    struct fy *fy = inst;
+    int rc;
+
+    if (!pass(fy, OP_MARK_SET, &cb, &arg, &rc))
+        return rc;
+    return settle(cb, arg, fy->api->mark_set(fy->inner, m, cb, arg));
+}
+
+static int fy_ticket_put(void *inst, const struct cc_ticket *t,
+                         cc_store_cb cb, void *arg)
+{
+    struct fy *fy = inst;
+    int rc;
+
+    if (!pass(fy, OP_TICKET_PUT, &cb, &arg, &rc))
+        return rc;
+    return settle(cb, arg, fy->api->ticket_put(fy->inner, t, cb, arg));
+}
+
+static int fy_ticket_take(void *inst, const char *id, int64_t now_us,
+                          cc_store_cb cb, void *arg)
+{
+    struct fy *fy = inst;
+    int rc;
+
+    if (!pass(fy, OP_TICKET_TAKE, &cb, &arg, &rc))
+        return rc;
+    return settle(cb, arg, fy->api->ticket_take(fy->inner, id, now_us, cb,
+                                                arg));
+}
+
+static int fy_notify_claim(void *inst, const struct cc_notify_claim *q,
+                           cc_store_cb cb, void *arg)
+{
+    struct fy *fy = inst;
+    int rc;
+
+    if (!pass(fy, OP_NOTIFY_CLAIM, &cb, &arg, &rc))
+        return rc;
+    return settle(cb, arg, fy->api->notify_claim(fy->inner, q, cb, arg));
+}
+
+static int fy_notify_done(void *inst, const struct cc_notify_outcome *o,
+                          cc_store_cb cb, void *arg)
+{
+    struct fy *fy = inst;
+    int rc;
+
+    if (!pass(fy, OP_NOTIFY_DONE, &cb, &arg, &rc))
+        return rc;
+    return settle(cb, arg, fy->api->notify_done(fy->inner, o, cb, arg));
+}
+
 /* ------------------------------------------------- control socket */
 
 /* Run one command (NUL-terminated, may be modified); the answer goes
@@ -518,8 +592,14 @@ static int inner_load(struct fy *fy, const char *path)
     return CC_OK;
 }
 
-/* Our table: every member forwards; message_purge only when the inner
- * plugin has one. */
+/* 1 when the inner plugin's table has member m, not NULL. */
+#define INNER_HAS(fy, m)                                          \
+    (CC_HAS_MEMBER((fy)->api, struct cc_storage_api, m) &&        \
+     (fy)->api->m)
+
+/* Our table: every member forwards; those added after 1.0 only when the
+ * inner plugin has them (it is of our minor or later: it has those of
+ * our minor). */
 static void table_init(struct fy *fy)
 {
     struct cc_storage_api *t = &fy->table;
@@ -533,9 +613,20 @@ static void table_init(struct fy *fy)
     t->message_append = fy_message_append;
     t->message_list = fy_message_list;
     t->mark_read = fy_mark_read;
-    if (CC_HAS_MEMBER(fy->api, struct cc_storage_api, message_purge) &&
-        fy->api->message_purge)
+    if (INNER_HAS(fy, message_purge))
         t->message_purge = fy_message_purge;
+    if (INNER_HAS(fy, profile_owner_set))
+        t->profile_owner_set = fy_profile_owner_set;
+    if (INNER_HAS(fy, mark_set))
+        t->mark_set = fy_mark_set;
+    if (INNER_HAS(fy, ticket_put))
+        t->ticket_put = fy_ticket_put;
+    if (INNER_HAS(fy, ticket_take))
+        t->ticket_take = fy_ticket_take;
+    if (INNER_HAS(fy, notify_claim))
+        t->notify_claim = fy_notify_claim;
+    if (INNER_HAS(fy, notify_done))
+        t->notify_done = fy_notify_done;
 }
 
 static int fy_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
