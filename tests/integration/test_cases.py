@@ -36,7 +36,7 @@ WHO = {"patient", "professional", "dual-patient", "dual-professional",
        "self", "stranger", "stranger-professional", "stranger-dual",
        "no-profile", "swapped"}
 # The audit events of a send attempt (and of a stranger's refusal).
-SEND_EVENTS = ("message_send", "ws_message_send", "access_denied")
+SEND_EVENTS = ("message_send", "access_denied")
 MACRO = re.compile(r"%repeat\[(\d+) x (.*?)\]%|%hex\[([0-9a-fA-F ]*)\]%")
 
 
@@ -430,6 +430,8 @@ class Run:
                            (event, result, int(status)), line)
         self.t.assertEqual(line.get("message_id"), m["id"] if m else None,
                            line)
+        if event == "message_send":
+            self.t.assertEqual(line.get("via"), self.over, line)
 
     def check_sends_again(self, watcher, sender_ws):
         """Over the WebSocket, the sender goes on chatting: its next
