@@ -587,7 +587,7 @@ class Durability(DaemonCase):
         for marker in h.SANITIZER_MARKERS:
             self.assertNotIn(marker, log)
         self.srv.start()
-        contents = [m["content"] for m in self.history(chat, pt)]
+        contents = [m["content"] for m in h.history(self.srv, chat, pt)]
         self.assertEqual(contents, ["in flight %d" % i for i in range(n)] +
                          ["sync"])
 
