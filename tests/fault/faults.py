@@ -168,8 +168,7 @@ class Chatter:
         delay = 0.05
         while not stop.is_set():
             try:
-                ws = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" %
-                             (self.chat, tok), timeout=5)
+                ws = h.raw_ws(srv, self.chat, tok, timeout=5, status=None)
                 if ws.status == 101:
                     return ws
                 ws.close()
@@ -408,12 +407,7 @@ class FaultCase(unittest.TestCase):
             what, n, "\n".join(meter.new_log()[:40])))
 
     def wait_for(self, pred, timeout=20, what="condition"):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if pred():
-                return True
-            time.sleep(0.05)
-        raise AssertionError("timed out waiting for %s" % what)
+        return h.wait_for(pred, timeout, what)
 
 
 def need_plugin(name, library):

@@ -13,7 +13,7 @@ import unittest
 import uuid
 
 import ccharness
-from ccharness import BUILDDIR, SRCDIR, RawWS, Server
+from ccharness import BUILDDIR, SRCDIR, Server
 
 EXAMPLE = os.path.join(SRCDIR, "doc", "examples", "auth-tokenfile")
 
@@ -92,9 +92,8 @@ class TokenFileExample(unittest.TestCase):
             "POST", "/chat/chats/", {"professional": self.pro},
             token=self.tokens["patient"])
         self.assertEqual(status, 201, chat)
-        ws = RawWS(self.srv.port, "/ws/chat/%s/" % chat["id"],
-                   headers={"Authorization": "Bearer " +
-                            self.tokens["pro"]})
+        ws = ccharness.raw_ws(self.srv, chat["id"], self.tokens["pro"],
+                              header=True)
         try:
             self.assertEqual(ws.status, 101)
             ws.send_json({"content": "signed in by a tokens file"})
@@ -108,8 +107,7 @@ class TokenFileExample(unittest.TestCase):
         status, _, body = self.srv.request("GET", "/chat/chats/",
                                            token="tok-nobody")
         self.assertEqual((status, body), (401, {"error": "Unknown token"}))
-        ws = RawWS(self.srv.port, "/ws/chat/%s/?token=tok-nobody" %
-                   uuid.uuid4())
+        ws = ccharness.raw_ws(self.srv, uuid.uuid4(), "tok-nobody")
         try:
             self.assertEqual(ws.recv_close(), (4401, "Unknown token"))
         finally:

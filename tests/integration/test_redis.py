@@ -18,12 +18,6 @@ def need_plugin():
                        "hiredis; Debian: apt-get install libhiredis-dev)")
 
 
-def connect(srv, chat, tok):
-    ws = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat, tok), timeout=10)
-    assert ws.status == 101, ws.status
-    return ws
-
-
 def collect(ws, n, timeout=15):
     """The next n messages on ws (their "message" objects)."""
     got = []
@@ -34,16 +28,6 @@ def collect(ws, n, timeout=15):
         assert "message" in obj, obj
         got.append(obj["message"])
     return got
-
-
-def silent(ws, wait=0.5):
-    """True when nothing arrives on ws within wait seconds."""
-    ws.sock.settimeout(wait)
-    try:
-        ws.recv_json()
-    except OSError:
-        return True
-    return False
 
 
 def history_ids(srv, chat, tok):
@@ -96,9 +80,9 @@ class ThreeNodesPostgres(unittest.TestCase):
 
     def test_every_message_everywhere_once_in_order(self):
         chat, pt, rt, _, _ = h.World(self.a).pair()
-        pat = connect(self.a, chat, pt)
-        pro_b = connect(self.b, chat, rt)
-        pro_c = connect(self.c, chat, rt)
+        pat = h.raw_ws(self.a, chat, pt)
+        pro_b = h.raw_ws(self.b, chat, rt)
+        pro_c = h.raw_ws(self.c, chat, rt)
         conns = [pat, pro_b, pro_c]
         # Subscriptions travel to Redis asynchronously after the join.
         time.sleep(0.5)
@@ -118,7 +102,7 @@ class ThreeNodesPostgres(unittest.TestCase):
                              name + ": exactly once")
             self.assertEqual(got_ids, ids, name + ": in history order")
         for ws in conns:
-            self.assertTrue(silent(ws), "no duplicate arrives late")
+            self.assertTrue(h.silent(ws), "no duplicate arrives late")
             ws.close()
 
     def test_resume_on_another_node(self):
@@ -126,22 +110,21 @@ class ThreeNodesPostgres(unittest.TestCase):
         messages while it was away; it comes back on node C with since:
         exactly those, then live ones."""
         chat, pt, rt, _, _ = h.World(self.a).pair()
-        pat = connect(self.a, chat, pt)
+        pat = h.raw_ws(self.a, chat, pt)
         pat.send_json({"content": "seen"})
         seen = collect(pat, 1)[0]
         sent = []
         for i in range(30):
             pat.send_json({"content": "away %d" % i})
             sent.append(collect(pat, 1)[0])
-        ws = h.RawWS(self.c.port, "/ws/chat/%s/?token=%s&since=%s" %
-                     (chat, rt, seen["id"]), timeout=10)
+        ws = h.raw_ws(self.c, chat, rt, "&since=" + seen["id"])
         self.assertEqual(ws.status, 101)
         self.assertEqual(collect(ws, 30), sent)
         time.sleep(0.5)     # C's subscription reaches Redis
         pat.send_json({"content": "live"})
         live = collect(pat, 1)[0]
         self.assertEqual(collect(ws, 1), [live])
-        self.assertTrue(silent(ws))
+        self.assertTrue(h.silent(ws))
         pat.close()
         ws.close()
 
@@ -151,7 +134,7 @@ class ThreeNodesPostgres(unittest.TestCase):
         with since = that message, the phone must not get it again when
         Redis hands it over late; the next one arrives once."""
         chat, pt, rt, _, _ = h.World(self.a).pair()
-        other = connect(self.b, chat, rt)    # keeps B subscribed
+        other = h.raw_ws(self.b, chat, rt)    # keeps B subscribed
         time.sleep(0.5)                      # B's subscription in Redis
         os.kill(self.redis.proc.pid, signal.SIGSTOP)
         try:
@@ -160,27 +143,26 @@ class ThreeNodesPostgres(unittest.TestCase):
                 {"content": "newest"}, token=pt)
             self.assertEqual(status, 201, m)
             self.assertEqual(history_ids(self.b, chat, rt)[-1], m["id"])
-            ws = h.RawWS(self.b.port, "/ws/chat/%s/?token=%s&since=%s" %
-                         (chat, rt, m["id"]), timeout=10)
+            ws = h.raw_ws(self.b, chat, rt, "&since=" + m["id"])
             self.assertEqual(ws.status, 101)
-            self.assertTrue(silent(ws), "nothing after since yet")
+            self.assertTrue(h.silent(ws), "nothing after since yet")
         finally:
             os.kill(self.redis.proc.pid, signal.SIGCONT)
         self.assertEqual(collect(other, 1)[0]["id"], m["id"],
                          "Redis delivers it late to B")
-        self.assertTrue(silent(ws), "not again to the phone that had it")
+        self.assertTrue(h.silent(ws), "not again to the phone that had it")
         status, _, live = self.a.request(
             "POST", "/chat/chats/%s/send_message/" % chat,
             {"content": "live"}, token=pt)
         self.assertEqual(status, 201, live)
         self.assertEqual([x["id"] for x in collect(ws, 1)], [live["id"]])
-        self.assertTrue(silent(ws))
+        self.assertTrue(h.silent(ws))
         for c in (other, ws):
             c.close()
 
     def test_rest_send_reaches_other_nodes(self):
         chat, pt, rt, _, _ = h.World(self.a).pair()
-        pro_c = connect(self.c, chat, rt)
+        pro_c = h.raw_ws(self.c, chat, rt)
         time.sleep(0.3)
         status, _, body = self.a.request(
             "POST", "/chat/chats/%s/send_message/" % chat,
@@ -193,7 +175,7 @@ class ThreeNodesPostgres(unittest.TestCase):
 
     def test_only_chats_with_local_connections_are_subscribed(self):
         chat, pt, rt, _, _ = h.World(self.a).pair()
-        ws = connect(self.b, chat, rt)
+        ws = h.raw_ws(self.b, chat, rt)
         time.sleep(0.3)
         out = self.redis.command("PUBSUB", "NUMSUB",
                                  "carechat:chat:" + chat)
@@ -252,9 +234,9 @@ class Outage(unittest.TestCase):
 
     def test_outage_and_recovery(self):
         chat, pt, rt, _, _ = h.World(self.a).pair()
-        pat = connect(self.a, chat, pt)
-        pro_a = connect(self.a, chat, rt)
-        pro_b = connect(self.b, chat, rt)
+        pat = h.raw_ws(self.a, chat, pt)
+        pro_a = h.raw_ws(self.a, chat, rt)
+        pro_b = h.raw_ws(self.b, chat, rt)
         time.sleep(0.5)
         pat.send_json({"content": "before"})
         for ws in (pat, pro_a, pro_b):
@@ -267,7 +249,7 @@ class Outage(unittest.TestCase):
         # Local deliveries go on: both connections on node A.
         for ws in (pat, pro_a):
             self.assertEqual(collect(ws, 1)[0]["content"], "during")
-        self.assertTrue(silent(pro_b, 1.0), "node B cannot get it now")
+        self.assertTrue(h.silent(pro_b, 1.0), "node B cannot get it now")
 
         self.redis.start()
         up = time.time()
@@ -285,7 +267,7 @@ class Outage(unittest.TestCase):
         for ws in (pat, pro_a, pro_b):
             self.assertEqual(collect(ws, 1)[0]["content"], "after")
         for ws in (pat, pro_a, pro_b):
-            self.assertTrue(silent(ws, 0.5), "nothing twice")
+            self.assertTrue(h.silent(ws, 0.5), "nothing twice")
         # History agrees.
         status, _, body = self.b.request(
             "GET", "/chat/chats/%s/messages/" % chat, token=rt)
@@ -306,7 +288,7 @@ class Outage(unittest.TestCase):
                              "the password is never logged")
             # Still serving (local fan-out keeps working).
             chat, pt, rt, _, _ = h.World(srv).pair()
-            a, b = connect(srv, chat, pt), connect(srv, chat, rt)
+            a, b = h.raw_ws(srv, chat, pt), h.raw_ws(srv, chat, rt)
             a.send_json({"content": "local"})
             self.assertEqual(collect(b, 1)[0]["content"], "local")
             a.close()
