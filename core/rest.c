@@ -956,6 +956,10 @@ static void authed(void *arg, int status, struct cc_auth_req *req)
 
     if (!op_alive(op))
         return;
+    if (status == CC_AUTH_RETRY) {
+        fail(op, 503, req->error); /* the token may be good: try again */
+        return;
+    }
     if (status != CC_AUTH_OK) {
         struct cc_sbuf b = { 0 };
         audit(op, "auth_failure", 401);

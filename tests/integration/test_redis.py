@@ -214,6 +214,7 @@ class Outage(unittest.TestCase):
         pwfile = os.path.join(cls.tmp, "redis.pw")
         with open(pwfile, "w") as f:
             f.write("redis-test-password\n")
+        os.chmod(pwfile, 0o600)  # a secret: others may not read it
         storage = {"plugin": "sqlite",
                    "path": os.path.join(cls.tmp, "shared.db")}
         cls.a = h.Server({"storage": storage, "fanout": {
