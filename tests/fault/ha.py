@@ -8,6 +8,9 @@ removes; nothing of the host's own services is touched.
 A missing package is a skip with the reason (a failure under CI=true).
 The failure-detection settings are tuned down so a test case takes
 seconds, not minutes; doc/high-availability.md gives the real defaults.
+CC_HA_DEFAULTS=1 runs the engines on their own defaults instead (for the
+guide's figures): the cases then wait, and allow log lines and CPU,
+SCALE times as long.
 """
 import json
 import os
@@ -22,6 +25,8 @@ import ccharness as h
 import faults as f
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
+DEFAULTS = bool(os.environ.get("CC_HA_DEFAULTS"))
+SCALE = 6 if DEFAULTS else 1
 
 
 def _wait(pred, timeout, what):
@@ -83,11 +88,13 @@ class PgFormation:
             os.chown(self.tmp, pw.pw_uid, pw.pw_gid)
             self.user = "postgres"
         self.dbname = dbname
+        self.sock = os.path.join(self.tmp, "sock")
         self.env = dict(os.environ,
                         XDG_CONFIG_HOME=os.path.join(self.tmp, "config"),
                         XDG_DATA_HOME=os.path.join(self.tmp, "share"),
                         XDG_RUNTIME_DIR=os.path.join(self.tmp, "run"),
-                        PGCONNECT_TIMEOUT="5")
+                        PGHOST=self.sock, PGCONNECT_TIMEOUT="5")
+        self.pg_ctl = self._bindir()
         self.procs = {}      # name -> the keeper's Popen
         self.ports = {}      # name -> PostgreSQL port
         self.monitor_port = h.free_port()
@@ -103,6 +110,32 @@ class PgFormation:
             raise
 
     # ---------------------------------------------------------- helpers
+    def _bindir(self):
+        """A bin directory for pg_autoctl (--pgctl): PostgreSQL's own
+        programs, but postgres itself puts its socket in our directory,
+        not the host's /var/run/postgresql (pg_autoctl gives it no -k,
+        and a node killed by a test could not remove it there).  The
+        directories pg_autoctl wants (XDG_*) are made here, the
+        runtime one private, or it falls back to /tmp/pg_autoctl."""
+        bindir = os.path.join(self.tmp, "bin")
+        for d in (bindir, self.sock, self.env["XDG_RUNTIME_DIR"]):
+            os.mkdir(d, 0o700)
+            if self.user:
+                pw = pwd.getpwnam(self.user)
+                os.chown(d, pw.pw_uid, pw.pw_gid)
+        for name in os.listdir(PG_BIN):
+            if name != "postgres":
+                os.symlink(os.path.join(PG_BIN, name),
+                           os.path.join(bindir, name))
+        wrapper = os.path.join(bindir, "postgres")
+        with open(wrapper, "w") as script:
+            script.write('#!/bin/sh\ncase "$1" in --*) exec %s "$@";; esac\n'
+                         'exec %s -k %s "$@"\n' % (
+                             os.path.join(PG_BIN, "postgres"),
+                             os.path.join(PG_BIN, "postgres"), self.sock))
+        os.chmod(wrapper, 0o755)
+        return os.path.join(bindir, "pg_ctl")
+
     def _argv(self, argv):
         return (["runuser", "-u", self.user, "--"] if self.user else []) + \
             argv
@@ -138,17 +171,20 @@ class PgFormation:
     def _monitor(self):
         pgdata = os.path.join(self.tmp, "monitor")
         self.autoctl("create", "monitor", "--pgdata", pgdata, "--pgport",
-                     str(self.monitor_port), "--pgctl",
-                     os.path.join(PG_BIN, "pg_ctl"), "--hostname",
+                     str(self.monitor_port), "--pgctl", self.pg_ctl,
+                     "--hostname",
                      "127.0.0.1", "--listen", "127.0.0.1", "--auth",
                      "trust", "--no-ssl")
         self._spawn("monitor", ["pg_autoctl", "run", "--pgdata", pgdata])
         _wait(lambda: self._ping(self.monitor_port, "pg_auto_failover"),
               30, "the monitor")
-        sets = "".join("ALTER SYSTEM SET %s = %s; " % kv
-                       for kv in self.MONITOR_TUNING.items())
-        for stmt in sets.split("; ")[:-1] + ["SELECT pg_reload_conf()"]:
-            self.psql(self.monitor_port, stmt, "pg_auto_failover")
+        if DEFAULTS:
+            return
+        for name, value in self.MONITOR_TUNING.items():
+            self.psql(self.monitor_port, "ALTER SYSTEM SET %s = %s" % (
+                name, value), "pg_auto_failover")
+        self.psql(self.monitor_port, "SELECT pg_reload_conf()",
+                  "pg_auto_failover")
 
     def monitor_uri(self):
         return "postgres://autoctl_node@127.0.0.1:%d/pg_auto_failover" \
@@ -165,7 +201,7 @@ class PgFormation:
         self._spawn(name, [
             "pg_autoctl", "create", "postgres", "--pgdata",
             os.path.join(self.tmp, name), "--pgport", str(port), "--pgctl",
-            os.path.join(PG_BIN, "pg_ctl"), "--hostname", "127.0.0.1",
+            self.pg_ctl, "--hostname", "127.0.0.1",
             "--listen", "127.0.0.1", "--auth", "trust", "--no-ssl",
             "--dbname", self.dbname, "--name", name, "--monitor",
             self.monitor_uri(), "--run"])
@@ -395,13 +431,15 @@ class RedisSentinels:
         with open(conf, "w") as f:
             f.write("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"
                     "requirepass %s\nsentinel sentinel-pass %s\n"
-                    "sentinel monitor %s 127.0.0.1 %d 2\n"
-                    "sentinel down-after-milliseconds %s 1000\n"
-                    "sentinel failover-timeout %s 3000\n" % (
+                    "sentinel monitor %s 127.0.0.1 %d 2\n" % (
                         port, self.tmp,
                         os.path.join(self.tmp, name + ".log"),
                         self.password, self.password, self.NAME,
-                        self.ports["master"], self.NAME, self.NAME))
+                        self.ports["master"]))
+            if not DEFAULTS:
+                f.write("sentinel down-after-milliseconds %s 1000\n"
+                        "sentinel failover-timeout %s 3000\n" % (
+                            self.NAME, self.NAME))
         self._spawn(name, [self.binary, conf, "--sentinel"])
         _wait(lambda: self._ping(port, self.password), 15,
               "sentinel %s" % name)

@@ -82,11 +82,11 @@ class Formation(f.FaultCase):
         t0 = time.time()
         fault(old)
         self.wait_for(lambda: self.pgaf.primary() not in (None, old),
-                      timeout=60, what="a new primary")
+                      timeout=60 * ha.SCALE, what="a new primary")
         promoted = time.time() - t0
         # Service resumes by itself: sends are acknowledged again.
         for c in chatters:
-            c.wait_acked(5, timeout=downtime)
+            c.wait_acked(5, timeout=downtime * ha.SCALE)
         resumed = time.time() - t0
         time.sleep(1.0)
         after = time.time()
@@ -102,7 +102,8 @@ class Formation(f.FaultCase):
         for c in chatters:
             self.assert_all_delivered(c, refused_may_be_stored=True)
         for m, srv in zip(meters, ("node A", "node B")):
-            self.assert_bounded(m, cpu=8.0, lines=60, what=srv)
+            self.assert_bounded(m, cpu=8.0 * ha.SCALE, lines=60 * ha.SCALE,
+                                what=srv)
         new = self.pgaf.primary()
         writers = carechat_backends(lambda sql: self.pgaf.psql(
             self.pgaf.ports[new], sql))

@@ -85,7 +85,8 @@ class SentinelFailover(f.FaultCase):
 
         t0 = time.time()
         self.redis.kill("master")
-        self.wait_for(lambda: self.redis.master_says() == new, timeout=30,
+        self.wait_for(lambda: self.redis.master_says() == new,
+                      timeout=30 * ha.SCALE,
                       what="the sentinels to promote the replica")
         promoted = time.time() - t0
         # Every message acknowledged so far, and everything after, is
@@ -105,7 +106,8 @@ class SentinelFailover(f.FaultCase):
             self.assertEqual(c.refused, [], c.label)
             self.assert_all_delivered(c)
         for m, what in zip(meters, ("node A", "node B")):
-            self.assert_bounded(m, cpu=6.0, lines=40, what=what)
+            self.assert_bounded(m, cpu=6.0 * ha.SCALE, lines=40 * ha.SCALE,
+                                what=what)
         for srv in (a, b):
             log = srv.read_log()
             self.assertIn("master %s is 127.0.0.1:%d now (was 127.0.0.1:%d)"
