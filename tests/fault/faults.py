@@ -10,6 +10,7 @@ A case is a short method on a FaultCase; adding a fault is adding one.
 """
 import collections
 import contextlib
+import json
 import os
 import resource
 import select
@@ -266,7 +267,7 @@ class Chatter:
             if not ws.buf and not select.select([ws.sock], [], [], 0.5)[0]:
                 continue
             try:
-                got = ws.recv_json()
+                got = recv_answering_pings(ws)
             except (OSError, EOFError, AssertionError, ValueError):
                 ws.close()
                 ws = None
@@ -278,6 +279,19 @@ class Chatter:
                     self.received.append(got["message"])
         if ws:
             ws.close()
+
+
+def recv_answering_pings(ws):
+    """The next text message on ws as JSON, answering the server's pings
+    as a browser does (a professional idle through a long outage is
+    pinged every ping_interval and dropped without a pong)."""
+    while True:
+        fin, op, data = ws.recv()
+        if op == 0x9:
+            ws.send(0xA, data)
+            continue
+        assert op == 0x1, "expected text, got opcode %d" % op
+        return json.loads(data)
 
 
 class RestProbe:
