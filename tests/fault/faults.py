@@ -274,7 +274,7 @@ class Chatter:
                 with self.lock:
                     self.recv_reconnects += 1
                 continue
-            if "message" in got:
+            if got and "message" in got:
                 with self.lock:
                     self.received.append(got["message"])
         if ws:
@@ -282,16 +282,15 @@ class Chatter:
 
 
 def recv_answering_pings(ws):
-    """The next text message on ws as JSON, answering the server's pings
-    as a browser does (a professional idle through a long outage is
-    pinged every ping_interval and dropped without a pong)."""
-    while True:
-        fin, op, data = ws.recv()
-        if op == 0x9:
-            ws.send(0xA, data)
-            continue
-        assert op == 0x1, "expected text, got opcode %d" % op
-        return json.loads(data)
+    """The next frame on ws: a text message as JSON, or None for a ping,
+    answered as a browser does (a professional idle through a long
+    outage is pinged every ping_interval and dropped without a pong)."""
+    fin, op, data = ws.recv()
+    if op == 0x9:
+        ws.send(0xA, data)
+        return None
+    assert op == 0x1, "expected text, got opcode %d" % op
+    return json.loads(data)
 
 
 class RestProbe:

@@ -480,9 +480,12 @@ class RedisSentinels:
 
 # --------------------------------------------------------------- HAProxy
 class HAProxy:
-    """HAProxy on a free loopback port in front of carechatd nodes (TCP
-    mode: HTTP and WebSocket alike), each checked with GET /readyz every
-    500 ms; a connection a dead node refuses goes to another
+    """HAProxy on a free loopback port in front of carechatd nodes, in
+    doc/high-availability.md's configuration: TCP mode (HTTP and
+    WebSocket alike); the nodes that answer GET /readyz (checked every
+    500 ms) take the connections, and only when none does (the database
+    or Redis failing over for all of them) those that answer GET
+    /healthz; a connection a dead node refuses goes to another
     (`option redispatch`)."""
 
     def __init__(self, servers):
@@ -513,14 +516,15 @@ class HAProxy:
                  "    timeout tunnel 1h", "    retries 3",
                  "    option redispatch", "",
                  "frontend chat", "    bind 127.0.0.1:%d" % self.port,
-                 "    default_backend carechatd", "",
-                 "backend carechatd", "    balance roundrobin",
-                 "    option httpchk GET /readyz",
-                 "    http-check expect status 200",
-                 "    default-server inter 500ms fall 2 rise 2"]
-        for i, srv in enumerate(servers):
-            lines.append("    server node%d 127.0.0.1:%d check" % (
-                i + 1, srv.port))
+                 "    use_backend ready if { nbsrv(ready) gt 0 }",
+                 "    default_backend alive"]
+        for name, path in (("ready", "/readyz"), ("alive", "/healthz")):
+            lines += ["", "backend " + name, "    balance roundrobin",
+                      "    option httpchk GET " + path,
+                      "    http-check expect status 200",
+                      "    default-server inter 500ms fall 2 rise 2"]
+            lines += ["    server node%d 127.0.0.1:%d check" % (i + 1, s.port)
+                      for i, s in enumerate(servers)]
         return "\n".join(lines) + "\n"
 
     def _up(self):
