@@ -71,7 +71,9 @@ class PgFormation:
     }
 
     def __init__(self, nodes=2, dbname="carechat"):
-        for tool in ("/usr/bin/pg_autoctl", os.path.join(PG_BIN, "pg_ctl")):
+        for tool in ("/usr/bin/pg_autoctl", os.path.join(PG_BIN, "pg_ctl"),
+                     "/usr/share/postgresql/15/extension/"
+                     "pgautofailover.control"):
             if not os.path.exists(tool):
                 h.skip_or_fail(
                     "%s not installed (Debian: apt-get install "
