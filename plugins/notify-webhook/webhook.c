@@ -661,30 +661,23 @@ static int wh_health(void *inst, char *why, size_t why_len)
 static void wh_metrics(void *inst, cc_metric_cb emit, void *arg)
 {
     struct wh *wh = inst;
-    static const struct {
-        const char *name, *help;
-        size_t off;
-    } counters[] = {
-        { "webhook_requests_total", "Notifications POSTed.",
-          offsetof(struct wh, n_requests) },
-        { "webhook_delivered_total", "Requests answered 2xx.",
-          offsetof(struct wh, n_delivered) },
-        { "webhook_failed_transport_total", "Requests that got no answer "
-          "(refused, reset, TLS, timeout); retried by the host.",
-          offsetof(struct wh, n_failed_transport) },
-        { "webhook_failed_status_total", "Requests answered 408, 429, "
-          "5xx or 3xx; retried by the host.",
-          offsetof(struct wh, n_failed_status) },
-        { "webhook_rejected_total", "Requests answered with another 4xx; "
-          "dropped by the host.", offsetof(struct wh, n_rejected) },
-        { "webhook_busy_total", "Notifications refused with max_in_flight "
-          "requests in flight.", offsetof(struct wh, n_busy) },
-    };
 
-    for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)
-        emit(arg, counters[i].name, counters[i].help, CC_METRIC_COUNTER,
-             (double)*(const uint64_t *)((const char *)wh +
-                                         counters[i].off));
+    emit(arg, "webhook_requests_total", "Notifications POSTed.",
+         CC_METRIC_COUNTER, (double)wh->n_requests);
+    emit(arg, "webhook_delivered_total", "Requests answered 2xx.",
+         CC_METRIC_COUNTER, (double)wh->n_delivered);
+    emit(arg, "webhook_failed_transport_total", "Requests that got no "
+         "answer (refused, reset, TLS, timeout); retried by the host.",
+         CC_METRIC_COUNTER, (double)wh->n_failed_transport);
+    emit(arg, "webhook_failed_status_total", "Requests answered 408, 429, "
+         "5xx or another non-2xx, non-4xx status; retried by the host.",
+         CC_METRIC_COUNTER, (double)wh->n_failed_status);
+    emit(arg, "webhook_rejected_total", "Requests answered with another "
+         "4xx; dropped by the host.", CC_METRIC_COUNTER,
+         (double)wh->n_rejected);
+    emit(arg, "webhook_busy_total", "Notifications refused with "
+         "max_in_flight requests in flight.", CC_METRIC_COUNTER,
+         (double)wh->n_busy);
     emit(arg, "webhook_in_flight", "Requests not yet answered.",
          CC_METRIC_GAUGE, (double)wh->in_flight);
 }
