@@ -647,7 +647,8 @@ static void t_stalled(void)
     t0 = now_s();
     is_int(send_n(&n, &o), CC_OK, "send to a stalled receiver");
     sent = now_s() - t0;
-    ok(sent < 0.05, "send() returned at once (%.3f s)", sent);
+    ok(sent < 0.2, "send() returned at once (%.3f s, not the 0.5 s a "
+       "blocking request would take)", sent);
     wait_for(&o, 5000);
     event_free(tick);
     is_int(o.calls, 1, "one callback");
@@ -655,8 +656,8 @@ static void t_stalled(void)
     ok(o.at - t0 >= 0.45 && o.at - t0 < 2.0,
        "after the 500 ms timeout, not the receiver's 3 s (%.2f s)",
        o.at - t0);
-    ok(ticks >= 25, "the loop kept running meanwhile (%d ticks of 10 ms)",
-       ticks);
+    ok(ticks >= 20, "the loop kept running meanwhile (%d ticks of 10 ms "
+       "in 500 ms)", ticks);
     json_decref(sink_next(1000));
     pt_unload(&env);
 }
