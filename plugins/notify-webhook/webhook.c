@@ -403,6 +403,13 @@ static int id_ok(const char *id)
     return 1;
 }
 
+/* cc_notify_api.send (notify.h): sign n's body and start its POST;
+ * loop thread, never blocks.  CC_OK: cb comes later, once, from the loop
+ * (on_done, or abort_all at stop).  Without cb: CC_E_BUSY at
+ * max_in_flight, CC_E_INVAL for a notification with no recipient, a
+ * missing id or one that is not a UUID's characters (it goes into a
+ * header), CC_E_UNAVAIL after stop(), CC_E_FAIL when libcurl or OpenSSL
+ * refuse.  n is not kept: the body is built here. */
 static int wh_send(void *inst, const struct cc_notification *n,
                    cc_notify_cb cb, void *arg)
 {
