@@ -15,6 +15,7 @@ if command -v apt-get >/dev/null 2>&1; then
         build-essential autoconf automake libtool pkg-config \
         libevent-dev libjansson-dev libjwt-dev libsqlite3-dev \
         libinih-dev libssl-dev libpq-dev libhiredis-dev libsystemd-dev \
+        libcurl4-openssl-dev \
         python3 python3-websockets ca-certificates abigail-tools \
         postgresql redis-server clang libclang-rt-dev openssl \
         chromium fonts-dejavu-core prometheus mandoc groff-base man-db \
@@ -38,7 +39,8 @@ if command -v apt-get >/dev/null 2>&1; then
 elif command -v dnf >/dev/null 2>&1; then
     $SUDO dnf install -y gcc make autoconf automake libtool pkgconf \
         libevent-devel jansson-devel libjwt-devel sqlite-devel inih-devel \
-        openssl-devel libpq-devel hiredis-devel systemd-devel python3 \
+        openssl-devel libpq-devel hiredis-devel systemd-devel \
+        libcurl-devel python3 \
         python3-websockets \
         postgresql-server redis clang compiler-rt openssl chromium nodejs \
         npm golang-github-prometheus mandoc groff-base man-db haproxy
@@ -49,7 +51,7 @@ elif command -v apk >/dev/null 2>&1; then
     # Alpine has no systemd: carechatd builds without sd_notify there.
     $SUDO apk add build-base autoconf automake libtool pkgconf \
         libevent-dev jansson-dev libjwt-dev sqlite-dev inih-dev \
-        openssl-dev libpq-dev hiredis-dev python3 py3-websockets \
+        openssl-dev libpq-dev hiredis-dev curl-dev python3 py3-websockets \
         postgresql redis clang compiler-rt openssl chromium nodejs npm \
         prometheus mandoc groff haproxy
     # redis ships redis-sentinel; pg_auto_failover is not packaged for
