@@ -219,8 +219,8 @@ static void send_one(const struct cc_notification *claimed, int64_t now)
     n.at_us = now;
     nt.n.in_flight++;
     rc = nt.api->send(nt.inst, &n, sent_cb, j);
-    if (rc != CC_OK)
-        sent_cb(j, CC_E_UNAVAIL); /* busy: counted and tried again */
+    if (rc != CC_OK) /* busy: counted, tried again; never sendable: dropped */
+        sent_cb(j, rc == CC_E_INVAL ? CC_E_INVAL : CC_E_UNAVAIL);
 }
 
 static void claimed_cb(void *arg, int status,
