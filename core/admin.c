@@ -9,6 +9,7 @@
 #include "loglimit.h"
 #include "metrics.h"
 #include "msg.h"
+#include "notifier.h"
 #include "ready.h"
 #include "retention.h"
 #include "router.h"
@@ -95,6 +96,26 @@ static void audit_samples(struct cc_sbuf *b)
                        (double)rows[i].v);
 }
 
+/* The notifier's counts (notifier.h). */
+static void notify_samples(struct cc_sbuf *b)
+{
+    struct cc_notifier_counters n;
+
+    cc_notifier_counters(&n);
+    cc_metrics_one(b, "notifications_sent_total", "counter",
+                   "Notifications the notify plugin delivered.",
+                   (double)n.sent);
+    cc_metrics_one(b, "notifications_failed_total", "counter",
+                   "Deliveries that failed and are tried again.",
+                   (double)n.failed);
+    cc_metrics_one(b, "notifications_dropped_total", "counter",
+                   "Notifications given up (max_age, or refused by the "
+                   "receiver).", (double)n.dropped);
+    cc_metrics_one(b, "notifications_pending", "gauge",
+                   "Notifications handed to the plugin, not answered yet.",
+                   (double)n.in_flight);
+}
+
 void cc_admin_render(char **out, size_t *len)
 {
     struct cc_sbuf b = { 0 };
@@ -124,6 +145,7 @@ void cc_admin_render(char **out, size_t *len)
                    "Log lines the rate limiter counted instead of writing.",
                    (double)cc_loglimit_suppressed_total());
     audit_samples(&b);
+    notify_samples(&b);
     plugins(&b);
     *out = b.p;
     *len = b.len;

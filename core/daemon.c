@@ -14,7 +14,9 @@
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
+#include "marks.h"
 #include "metrics.h"
+#include "notifier.h"
 #include "sdnotify.h"
 #include "ready.h"
 #include "reload.h"
@@ -75,7 +77,9 @@ static int load_plugins(struct cc_server *s)
 {
     if (load_one(s, CC_KIND_STORAGE, "storage", "sqlite", &s->storage) < 0 ||
         load_one(s, CC_KIND_AUTH, "auth", "jwt", &s->auth) < 0 ||
-        load_one(s, CC_KIND_FANOUT, "fanout", "local", &s->fanout) < 0)
+        load_one(s, CC_KIND_FANOUT, "fanout", "local", &s->fanout) < 0 ||
+        (s->notify.on && load_one(s, CC_KIND_NOTIFY, "notify", "webhook",
+                                  &s->notify_plugin) < 0))
         return -1;
     s->st = s->storage.iface;
     s->au = s->auth.iface;
@@ -149,6 +153,13 @@ static int demo_start(struct cc_server *s)
                    : 0;
 }
 
+/* The keys of a plugin's section that are the host's (host.h). */
+static int host_key(const char *section, const char *key)
+{
+    return cc_retention_host_key(section, key) ||
+           cc_notifier_host_key(section, key);
+}
+
 /* Every module's routes (router.h). */
 static void add_routes(void)
 {
@@ -167,7 +178,7 @@ int cc_daemon_start(struct cc_server *s)
         .auth_complete = cc_auth_complete,
         .fanout_deliver = host_fanout_deliver,
         .fanout_resync = cc_hub_resync,
-        .host_key = cc_retention_host_key,
+        .host_key = host_key,
     };
     char err[1024];
 
@@ -183,14 +194,18 @@ int cc_daemon_start(struct cc_server *s)
         return -1;
     if (cc_plugin_start(&s->storage, err, sizeof err) < 0 ||
         cc_plugin_start(&s->auth, err, sizeof err) < 0 ||
-        cc_plugin_start(&s->fanout, err, sizeof err) < 0) {
+        cc_plugin_start(&s->fanout, err, sizeof err) < 0 ||
+        (s->notify_plugin.desc &&
+         cc_plugin_start(&s->notify_plugin, err, sizeof err) < 0)) {
         cc_log(CC_LOG_ERROR, "plugin", "%s", err);
         return -1;
     }
     cc_store_attach(s->st, s->storage.inst, s->storage.desc->abi_version);
     cc_fanout_attach(s->fo, s->fanout.inst);
     add_routes();
-    if (cc_retention_start(s) < 0)
+    if (cc_retention_start(s) < 0 ||
+        cc_notifier_start(&s->notify, s->notify_plugin.desc
+                                          ? &s->notify_plugin : NULL) < 0)
         return -1;
     cc_listen_fit_fd_limit(s);
     if (cc_listen_start(s) < 0 || cc_loops_start((unsigned)s->lim.threads) < 0)
@@ -219,14 +234,15 @@ int cc_daemon_start(struct cc_server *s)
 /* Load the plugins' configuration only (carechatd -t). */
 int cc_daemon_check(struct cc_server *s)
 {
-    struct cc_host_hooks hooks = { .host_key = cc_retention_host_key };
+    struct cc_host_hooks hooks = { .host_key = host_key };
     int rc;
 
     cc_srv = s;
     cc_host_init(s->base, &hooks);
     rc = tls_start(s) < 0 || demo_start(s) < 0 ? -1 : load_plugins(s);
-    struct cc_plugin_inst *ps[] = { &s->storage, &s->auth, &s->fanout };
-    for (int i = 0; i < 3; i++) {
+    struct cc_plugin_inst *ps[] = { &s->storage, &s->auth, &s->fanout,
+                                    &s->notify_plugin };
+    for (int i = 0; i < 4; i++) {
         if (ps[i]->desc)
             ps[i]->desc->destroy(ps[i]->inst);
         free(ps[i]->ctx);
@@ -276,9 +292,13 @@ void cc_daemon_free(struct cc_server *s)
      * storage can still answer what such a connection waits for. */
     for (unsigned i = 0; i < cc_n_loops; i++)
         cc_conn_close_all(cc_loops[i]);
-    /* Storage first: its stop() finishes the writes still queued, and
+    /* Notifications first: what is in flight ends, and its outcome is
+     * recorded in storage (what is not goes out again after its lease).
+     * Then storage: its stop() finishes the writes still queued, and
      * what they store is published through the fan-out plugin, which is
      * still there (then no more: neither plugin is called once gone). */
+    cc_notifier_stop();
+    cc_plugin_unload(&s->notify_plugin);
     cc_plugin_unload(&s->storage);
     cc_store_detach();
     cc_fanout_detach();
@@ -296,6 +316,7 @@ void cc_daemon_free(struct cc_server *s)
     if (tick_timer)
         event_free(tick_timer);
     cc_auth_free();
+    cc_marks_free();
     cc_send_free();
     cc_route_free();
     cc_chatcache_free();

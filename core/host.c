@@ -5,12 +5,15 @@
 #include "host.h"
 #include "config.h"
 #include "log.h"
+#include "msg.h"
 #include "timefmt.h"
+#include "utf8.h"
 #include "uuid.h"
 #include "xalloc.h"
 
 #include <carechat/auth.h>
 #include <carechat/fanout.h>
+#include <carechat/notify.h>
 #include <carechat/storage.h>
 
 #include <dlfcn.h>
@@ -304,6 +307,22 @@ static int h_auth_set_admin(cc_auth_req *req, int is_admin)
     return CC_OK;
 }
 
+/* A display name: valid UTF-8, no control characters, at most
+ * CC_NAME_MAX - 1 bytes, not blank.  Shown, never trusted. */
+static int h_auth_set_name(cc_auth_req *req, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    if (n == 0 || n >= CC_NAME_MAX || !cc_utf8_valid(name, n) ||
+        cc_text_blank(name, n))
+        return CC_E_INVAL;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return CC_E_INVAL;
+    memcpy(req->principal.name, name, n + 1);
+    return CC_OK;
+}
+
 static int h_auth_set_error(cc_auth_req *req, const char *message)
 {
     snprintf(req->error, sizeof req->error, "%s", message ? message : "");
@@ -358,6 +377,7 @@ static const struct cc_host_api host_api = {
     .auth_set_error = h_auth_set_error,
     .auth_lookup = h_auth_lookup,
     .auth_complete = h_auth_complete,
+    .auth_set_name = h_auth_set_name,
     .fanout_deliver = h_fanout_deliver,
     .fanout_resync = h_fanout_resync,
 };
@@ -396,17 +416,24 @@ static const char *kind_name(uint32_t kind)
     case CC_KIND_STORAGE: return "storage";
     case CC_KIND_AUTH: return "auth";
     case CC_KIND_FANOUT: return "fanout";
+    case CC_KIND_NOTIFY: return "notify";
     default: return "unknown";
     }
 }
 
-/* The smallest table size a 1.0 host accepts for each interface. */
+/* The smallest table accepted for each interface: the one its kind had
+ * when it came (storage, auth and fan-out in 1.0, notify in 1.4); what
+ * was appended since is tested for by size where it is used.  (Storage
+ * asked for its whole current table until 1.4, so a storage plugin
+ * built for an older minor was refused.) */
 static size_t iface_min_size(uint32_t kind)
 {
     switch (kind) {
-    case CC_KIND_STORAGE: return sizeof(struct cc_storage_api);
+    case CC_KIND_STORAGE:
+        return offsetof(struct cc_storage_api, message_purge);
     case CC_KIND_AUTH: return offsetof(struct cc_auth_api, cancel);
     case CC_KIND_FANOUT: return sizeof(struct cc_fanout_api);
+    case CC_KIND_NOTIFY: return sizeof(struct cc_notify_api);
     default: return SIZE_MAX;
     }
 }

@@ -21,12 +21,15 @@ struct cc_conf_section;
 
 /* Who a token says the caller is.  Profile ids are canonical UUIDs or "";
  * the host setters validate what plugins hand in. */
+#define CC_NAME_MAX 201        /* a display name, UTF-8, with its NUL */
+
 struct cc_principal {
     char user_id[CC_USER_ID_MAX];
     char patient_id[CC_UUID_LEN + 1];
     char professional_id[CC_UUID_LEN + 1];
     int64_t expires_at;   /* token expiry, unix seconds; 0 when none */
     int is_admin;
+    char name[CC_NAME_MAX]; /* the token's display name; "" when none */
 };
 
 /* One authentication attempt (the opaque cc_auth_req of the ABI). */

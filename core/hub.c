@@ -11,10 +11,13 @@
 #include "fanout.h"
 #include "frame.h"
 #include "log.h"
+#include "marks.h"
 #include "loop.h"
 #include "metrics.h"
 #include "order.h"
 #include "strhash.h"
+
+#include <carechat/storage.h>
 #include "uuid.h"
 #include "xalloc.h"
 
@@ -24,6 +27,7 @@
 struct hub_chat {
     char id[CC_UUID_LEN + 1];
     struct cc_order *order;  /* loop 0: the chat's order here (order.h) */
+    uint32_t side_n[3];      /* loop 0: members of each side, any loop */
     struct cc_hub_member *members;
     size_t n_members;
     uint32_t *remote;        /* loop 0: members on each loop (by index) */
@@ -35,6 +39,7 @@ struct cc_hub_member {
     cc_hub_send_fn send;
     void *owner;
     struct cc_loop *loop;
+    int sides;
     struct hub_chat *chat;
     struct cc_hub_member *prev, *next;
 };
@@ -52,6 +57,7 @@ static unsigned hub_key;
 struct leave_mail {
     struct cc_mail m;
     unsigned from;
+    int sides;
     char chat_id[CC_UUID_LEN + 1];
 };
 
@@ -126,10 +132,27 @@ static int is_main(const struct cc_hub *h)
 static void deliver_cb(struct cc_loop *on, struct cc_mail *mail);
 static void send_all(struct hub_chat *ch, struct cc_frame *f);
 
-/* Loop 0: f to every member of ch, here and on the worker loops. */
+/* Loop 0: sides' member counts of ch, by delta. */
+static void count_sides(struct hub_chat *ch, int sides, int delta)
+{
+    for (int s = CC_SIDE_PATIENT; s <= CC_SIDE_PROFESSIONAL; s++)
+        if (sides & (1 << s))
+            ch->side_n[s] += (uint32_t)delta;
+}
+
+/* Loop 0: f to every member of ch, here and on the worker loops; a
+ * message of one party reaching a member of the other is delivered to
+ * that side. */
 static void hub_send(void *arg, struct cc_frame *f)
 {
     struct hub_chat *ch = arg;
+    int other = f->sender == CC_SIDE_PATIENT      ? CC_SIDE_PROFESSIONAL
+              : f->sender == CC_SIDE_PROFESSIONAL ? CC_SIDE_PATIENT
+                                                  : 0;
+
+    if (f->kind == CC_FRAME_MESSAGE && f->seq > 0 && other &&
+        ch->side_n[other])
+        cc_marks_delivered(ch->id, other, f->seq, f->id);
 
     for (unsigned i = 1; ch->n_remote && i < cc_n_loops; i++) {
         struct deliver_mail *dm;
@@ -185,7 +208,8 @@ static void chat_release(struct cc_hub *h, struct hub_chat *ch)
 }
 
 struct cc_hub_member *cc_hub_join(struct cc_loop *l, const char *chat_id,
-                                  cc_hub_send_fn send, void *owner)
+                                  int sides, cc_hub_send_fn send,
+                                  void *owner)
 {
     struct hub_chat *ch = chat_get(hub_of(l), chat_id);
     struct cc_hub_member *m = cc_xcalloc(1, sizeof *m);
@@ -193,7 +217,10 @@ struct cc_hub_member *cc_hub_join(struct cc_loop *l, const char *chat_id,
     m->send = send;
     m->owner = owner;
     m->loop = l;
+    m->sides = sides;
     m->chat = ch;
+    if (l == cc_main_loop)
+        count_sides(ch, sides, 1);
     m->next = ch->members;
     if (ch->members)
         ch->members->prev = m;
@@ -203,8 +230,8 @@ struct cc_hub_member *cc_hub_join(struct cc_loop *l, const char *chat_id,
     return m;
 }
 
-/* Loop 0: delta members of chat_id on loop index `on`. */
-static void route(const char *chat_id, unsigned on, int delta)
+/* Loop 0: delta members of chat_id (of sides) on loop index `on`. */
+static void route(const char *chat_id, unsigned on, int sides, int delta)
 {
     struct cc_hub *h = hub_of(cc_main_loop);
     struct hub_chat *ch;
@@ -221,19 +248,20 @@ static void route(const char *chat_id, unsigned on, int delta)
     }
     ch->remote[on] += (uint32_t)delta;
     ch->n_remote += (size_t)delta;
+    count_sides(ch, sides, delta);
     chat_release(h, ch);
 }
 
-void cc_hub_route_add(const char *chat_id, struct cc_loop *to)
+void cc_hub_route_add(const char *chat_id, struct cc_loop *to, int sides)
 {
-    route(chat_id, cc_loop_index(to), 1);
+    route(chat_id, cc_loop_index(to), sides, 1);
 }
 
 static void leave_cb(struct cc_loop *on, struct cc_mail *mail)
 {
     struct leave_mail *lm = (struct leave_mail *)mail;
 
-    route(lm->chat_id, lm->from, -1);
+    route(lm->chat_id, lm->from, lm->sides, -1);
     free(lm);
 }
 
@@ -241,11 +269,15 @@ void cc_hub_leave(struct cc_hub_member *m)
 {
     struct cc_loop *l;
     struct hub_chat *ch;
+    int sides;
 
     if (!m)
         return;
     l = m->loop;
     ch = m->chat;
+    sides = m->sides;
+    if (l == cc_main_loop)
+        count_sides(ch, sides, -1);
     if (m->prev)
         m->prev->next = m->next;
     else
@@ -258,6 +290,7 @@ void cc_hub_leave(struct cc_hub_member *m)
     if (l != cc_main_loop) {
         struct leave_mail *lm = cc_xcalloc(1, sizeof *lm);
         lm->from = cc_loop_index(l);
+        lm->sides = sides;
         memcpy(lm->chat_id, ch->id, sizeof lm->chat_id);
         cc_loop_post(cc_main_loop, &lm->m, leave_cb);
     }

@@ -33,19 +33,23 @@ typedef void (*cc_hub_send_fn)(void *owner, struct cc_frame *f);
 /* Take the hub's per-loop state key (loop.h).  Once, at start. */
 void cc_hub_init(void);
 
-/* Join owner to chat_id on loop l (the caller's own loop): from now on
- * every message of the chat on this node reaches send(owner, frame).
+/* Join owner to chat_id on loop l (the caller's own loop) for sides
+ * (bits 1 << CC_SIDE_*: whose connection it is; both for a user who is
+ * both parties): from now on every message and event of the chat on this
+ * node reaches send(owner, frame), and a message of the other party that
+ * reaches a member of a side is delivered to that side (marks.h).
  * Returns the membership handle. */
 struct cc_hub_member *cc_hub_join(struct cc_loop *l, const char *chat_id,
-                                  cc_hub_send_fn send, void *owner);
+                                  int sides, cc_hub_send_fn send,
+                                  void *owner);
 
 /* Leave; m may be NULL.  The chat is unsubscribed when its last member
  * anywhere has left (a worker tells loop 0 by mail). */
 void cc_hub_leave(struct cc_hub_member *m);
 
-/* Loop 0: count one more member of chat_id on worker loop `to` (before
- * the connection is mailed there, so no message falls between). */
-void cc_hub_route_add(const char *chat_id, struct cc_loop *to);
+/* Loop 0: count one more member of chat_id (of sides) on worker loop `to`
+ * (before the connection is mailed there, so no message falls between). */
+void cc_hub_route_add(const char *chat_id, struct cc_loop *to, int sides);
 
 /* The fan-out hook (loop 0): write payload (an encoded message object) as
  * one text frame to every connection of chat_id on this node. */

@@ -144,9 +144,33 @@ void cc_json_message(struct cc_sbuf *b, const struct cc_message *m,
         cc_sbuf_adds(b, ", \"client_id\": ");
         json_id(b, m->client_id);
     }
+    /* Normal messages keep the spec's shape: no key at all. */
+    if (CC_HAS_MEMBER(m, struct cc_message, priority) &&
+        m->priority == CC_PRIORITY_URGENT)
+        cc_sbuf_adds(b, ", \"priority\": \"urgent\"");
     if (with_is_read)
         cc_sbuf_adds(b, m->is_read ? ", \"is_read\": true"
                                    : ", \"is_read\": false");
+    cc_sbuf_adds(b, "}");
+}
+
+/* ", \"key\": {\"patient\": v, \"professional\": v}" from a by-side
+ * array; ids (as ids) or strings; null where NULL. */
+static void json_sides(struct cc_sbuf *b, const char *key,
+                       const char *const v[3], int ids)
+{
+    cc_sbuf_printf(b, ", \"%s\": {", key);
+    for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
+        const char *s = v[side];
+        cc_sbuf_printf(b, "%s\"%s\": ", side == CC_SIDE_PATIENT ? "" : ", ",
+                       cc_side_name(side));
+        if (!s)
+            cc_sbuf_adds(b, "null");
+        else if (ids)
+            json_id(b, s);
+        else
+            cc_json_str(b, s, strlen(s));
+    }
     cc_sbuf_adds(b, "}");
 }
 
@@ -169,6 +193,11 @@ void cc_json_chat(struct cc_sbuf *b, const struct cc_chat *c)
     json_time(b, c->created_at_us);
     cc_sbuf_adds(b, ", \"updated_at\": ");
     json_time(b, c->updated_at_us);
+    if (CC_HAS_MEMBER(c, struct cc_chat, name)) {
+        json_sides(b, "read_up_to", c->read_up_to, 1);
+        json_sides(b, "delivered_up_to", c->delivered_up_to, 1);
+        json_sides(b, "names", c->name, 0);
+    }
     cc_sbuf_adds(b, "}");
 }
 
@@ -231,12 +260,80 @@ int cc_role_parse(const char *s, size_t n)
     return -1;
 }
 
+/* A read mark or typing (no "content"): 0, 1 when it is neither, or -1
+ * with *error. */
+static int parse_action(json_t *root, struct cc_inbound *out,
+                        const char **error)
+{
+    json_t *read = json_object_get(root, "read");
+    json_t *typing = json_object_get(root, "typing");
+
+    if (read) {
+        out->kind = CC_IN_READ;
+        if (json_is_null(read))
+            return 0; /* up to the newest: read_id "" */
+        if (!json_is_string(read) ||
+            cc_uuid_canon(json_string_value(read), json_string_length(read),
+                          out->read_id) < 0) {
+            *error = CC_ERR_READ;
+            return -1;
+        }
+        return 0;
+    }
+    if (typing) {
+        out->kind = CC_IN_TYPING;
+        if (!json_is_boolean(typing)) {
+            *error = CC_ERR_TYPING;
+            return -1;
+        }
+        out->typing = json_is_true(typing);
+        return 0;
+    }
+    return 1;
+}
+
+/* "role": absent, null or a role name: 0, or -1 with *error. */
+static int parse_role(json_t *role, struct cc_inbound *out,
+                      const char **error)
+{
+    int r;
+
+    out->role = CC_SIDE_NONE;
+    if (!role || json_is_null(role))
+        return 0;
+    r = json_is_string(role) ? cc_role_parse(json_string_value(role),
+                                             json_string_length(role))
+                             : -1;
+    if (r < 0) {
+        *error = "Invalid role: use patient, professional or provider";
+        return -1;
+    }
+    out->role = r;
+    return 0;
+}
+
+/* "priority": absent, null, "normal" or "urgent": 0, or -1. */
+static int parse_priority(json_t *v, int *out)
+{
+    *out = CC_PRIORITY_NORMAL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -1;
+    if (strcmp(json_string_value(v), "urgent") == 0)
+        *out = CC_PRIORITY_URGENT;
+    else if (strcmp(json_string_value(v), "normal") != 0)
+        return -1;
+    return 0;
+}
+
 int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
                      struct cc_inbound *out, const char **error,
                      char *err_buf, size_t err_size)
 {
     json_error_t jerr;
     json_t *root, *content, *role, *cid;
+    int rc;
 
     memset(out, 0, sizeof *out);
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -248,6 +345,11 @@ int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
     out->json = root;
     content = json_object_get(root, "content");
     role = json_object_get(root, "role");
+    if (!content && (rc = parse_action(root, out, error)) <= 0) {
+        if (rc < 0 || parse_role(role, out, error) < 0)
+            goto fail;
+        return 0;
+    }
     if (content && !json_is_string(content) && !json_is_null(content)) {
         *error = "Message content must be a string";
         goto fail;
@@ -260,31 +362,27 @@ int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
     }
     out->content = json_string_value(content);
     out->content_len = json_string_length(content);
-    if (max_chars && cc_utf8_chars(out->content, out->content_len) >
-                         max_chars) {
-        snprintf(err_buf, err_size,
-                 "Message content too long (max %zu characters)", max_chars);
-        *error = err_buf;
+    if (parse_role(role, out, error) < 0)
         goto fail;
-    }
-    out->role = CC_SIDE_NONE;
-    if (role && !json_is_null(role)) {
-        int r = json_is_string(role)
-                    ? cc_role_parse(json_string_value(role),
-                                    json_string_length(role))
-                    : -1;
-        if (r < 0) {
-            *error = "Invalid role: use patient, professional or provider";
-            goto fail;
-        }
-        out->role = r;
-    }
     cid = json_object_get(root, "client_id");
     if (cid && !json_is_null(cid) &&
         (!json_is_string(cid) ||
          cc_uuid_canon(json_string_value(cid), json_string_length(cid),
                        out->client_id) < 0)) {
         *error = CC_ERR_CLIENT_ID;
+        goto fail;
+    }
+    if (parse_priority(json_object_get(root, "priority"),
+                       &out->priority) < 0) {
+        *error = CC_ERR_PRIORITY;
+        goto fail;
+    }
+    /* Last: the one check that reads the whole content. */
+    if (max_chars && cc_utf8_chars(out->content, out->content_len) >
+                         max_chars) {
+        snprintf(err_buf, err_size,
+                 "Message content too long (max %zu characters)", max_chars);
+        *error = err_buf;
         goto fail;
     }
     return 0;

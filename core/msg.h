@@ -48,12 +48,22 @@ void cc_json_error(struct cc_sbuf *b, const char *msg);
 /* "patient" / "professional" for a CC_SIDE_*. */
 const char *cc_side_name(int side);
 
-/* What a client's chat message asks for. */
+/* What a client's frame (or REST body) asks for. */
+#define CC_IN_MESSAGE 0   /* {"content": ...}: a chat message */
+#define CC_IN_READ 1      /* {"read": "<message id>"}: a read mark;
+                             "read": null: up to the newest */
+#define CC_IN_TYPING 2    /* {"typing": true}: ephemeral */
+
 struct cc_inbound {
+    int kind;             /* CC_IN_* */
     const char *content;  /* points into the parsed JSON; see below */
     size_t content_len;
     int role;             /* CC_SIDE_NONE when not given */
     char client_id[CC_UUID_LEN + 1]; /* canonical, or "" when not given */
+    int priority;         /* CC_PRIORITY_* (normal when not given) */
+    char read_id[CC_UUID_LEN + 1];   /* CC_IN_READ: canonical, or ""
+                                        for the newest */
+    int typing;           /* CC_IN_TYPING: 1 for true, 0 for false */
     void *json;           /* owner of content; cc_inbound_free() it */
 };
 
@@ -67,16 +77,22 @@ struct cc_inbound {
 #define CC_ERR_SINCE "since: no such message in this chat"
 #define CC_ERR_SINCE_OLD "since is not supported by this server's storage " \
                          "plugin"
+#define CC_ERR_PRIORITY "Invalid priority: use normal or urgent"
+#define CC_ERR_READ "read must be a message id (a UUID)"
+#define CC_ERR_TYPING "typing must be true or false"
 
-/* Parse a client's text frame as {"content": str, "role"?: str,
- * "client_id"?: uuid}.  Returns 0, or -1 with *error set to a static
+/* Parse a client's text frame.  A message: {"content": str, "role"?:
+ * str, "client_id"?: uuid, "priority"?: "normal" | "urgent"}; without
+ * "content", a read mark {"read": uuid, "role"?: str} or typing
+ * {"typing": bool}.  Returns 0, or -1 with *error set to a static
  * client-facing message: CC_ERR_JSON (not JSON, not an object, duplicate
- * keys), CC_ERR_EMPTY (content missing, empty or only whitespace),
- * "Message content must be a string", "Invalid role: use patient,
- * professional or provider", CC_ERR_CLIENT_ID (client_id neither null
- * nor a UUID string), "Message content too long (max N characters)"
- * (N = max_chars, counted in Unicode code points; 0 means no limit).
- * err_buf holds the last. */
+ * keys), CC_ERR_EMPTY (content missing, empty or only whitespace, and no
+ * "read" or "typing"), "Message content must be a string", "Invalid
+ * role: use patient, professional or provider", CC_ERR_CLIENT_ID
+ * (client_id neither null nor a UUID string), CC_ERR_PRIORITY, CC_ERR_READ
+ * (read not a UUID string), CC_ERR_TYPING (typing not a boolean),
+ * "Message content too long (max N characters)" (N = max_chars, counted
+ * in Unicode code points; 0 means no limit).  err_buf holds the last. */
 int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
                      struct cc_inbound *out, const char **error,
                      char *err_buf, size_t err_size);

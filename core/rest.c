@@ -18,12 +18,14 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "marks.h"
 #include "loop.h"
 #include "msg.h"
 #include "router.h"
 #include "send.h"
 #include "server.h"
 #include "store.h"
+#include "ticket.h"
 #include "timefmt.h"
 #include "uuid.h"
 
@@ -39,7 +41,7 @@
 #define PAGE_MAX 200
 
 enum route {
-    R_CHATS, R_CHAT, R_MESSAGES, R_SEND, R_MARK_READ, R_PROFILES
+    R_CHATS, R_CHAT, R_MESSAGES, R_SEND, R_MARK_READ, R_PROFILES, R_TICKET
 };
 
 /* The routes (router.h); each entry is its route's arg. */
@@ -54,6 +56,7 @@ static const struct rest_route {
     { "/chat/chats/{}/send_message/", CC_M_POST, R_SEND },
     { "/chat/chats/{}/mark_read/", CC_M_POST, R_MARK_READ },
     { "/chat/profiles/", CC_M_POST, R_PROFILES },
+    { "/chat/ws-ticket/", CC_M_POST, R_TICKET },
 };
 
 /* One REST request in flight; the connection is held while it exists. */
@@ -90,6 +93,7 @@ static void audit(const struct op *op, const char *event, int status)
         [R_CHATS] = "chat_list", [R_CHAT] = "chat_read",
         [R_MESSAGES] = "history_read", [R_SEND] = "message_send",
         [R_MARK_READ] = "mark_read", [R_PROFILES] = "profile_register",
+        [R_TICKET] = "ticket_issue",
     };
     int open = op->c->req->h.method == CC_HTTP_POST &&
                (op->route == R_CHATS || op->route == R_CHAT);
@@ -405,6 +409,19 @@ static void list_chats(struct op *op)
 
 /* ------------------------------------------------ one chat, its messages */
 
+/* The caller read a page of history: the newest message of the other
+ * party in it has been delivered to the caller's side (marks.h). */
+static void delivered(const struct op *op, const struct cc_store_result *res)
+{
+    for (size_t i = res->n_messages; op->side != CC_SIDE_NONE && i > 0; i--) {
+        const struct cc_message *m = res->messages[i - 1];
+        if (m->sender_type != op->side) {
+            cc_marks_delivered(op->chat_id, op->side, m->seq, m->id);
+            return;
+        }
+    }
+}
+
 static void messages_done(void *arg, int status,
                           const struct cc_store_result *res)
 {
@@ -426,6 +443,7 @@ static void messages_done(void *arg, int status,
     }
     if (op->since[0] && res->n_messages)
         op->after = res->messages[0]->seq - 1; /* for the links */
+    delivered(op, res);
     if (res->n_messages) {
         first = res->messages[0]->seq;
         last = res->messages[res->n_messages - 1]->seq;
@@ -575,10 +593,55 @@ static void marked_done(void *arg, int status,
     op_free(op);
 }
 
-static void mark_read(struct op *op)
+/* The pipeline's answer to a read mark: {"marked_read": n}. */
+static void read_sent(void *arg, const struct cc_send_result *r)
 {
-    check_queued(op, cc_store_mark_read(op->chat_id, op->side, marked_done,
-                                        op));
+    struct op *op = arg;
+    struct cc_sbuf b = { 0 };
+
+    if (!op_alive(op))
+        return;
+    if (r->outcome == CC_SEND_REFUSED) {
+        fail(op, r->status, r->error);
+        return;
+    }
+    cc_sbuf_printf(&b, "{\"marked_read\": %lld}", (long long)r->count);
+    respond_sbuf(op, 200, &b);
+    op_free(op);
+}
+
+/* POST .../mark_read/ with no body (or one without "read"): everything
+ * the other party sent is read; {"read": "<id>"}: up to that message, as
+ * a WebSocket's read mark (the same pipeline: send.h; "role" chooses the
+ * side of a user who is both parties).  A storage plugin before 1.4
+ * keeps no marks: everything, its old way. */
+static void mark_read(struct op *op, const struct cc_chat *chat)
+{
+    struct cc_send_req req = {
+        .loop = cc_main_loop, .via = CC_VIA_REST, .who = me(op),
+        .peer = op->c->peer, .chat_id = op->chat_id,
+        .patient_id = chat->patient_id,
+        .professional_id = chat->professional_id,
+        .kinds = CC_TAKE_READ, .done = read_sent, .arg = op,
+    };
+    char *text;
+
+    if (!cc_store_can(CC_STORE_MARKS)) {
+        check_queued(op, cc_store_mark_read(op->chat_id, op->side,
+                                            marked_done, op));
+        return;
+    }
+    if (!json_object_get(op->body, "read"))
+        json_object_set_new(op->body, "read", json_null());
+    text = json_dumps(op->body, JSON_COMPACT);
+    if (!text)
+        abort();
+    req.text = text;
+    req.len = strlen(text);
+    op->audited = 1;
+    cc_conn_hold(op->c);
+    cc_send(&req);
+    free(text);
 }
 
 /* The chat exists: check the caller is a party, then do the route. */
@@ -622,7 +685,7 @@ static void chat_checked(void *arg, int status,
         send_message(op, res->chat);
         break;
     default:
-        mark_read(op);
+        mark_read(op, res->chat);
         break;
     }
 }
@@ -636,8 +699,66 @@ static void with_chat(struct op *op)
 
 /* ------------------------------------------------------------- admin */
 
-static void profile_done(void *arg, int status,
-                         const struct cc_store_result *res)
+/* The registration's answer: what was registered, with the profile's
+ * owner as storage has it now. */
+static void profile_answer(struct op *op)
+{
+    char *out;
+
+    json_object_del(op->body, "rebind");
+    if (json_is_null(json_object_get(op->body, "display_name")))
+        json_object_del(op->body, "display_name");
+    out = json_dumps(op->body, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!out)
+        abort();
+    audit(op, NULL, 201);
+    cc_conn_respond(op->c, 201, NULL, out, strlen(out));
+    free(out);
+    op_free(op);
+}
+
+static int profile_side(const struct op *op)
+{
+    json_t *kind = json_object_get(op->body, "kind");
+
+    return cc_role_parse(json_string_value(kind), json_string_length(kind));
+}
+
+static const char *body_str(const struct op *op, const char *key)
+{
+    return json_string_value(json_object_get(op->body, key));
+}
+
+static void profile_named(void *arg, int status,
+                          const struct cc_store_result *res)
+{
+    struct op *op = arg;
+
+    if (!op_alive(op))
+        return;
+    if (status != CC_OK)
+        storage_fail(op, status, res);
+    else
+        profile_answer(op);
+}
+
+/* The display name last (since 1.4). */
+static void profile_name(struct op *op)
+{
+    const char *name = body_str(op, "display_name");
+
+    if (!name || !cc_store_can(CC_STORE_OWNERS)) {
+        json_object_del(op->body, "display_name");
+        profile_answer(op);
+        return;
+    }
+    check_queued(op, cc_store_profile_name_set(profile_side(op),
+                                               body_str(op, "id"), name,
+                                               profile_named, op));
+}
+
+static void profile_moved(void *arg, int status,
+                          const struct cc_store_result *res)
 {
     struct op *op = arg;
 
@@ -647,20 +768,53 @@ static void profile_done(void *arg, int status,
         storage_fail(op, status, res);
         return;
     }
-    /* Echo what was registered. */
-    char *out = json_dumps(op->body, JSON_COMPACT | JSON_SORT_KEYS);
-    audit(op, NULL, 201);
-    cc_conn_respond(op->c, 201, NULL, out, strlen(out));
-    free(out);
-    op_free(op);
+    cc_auth_forget_profile(profile_side(op), body_str(op, "id"));
+    profile_name(op);
+}
+
+static void profile_done(void *arg, int status,
+                         const struct cc_store_result *res)
+{
+    struct op *op = arg;
+    const char *user = body_str(op, "user_id");
+    const char *owner;
+
+    if (!op_alive(op))
+        return;
+    if (status != CC_OK) {
+        storage_fail(op, status, res);
+        return;
+    }
+    owner = cc_store_owner(res);
+    if (user && owner && strcmp(owner, user) != 0) {
+        if (!json_is_true(json_object_get(op->body, "rebind"))) {
+            fail(op, 409, "Profile belongs to another user; send "
+                          "\"rebind\": true to move it to this one");
+            return;
+        }
+        /* An admin moves it, knowingly: a new identity provider's ids. */
+        op->audit_as = "profile_rebind";
+        check_queued(op, cc_store_profile_owner_set(profile_side(op),
+                                                    body_str(op, "id"), user,
+                                                    profile_moved, op));
+        return;
+    }
+    if (owner && !user)
+        json_object_set_new(op->body, "user_id", json_string(owner));
+    profile_name(op);
 }
 
 /* POST /chat/profiles/ {"kind": "patient"|"professional"|"provider",
- * "id": uuid, "user_id": optional string}; admin tokens only. */
+ * "id": uuid, "user_id"?: string, "display_name"?: string, "rebind"?:
+ * bool}; admin tokens only.  A profile belongs to the user who first
+ * presents it (in a token, or here); another user_id here is a 409 unless
+ * "rebind": true moves it (storage plugins since ABI 1.4). */
 static void register_profile(struct op *op)
 {
     json_t *kind = json_object_get(op->body, "kind");
     json_t *user = json_object_get(op->body, "user_id");
+    json_t *name = json_object_get(op->body, "display_name");
+    json_t *rebind = json_object_get(op->body, "rebind");
     char id[CC_UUID_LEN + 1];
     int side;
 
@@ -683,10 +837,27 @@ static void register_profile(struct op *op)
         fail(op, 400, "user_id must be a string");
         return;
     }
-    json_t *echo = json_pack("{s:s, s:s, s:o}", "kind", cc_side_name(side),
-                             "id", id, "user_id",
+    if (name && !json_is_null(name) &&
+        (!json_is_string(name) || json_string_length(name) == 0 ||
+         json_string_length(name) >= CC_NAME_MAX ||
+         cc_text_blank(json_string_value(name), json_string_length(name)) ||
+         strpbrk(json_string_value(name), "\r\n\t"))) {
+        fail(op, 400, "display_name must be a name (at most 200 bytes, "
+                      "one line)");
+        return;
+    }
+    if (rebind && !json_is_boolean(rebind)) {
+        fail(op, 400, "rebind must be true or false");
+        return;
+    }
+    json_t *echo = json_pack("{s:s, s:s, s:o, s:O, s:O}", "kind",
+                             cc_side_name(side), "id", id, "user_id",
                              json_is_string(user) ? json_copy(user)
-                                                  : json_null());
+                                                  : json_null(),
+                             "display_name", name && json_is_string(name)
+                                                 ? name : json_null(),
+                             "rebind", json_is_true(rebind) ? rebind
+                                                           : json_false());
     json_decref(op->body);
     op->body = echo;
     user = json_object_get(echo, "user_id"); /* the old one is freed */
@@ -694,6 +865,31 @@ static void register_profile(struct op *op)
                          side, id,
                          json_is_string(user) ? json_string_value(user) : NULL,
                          profile_done, op));
+}
+
+/* ------------------------------------------------------------ tickets */
+
+/* POST /chat/ws-ticket/ (ticket.h): {"ticket": "...", "expires_in": 30}. */
+static void ticket_issued(void *arg, int status, const char *ticket)
+{
+    struct op *op = arg;
+    struct cc_sbuf b = { 0 };
+
+    if (!op_alive(op))
+        return;
+    if (status == CC_E_NOTSUP) {
+        fail(op, 501, "Tickets are not supported by this server's storage "
+                      "plugin");
+        return;
+    }
+    if (status != CC_OK) {
+        storage_fail(op, status, NULL);
+        return;
+    }
+    cc_sbuf_printf(&b, "{\"ticket\": \"%s\", \"expires_in\": %d}", ticket,
+                   CC_TICKET_SECONDS);
+    respond_sbuf(op, 200, &b);
+    op_free(op);
 }
 
 /* --------------------------------------------------------------- entry */
@@ -744,6 +940,10 @@ static void run_route(struct op *op)
     case R_PROFILES:
         register_profile(op);
         break;
+    case R_TICKET:
+        cc_conn_hold(op->c);
+        cc_ticket_issue(me(op), ticket_issued, op);
+        break;
     default:
         with_chat(op);
         break;
@@ -756,6 +956,10 @@ static void authed(void *arg, int status, struct cc_auth_req *req)
 
     if (!op_alive(op))
         return;
+    if (status == CC_AUTH_RETRY) {
+        fail(op, 503, req->error); /* the token may be good: try again */
+        return;
+    }
     if (status != CC_AUTH_OK) {
         struct cc_sbuf b = { 0 };
         audit(op, "auth_failure", 401);

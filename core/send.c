@@ -16,9 +16,11 @@
 #include "fanout.h"
 #include "host.h"
 #include "log.h"
+#include "marks.h"
 #include "loop.h"
 #include "metrics.h"
 #include "msg.h"
+#include "notifier.h"
 #include "server.h"
 #include "store.h"
 #include "tally.h"
@@ -32,6 +34,11 @@
 #define ERR_RATE "Too many messages: not stored; slow down"
 #define ERR_BUSY "Server busy: message not stored; try again"
 #define ERR_STORE "Message could not be stored; try again"
+#define ERR_READ_NONE "read: no such message in this chat"
+#define ERR_READ_STORE "Read mark not stored; try again"
+#define ERR_NO_MARKS "Read marks are not supported by this server's " \
+                     "storage plugin"
+#define ERR_EXPECT_READ "Expected {\"read\": \"<message id>\"}"
 
 struct job {
     struct cc_mail m;           /* to loop 0 and back, for a worker */
@@ -43,6 +50,7 @@ struct job {
     cc_send_done_fn done;
     void *arg;
     int in_call;                /* inside cc_send: completion is posted */
+    unsigned kinds;             /* what the caller takes (CC_TAKE_*) */
     char chat_id[CC_UUID_LEN + 1];
     char patient[CC_UUID_LEN + 1];
     char professional[CC_UUID_LEN + 1];
@@ -139,7 +147,8 @@ static void audit(const struct job *j, const char *result, int status,
                   const char *message_id)
 {
     struct cc_audit_event ev = {
-        .event = "message_send", .result = result, .status = status,
+        .event = j->in.kind == CC_IN_READ ? "mark_read" : "message_send",
+        .result = result, .status = status,
         .peer = j->peer, .who = j->who, .chat_id = j->chat_id,
         .message_id = message_id,
         .via = j->via == CC_VIA_WS ? "ws" : "rest",
@@ -151,7 +160,8 @@ static void audit(const struct job *j, const char *result, int status,
 static void refuse(struct job *j, const char *result, int status,
                    const char *error)
 {
-    audit(j, result, status, NULL);
+    if (j->in.kind != CC_IN_TYPING)
+        audit(j, result, status, NULL);
     finish(j, CC_SEND_REFUSED, status, error, NULL);
 }
 
@@ -228,6 +238,42 @@ static void appended(void *arg, int status, const struct cc_store_result *res)
     finish(j, CC_SENT, 201, NULL, m);
 }
 
+/* The read mark of marks.h came back. */
+static void marked(void *arg, int status, const struct cc_mark *m,
+                   int64_t count)
+{
+    struct job *j = arg;
+
+    if (status != CC_OK) {
+        if (status != CC_E_NOTFOUND && status != CC_E_NOTSUP)
+            cc_log(CC_LOG_WARN, "send", "read mark not stored in chat %s",
+                   j->chat_id);
+        refuse(j, status == CC_E_NOTFOUND ? "denied" : "error",
+               status == CC_E_NOTFOUND ? 404
+               : status == CC_E_NOTSUP ? 501 : 503,
+               status == CC_E_NOTFOUND ? ERR_READ_NONE
+               : status == CC_E_NOTSUP ? ERR_NO_MARKS : ERR_READ_STORE);
+        return;
+    }
+    audit(j, "ok", 200, m && m->up_to_id ? m->up_to_id : NULL);
+    j->res.count = count;
+    finish(j, CC_SEND_MARKED, 200, NULL, NULL);
+}
+
+/* {"typing": true} from side: to the other party's opted-in
+ * connections, on every node (the hub sends an event frame only to the
+ * side it is for). */
+static void relay_typing(struct job *j, int side)
+{
+    char p[64];
+    int n = snprintf(p, sizeof p, "{\"typing\": {\"sender_type\": \"%s\"}}",
+                     cc_side_name(side));
+
+    if (j->in.typing)
+        cc_fanout_publish(j->chat_id, 0, p, (size_t)n);
+    finish(j, CC_SEND_QUIET, 200, NULL, NULL);
+}
+
 /* Decide and store (loop 0). */
 static void run(struct job *j)
 {
@@ -235,6 +281,18 @@ static void run(struct job *j)
     const char *error;
     int side, rc, http;
 
+    if (!j->parse_error && j->in.kind != CC_IN_MESSAGE) {
+        side = cc_role_resolve(j->who->patient_id,
+                               j->who->professional_id, j->patient,
+                               j->professional, j->in.role, &error);
+        if (side < 0)
+            refuse(j, "denied", 403, error);
+        else if (j->in.kind == CC_IN_TYPING)
+            relay_typing(j, side);
+        else
+            cc_marks_read(j->chat_id, side, j->in.read_id, marked, j);
+        return;
+    }
     if (!rate_ok(j->who->user_id)) {
         cc_log(CC_LOG_DEBUG, "send", "%s: user over message_rate: refused",
                j->peer);
@@ -267,6 +325,8 @@ static void run(struct job *j)
     m.content = j->in.content;
     m.content_len = j->in.content_len;
     m.client_id = j->in.client_id[0] ? j->in.client_id : NULL;
+    m.priority = j->in.priority;
+    m.notify_due_us = cc_notifier_due(m.created_at_us, m.priority);
     rc = cc_store_append(&m, appended, j);
     if (rc != CC_OK) {
         cc_metrics_stored(0);
@@ -282,6 +342,37 @@ static void run_cb(struct cc_loop *on, struct cc_mail *mail)
 }
 
 /* -------------------------------------------------------------- entry */
+
+/* Does the caller take what j is?  A message where only read marks go
+ * (REST mark_read) or the reverse is the error that entry's clients
+ * know; typing more often than CC_TYPING_MS per connection is dropped
+ * here, on the connection's loop.  Returns 1 to go on, 0 when j is
+ * answered (parse_error set for an error, else quiet). */
+static int taken(struct job *j, uint64_t *typing_ms)
+{
+    uint64_t now;
+
+    /* Refused as what the entry takes, and audited as that. */
+    if (j->in.kind == CC_IN_MESSAGE && !(j->kinds & CC_TAKE_MESSAGE)) {
+        j->parse_error = ERR_EXPECT_READ;
+        j->in.kind = CC_IN_READ;
+        return 0;
+    }
+    if ((j->in.kind == CC_IN_READ && !(j->kinds & CC_TAKE_READ)) ||
+        (j->in.kind == CC_IN_TYPING &&
+         (!(j->kinds & CC_TAKE_TYPING) || !typing_ms))) {
+        j->parse_error = CC_ERR_EMPTY;
+        j->in.kind = CC_IN_MESSAGE;
+        return 0;
+    }
+    if (j->in.kind != CC_IN_TYPING)
+        return 1;
+    now = cc_time_mono_ns() / 1000000;
+    if (!j->in.typing || (*typing_ms && now - *typing_ms < CC_TYPING_MS))
+        return 0;
+    *typing_ms = now;
+    return 1;
+}
 
 void cc_send(const struct cc_send_req *req)
 {
@@ -304,6 +395,17 @@ void cc_send(const struct cc_send_req *req)
     /* On failure parse_error says why (and the job stays unparsed). */
     cc_inbound_parse(req->text, req->len, cc_srv->lim.max_content_chars,
                      &j->in, &j->parse_error, j->ebuf, sizeof j->ebuf);
+    j->kinds = req->kinds ? req->kinds : ~0u;
+    if (!j->parse_error && !taken(j, req->typing_ms)) {
+        /* Not what this entry takes (REST), or typing too soon. */
+        j->in_call = 1;
+        if (j->parse_error)
+            refuse(j, "error", 400, j->parse_error);
+        else
+            finish(j, CC_SEND_QUIET, 200, NULL, NULL);
+        j->in_call = 0;
+        return;
+    }
     if (req->loop != cc_main_loop) {
         cc_loop_post(cc_main_loop, &j->m, run_cb);
         return;

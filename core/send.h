@@ -14,12 +14,19 @@
  * Owns, in this order: counting the message received; the rate limit per
  * user ([server] message_rate, message_burst: one bucket per user id,
  * whichever way the message comes); parsing and validating (msg.h); the
- * sender's side in the chat; client_id support; stamping the id and time;
- * the append (store.h), the only one in the core; encoding the stored
- * message once and publishing it (fanout.h), only once storage has it
- * (design invariant 1); the stored and refused counts (metrics.h); and
- * the audit line of the send ("message_send", audit.h), whether or not
- * the sender is still there to hear the outcome.
+ * sender's side in the chat; client_id support; priority; stamping the
+ * id and time, and when the recipient is due a notification
+ * (notifier.h); the append (store.h), the only one in the core; encoding
+ * the stored message once and publishing it (fanout.h), only once
+ * storage has it (design invariant 1); the stored and refused counts
+ * (metrics.h); and the audit line of the send ("message_send", audit.h),
+ * whether or not the sender is still there to hear the outcome.
+ *
+ * The other things a client sends come in here too and go their own
+ * way after the side check: a read mark {"read": id} to marks.h (audited
+ * as "mark_read"), typing {"typing": true} relayed to the other party at
+ * most once per CC_TYPING_MS per connection, never stored, never
+ * audited, never answered.
  *
  * Parsing runs on the caller's loop; everything from the rate limit on
  * runs on loop 0 (the only loop that calls storage), and a worker's
@@ -35,6 +42,8 @@ struct cc_loop;
 struct cc_message;
 struct cc_principal;
 
+#define CC_TYPING_MS 2000
+
 /* How the message came. */
 #define CC_VIA_WS 0
 #define CC_VIA_REST 1
@@ -43,6 +52,13 @@ struct cc_principal;
 #define CC_SENT 0           /* stored and published */
 #define CC_SENT_DUPLICATE 1 /* its client_id was stored: the original */
 #define CC_SEND_REFUSED 2   /* not stored: error says why */
+#define CC_SEND_MARKED 3    /* a read mark: stored (maybe not moved) */
+#define CC_SEND_QUIET 4     /* typing: relayed or dropped; no answer */
+
+/* What a caller takes (cc_send_req.kinds, bits); 0: all of them. */
+#define CC_TAKE_MESSAGE 1u
+#define CC_TAKE_READ 2u
+#define CC_TAKE_TYPING 4u
 
 struct cc_send_result {
     int outcome;             /* CC_SENT, CC_SENT_DUPLICATE, ... */
@@ -51,6 +67,7 @@ struct cc_send_result {
     const char *error;       /* refused: the client-facing message */
     const struct cc_message *message; /* sent or original: borrowed for
                                          the callback, else NULL */
+    int64_t count;           /* marked: messages newly read */
 };
 
 typedef void (*cc_send_done_fn)(void *arg, const struct cc_send_result *r);
@@ -71,6 +88,10 @@ struct cc_send_req {
     const char *professional_id;
     const char *text;        /* the client's JSON, len bytes */
     size_t len;
+    unsigned kinds;          /* CC_TAKE_* it may be; 0: any */
+    /* Typing: when this connection last relayed one (ms, monotonic);
+     * the caller's, on its loop.  NULL: typing is not taken. */
+    uint64_t *typing_ms;
     cc_send_done_fn done;
     void *arg;
 };

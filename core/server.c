@@ -65,7 +65,7 @@ static const struct setting {
 };
 
 static const char *known_sections[] = { "server", "storage", "auth",
-                                        "fanout", "audit" };
+                                        "fanout", "audit", "notify" };
 #define N_SECTIONS (sizeof known_sections / sizeof known_sections[0])
 
 static int set_limit(struct cc_limits *lim, const struct setting *st,
@@ -332,7 +332,7 @@ int cc_server_parse(struct cc_server *s, const struct cc_conf *conf)
                 break;
         if (i == N_SECTIONS) {
             cc_log(CC_LOG_ERROR, "config", "%s:%d: unknown section [%s] "
-                   "(expected server, storage, auth, fanout or audit)",
+                   "(expected server, storage, auth, fanout, audit or notify)",
                    conf->path, sec->line, sec->name);
             return -1;
         }
@@ -347,7 +347,7 @@ int cc_server_parse(struct cc_server *s, const struct cc_conf *conf)
         }
     }
     if (cc_retention_parse(conf, &s->retention) < 0 ||
-        check_secrets(conf) < 0)
+        cc_notifier_parse(conf, &s->notify) < 0 || check_secrets(conf) < 0)
         return -1;
     return cc_audit_check(conf);
 }
@@ -387,7 +387,8 @@ const char *cc_server_limit(size_t i, size_t *offset, int *restart)
 
 /* ----------------------------------------------------------- plugins */
 
-static const char *const plugin_kinds[] = { "storage", "auth", "fanout" };
+static const char *const plugin_kinds[] = { "storage", "auth", "fanout",
+                                            "notify" };
 
 size_t cc_server_n_plugins(void)
 {
@@ -397,7 +398,7 @@ size_t cc_server_n_plugins(void)
 struct cc_plugin_inst *cc_server_plugin(size_t i, const char **kind)
 {
     struct cc_plugin_inst *ps[] = { &cc_srv->storage, &cc_srv->auth,
-                                    &cc_srv->fanout };
+                                    &cc_srv->fanout, &cc_srv->notify_plugin };
 
     if (kind)
         *kind = plugin_kinds[i];

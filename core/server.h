@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "host.h"
+#include "notifier.h"
 #include "retention.h"
 #include "tls.h"
 
@@ -52,6 +53,7 @@ struct cc_server {
     char *public_url;             /* links' base, no trailing '/'; NULL:
                                    * the request's scheme and Host */
     struct cc_retention_conf retention; /* [storage] (retention.h) */
+    struct cc_notifier_conf notify;     /* [notify] (notifier.h) */
     char *allowed_origins;        /* "a, b" or NULL: any Origin; read by
                                    * handshakes, on loop 0 only */
     int log_level;                /* [server] log_level, as parsed */
@@ -59,7 +61,7 @@ struct cc_server {
     char *plugin_dir;
     int demo;                     /* [server] demo: the page at / */
     char *demo_dir;               /* its files; NULL: CC_WWWDIR */
-    struct cc_plugin_inst storage, auth, fanout;
+    struct cc_plugin_inst storage, auth, fanout, notify_plugin;
     const struct cc_storage_api *st;
     const struct cc_fanout_api *fo;
     const struct cc_auth_api *au;

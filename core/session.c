@@ -15,6 +15,7 @@
 #include "frame.h"
 #include "hub.h"
 #include "log.h"
+#include "marks.h"
 #include "loop.h"
 #include "metrics.h"
 #include "msg.h"
@@ -23,6 +24,7 @@
 #include "send.h"
 #include "server.h"
 #include "store.h"
+#include "ticket.h"
 #include "timefmt.h"
 #include "uuid.h"
 #include "ws.h"
@@ -65,6 +67,10 @@ struct cc_ws {
     int ordered;                    /* resumed: frames go out once, by seq */
     int64_t sent_seq;               /* with ordered: the last seq sent */
     int close_code;                 /* sent or echoed; 0: none (audit) */
+    int receipts;                   /* ?receipts=1: events too */
+    int sides;                      /* bits (1 << side): the user's sides
+                                       in the chat, once joined */
+    uint64_t typing_ms;             /* last typing relayed (send.h) */
 };
 
 static uint64_t pending_handshakes;
@@ -139,6 +145,9 @@ static void send_frame(struct cc_conn *c, struct cc_frame *f)
 
     if (c->dead || !ws || ws->close_sent)
         return;
+    if (f->kind == CC_FRAME_EVENT &&
+        (!ws->receipts || (f->audience && !(f->audience & ws->sides))))
+        return; /* events go to those who asked, for whom they are */
     if (f->seq > 0 && ws->resume) {
         cc_resume_live(ws->resume, f->seq); /* a page will carry it */
         return;
@@ -150,7 +159,8 @@ static void send_frame(struct cc_conn *c, struct cc_frame *f)
     }
     if (over_high_water(c))
         return;
-    cc_metrics_add(c->loop, CC_STAT_DELIVERED, 1);
+    if (f->kind == CC_FRAME_MESSAGE)
+        cc_metrics_add(c->loop, CC_STAT_DELIVERED, 1);
     out = bufferevent_get_output(c->bev);
     if (f->len <= FRAME_COPY_MAX) {
         if (evbuffer_add(out, f->data, f->len) < 0)
@@ -200,8 +210,17 @@ void cc_session_send_error(struct cc_conn *c, const char *msg)
 void cc_session_send_resumed(struct cc_conn *c, const char *payload,
                              size_t len, int64_t seq)
 {
+    struct cc_frame f;
+    int other;
+
     send_raw(c, CC_WS_OP_TEXT, payload, len);
     c->ws->sent_seq = seq;
+    /* The other party's message reached this side: delivered. */
+    cc_frame_classify(&f, payload, len);
+    other = f.sender == CC_SIDE_PATIENT ? CC_SIDE_PROFESSIONAL
+                                        : CC_SIDE_PATIENT;
+    if (f.sender && f.id[0] && (c->ws->sides & (1 << other)))
+        cc_marks_delivered(c->ws->chat_id, other, seq, f.id);
 }
 
 void cc_session_has_upto(struct cc_conn *c, int64_t seq)
@@ -281,6 +300,8 @@ static void sent(void *arg, const struct cc_send_result *r)
 
     if (!cc_conn_release(c) || c->dead || !c->ws || c->ws->close_sent)
         return;
+    /* A stored message reaches c through the hub; a read mark as the
+     * event (when c asked for events); typing is never answered. */
     if (r->outcome == CC_SEND_REFUSED) {
         send_error(c, r->error);
     } else if (r->outcome == CC_SENT_DUPLICATE) {
@@ -308,7 +329,8 @@ static void on_text(void *arg, const char *data, size_t len)
         .peer = c->peer, .chat_id = ws->chat_id,
         .patient_id = ws->chat_patient,
         .professional_id = ws->chat_professional,
-        .text = data, .len = len, .done = sent, .arg = c,
+        .text = data, .len = len, .typing_ms = &ws->typing_ms,
+        .done = sent, .arg = c,
     };
 
     if (ws->close_sent)
@@ -404,7 +426,7 @@ static void move_to_worker(struct cc_conn *c)
     ws->move_to = NULL;
     cc_log(CC_LOG_DEBUG, "ws", "%s: moves to loop %u", c->peer,
            cc_loop_index(to));
-    cc_hub_route_add(ws->chat_id, to);
+    cc_hub_route_add(ws->chat_id, to, ws->sides);
     cc_hub_leave(ws->member);
     ws->member = NULL;
     event_free(ws->timer);
@@ -595,9 +617,12 @@ static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
     const struct cc_principal *p = &ws->auth.principal;
 
     open_session(c);
-    if (!((p->patient_id[0] && strcmp(p->patient_id, chat->patient_id) == 0)
-          || (p->professional_id[0] &&
-              strcmp(p->professional_id, chat->professional_id) == 0))) {
+    if (p->patient_id[0] && strcmp(p->patient_id, chat->patient_id) == 0)
+        ws->sides |= 1 << CC_SIDE_PATIENT;
+    if (p->professional_id[0] &&
+        strcmp(p->professional_id, chat->professional_id) == 0)
+        ws->sides |= 1 << CC_SIDE_PROFESSIONAL;
+    if (!ws->sides) {
         char q[2 * CC_USER_ID_MAX];
         cc_log(CC_LOG_INFO, "ws", "%s: user %s is not a party of chat %s",
                c->peer, cc_log_q(q, sizeof q, p->user_id), ws->chat_id);
@@ -616,7 +641,8 @@ static void chat_found(struct cc_conn *c, const struct cc_chat *chat)
              chat->patient_id);
     snprintf(ws->chat_professional, sizeof ws->chat_professional, "%s",
              chat->professional_id);
-    ws->member = cc_hub_join(c->loop, ws->chat_id, member_send, c);
+    ws->member = cc_hub_join(c->loop, ws->chat_id, ws->sides, member_send,
+                             c);
     arm_expiry(c);
     if (cc_log_level() >= CC_LOG_DEBUG) {
         char q[2 * CC_USER_ID_MAX];
@@ -647,7 +673,8 @@ static void session_adopted(struct cc_conn *c)
         abort();
     arm(ws->timer, cc_srv->lim.ping_interval_ms);
     arm_expiry(c);
-    ws->member = cc_hub_join(c->loop, ws->chat_id, member_send, c);
+    ws->member = cc_hub_join(c->loop, ws->chat_id, ws->sides, member_send,
+                             c);
     session_on_read(c); /* frames that came while it moved */
 }
 
@@ -714,6 +741,13 @@ static void auth_done(void *arg, int status, struct cc_auth_req *req)
     struct cc_conn *c = arg;
 
     c->ws->auth_pending = 0;
+    if (status == CC_AUTH_RETRY) {
+        /* The token may be good; storage could not record its profile:
+         * answered before the switch, as a busy storage is. */
+        cc_metrics_handshake(CC_HS_UNAVAILABLE);
+        cc_conn_respond_error(c, 503, req->error);
+        return;
+    }
     if (status != CC_AUTH_OK) {
         char q[2 * sizeof req->error];
         cc_log(CC_LOG_INFO, "ws", "%s: authentication failed: %s", c->peer,
@@ -748,14 +782,53 @@ static void auth_done(void *arg, int status, struct cc_auth_req *req)
 static void parse_since(struct cc_conn *c, struct cc_ws *ws)
 {
     char v[64];
-    long n = cc_http_query_param(c->req->h.query, "since", v, sizeof v);
+    long n = cc_http_query_param(c->req->h.query, "receipts", v, sizeof v);
 
+    /* ?receipts=1: events (read, delivered, typing) too. */
+    ws->receipts = n == 1 && v[0] == '1';
+    n = cc_http_query_param(c->req->h.query, "since", v, sizeof v);
     if (n == -1)
         return; /* absent */
     if (n < 0 || cc_uuid_canon(v, (size_t)n, ws->since) < 0) {
         ws->since[0] = '\0';
         ws->since_bad = 1;
     }
+}
+
+/* A ticket's principal came back (ticket.h), or not. */
+static void ticket_taken(void *arg, int status, const struct cc_principal *who)
+{
+    struct cc_conn *c = arg;
+
+    if (!cc_conn_release(c) || c->dead)
+        return;
+    if (status != CC_OK) {
+        snprintf(c->ws->auth.error, sizeof c->ws->auth.error,
+                 status == CC_E_NOTFOUND ? "Invalid or expired ticket"
+                 : status == CC_E_NOTSUP ? "Tickets are not supported by "
+                                           "this server's storage plugin"
+                                         : "Ticket could not be checked; "
+                                           "try again");
+        auth_done(c, CC_AUTH_DENY, &c->ws->auth);
+        return;
+    }
+    c->ws->auth.principal = *who;
+    auth_done(c, CC_AUTH_OK, &c->ws->auth);
+}
+
+/* ?ticket=: redeem it instead of a token.  Returns 1 when there is one
+ * (the answer comes later), 0 when there is none. */
+static int redeem_ticket(struct cc_conn *c)
+{
+    char t[CC_TICKET_LEN + 2];
+    long n = cc_http_query_param(c->req->h.query, "ticket", t, sizeof t);
+
+    if (n == -1)
+        return 0;
+    c->ws->auth_pending = 1;
+    cc_conn_hold(c);
+    cc_ticket_redeem(t, n < 0 ? 0 : (size_t)n, ticket_taken, c);
+    return 1;
 }
 
 /* GET /ws/chat/{id}/ (router.h): validate the handshake (answering
@@ -804,7 +877,15 @@ static void upgrade(struct cc_conn *c, const struct cc_route_match *rm)
     token = malloc(TOKEN_MAX);
     if (!token)
         abort();
-    where = cc_auth_find_token(&c->req->h, 1, token, TOKEN_MAX);
+    /* An Authorization header first, then ?ticket= (ticket.h), then
+     * ?token= (the spec's clients). */
+    where = cc_auth_find_token(&c->req->h, 0, token, TOKEN_MAX);
+    if (where == CC_TOKEN_NONE && redeem_ticket(c)) {
+        free(token);
+        return;
+    }
+    if (where == CC_TOKEN_NONE)
+        where = cc_auth_find_token(&c->req->h, 1, token, TOKEN_MAX);
     if (where == CC_TOKEN_NONE) {
         free(token);
         snprintf(ws->auth.error, sizeof ws->auth.error,

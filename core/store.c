@@ -28,6 +28,9 @@ void cc_store_detach(void)
     st.inst = NULL;
 }
 
+/* The plugin's table holds member m, and it is set. */
+#define HAS(m) (CC_HAS_MEMBER(st.api, struct cc_storage_api, m) && st.api->m)
+
 int cc_store_can(enum cc_store_cap cap)
 {
     if (!st.api)
@@ -43,8 +46,35 @@ int cc_store_can(enum cc_store_cap cap)
                CC_HAS_MEMBER(st.api, struct cc_storage_api,
                              message_purge) &&
                st.api->message_purge;
+    case CC_STORE_OWNERS:
+        return st.minor >= 4 && HAS(profile_owner_set) &&
+               HAS(profile_name_set);
+    case CC_STORE_MARKS:
+        return st.minor >= 4 && HAS(mark_set);
+    case CC_STORE_TICKETS:
+        return st.minor >= 4 && HAS(ticket_put) && HAS(ticket_take);
+    case CC_STORE_NOTIFY:
+        return st.minor >= 4 && HAS(notify_claim) && HAS(notify_done);
     }
     return 0;
+}
+
+const char *cc_store_owner(const struct cc_store_result *res)
+{
+    return CC_HAS_MEMBER(res, struct cc_store_result, owner) ? res->owner
+                                                             : NULL;
+}
+
+const struct cc_mark *cc_store_mark(const struct cc_store_result *res)
+{
+    return CC_HAS_MEMBER(res, struct cc_store_result, mark) ? res->mark
+                                                            : NULL;
+}
+
+int cc_store_priority(const struct cc_message *m)
+{
+    return CC_HAS_MEMBER(m, struct cc_message, priority) ? m->priority
+                                                         : 0;
 }
 
 int cc_store_is_duplicate(const struct cc_store_result *res)
@@ -187,4 +217,67 @@ int cc_store_purge(int64_t before_us, uint32_t limit, cc_store_cb cb,
     ENTER(CC_MSO_WRITE, cb, arg);
     return timed_rc(t, st.api->message_purge(st.inst, before_us, limit,
                                              timed_done, t));
+}
+
+/* ----------------------------------------------------------- ABI 1.4 */
+
+/* The guard of a 1.4 call: the capability, then ENTER. */
+#define ENTER14(cap, op, cb, arg)                            \
+    if (!cc_store_can(cap))                                  \
+        return CC_E_NOTSUP;                                  \
+    ENTER(op, cb, arg)
+
+int cc_store_profile_owner_set(int32_t side, const char *profile_id,
+                               const char *user_id, cc_store_cb cb,
+                               void *arg)
+{
+    ENTER14(CC_STORE_OWNERS, CC_MSO_WRITE, cb, arg);
+    return timed_rc(t, st.api->profile_owner_set(st.inst, side, profile_id,
+                                                 user_id, timed_done, t));
+}
+
+int cc_store_profile_name_set(int32_t side, const char *profile_id,
+                              const char *name, cc_store_cb cb, void *arg)
+{
+    ENTER14(CC_STORE_OWNERS, CC_MSO_WRITE, cb, arg);
+    return timed_rc(t, st.api->profile_name_set(st.inst, side, profile_id,
+                                                name, timed_done, t));
+}
+
+int cc_store_mark_set(struct cc_mark_req *m, cc_store_cb cb, void *arg)
+{
+    m->struct_size = sizeof *m;
+    ENTER14(CC_STORE_MARKS, CC_MSO_WRITE, cb, arg);
+    return timed_rc(t, st.api->mark_set(st.inst, m, timed_done, t));
+}
+
+int cc_store_ticket_put(struct cc_ticket *tk, cc_store_cb cb, void *arg)
+{
+    tk->struct_size = sizeof *tk;
+    ENTER14(CC_STORE_TICKETS, CC_MSO_WRITE, cb, arg);
+    return timed_rc(t, st.api->ticket_put(st.inst, tk, timed_done, t));
+}
+
+int cc_store_ticket_take(const char *id, int64_t now_us, cc_store_cb cb,
+                         void *arg)
+{
+    ENTER14(CC_STORE_TICKETS, CC_MSO_WRITE, cb, arg);
+    return timed_rc(t, st.api->ticket_take(st.inst, id, now_us, timed_done,
+                                           t));
+}
+
+int cc_store_notify_claim(struct cc_notify_claim *q, cc_store_cb cb,
+                          void *arg)
+{
+    q->struct_size = sizeof *q;
+    ENTER14(CC_STORE_NOTIFY, CC_MSO_WRITE, cb, arg);
+    return timed_rc(t, st.api->notify_claim(st.inst, q, timed_done, t));
+}
+
+int cc_store_notify_done(struct cc_notify_outcome *o, cc_store_cb cb,
+                         void *arg)
+{
+    o->struct_size = sizeof *o;
+    ENTER14(CC_STORE_NOTIFY, CC_MSO_WRITE, cb, arg);
+    return timed_rc(t, st.api->notify_done(st.inst, o, timed_done, t));
 }

@@ -28,7 +28,11 @@ enum cc_store_cap {
     CC_STORE_PAGE_BACK,  /* 1.1: chat lists towards newer chats */
     CC_STORE_CLIENT_ID,  /* 1.2: idempotent appends (client_id) */
     CC_STORE_SINCE,      /* 1.2: history after a message id */
-    CC_STORE_PURGE       /* 1.3: message_purge (retention) */
+    CC_STORE_PURGE,      /* 1.3: message_purge (retention) */
+    CC_STORE_OWNERS,     /* 1.4: profiles bound to users, display names */
+    CC_STORE_MARKS,      /* 1.4: read and delivered marks, priorities */
+    CC_STORE_TICKETS,    /* 1.4: WebSocket tickets */
+    CC_STORE_NOTIFY      /* 1.4: notification episodes */
 };
 
 /* Attach the started plugin: its table, instance and the ABI version
@@ -65,8 +69,29 @@ int cc_store_mark_read(const char *chat_id, int32_t reader_side,
 int cc_store_purge(int64_t before_us, uint32_t limit, cc_store_cb cb,
                    void *arg);
 
+/* Since 1.4: each CC_E_NOTSUP without its capability. */
+int cc_store_profile_owner_set(int32_t side, const char *profile_id,
+                               const char *user_id, cc_store_cb cb,
+                               void *arg);
+int cc_store_profile_name_set(int32_t side, const char *profile_id,
+                              const char *name, cc_store_cb cb, void *arg);
+int cc_store_mark_set(struct cc_mark_req *m, cc_store_cb cb, void *arg);
+int cc_store_ticket_put(struct cc_ticket *t, cc_store_cb cb, void *arg);
+int cc_store_ticket_take(const char *id, int64_t now_us, cc_store_cb cb,
+                         void *arg);
+int cc_store_notify_claim(struct cc_notify_claim *q, cc_store_cb cb,
+                          void *arg);
+int cc_store_notify_done(struct cc_notify_outcome *o, cc_store_cb cb,
+                         void *arg);
+
 /* 1 when res (an append's) says nothing was stored because the message's
  * client_id was (res->message is the original). */
 int cc_store_is_duplicate(const struct cc_store_result *res);
+
+/* The members of a result or message that a plugin built for an older
+ * ABI does not set: NULL / 0 then. */
+const char *cc_store_owner(const struct cc_store_result *res);
+const struct cc_mark *cc_store_mark(const struct cc_store_result *res);
+int cc_store_priority(const struct cc_message *m);
 
 #endif

@@ -15,10 +15,18 @@ if command -v apt-get >/dev/null 2>&1; then
         build-essential autoconf automake libtool pkg-config \
         libevent-dev libjansson-dev libjwt-dev libsqlite3-dev \
         libinih-dev libssl-dev libpq-dev libhiredis-dev libsystemd-dev \
+        libcurl4-openssl-dev \
         python3 python3-websockets ca-certificates abigail-tools \
         postgresql redis-server clang libclang-rt-dev openssl \
         chromium fonts-dejavu-core prometheus mandoc groff-base man-db \
+        haproxy redis-sentinel pg-auto-failover-cli \
+        postgresql-15-auto-failover \
         >/dev/null
+    # The high-availability fault tests (tests/fault/test_ha_*.py) start
+    # their own HAProxy, sentinels and pg_auto_failover nodes on loopback
+    # and free ports; the services these packages may start where systemd
+    # runs are not used (Debian's redis-sentinel listens on every address,
+    # on 26379, with protected-mode off).
     # The package may start a Prometheus of its own on every address:
     # the tests start theirs on loopback.
     if command -v systemctl >/dev/null 2>&1 &&
@@ -31,17 +39,23 @@ if command -v apt-get >/dev/null 2>&1; then
 elif command -v dnf >/dev/null 2>&1; then
     $SUDO dnf install -y gcc make autoconf automake libtool pkgconf \
         libevent-devel jansson-devel libjwt-devel sqlite-devel inih-devel \
-        openssl-devel libpq-devel hiredis-devel systemd-devel python3 \
+        openssl-devel libpq-devel hiredis-devel systemd-devel \
+        libcurl-devel python3 \
         python3-websockets \
         postgresql-server redis clang compiler-rt openssl chromium nodejs \
-        npm golang-github-prometheus mandoc groff-base man-db
+        npm golang-github-prometheus mandoc groff-base man-db haproxy
+    # redis ships redis-sentinel.  pg_auto_failover is not in Fedora (the
+    # PostgreSQL project's own repository has it): without it the
+    # pg_auto_failover cases of tests/fault/test_ha_postgres.py skip.
 elif command -v apk >/dev/null 2>&1; then
     # Alpine has no systemd: carechatd builds without sd_notify there.
     $SUDO apk add build-base autoconf automake libtool pkgconf \
         libevent-dev jansson-dev libjwt-dev sqlite-dev inih-dev \
-        openssl-dev libpq-dev hiredis-dev python3 py3-websockets \
+        openssl-dev libpq-dev hiredis-dev curl-dev python3 py3-websockets \
         postgresql redis clang compiler-rt openssl chromium nodejs npm \
-        prometheus mandoc groff
+        prometheus mandoc groff haproxy
+    # redis ships redis-sentinel; pg_auto_failover is not packaged for
+    # Alpine: the pg_auto_failover cases of test_ha_postgres.py skip.
 else
     echo "deps.sh: unknown package manager; install the packages listed" \
          "in README.md by hand" >&2

@@ -21,8 +21,8 @@ LAYERS='
 5 admin reload
 4 rest session resume ready www
 3 send
-2 hub order conn listen router
-1 store fanout auth audit retention server host chatcache
+2 hub order conn listen router marks ticket
+1 store fanout auth audit retention server host chatcache notifier
 0 frame loop metrics msg ws http log loglimit uuid timefmt config utf8 tally strhash tls sdnotify xalloc textsafe
 '
 

@@ -8,7 +8,7 @@
 cd "${CC_SRCDIR:-$(dirname "$0")/..}" || exit 1
 files=$(ls core/*.[ch] include/carechat/*.h plugins/*/*.[ch] \
         bench/*.[ch] doc/examples/*/*.[ch] tests/unit/*.[ch] tests/abi/*.c \
-        tests/fuzz/*.c \
+        tests/fuzz/*.c tests/fault/*.c \
         2>/dev/null | tr '\n' ' ')
 . ./tests/tap.sh
 

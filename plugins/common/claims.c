@@ -216,7 +216,8 @@ int cc_claims_conf_init(struct cc_claims_conf *c)
     if (set_string(&c->user_claim, "user_id") < 0 ||
         set_string(&c->patient_claim, "patient_id") < 0 ||
         set_string(&c->professional_claim, "professional_id") < 0 ||
-        set_string(&c->admin_claim, "carechat_admin") < 0)
+        set_string(&c->admin_claim, "carechat_admin") < 0 ||
+        set_string(&c->name_claim, "name") < 0)
         return CC_E_NOMEM;
     return CC_OK;
 }
@@ -227,6 +228,7 @@ void cc_claims_conf_free(struct cc_claims_conf *c)
     free(c->patient_claim);
     free(c->professional_claim);
     free(c->admin_claim);
+    free(c->name_claim);
     free(c->issuer);
     free(c->audience);
     memset(c, 0, sizeof *c);
@@ -327,6 +329,7 @@ int cc_claims_conf_set(struct cc_claims_conf *c, const char *key,
         { "professional_claim",
           offsetof(struct cc_claims_conf, professional_claim) },
         { "admin_claim", offsetof(struct cc_claims_conf, admin_claim) },
+        { "name_claim", offsetof(struct cc_claims_conf, name_claim) },
     };
 
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
@@ -630,6 +633,11 @@ int cc_claims_apply(const struct cc_claims_conf *c, json_t *claims,
                                        expiry_seconds(claims, "exp"),
                                        c->leeway_s));
     host->auth_set_admin(req, is_admin(claims, c->admin_claim));
+    if (CC_HAS_MEMBER(host, struct cc_host_api, auth_set_name) &&
+        host->auth_set_name &&
+        json_is_string(json_object_get(claims, c->name_claim)))
+        host->auth_set_name(req, json_string_value(
+                                     json_object_get(claims, c->name_claim)));
     return CC_AUTH_OK;
 }
 
@@ -637,7 +645,8 @@ json_t *cc_claims_subset(const struct cc_claims_conf *c, json_t *claims)
 {
     const char *names[] = { "exp", "nbf", "iss", "aud", "sub",
                             c->user_claim, c->patient_claim,
-                            c->professional_claim, c->admin_claim };
+                            c->professional_claim, c->admin_claim,
+                            c->name_claim };
     json_t *out = json_object();
 
     if (!out)

@@ -64,6 +64,7 @@ struct cc_claims_conf {
     char *patient_claim;      /* default "patient_id" */
     char *professional_claim; /* default "professional_id" */
     char *admin_claim;        /* default "carechat_admin" */
+    char *name_claim;         /* default "name": a display name */
     char *issuer;             /* if set, iss must equal it */
     char *audience;           /* if set, aud must contain one of its
                                  comma-separated items (normalized: no
@@ -77,7 +78,8 @@ struct cc_claims_conf {
 int cc_claims_conf_init(struct cc_claims_conf *c);
 
 /* Apply one config key if it is a claims key: user_claim, patient_claim,
- * professional_claim, admin_claim, issuer, audience, leeway, require_exp.
+ * professional_claim, admin_claim, name_claim, issuer, audience, leeway,
+ * require_exp.
  * audience may list several audiences, comma-separated (blanks around
  * the commas ignored): a token is accepted when its aud names any one.
  * Returns 1 when the key was taken, 0 when it is not a claims key (the
@@ -105,7 +107,9 @@ void cc_claims_conf_free(struct cc_claims_conf *c);
  * strings when present; JSON null counts as absent) and the admin flag
  * (true or "true").  Only when all pass does it call the host setters:
  * auth_set_user, auth_set_patient / auth_set_professional when present,
- * auth_set_expiry (when exp is present) and auth_set_admin.
+ * auth_set_expiry (when exp is present), auth_set_admin and, with a host
+ * of ABI 1.4 or later, auth_set_name when the name claim is a string (a
+ * display name the host refuses is left out, never a reason to deny).
  *
  * Returns CC_AUTH_OK, or CC_AUTH_DENY after host->auth_set_error(req,
  * message); the message is also copied to why (when why_size > 0) so the

@@ -1,13 +1,15 @@
 /*
  * testplugin.c - plugins for the ABI tests, one per VARIANT:
- *   VARIANT_GOOD       a fan-out plugin built against the frozen 1.0
- *                      headers (tests/abi/v1_0), or 1.1 (v1_1); must load
+ *   VARIANT_GOOD       a fan-out and storage plugin built against the
+ *                      frozen 1.0 headers (tests/abi/v1_0), or 1.1, 1.2,
+ *                      1.3 (v1_1 ...); must load as either kind
  *   VARIANT_BADMAJOR   claims ABI 2.0; must be refused
  *   VARIANT_NOENTRY    exports no cc_plugin_entry; must be refused
  *   VARIANT_NEEDMINOR  requires host minor 99; must be refused
  *   VARIANT_SMALL      descriptor too small; must be refused
  */
 #include <carechat/fanout.h>
+#include <carechat/storage.h>
 
 #include <stddef.h>
 
@@ -35,9 +37,23 @@ static const struct cc_fanout_api t_api = {
     .publish = t_pub,
 };
 
+/* A storage table as its headers' version has it: every call refused. */
+static int t_put(void *inst, int32_t side, const char *id, const char *user,
+                 cc_store_cb cb, void *arg)
+{
+    return CC_E_NOTSUP;
+}
+
+static const struct cc_storage_api t_storage = {
+    .struct_size = sizeof(struct cc_storage_api),
+    .profile_put = t_put,
+};
+
 static const void *t_iface(void *inst, uint32_t kind)
 {
-    return kind == CC_KIND_FANOUT ? &t_api : NULL;
+    return kind == CC_KIND_FANOUT    ? (const void *)&t_api
+         : kind == CC_KIND_STORAGE ? (const void *)&t_storage
+                                   : NULL;
 }
 
 #if defined(VARIANT_BADMAJOR)
@@ -60,7 +76,7 @@ static const struct cc_plugin t_plugin = {
     .struct_size = T_SIZE,
     .abi_version = T_ABI,
     .min_host_minor = T_MINOR,
-    .kinds = CC_KIND_FANOUT,
+    .kinds = CC_KIND_FANOUT | CC_KIND_STORAGE,
     .name = "abitest",
     .version = "0",
     .create = t_create,

@@ -74,7 +74,7 @@ class DescriptorFlood(f.FaultCase):
                         "waited %.2f s" % served)
         w = h.World(srv)
         chat, pt, _, _, _ = w.pair()
-        ws = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat, pt))
+        ws = h.raw_ws(srv, chat, pt)
         self.assertEqual(ws.status, 101)
         ws.close()
         self.assertGreater(acked1 - acked0, 100, "sends during the flood")

@@ -131,7 +131,7 @@ class RedisRestart(f.FaultCase):
         pairs = [w.pair() for _ in range(n)]
         socks = {}
         for chat, pt, rt, _, _ in pairs:
-            ws = h.RawWS(b.port, "/ws/chat/%s/?token=%s" % (chat, rt))
+            ws = h.raw_ws(b, chat, rt)
             self.assertEqual(ws.status, 101)
             socks[ws.sock] = ws
         self.cleanups.append(lambda: [ws.close() for ws in socks.values()])

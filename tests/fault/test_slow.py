@@ -42,8 +42,7 @@ class SlowClients(f.FaultCase):
         load = self.chatter(srv, interval=0, window=4, label="load")
         deaf = []
         for _ in range(DEAF):
-            deaf.append(h.RawWS(srv.port, "/ws/chat/%s/?token=%s" %
-                                (load.chat, load.rt), rcvbuf=4096))
+            deaf.append(h.raw_ws(srv, load.chat, load.rt, rcvbuf=4096))
         self.cleanups.append(lambda: [w.close() for w in deaf])
         base = f.Meter(srv)
         time.sleep(2.0)

@@ -6,6 +6,11 @@ port; the daemon's stderr in a log file the tests can read.  Also: HS256
 token minting (stdlib only), a small REST client, a raw RFC 6455 client for
 protocol cases, and a unittest runner that prints TAP for automake.
 
+The suites' shared pieces live here and only here: ServerCase (a server
+per class, or per test with FRESH), the clients (raw_ws, and connect for
+the websockets library) and what tests wait for on them (recv_json,
+recv_message, recv_error, nothing_more, closed_with, silent, wait_for).
+
 Runs with Debian's /usr/bin/python3 (python3-websockets 10.x).
 """
 import asyncio
@@ -42,7 +47,8 @@ STORAGE = os.environ.get("CC_TEST_STORAGE", "sqlite")
 # The event loops every server runs with ([server] threads); threads.py
 # runs the suite again with 3, so WebSockets move to worker loops.
 THREADS = os.environ.get("CC_TEST_THREADS")
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer",
+                     "UndefinedBehaviorSanitizer",
                      "runtime error:", "definitely lost in",
                      "Invalid read of", "Invalid write of",
                      "uninitialised value", "Invalid free")
@@ -259,6 +265,32 @@ class Server:
         return url
 
 
+def plugin_built(name):
+    """True when plugins/<name>.so was built (configure found its
+    library)."""
+    return os.path.exists(os.path.join(BUILDDIR, "plugins", ".libs",
+                                       name + ".so"))
+
+
+def two_nodes(redis, tmp, conf=None):
+    """Two started carechatd sharing storage (the suite's backend: one
+    PostgreSQL database, or one SQLite file in tmp) and the Redis server
+    redis for fan-out; conf merged over both."""
+    if STORAGE == "postgres":
+        storage = {"plugin": "postgres", "conninfo": pg_cluster().new_db()}
+    else:
+        storage = {"plugin": "sqlite",
+                   "path": os.path.join(tmp, "shared.db")}
+    nodes = []
+    for _ in range(2):
+        c = {"storage": dict(storage),
+             "fanout": {"plugin": "redis", "address": redis.address()}}
+        for sec, kv in (conf or {}).items():
+            c.setdefault(sec, {}).update(kv)
+        nodes.append(Server(c, storage=storage["plugin"]).start())
+    return nodes
+
+
 def history(srv, chat, tok):
     """A chat's whole history, oldest first, following the next links
     (asserts each page answers 200)."""
@@ -302,21 +334,73 @@ class World:
 
 
 class ServerCase(unittest.TestCase):
-    """One server (conf: CONF) and a World for all of a class's tests;
-    after each test the daemon must still be running."""
+    """The one base class of the suites: a carechatd (conf: CONF) and a
+    World on it, for all of a class's tests, or for each test when FRESH
+    is true (a test that signals or restarts its daemon).
+
+    After each test of a shared server the daemon must still be running;
+    when the class is done it must exit 0 on SIGTERM, with no sanitizer
+    report in its log (Server.close).  self.socks: raw clients a test
+    made, closed after it."""
     CONF = None
+    FRESH = False
+
+    @classmethod
+    def start_server(cls, holder):
+        holder.srv = Server(cls.CONF).start()
+        holder.world = World(holder.srv)
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server(cls.CONF).start()
-        cls.world = World(cls.srv)
+        if not cls.FRESH:
+            cls.start_server(cls)
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.close()
+        if not cls.FRESH:
+            stop_checked(cls.srv)
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.socks = []   # a test instance runs once: no reset needed
+
+    def setUp(self):
+        if self.FRESH:
+            self.start_server(self)
 
     def tearDown(self):
-        self.assertIsNone(self.srv.proc.poll(), "carechatd exited")
+        for s in self.socks:
+            s.close()
+        self.socks.clear()
+        if self.FRESH:
+            self.srv.close()
+            return
+        self.assertIsNone(self.srv.proc.poll(),
+                          "carechatd died:\n" + self.srv.read_log()[-3000:])
+
+    def run_async(self, coro, timeout=20):
+        return run(coro, timeout)
+
+    def raw_ws(self, chat, tok, header=False, **kw):
+        """raw_ws() on this class's server, closed after the test."""
+        ws = raw_ws(self.srv, chat, tok, header=header, **kw)
+        self.socks.append(ws)
+        return ws
+
+
+def stop_checked(srv):
+    """Stop srv (SIGTERM) and close it: it must exit 0, and its log must
+    hold no sanitizer report."""
+    log = ""
+    try:
+        rc = srv.stop()
+        if rc != 0 and os.path.exists(srv.log_path):
+            log = srv.read_log()[-4000:]
+    finally:
+        srv.close()
+    if rc != 0:
+        raise AssertionError("carechatd exited %r; log tail:\n%s" %
+                             (rc, log))
 
 
 # ------------------------------------------------------------ PostgreSQL
@@ -443,6 +527,57 @@ def pg_cluster():
         _pg_shared = PgCluster()
         atexit.register(_pg_shared.close)
     return _pg_shared
+
+
+# -------------------------------------------------------- faulty storage
+class Faulty:
+    """The control socket of tests/fault/storage-faulty.c, the test storage
+    plugin that wraps the usual one and makes the Nth call of a storage
+    operation fail (its header lists the operations and the kinds)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    @staticmethod
+    def around(srv, build=""):
+        """Make srv (not started yet) store through the faulty plugin
+        around its usual one (build "11": the one claiming ABI 1.1);
+        returns the Faulty that controls it."""
+        so = os.path.join(BUILDDIR, "tests", "fault", ".libs",
+                          "storage-faulty%s.so" % build)
+        if not os.path.exists(so):
+            raise RuntimeError("%s is not built (make check builds it)" % so)
+        st = srv.conf["storage"]
+        st["fault_inner"] = os.path.join(srv.conf["server"]["plugin_dir"],
+                                         "storage-%s.so" % st["plugin"])
+        st["plugin"] = so
+        st["fault_socket"] = os.path.join(srv.tmp, "fault.sock")
+        return Faulty(st["fault_socket"])
+
+    def ask(self, text, timeout=5):
+        """Send one command; its answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.bind("")            # an address of its own, for the answer
+            s.settimeout(timeout)
+            s.sendto(text.encode(), self.path)
+            return s.recv(4096).decode()
+
+    def arm(self, op, kind, nth=1):
+        """The nth call of op from now fails as kind."""
+        got = self.ask("arm %s %d %s" % (op, nth, kind))
+        assert got == "ok", got
+
+    def disarm(self):
+        got = self.ask("disarm")
+        assert got == "ok", got
+
+    def status(self):
+        """{"fired": n, "armed": "op/left/kind" or "-", "calls": {op: n}}"""
+        out = dict(kv.split("=", 1) for kv in self.ask("status").split())
+        out["fired"] = int(out["fired"])
+        out["calls"] = {op: int(n) for op, n in
+                        (c.split(":") for c in out["calls"].split(","))}
+        return out
 
 
 # ----------------------------------------------------------------- Redis
@@ -649,6 +784,124 @@ class RawWS:
     def close(self):
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+# ------------------------------------------------------------ clients
+# One of each client helper for every suite: a raw client (RawWS) joined
+# to a chat, a websockets (asyncio) one, and what a test waits for on
+# them.
+QUIET = 0.3   # how long "nothing more arrives" is watched for
+
+
+def raw_ws(srv, chat, tok, query="", header=False, timeout=10,
+           status=101, **kw):
+    """A RawWS on srv's /ws/chat/{chat}/ with tok in the query, or in the
+    Authorization header when header is true; query: more of the query
+    ("&since=...").  The handshake must answer status (None: any)."""
+    path = "/ws/chat/%s/" % chat
+    headers = dict(kw.pop("headers", None) or {})
+    if header:
+        headers["Authorization"] = "Bearer " + tok
+        if query:
+            path += "?" + query.lstrip("&")
+    else:
+        path += "?token=%s%s" % (tok, query)
+    ws = RawWS(srv.port, path, headers=headers, timeout=timeout, **kw)
+    if status is not None and ws.status != status:
+        ws.close()
+        raise AssertionError("handshake answered %d, not %d: %r" %
+                             (ws.status, status, ws.body))
+    return ws
+
+
+def silent(ws, wait=0.5):
+    """True when no frame arrives on RawWS ws within wait seconds; a frame
+    that does is an AssertionError naming it."""
+    old = ws.sock.gettimeout()
+    ws.sock.settimeout(wait)
+    try:
+        got = ws.recv_json()
+    except OSError:
+        return True
+    finally:
+        ws.sock.settimeout(old)
+    raise AssertionError("unexpected frame: %r" % (got,))
+
+
+async def connect(srv, chat, tok=None, header=False, **kw):
+    """A websockets client on srv's /ws/chat/{chat}/: tok in the query, or
+    in the Authorization header when header is true (no tok: none)."""
+    import websockets
+    kw.setdefault("open_timeout", 5)
+    kw.setdefault("close_timeout", 2)
+    kw.setdefault("max_size", None)
+    if header:
+        kw["extra_headers"] = dict(kw.get("extra_headers") or {},
+                                   Authorization="Bearer " + tok)
+        return await websockets.connect(srv.ws_url(chat), **kw)
+    return await websockets.connect(srv.ws_url(chat, tok), **kw)
+
+
+async def recv_json(ws, timeout=5):
+    """The next frame of websockets client ws, as JSON."""
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def recv_message(ws, timeout=5):
+    """The next frame, which must be a chat message: its inner object."""
+    data = await recv_json(ws, timeout)
+    assert set(data) == {"message"}, data
+    return data["message"]
+
+
+async def recv_error(ws, timeout=5):
+    """The next frame, which must be an error: its text."""
+    data = await recv_json(ws, timeout)
+    assert set(data) == {"error"}, data
+    return data["error"]
+
+
+async def nothing_more(ws, wait=QUIET):
+    """None when no frame arrives within wait, else the frame."""
+    try:
+        return await asyncio.wait_for(ws.recv(), wait)
+    except asyncio.TimeoutError:
+        return None
+
+
+async def closed_with(ws, timeout=5):
+    """(close code, reason, text frames seen first) once the server
+    closes."""
+    import websockets
+    frames = []
+    try:
+        while True:
+            frames.append(await asyncio.wait_for(ws.recv(), timeout))
+    except websockets.ConnectionClosed:
+        pass
+    await asyncio.wait_for(ws.wait_closed(), timeout)
+    return ws.close_code, ws.close_reason, frames
+
+
+def read_json_lines(path):
+    """The JSON objects of a file with one per line (an audit trail);
+    [] when it does not exist yet."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def wait_for(pred, timeout=5, what="a condition"):
+    """pred()'s first true value, polled every 50 ms for at most timeout
+    seconds (for what no event tells: a log line, a file)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
 
 
 def run(coro, timeout=30):

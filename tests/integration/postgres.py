@@ -11,7 +11,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ccharness as h  # noqa: E402
 
 SUITE = ["test_websocket", "test_resume", "test_chat", "test_rest", "test_http",
-         "test_daemon", "test_metrics", "test_audit", "test_retention"]
+         "test_daemon", "test_metrics", "test_audit", "test_retention",
+         "test_cases"]
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(h.BUILDDIR, "plugins", ".libs",

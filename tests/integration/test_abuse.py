@@ -63,8 +63,8 @@ class Abuse(unittest.TestCase):
 
     @classmethod
     def ws(cls, chat, tok, source=EVIL, headers=None):
-        return h.RawWS(cls.srv.port, "/ws/chat/%s/?token=%s" % (chat, tok),
-                       headers=headers, timeout=20, source=source)
+        return h.raw_ws(cls.srv, chat, tok, headers=headers, timeout=20,
+                        source=source, status=None)
 
     def assert_good_chat(self, n=5):
         """The well-behaved pair: every message arrives on both sides."""

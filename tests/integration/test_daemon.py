@@ -408,28 +408,9 @@ class Port(ConfigCase):
 
 
 # --------------------------------------------------------------- signals
-class ServerCase(unittest.TestCase):
-    CONF = None
-
-    def setUp(self):
-        self.srv = h.Server(self.CONF).start()
-        self.world = h.World(self.srv)
-        self.socks = []
-
-    def tearDown(self):
-        for s in self.socks:
-            s.close()
-        self.srv.close()
-
-    def raw_ws(self, chat, tok, header=False):
-        if header:
-            ws = h.RawWS(self.srv.port, "/ws/chat/%s/" % chat,
-                         {"Authorization": "Bearer " + tok})
-        else:
-            ws = h.RawWS(self.srv.port, "/ws/chat/%s/?token=%s" % (chat, tok))
-        self.socks.append(ws)
-        self.assertEqual(ws.status, 101, ws.body)
-        return ws
+class DaemonCase(h.ServerCase):
+    """A fresh carechatd per test: these tests signal it."""
+    FRESH = True
 
     def wait_exit(self, timeout=8):
         t0 = time.time()
@@ -440,12 +421,8 @@ class ServerCase(unittest.TestCase):
                       (timeout, self.srv.read_log()[-2000:]))
         return rc, time.time() - t0
 
-    def history(self, chat, tok):
-        """The whole history, oldest first, following the next links."""
-        return h.history(self.srv, chat, tok)
 
-
-class Signals(ServerCase):
+class Signals(DaemonCase):
     def shutdown_closes_websockets(self, sig, name):
         chat, pt, rt, _, _ = self.world.pair()
         a = self.raw_ws(chat, pt)
@@ -546,7 +523,7 @@ class Signals(ServerCase):
 
 
 # ------------------------------------------------------------ durability
-class Durability(ServerCase):
+class Durability(DaemonCase):
 
     def test_history_survives_restart(self):
         chat, pt, rt, _, _ = self.world.pair()
@@ -564,13 +541,13 @@ class Durability(ServerCase):
                 m = body
                 self.assertEqual(a.recv_json()["message"]["id"], m["id"])
             sent.append((m["id"], m["content"], m["sender_type"]))
-        before = self.history(chat, pt)
+        before = h.history(self.srv, chat, pt)
         self.srv.proc.send_signal(signal.SIGTERM)
         self.assertEqual(a.recv_close()[0], 1001)
         a.send(0x8, b"\x03\xe9")
         self.assertEqual(self.wait_exit()[0], 0)
         self.srv.start()
-        after = self.history(chat, pt)
+        after = h.history(self.srv, chat, pt)
         self.assertEqual([(m["id"], m["content"], m["sender_type"])
                           for m in after], sent)
         self.assertEqual(after, before)
@@ -610,7 +587,7 @@ class Durability(ServerCase):
         for marker in h.SANITIZER_MARKERS:
             self.assertNotIn(marker, log)
         self.srv.start()
-        contents = [m["content"] for m in self.history(chat, pt)]
+        contents = [m["content"] for m in h.history(self.srv, chat, pt)]
         self.assertEqual(contents, ["in flight %d" % i for i in range(n)] +
                          ["sync"])
 
@@ -665,7 +642,7 @@ class Durability(ServerCase):
         stop.set()
         t.join(10)
         self.srv.start()
-        after = self.history(chat, pt)
+        after = h.history(self.srv, chat, pt)
         ids = [m["id"] for m in after]
         for mid in ws_acked + rest_acked:
             self.assertIn(mid, ids, "acknowledged message lost")
@@ -688,7 +665,7 @@ class Durability(ServerCase):
 
 
 # ------------------------------------------------------------------ logs
-class Logs(ServerCase):
+class Logs(DaemonCase):
     CONF = {"server": {"log_level": "debug"}}
 
     def test_tokens_never_logged(self):
@@ -724,14 +701,13 @@ class Logs(ServerCase):
                         .encode()) + "."]
         for tok in bad:
             secret_tokens.append(tok)
-            ws = h.RawWS(self.srv.port, "/ws/chat/%s/?token=%s" % (chat, tok))
+            ws = h.raw_ws(self.srv, chat, tok, status=None)
             self.socks.append(ws)
             if ws.status == 101:
                 self.assertEqual(ws.recv_close()[0], 4401)
             st, _, _ = self.srv.request("GET", "/chat/chats/", token=tok)
             self.assertEqual(st, 401)
-            ws = h.RawWS(self.srv.port, "/ws/chat/%s/" % chat,
-                         {"Authorization": "Bearer " + tok})
+            ws = h.raw_ws(self.srv, chat, tok, header=True, status=None)
             self.socks.append(ws)
             if ws.status == 101:
                 self.assertEqual(ws.recv_close()[0], 4401)
@@ -798,7 +774,7 @@ class Logs(ServerCase):
         self.assertIn("debug", levels)
 
 
-class QuietLogs(ServerCase):
+class QuietLogs(DaemonCase):
     CONF = {"server": {"log_level": "error"}}
 
     def test_error_level_suppresses_info(self):
@@ -821,7 +797,7 @@ class QuietLogs(ServerCase):
             self.assertNotIn(word, log)
 
 
-class WarnLogs(ServerCase):
+class WarnLogs(DaemonCase):
     CONF = {"server": {"log_level": "warn"}}
 
     def test_warn_level_suppresses_info_keeps_warnings(self):

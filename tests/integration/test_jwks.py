@@ -19,7 +19,7 @@ import unittest
 import uuid
 
 import ccharness
-from ccharness import BUILDDIR, RawWS, Server, b64url
+from ccharness import BUILDDIR, Server, b64url
 
 ISS = "https://idp.test/realms/hospital"
 AUD = "carechat"
@@ -299,7 +299,7 @@ class FileKeys(Base):
         status, _, chat = self.srv.request(
             "POST", "/chat/chats/", {"professional": pro}, token=pt)
         self.assertEqual(status, 201, chat)
-        ws = RawWS(self.srv.port, "/ws/chat/%s/?token=%s" % (chat["id"], rt))
+        ws = ccharness.raw_ws(self.srv, chat["id"], rt)
         try:
             self.assertEqual(ws.status, 101)
             ws.send_json({"content": "hello from ES256"})

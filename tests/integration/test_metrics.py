@@ -40,8 +40,8 @@ def chat(srv, world, n):
     """n messages from a patient to a professional over WebSockets; both
     stay joined (returned)."""
     chat_id, pt, rt, _, _ = world.pair()
-    pat = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat_id, pt))
-    pro = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat_id, rt))
+    pat = h.raw_ws(srv, chat_id, pt)
+    pro = h.raw_ws(srv, chat_id, rt)
     time.sleep(0.2)
     for i in range(n):
         pat.send_json({"content": "m%d" % i})
@@ -98,7 +98,7 @@ class Metrics(h.ServerCase):
         pro.close()
         # A refused handshake is counted by its result.
         chat_id, _, _, _, _ = self.world.pair()
-        ws = h.RawWS(self.srv.port, "/ws/chat/%s/?token=bad" % chat_id)
+        ws = h.raw_ws(self.srv, chat_id, "bad")
         ws.recv_close()
         later = samples(get(self.admin, "/metrics")[2])
         self.assertEqual(later['carechat_handshakes_total'

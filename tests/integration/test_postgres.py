@@ -31,13 +31,8 @@ def pg_server(cluster, conninfo=None, **storage):
     return h.Server(conf, storage="postgres")
 
 
-def ws_connect(srv, chat, tok):
-    ws = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat, tok), timeout=20)
-    assert ws.status == 101, ws.status
-    return ws
-
-
-def history(srv, chat, tok):
+def history_page(srv, chat, tok):
+    """(status, body) of the first page of history: it may fail."""
     status, _, body = srv.request(
         "GET", "/chat/chats/%s/messages/?page_size=200" % chat, token=tok)
     return status, body
@@ -60,7 +55,8 @@ class Outage(unittest.TestCase):
     def test_outage_and_recovery(self):
         srv = self.srv
         chat, pt, rt, _, _ = h.World(srv).pair()
-        a, b = ws_connect(srv, chat, pt), ws_connect(srv, chat, rt)
+        a = h.raw_ws(srv, chat, pt, timeout=20)
+        b = h.raw_ws(srv, chat, rt, timeout=20)
         acked = []
 
         def send(text):
@@ -80,7 +76,7 @@ class Outage(unittest.TestCase):
             for e in errors:
                 self.assertEqual(e, {"error": "Message could not be "
                                               "stored; try again"})
-            status, _ = history(srv, chat, pt)
+            status, _ = history_page(srv, chat, pt)
             self.assertEqual(status, 503, "REST answers 503 while down")
             status, _, body = srv.request(
                 "POST", "/chat/chats/%s/send_message/" % chat,
@@ -91,10 +87,11 @@ class Outage(unittest.TestCase):
         # Recovers by itself: no restart of carechatd.
         deadline = time.time() + 30
         while time.time() < deadline:
-            if history(srv, chat, pt)[0] == 200:
+            if history_page(srv, chat, pt)[0] == 200:
                 break
             time.sleep(0.2)
-        self.assertEqual(history(srv, chat, pt)[0], 200, "reads recovered")
+        self.assertEqual(history_page(srv, chat, pt)[0], 200,
+                         "reads recovered")
         self.assertIsNone(srv.proc.poll(), "carechatd kept running")
         self.assertEqual(srv.proc.pid, pid)
         deadline = time.time() + 30
@@ -104,7 +101,7 @@ class Outage(unittest.TestCase):
             time.sleep(0.2)
         for i in range(1, 3):
             self.assertIn("message", send("after %d" % i))
-        status, body = history(srv, chat, rt)
+        status, body = history_page(srv, chat, rt)
         self.assertEqual(status, 200)
         got = [(m["id"], m["content"]) for m in body["results"]]
         want = [(m["id"], m["content"]) for m in acked]
@@ -193,7 +190,7 @@ class TwoNodes(unittest.TestCase):
             t.join(60)
         self.assertEqual(errors, [])
         for srv in (self.a, self.b):
-            status, body = history(srv, chat, pt)
+            status, body = history_page(srv, chat, pt)
             self.assertEqual(status, 200)
             self.assertEqual(body["count"], 50)
             got = [m["content"] for m in body["results"]]
@@ -234,7 +231,7 @@ class GroupFailure(unittest.TestCase):
 
     def test_one_refused_append_in_a_burst(self):
         chat, pt, rt, _, _ = h.World(self.srv).pair()
-        ws = ws_connect(self.srv, chat, pt)
+        ws = h.raw_ws(self.srv, chat, pt, timeout=20)
         texts = ["burst %d" % i for i in range(60)]
         texts[30] = "poison"
         # All frames in one write: they reach storage as one or a few
@@ -250,7 +247,7 @@ class GroupFailure(unittest.TestCase):
         self.assertEqual(len(errors), 1, errors)
         self.assertEqual([m["message"]["content"] for m in got],
                          [t for t in texts if t != "poison"])
-        status, body = history(self.srv, chat, pt)
+        status, body = history_page(self.srv, chat, pt)
         self.assertEqual(status, 200)
         self.assertEqual([m["content"] for m in body["results"]],
                          [t for t in texts if t != "poison"])
@@ -287,7 +284,7 @@ class GroupsByChat(unittest.TestCase):
     def burst(self, srv, chats, tag):
         """Open one WebSocket per chat, then write N messages on each
         back to back; return the sockets (their echoes unread)."""
-        socks = [ws_connect(srv, chat, tok) for chat, tok in chats]
+        socks = [h.raw_ws(srv, chat, tok, timeout=20) for chat, tok in chats]
         for ws in socks:
             ws.sock.sendall(b"".join(
                 ws.frame(0x1, json.dumps(
@@ -316,7 +313,7 @@ class GroupsByChat(unittest.TestCase):
         self.assertEqual(sorted(r.split("|", 1)[1] for r in rows),
                          ["%d|1|%d|%d|t" % (n, n, n)] * 3, rows)
         for chat, tok in chats:
-            status, body = history(self.a, chat, tok)
+            status, body = history_page(self.a, chat, tok)
             got = [m["content"] for m in body["results"]]
             for tag in "AB":
                 self.assertEqual([c for c in got if c.startswith(tag)],
@@ -350,14 +347,14 @@ class GroupContents(unittest.TestCase):
 
     def test_contents_an_array_literal_quotes(self):
         chat, pt, _, _, _ = h.World(self.srv).pair()
-        ws = ws_connect(self.srv, chat, pt)
+        ws = h.raw_ws(self.srv, chat, pt, timeout=20)
         ws.sock.sendall(b"".join(
             ws.frame(0x1, json.dumps({"content": t}).encode())
             for t in self.TEXTS))
         got = [ws.recv_json()["message"] for _ in self.TEXTS]
         ws.close()
         self.assertEqual([m["content"] for m in got], self.TEXTS)
-        status, body = history(self.srv, chat, pt)
+        status, body = history_page(self.srv, chat, pt)
         self.assertEqual(status, 200)
         self.assertEqual([m["content"] for m in body["results"]],
                          self.TEXTS)
@@ -402,6 +399,7 @@ class Config(unittest.TestCase):
         path = os.path.join(srv.tmp, "pg.conninfo")
         with open(path, "w") as f:
             f.write(self.pg.conninfo() + "\n")
+        os.chmod(path, 0o600)  # a secret: others may not read it
         srv.conf["storage"]["conninfo_file"] = path
         srv.write_conf()
         r = subprocess.run([os.path.join(h.BUILDDIR, "carechatd"), "-t",
@@ -421,7 +419,7 @@ class Config(unittest.TestCase):
         try:
             srv.start()
             chat, pt, _, _, _ = h.World(srv).pair()
-            self.assertEqual(history(srv, chat, pt)[0], 200)
+            self.assertEqual(history_page(srv, chat, pt)[0], 200)
         finally:
             srv.close()
 

@@ -18,12 +18,6 @@ def need_plugin():
                        "hiredis; Debian: apt-get install libhiredis-dev)")
 
 
-def connect(srv, chat, tok):
-    ws = h.RawWS(srv.port, "/ws/chat/%s/?token=%s" % (chat, tok), timeout=10)
-    assert ws.status == 101, ws.status
-    return ws
-
-
 def collect(ws, n, timeout=15):
     """The next n messages on ws (their "message" objects)."""
     got = []
@@ -36,21 +30,21 @@ def collect(ws, n, timeout=15):
     return got
 
 
-def silent(ws, wait=0.5):
-    """True when nothing arrives on ws within wait seconds."""
-    ws.sock.settimeout(wait)
-    try:
-        ws.recv_json()
-    except OSError:
-        return True
-    return False
-
-
 def history_ids(srv, chat, tok):
     status, _, body = srv.request(
         "GET", "/chat/chats/%s/messages/?page_size=200" % chat, token=tok)
     assert status == 200, (status, body)
     return [m["id"] for m in body["results"]]
+
+
+def serves_locally(srv):
+    """Two parties on srv chat: its own deliveries work."""
+    chat, pt, rt, _, _ = h.World(srv).pair()
+    a, b = h.raw_ws(srv, chat, pt), h.raw_ws(srv, chat, rt)
+    a.send_json({"content": "local"})
+    assert collect(b, 1)[0]["content"] == "local"
+    a.close()
+    b.close()
 
 
 def wait_log(srv, text, timeout=20):
@@ -96,9 +90,9 @@ class ThreeNodesPostgres(unittest.TestCase):
 
     def test_every_message_everywhere_once_in_order(self):
         chat, pt, rt, _, _ = h.World(self.a).pair()
-        pat = connect(self.a, chat, pt)
-        pro_b = connect(self.b, chat, rt)
-        pro_c = connect(self.c, chat, rt)
+        pat = h.raw_ws(self.a, chat, pt)
+        pro_b = h.raw_ws(self.b, chat, rt)
+        pro_c = h.raw_ws(self.c, chat, rt)
         conns = [pat, pro_b, pro_c]
         # Subscriptions travel to Redis asynchronously after the join.
         time.sleep(0.5)
@@ -118,7 +112,7 @@ class ThreeNodesPostgres(unittest.TestCase):
                              name + ": exactly once")
             self.assertEqual(got_ids, ids, name + ": in history order")
         for ws in conns:
-            self.assertTrue(silent(ws), "no duplicate arrives late")
+            self.assertTrue(h.silent(ws), "no duplicate arrives late")
             ws.close()
 
     def test_resume_on_another_node(self):
@@ -126,22 +120,21 @@ class ThreeNodesPostgres(unittest.TestCase):
         messages while it was away; it comes back on node C with since:
         exactly those, then live ones."""
         chat, pt, rt, _, _ = h.World(self.a).pair()
-        pat = connect(self.a, chat, pt)
+        pat = h.raw_ws(self.a, chat, pt)
         pat.send_json({"content": "seen"})
         seen = collect(pat, 1)[0]
         sent = []
         for i in range(30):
             pat.send_json({"content": "away %d" % i})
             sent.append(collect(pat, 1)[0])
-        ws = h.RawWS(self.c.port, "/ws/chat/%s/?token=%s&since=%s" %
-                     (chat, rt, seen["id"]), timeout=10)
+        ws = h.raw_ws(self.c, chat, rt, "&since=" + seen["id"])
         self.assertEqual(ws.status, 101)
         self.assertEqual(collect(ws, 30), sent)
         time.sleep(0.5)     # C's subscription reaches Redis
         pat.send_json({"content": "live"})
         live = collect(pat, 1)[0]
         self.assertEqual(collect(ws, 1), [live])
-        self.assertTrue(silent(ws))
+        self.assertTrue(h.silent(ws))
         pat.close()
         ws.close()
 
@@ -151,7 +144,7 @@ class ThreeNodesPostgres(unittest.TestCase):
         with since = that message, the phone must not get it again when
         Redis hands it over late; the next one arrives once."""
         chat, pt, rt, _, _ = h.World(self.a).pair()
-        other = connect(self.b, chat, rt)    # keeps B subscribed
+        other = h.raw_ws(self.b, chat, rt)    # keeps B subscribed
         time.sleep(0.5)                      # B's subscription in Redis
         os.kill(self.redis.proc.pid, signal.SIGSTOP)
         try:
@@ -160,27 +153,26 @@ class ThreeNodesPostgres(unittest.TestCase):
                 {"content": "newest"}, token=pt)
             self.assertEqual(status, 201, m)
             self.assertEqual(history_ids(self.b, chat, rt)[-1], m["id"])
-            ws = h.RawWS(self.b.port, "/ws/chat/%s/?token=%s&since=%s" %
-                         (chat, rt, m["id"]), timeout=10)
+            ws = h.raw_ws(self.b, chat, rt, "&since=" + m["id"])
             self.assertEqual(ws.status, 101)
-            self.assertTrue(silent(ws), "nothing after since yet")
+            self.assertTrue(h.silent(ws), "nothing after since yet")
         finally:
             os.kill(self.redis.proc.pid, signal.SIGCONT)
         self.assertEqual(collect(other, 1)[0]["id"], m["id"],
                          "Redis delivers it late to B")
-        self.assertTrue(silent(ws), "not again to the phone that had it")
+        self.assertTrue(h.silent(ws), "not again to the phone that had it")
         status, _, live = self.a.request(
             "POST", "/chat/chats/%s/send_message/" % chat,
             {"content": "live"}, token=pt)
         self.assertEqual(status, 201, live)
         self.assertEqual([x["id"] for x in collect(ws, 1)], [live["id"]])
-        self.assertTrue(silent(ws))
+        self.assertTrue(h.silent(ws))
         for c in (other, ws):
             c.close()
 
     def test_rest_send_reaches_other_nodes(self):
         chat, pt, rt, _, _ = h.World(self.a).pair()
-        pro_c = connect(self.c, chat, rt)
+        pro_c = h.raw_ws(self.c, chat, rt)
         time.sleep(0.3)
         status, _, body = self.a.request(
             "POST", "/chat/chats/%s/send_message/" % chat,
@@ -193,7 +185,7 @@ class ThreeNodesPostgres(unittest.TestCase):
 
     def test_only_chats_with_local_connections_are_subscribed(self):
         chat, pt, rt, _, _ = h.World(self.a).pair()
-        ws = connect(self.b, chat, rt)
+        ws = h.raw_ws(self.b, chat, rt)
         time.sleep(0.3)
         out = self.redis.command("PUBSUB", "NUMSUB",
                                  "carechat:chat:" + chat)
@@ -232,6 +224,7 @@ class Outage(unittest.TestCase):
         pwfile = os.path.join(cls.tmp, "redis.pw")
         with open(pwfile, "w") as f:
             f.write("redis-test-password\n")
+        os.chmod(pwfile, 0o600)  # a secret: others may not read it
         storage = {"plugin": "sqlite",
                    "path": os.path.join(cls.tmp, "shared.db")}
         cls.a = h.Server({"storage": storage, "fanout": {
@@ -252,9 +245,9 @@ class Outage(unittest.TestCase):
 
     def test_outage_and_recovery(self):
         chat, pt, rt, _, _ = h.World(self.a).pair()
-        pat = connect(self.a, chat, pt)
-        pro_a = connect(self.a, chat, rt)
-        pro_b = connect(self.b, chat, rt)
+        pat = h.raw_ws(self.a, chat, pt)
+        pro_a = h.raw_ws(self.a, chat, rt)
+        pro_b = h.raw_ws(self.b, chat, rt)
         time.sleep(0.5)
         pat.send_json({"content": "before"})
         for ws in (pat, pro_a, pro_b):
@@ -267,7 +260,7 @@ class Outage(unittest.TestCase):
         # Local deliveries go on: both connections on node A.
         for ws in (pat, pro_a):
             self.assertEqual(collect(ws, 1)[0]["content"], "during")
-        self.assertTrue(silent(pro_b, 1.0), "node B cannot get it now")
+        self.assertTrue(h.silent(pro_b, 1.0), "node B cannot get it now")
 
         self.redis.start()
         up = time.time()
@@ -285,7 +278,7 @@ class Outage(unittest.TestCase):
         for ws in (pat, pro_a, pro_b):
             self.assertEqual(collect(ws, 1)[0]["content"], "after")
         for ws in (pat, pro_a, pro_b):
-            self.assertTrue(silent(ws, 0.5), "nothing twice")
+            self.assertTrue(h.silent(ws, 0.5), "nothing twice")
         # History agrees.
         status, _, body = self.b.request(
             "GET", "/chat/chats/%s/messages/" % chat, token=rt)
@@ -305,14 +298,101 @@ class Outage(unittest.TestCase):
             self.assertNotIn("wrong-password", srv.read_log(),
                              "the password is never logged")
             # Still serving (local fan-out keeps working).
-            chat, pt, rt, _, _ = h.World(srv).pair()
-            a, b = connect(srv, chat, pt), connect(srv, chat, rt)
-            a.send_json({"content": "local"})
-            self.assertEqual(collect(b, 1)[0]["content"], "local")
-            a.close()
-            b.close()
+            serves_locally(srv)
         finally:
             srv.close()
+
+
+class SentinelConfig(unittest.TestCase):
+    """[fanout] sentinels, master_name, sentinel_password(_file): the keys
+    that go together, checked at start with the file, line and reason."""
+
+    def setUp(self):
+        need_plugin()
+
+    def check(self, fanout):
+        """carechatd -t with these [fanout] keys: (exit status, stderr)."""
+        srv = h.Server({"fanout": dict({"plugin": "redis"}, **fanout)})
+        try:
+            srv.write_conf()
+            r = h.subprocess.run([os.path.join(h.BUILDDIR, "carechatd"),
+                                  "-t", "-c", srv.conf_path],
+                                 stdout=h.subprocess.DEVNULL,
+                                 stderr=h.subprocess.PIPE, timeout=30)
+        finally:
+            srv.close()
+        return r.returncode, r.stderr.decode()
+
+    def refused(self, fanout, key, why):
+        rc, err = self.check(fanout)
+        self.assertNotEqual(rc, 0, err)
+        self.assertRegex(err, r"carechat\.conf:\d+: \[fanout\] %s: .*%s" %
+                         (key, why))
+        self.assertNotIn("hunter2", err, "a password is never logged")
+
+    def test_sentinels_and_address(self):
+        self.refused({"address": "127.0.0.1:6379",
+                      "sentinels": "127.0.0.1:26379", "master_name": "m"},
+                     "sentinels", "give either address .* or sentinels")
+
+    def test_sentinels_need_master_name(self):
+        self.refused({"sentinels": "127.0.0.1:26379"}, "sentinels",
+                     "needs master_name")
+
+    def test_master_name_needs_sentinels(self):
+        self.refused({"master_name": "m"}, "master_name", "needs sentinels")
+
+    def test_sentinel_password_needs_sentinels(self):
+        self.refused({"sentinel_password": "hunter2"}, "sentinel_password",
+                     "needs sentinels")
+
+    def test_one_sentinel_password(self):
+        path = os.path.join(h.tempfile.mkdtemp(prefix="carechat-pw-"), "pw")
+        with open(path, "w") as f:
+            f.write("hunter2\n")
+        os.chmod(path, 0o600)
+        self.refused({"sentinels": "127.0.0.1:26379", "master_name": "m",
+                      "sentinel_password": "hunter2",
+                      "sentinel_password_file": path},
+                     "sentinel_password_file", "give one of "
+                     "sentinel_password and sentinel_password_file")
+        h.shutil.rmtree(os.path.dirname(path))
+
+    def test_numeric_addresses_only(self):
+        for bad in ("localhost:26379", "127.0.0.1", "127.0.0.1:0",
+                    "127.0.0.1:26379,,127.0.0.2:26379", "[::1]:x"):
+            self.refused({"sentinels": bad, "master_name": "m"},
+                         "sentinels", "expected ip:port")
+
+    def test_good(self):
+        rc, err = self.check({"sentinels": "127.0.0.1:26379, [::1]:26380",
+                              "master_name": "mymaster",
+                              "sentinel_password": "hunter2"})
+        self.assertEqual(rc, 0, err)
+
+    def test_not_a_sentinel(self):
+        """A "sentinel" that is a plain Redis answers the question with an
+        error: the node serves its own clients, /readyz says Redis is
+        unreachable, and the log says why once, not once per lookup."""
+        redis = h.RedisServer()
+        srv = h.Server({"fanout": {"plugin": "redis", "master_name": "m",
+                                   "sentinels": redis.address(),
+                                   "reconnect_max": 100}})
+        try:
+            srv.start()
+            serves_locally(srv)
+            st, _, body = srv.request("GET", "/readyz")
+            self.assertEqual(st, 503)
+            self.assertIn("redis unreachable", body["reason"])
+            time.sleep(1.5)   # 100 ms backoff: a dozen lookups or more
+            log = srv.read_log()
+            self.assertIn("no sentinel said where master m is (1 asked, "
+                          "lookup 1 in a row; last: %s: ERR unknown "
+                          "command" % redis.address(), log)
+            self.assertLess(log.count("no sentinel said"), 3, log)
+        finally:
+            srv.close()
+            redis.close()
 
 
 if __name__ == "__main__":

@@ -11,13 +11,13 @@ import subprocess
 import time
 
 import ccharness as h
-from test_daemon import ServerCase  # a fresh server per test
 
 CARECHATD = os.path.join(h.BUILDDIR, "carechatd")
 DONE = ("config: reloaded ", "keeping all current settings")
 
 
-class Reload(ServerCase):
+class Reload(h.ServerCase):
+    FRESH = True   # a server per test: each reloads its own
     CONF = {"server": {"log_level": "info", "max_content_length": "100",
                        "allowed_origins": "https://a.example, "
                                           "https://b.example"}}
@@ -44,10 +44,8 @@ class Reload(ServerCase):
             time.sleep(0.02)
 
     def ws(self, chat, tok, origin=None):
-        ws = h.RawWS(self.srv.port, "/ws/chat/%s/?token=%s" % (chat, tok),
-                     {"Origin": origin} if origin else None)
-        self.socks.append(ws)
-        return ws
+        return self.raw_ws(chat, tok, status=None,
+                           headers={"Origin": origin} if origin else None)
 
     def send(self, ws, content):
         ws.send_json({"content": content})

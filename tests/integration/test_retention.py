@@ -91,8 +91,7 @@ class Retention(unittest.TestCase):
         mine = [c for c in lst["results"] if c["id"] == chat][0]
         self.assertEqual(mine["unread_count"], 4)
         # Resume from a purged message: the documented error, then live.
-        ws = h.RawWS(self.srv.port, "/ws/chat/%s/?token=%s&since=%s" %
-                     (chat, rt, ids[2]), timeout=10)
+        ws = h.raw_ws(self.srv, chat, rt, "&since=" + ids[2])
         self.assertEqual(ws.status, 101)
         self.assertEqual(ws.recv_json(),
                          {"error": "since: no such message in this chat"})
@@ -100,8 +99,7 @@ class Retention(unittest.TestCase):
         self.assertEqual(ws.recv_json()["message"]["id"], live)
         ws.close()
         # Resume from one that is left: exactly what came after it.
-        ws = h.RawWS(self.srv.port, "/ws/chat/%s/?token=%s&since=%s" %
-                     (chat, rt, ids[7]), timeout=10)
+        ws = h.raw_ws(self.srv, chat, rt, "&since=" + ids[7])
         want = ids[8:] + [live]
         self.assertEqual([ws.recv_json()["message"]["id"] for _ in want],
                          want)

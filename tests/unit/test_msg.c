@@ -3,6 +3,8 @@
 #include "msg.h"
 #include "tap.h"
 
+#include <stddef.h>
+
 #include <jansson.h>
 #include <string.h>
 
@@ -78,6 +80,44 @@ static void test_inbound(void)
        "content with surrounding spaces is not blank");
     ok(parse_err("{\"content\": \"hi\", \"extra\": [1]}", 0) == NULL,
        "unknown members are ignored");
+
+    /* Priority, read marks and typing (issue 26). */
+    t = "{\"content\": \"now\", \"priority\": \"urgent\"}";
+    is_int(cc_inbound_parse(t, strlen(t), 0, &in, &err, ebuf, sizeof ebuf),
+           0, "urgent parses");
+    is_int(in.priority, CC_PRIORITY_URGENT, "urgent");
+    is_int(in.kind, CC_IN_MESSAGE, "a message");
+    cc_inbound_free(&in);
+    ok(parse_err("{\"content\": \"x\", \"priority\": \"normal\"}", 0) ==
+       NULL, "normal is accepted");
+    is_str(parse_err("{\"content\": \"x\", \"priority\": \"high\"}", 0),
+           CC_ERR_PRIORITY, "another priority");
+    is_str(parse_err("{\"content\": \"x\", \"priority\": 1}", 0),
+           CC_ERR_PRIORITY, "a number");
+    t = "{\"read\": \"33333333-3333-4333-8333-33333333333A\"}";
+    is_int(cc_inbound_parse(t, strlen(t), 0, &in, &err, ebuf, sizeof ebuf),
+           0, "a read mark parses");
+    is_int(in.kind, CC_IN_READ, "kind read");
+    is_str(in.read_id, "33333333-3333-4333-8333-33333333333a",
+           "its id, canonical");
+    cc_inbound_free(&in);
+    is_str(parse_err("{\"read\": \"x\"}", 0), CC_ERR_READ, "read: not a UUID");
+    is_str(parse_err("{\"read\": 7}", 0), CC_ERR_READ, "read: a number");
+    is_str(parse_err("{\"read\": \"" OTHER "\", \"role\": \"x\"}", 0),
+           "Invalid role: use patient, professional or provider",
+           "read with a bad role");
+    t = "{\"typing\": true}";
+    is_int(cc_inbound_parse(t, strlen(t), 0, &in, &err, ebuf, sizeof ebuf),
+           0, "typing parses");
+    ok(in.kind == CC_IN_TYPING && in.typing == 1, "typing true");
+    cc_inbound_free(&in);
+    is_str(parse_err("{\"typing\": \"yes\"}", 0), CC_ERR_TYPING,
+           "typing: not a boolean");
+    t = "{\"content\": \"both\", \"read\": \"" OTHER "\"}";
+    is_int(cc_inbound_parse(t, strlen(t), 0, &in, &err, ebuf, sizeof ebuf),
+           0, "content and read");
+    is_int(in.kind, CC_IN_MESSAGE, "content wins");
+    cc_inbound_free(&in);
 }
 
 static void test_encode(void)
@@ -114,10 +154,21 @@ static void test_encode(void)
     cc_json_message(&b, &m, 1);
     ok(strstr(b.p, "\"is_read\": true}") != NULL, "is_read when asked");
 
-    struct cc_chat c = { .struct_size = sizeof c, .id = OTHER,
-                         .patient_id = PAT, .professional_id = PRO,
-                         .created_at_us = 0, .updated_at_us = 1000000,
-                         .unread_count = 3 };
+    /* An urgent message says so; a normal one has no priority key (the
+     * spec's shape), as above. */
+    b.len = 0;
+    m.priority = CC_PRIORITY_URGENT;
+    cc_json_message(&b, &m, 0);
+    ok(strstr(b.p, ", \"priority\": \"urgent\"}") != NULL, "urgent: %s",
+       b.p);
+    m.priority = CC_PRIORITY_NORMAL;
+
+    /* A chat from a storage plugin before ABI 1.4: the seven fields. */
+    struct cc_chat c = { .struct_size = offsetof(struct cc_chat,
+                                                 read_up_to),
+                         .id = OTHER, .patient_id = PAT,
+                         .professional_id = PRO, .created_at_us = 0,
+                         .updated_at_us = 1000000, .unread_count = 3 };
     b.len = 0;
     cc_json_chat(&b, &c);
     j = json_loadb(b.p, b.len, 0, NULL);
@@ -129,6 +180,25 @@ static void test_encode(void)
            "unread_count");
     is_str(json_string_value(json_object_get(j, "updated_at")),
            "1970-01-01T00:00:01.000000Z", "updated_at");
+    json_decref(j);
+
+    /* Since 1.4: each side's marks and names, null where none. */
+    c.struct_size = sizeof c;
+    c.read_up_to[CC_SIDE_PROFESSIONAL] = OTHER;
+    c.name[CC_SIDE_PATIENT] = "Ana \"Ani\" L\xc3\xb3pez";
+    b.len = 0;
+    cc_json_chat(&b, &c);
+    j = json_loadb(b.p, b.len, 0, NULL);
+    ok(j != NULL, "chat with marks is JSON: %s", b.p);
+    is_int((long long)json_object_size(j), 10, "ten fields");
+    ok(json_is_null(json_object_get(json_object_get(j, "read_up_to"),
+                                    "patient")), "no mark: null");
+    is_str(json_string_value(json_object_get(
+               json_object_get(j, "read_up_to"), "professional")), OTHER,
+           "the professional has read up to a message");
+    is_str(json_string_value(json_object_get(json_object_get(j, "names"),
+                                             "patient")),
+           "Ana \"Ani\" L\xc3\xb3pez", "a name, escaped and intact");
     json_decref(j);
     b.len = 0;
     cc_json_error(&b, "Chat not found");
