@@ -83,7 +83,8 @@ enum stmt {
     /* ABI 1.4 */
     S_OWNER_SET, S_NAME_SET, S_MSG_NEWEST, S_COUNT_FROM, S_FIRST_UNREAD,
     S_CHAT_STATE, S_CHAT_NTF, S_CHAT_BUMP_NTF, S_DUE, S_TICKET_PUT,
-    S_TICKET_PRUNE, S_TICKET_GET, S_TICKET_DEL, S_CHAT_READS, N_STMT
+    S_TICKET_PRUNE, S_TICKET_GET, S_TICKET_DEL, S_CHAT_READS, S_STATE_GET,
+    N_STMT
 };
 
 /* A message row as read_msg() takes it (is_read, column 6, is no longer
@@ -241,6 +242,12 @@ static const char *const sql[N_STMT] = {
     [S_TICKET_DEL] = "DELETE FROM tickets WHERE id = ?1",
     [S_CHAT_READS] = "SELECT pat_read_upto, pro_read_upto FROM chats "
                      "WHERE id = ?1",
+    /* CHAT_ROW's columns without the times and names: what the 1.4 ops
+     * read and write. */
+    [S_STATE_GET] = "SELECT id, patient_id, professional_id, 0, 0, "
+                    "last_seq, unread_from_pat, unread_from_pro, "
+                    SQ_SIDE_COLS("pat") ", " SQ_SIDE_COLS("pro")
+                    ", NULL, NULL FROM chats WHERE id = ?1",
 };
 
 /* Schema version 1.  Ids are canonical UUID text, times microseconds. */
@@ -794,12 +801,13 @@ static void read_chat(sqlite3_stmt *q, struct sq_chat *o,
     }
 }
 
-/* Look chat id up into o and row.  Returns SQLITE_ROW, DONE (not found)
- * or an error code. */
-static int read_chat_by_id(struct db *d, const char *id, struct sq_chat *o,
-                           struct chat_row *row)
+/* Look chat id up into o and row with s (S_CHAT_GET, or S_STATE_GET:
+ * no times or names).  Returns SQLITE_ROW, DONE (not found) or an error
+ * code. */
+static int read_chat_by_id(struct db *d, enum stmt s, const char *id,
+                           struct sq_chat *o, struct chat_row *row)
 {
-    sqlite3_stmt *q = stmt(d, S_CHAT_GET);
+    sqlite3_stmt *q = stmt(d, s);
     int rc;
 
     if (!q)
@@ -812,15 +820,11 @@ static int read_chat_by_id(struct db *d, const char *id, struct sq_chat *o,
     return rc;
 }
 
-/* read_chat_by_id for its state: o's names are not kept. */
+/* A chat's parties and state (row), no more. */
 static int chat_state(struct db *d, const char *id, struct sq_chat *o,
                       struct chat_row *row)
 {
-    int rc = read_chat_by_id(d, id, o, row);
-
-    for (int side = 0; side < 3; side++)
-        sq_chat_name(o, side, NULL);
-    return rc;
+    return read_chat_by_id(d, S_STATE_GET, id, o, row);
 }
 
 /* Look a chat up by id into r (res.chat). */
@@ -828,7 +832,7 @@ static int load_chat(struct db *d, struct sq_req *r, const char *id,
                      struct chat_row *row)
 {
     struct sq_chat *o = sq_one_chat(r);
-    int rc = read_chat_by_id(d, id, o, row);
+    int rc = read_chat_by_id(d, S_CHAT_GET, id, o, row);
 
     if (rc != SQLITE_ROW) {
         r->n = 0;
@@ -1087,6 +1091,29 @@ static int bump_ntf(struct db *d, struct bump *b)
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* Write b's row: the group's appends to it so far (b stays in the
+ * group's cache, clean).  SQLITE_DONE or an error. */
+static int write_bump(struct db *d, struct bump *b)
+{
+    sqlite3_stmt *q = stmt(d, b->ntf_dirty ? S_CHAT_BUMP_NTF : S_CHAT_BUMP);
+    int rc;
+
+    if (!q)
+        return SQLITE_ERROR;
+    sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, b->seq);
+    sqlite3_bind_int64(q, 3, b->t);
+    sqlite3_bind_int64(q, 4, b->n_from[CC_SIDE_PATIENT]);
+    sqlite3_bind_int64(q, 5, b->n_from[CC_SIDE_PROFESSIONAL]);
+    for (int side = 1; b->ntf_dirty && side <= 2; side++)
+        bind_episode(q, side * 10, &b->ep[side]); /* ?10.., ?20.. */
+    rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    b->dirty = b->ntf_dirty = 0;
+    memset(b->n_from, 0, sizeof b->n_from);
+    return rc;
+}
+
 /* Write the rows of the chats the group appended to.  Before any other
  * op of the group (it may read them) and before COMMIT.  Episodes are
  * written only when an append changed them: without notifications the
@@ -1095,25 +1122,38 @@ static int flush_bumps(struct db *d)
 {
     int rc = SQLITE_DONE;
 
-    for (size_t i = 0; i < d->n_bump && rc == SQLITE_DONE; i++) {
-        struct bump *b = &d->bump[i];
-        sqlite3_stmt *q;
-
-        if (!b->dirty)
-            continue;
-        if (!(q = stmt(d, b->ntf_dirty ? S_CHAT_BUMP_NTF : S_CHAT_BUMP)))
-            return -1;
-        sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 2, b->seq);
-        sqlite3_bind_int64(q, 3, b->t);
-        sqlite3_bind_int64(q, 4, b->n_from[CC_SIDE_PATIENT]);
-        sqlite3_bind_int64(q, 5, b->n_from[CC_SIDE_PROFESSIONAL]);
-        for (int side = 1; b->ntf_dirty && side <= 2; side++)
-            bind_episode(q, side * 10, &b->ep[side]); /* ?10.., ?20.. */
-        rc = sqlite3_step(q);
-        sqlite3_reset(q);
-    }
+    for (size_t i = 0; i < d->n_bump && rc == SQLITE_DONE; i++)
+        if (d->bump[i].dirty)
+            rc = write_bump(d, &d->bump[i]);
     bumps_drop(d);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Before an op of the group that is not an append: write the rows it
+ * reads that appends left in the group's cache (flush_bumps).  An op of
+ * one chat (its marks, an outcome) has that chat's row written, and the
+ * cache forgets its episodes (the op may change them); profiles and
+ * tickets read no chat; anything else has every row written. */
+static int flush_for(struct db *d, const struct sq_req *r)
+{
+    int32_t *slot;
+    struct bump *b;
+    int rc;
+
+    switch (r->op) {
+    case SQ_PROFILE_PUT: case SQ_PROFILE_OWNER: case SQ_PROFILE_NAME:
+    case SQ_TICKET_PUT: case SQ_TICKET_TAKE:
+        return 0;
+    case SQ_MARK_SET: case SQ_MARK_READ: case SQ_NOTIFY_DONE:
+        break;
+    default:
+        return flush_bumps(d);
+    }
+    if (!d->n_bump || *(slot = slot_of(d, r->b)) < 0)
+        return 0;
+    b = &d->bump[*slot];
+    rc = b->dirty ? write_bump(d, b) : SQLITE_DONE;
+    b->ntf = 0;     /* read again: the op may change them */
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -1753,7 +1793,7 @@ static void write_group(struct sq *sq, struct sq_req *group)
     }
     d->defer = 1;
     for (r = group; r && clean; r = r->next) {
-        if (r->op != SQ_MSG_APPEND && flush_bumps(d) < 0) {
+        if (r->op != SQ_MSG_APPEND && flush_for(d, r) < 0) {
             clean = 0;
             break;
         }

@@ -622,6 +622,59 @@ static void c14_burst(void)
     outcome_free(&o);
 }
 
+/* An append, a read and an append queued at once (one group): the read
+ * ends the first message's episode, the second append opens a new one,
+ * and the counts follow. */
+static void c14_group(void)
+{
+    struct chat14 c;
+    struct outcome o[3], q = { 0 };
+    const int64_t t = T14(9);
+    char id[2][37];
+    struct cc_mark_req m = {
+        .struct_size = sizeof m, .side = CC_SIDE_PROFESSIONAL,
+        .kind = CC_MARK_READ, .at_us = t + 5, .notify_delay_us = 60,
+    };
+    int failed = 0;
+
+    open14(&c, 9, 0);
+    memset(o, 0, sizeof o);
+    m.chat_id = c.chat;
+    for (int i = 0; i < 3; i++) {
+        struct cc_message a = {
+            .struct_size = sizeof a, .id = id[i / 2], .chat_id = c.chat,
+            .sender_id = c.pat, .content = "g", .content_len = 1,
+            .created_at_us = t + i, .sender_type = CC_SIDE_PATIENT,
+            .notify_due_us = t + 100 + i,
+        };
+
+        begin(&o[i]);
+        if (i == 1) {
+            o[i].queued = api->mark_set(inst, &m, store_cb, &o[i]);
+            continue;
+        }
+        make_id(id[i / 2], 0x14300000u, (unsigned)i);
+        o[i].queued = api->message_append(inst, &a, store_cb, &o[i]);
+    }
+    in_api = 0;
+    for (int i = 0; i < 3; i++)
+        failed += o[i].queued != CC_OK ||
+                  pt_run_until(&env, &o[i].done, 10000) < 0 ||
+                  o[i].status != CC_OK;
+    is_int(failed, 0, "group: append, read, append at once");
+    is_int(o[1].count, 1, "group: the read covered the first append");
+    is_int((int)claim14(&q, t + 102), 1,
+           "group: the second append opened a new episode");
+    ok(q.n_ntfs && q.ntfs[0].unread == 1 &&
+       !strcmp(q.ntfs[0].first_unread_id, id[1]),
+       "group: one unread, the second append");
+    mark_read(&q, c.chat, CC_SIDE_PROFESSIONAL);
+    agree14(&c, "group");
+    for (int i = 0; i < 3; i++)
+        outcome_free(&o[i]);
+    outcome_free(&q);
+}
+
 /* Tickets: kept, taken once, not after they expire. */
 static void c14_tickets(void)
 {
@@ -713,6 +766,7 @@ static void run_store14(void)
     c14_reopen();
     c14_claim_order();
     c14_burst();
+    c14_group();
     c14_tickets();
 }
 
