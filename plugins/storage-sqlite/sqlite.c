@@ -81,7 +81,7 @@ enum stmt {
     S_MSG_BY_CLIENT, S_MSG_SEQ, S_READ_BEGIN, S_READ_END,
     S_PURGE_PICK, S_PURGE_DEL, S_PURGE_UNREAD,
     /* ABI 1.4 */
-    S_OWNER_SET, S_NAME_SET, S_MSG_NEWEST, S_COUNT_FROM, S_FIRST_UNREAD,
+    S_OWNER_SET, S_NAME_SET, S_MSG_NEWEST, S_COUNT_AFTER, S_FIRST_UNREAD,
     S_CHAT_STATE, S_CHAT_NTF, S_CHAT_BUMP_NTF, S_DUE, S_TICKET_PUT,
     S_TICKET_PRUNE, S_TICKET_GET, S_TICKET_DEL, S_CHAT_READS, S_STATE_GET,
     N_STMT
@@ -108,16 +108,18 @@ enum stmt {
     x "_ntf_due = ?" m "0, " x "_ntf_lease = ?" m "1, "                   \
     x "_ntf_id = ?" m "2"
 
-/* A chat row as read_chat() takes it: the chat, each side's marks and
- * episode (columns 8 and 21), the parties' names (34, 35). */
+/* A chat row as read_chat() takes it: the chat, the unread counts and
+ * the delivered ones among them, each side's marks and episode (columns
+ * 10 and 23), the parties' names (36, 37). */
 #define CHAT_ROW "SELECT id, patient_id, professional_id, created_at, " \
                  "updated_at, last_seq, unread_from_pat, unread_from_pro, " \
+                 "gap_from_pat, gap_from_pro, "                       \
                  SQ_SIDE_COLS("pat") ", " SQ_SIDE_COLS("pro") ", "      \
                  "(SELECT name FROM profiles WHERE side = 1 AND "        \
                  "id = patient_id), (SELECT name FROM profiles WHERE "   \
                  "side = 2 AND id = professional_id) FROM chats "
-#define COL_SIDE(side) ((side) == CC_SIDE_PATIENT ? 8 : 21)
-#define COL_NAME(side) ((side) == CC_SIDE_PATIENT ? 34 : 35)
+#define COL_SIDE(side) ((side) == CC_SIDE_PATIENT ? 10 : 23)
+#define COL_NAME(side) ((side) == CC_SIDE_PATIENT ? 36 : 37)
 
 static const char *const sql[N_STMT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -178,16 +180,24 @@ static const char *const sql[N_STMT] = {
      * to tell whether more remain). */
     [S_PURGE_PICK] = "SELECT m.chat_id, m.seq, m.sender_type, m.seq <= "
                      "CASE m.sender_type WHEN 1 THEN c.pro_read_upto "
-                     "ELSE c.pat_read_upto END FROM messages m JOIN chats c "
+                     "ELSE c.pat_read_upto END, m.seq <= "
+                     "CASE m.sender_type WHEN 1 THEN c.pro_dlv_upto "
+                     "ELSE c.pat_dlv_upto END FROM messages m JOIN chats c "
                      "ON c.id = m.chat_id WHERE m.created_at < ?1 "
                      "ORDER BY m.created_at LIMIT ?2",
     [S_PURGE_DEL] = "DELETE FROM messages WHERE chat_id = ?1 AND seq = ?2",
     /* An unread message that goes is no longer counted unread. */
+    /* ... and an unread but delivered one (?3) the gap between the
+     * marks. */
     [S_PURGE_UNREAD] = "UPDATE chats SET "
                        "unread_from_pat = max(0, unread_from_pat - "
                        "(?2 = 1)), "
                        "unread_from_pro = max(0, unread_from_pro - "
-                       "(?2 = 2)) WHERE id = ?1",
+                       "(?2 = 2)), "
+                       "gap_from_pat = max(0, gap_from_pat - "
+                       "(?2 = 1) * ?3), "
+                       "gap_from_pro = max(0, gap_from_pro - "
+                       "(?2 = 2) * ?3) WHERE id = ?1",
     /* ABI 1.4.  An admin moves a profile to a user (creating it). */
     [S_OWNER_SET] = "INSERT INTO profiles(side, id, user_id, created_at) "
                     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (side, id) DO "
@@ -197,9 +207,9 @@ static const char *const sql[N_STMT] = {
                    "UPDATE SET name = excluded.name",
     [S_MSG_NEWEST] = "SELECT seq, id FROM messages WHERE chat_id = ?1 "
                      "ORDER BY seq DESC LIMIT 1",
-    /* Messages of side ?4 in (?2, ?3]: what a mark newly covers. */
-    [S_COUNT_FROM] = "SELECT count(*) FROM messages WHERE chat_id = ?1 "
-                     "AND seq > ?2 AND seq <= ?3 AND sender_type = ?4",
+    /* Messages of side ?3 after ?2 (do_mark_set). */
+    [S_COUNT_AFTER] = "SELECT count(*) FROM messages WHERE chat_id = ?1 "
+                      "AND seq > ?2 AND sender_type = ?3",
     /* The oldest message of side ?3 after ?2, when it was stored,
      * whether one of them is urgent, how many. */
     [S_FIRST_UNREAD] = "SELECT id, created_at, (SELECT max(priority) FROM "
@@ -210,7 +220,8 @@ static const char *const sql[N_STMT] = {
                        "chat_id = ?1 AND seq > ?2 AND sender_type = ?3 "
                        "ORDER BY seq LIMIT 1",
     [S_CHAT_STATE] = "UPDATE chats SET unread_from_pat = ?2, "
-                     "unread_from_pro = ?3, " SIDE_SET("pat", "1", "2") ", "
+                     "unread_from_pro = ?3, gap_from_pat = ?4, "
+                     "gap_from_pro = ?5, " SIDE_SET("pat", "1", "2") ", "
                      SIDE_SET("pro", "3", "4") " WHERE id = ?1",
     /* An append's episodes (appends with a due time only). */
     [S_CHAT_NTF] = "SELECT pat_ntf_open, pat_ntf_urgent, pat_ntf_attempts, "
@@ -246,6 +257,7 @@ static const char *const sql[N_STMT] = {
      * read and write. */
     [S_STATE_GET] = "SELECT id, patient_id, professional_id, 0, 0, "
                     "last_seq, unread_from_pat, unread_from_pro, "
+                    "gap_from_pat, gap_from_pro, "
                     SQ_SIDE_COLS("pat") ", " SQ_SIDE_COLS("pro")
                     ", NULL, NULL FROM chats WHERE id = ?1",
 };
@@ -372,6 +384,10 @@ static const char schema_v4_to_v5[] =
 static const char schema_v5_to_v6[] =
     "ALTER TABLE messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE profiles ADD COLUMN name TEXT;"
+    "ALTER TABLE chats ADD COLUMN gap_from_pat INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE chats ADD COLUMN gap_from_pro INTEGER NOT NULL"
+    " DEFAULT 0;"   /* DELIVERED is READ here: no gap */
     SIDE_V6("pat") SIDE_V6("pro")
     MARK_V6("pat", "2") MARK_V6("pro", "1")
     "UPDATE chats SET pat_dlv_upto = pat_read_upto, pat_dlv_id = pat_read_id,"
@@ -394,6 +410,8 @@ static const char schema_v5_to_v6[] =
 struct chat_row {
     int64_t last_seq;
     int64_t unread_from[3];     /* sent by that side, not read yet */
+    int64_t gap_from[3];        /* of those, delivered: between the other
+                                   side's READ and DELIVERED marks */
     struct sq_state st;         /* each side's marks and episode */
 };
 
@@ -794,6 +812,8 @@ static void read_chat(sqlite3_stmt *q, struct sq_chat *o,
     row->last_seq = sqlite3_column_int64(q, 5);
     row->unread_from[CC_SIDE_PATIENT] = sqlite3_column_int64(q, 6);
     row->unread_from[CC_SIDE_PROFESSIONAL] = sqlite3_column_int64(q, 7);
+    row->gap_from[CC_SIDE_PATIENT] = sqlite3_column_int64(q, 8);
+    row->gap_from[CC_SIDE_PROFESSIONAL] = sqlite3_column_int64(q, 9);
     for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
         read_side(q, COL_SIDE(side), row, side);
         sq_chat_name(o, side,
@@ -865,6 +885,8 @@ static int write_chat_state(struct db *d, const char *id,
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, row->unread_from[CC_SIDE_PATIENT]);
     sqlite3_bind_int64(q, 3, row->unread_from[CC_SIDE_PROFESSIONAL]);
+    sqlite3_bind_int64(q, 4, row->gap_from[CC_SIDE_PATIENT]);
+    sqlite3_bind_int64(q, 5, row->gap_from[CC_SIDE_PROFESSIONAL]);
     for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
         int i = side == CC_SIDE_PATIENT ? 10 : 30;
 
@@ -1271,25 +1293,46 @@ static int mark_target(struct db *d, struct sq_req *r, int64_t *seq,
     return rc == SQLITE_DONE && !r->a[0] ? SQLITE_ROW : rc;
 }
 
-/* sq_mark_io's count: messages of side `from` in chat r->b with
- * after < seq <= upto. */
+/* mark_set's counting on SQLite: the chat row's counts of the other
+ * party's messages after each mark (unread_from after READ, less gap_from
+ * after DELIVERED; appends only add to the first) say how many a mark
+ * newly covers, less those after its target: none when the target is the
+ * chat's newest message (the usual mark), else a short scan from it.  A
+ * mark costs no scan of what it covers. */
+struct mark_count {
+    struct db *d;
+    struct chat_row *row;
+    int64_t after;              /* the other party's, after the target */
+};
+
+/* sq_mark_io's count: of side `from`, after < seq <= upto (after being
+ * the kind's mark). */
 static int count_from(void *arg, struct sq_req *r, int64_t after,
                       int64_t upto, int from, int64_t *n)
 {
-    struct db *d = arg;
-    sqlite3_stmt *q = stmt(d, S_COUNT_FROM);
+    struct mark_count *mc = arg;
+    const struct chat_row *row = mc->row;
+    int64_t have = row->unread_from[from] -
+                   (r->kind == CC_MARK_READ ? 0 : row->gap_from[from]);
+    sqlite3_stmt *q;
     int rc;
 
-    if (!q)
-        return fail(r, d);
-    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, after);
-    sqlite3_bind_int64(q, 3, upto);
-    sqlite3_bind_int(q, 4, from);
-    rc = sqlite3_step(q);
-    *n = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-    sqlite3_reset(q);
-    return rc == SQLITE_ROW ? CC_OK : fail(r, d);
+    (void)after;
+    mc->after = 0;
+    if (upto < row->last_seq) {
+        if (!(q = stmt(mc->d, S_COUNT_AFTER)))
+            return fail(r, mc->d);
+        sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, upto);
+        sqlite3_bind_int(q, 3, from);
+        rc = sqlite3_step(q);
+        mc->after = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+        sqlite3_reset(q);
+        if (rc != SQLITE_ROW)
+            return fail(r, mc->d);
+    }
+    *n = have > mc->after ? have - mc->after : 0;
+    return CC_OK;
 }
 
 /* The oldest message of side `from` in chat id after seq: its id into
@@ -1326,24 +1369,26 @@ static int unread_after(void *arg, struct sq_req *r, int64_t after,
                         int from, int64_t *n, int64_t *oldest_at,
                         int32_t *urgent)
 {
+    struct mark_count *mc = arg;
     char first[SQ_ID_LEN + 1];
 
-    return first_unread(arg, r->b, after, from, first, oldest_at, urgent,
-                        n) < 0 ? fail(r, arg) : CC_OK;
+    return first_unread(mc->d, r->b, after, from, first, oldest_at, urgent,
+                        n) < 0 ? fail(r, mc->d) : CC_OK;
 }
 
 /* b = chat, a = up to ("" the newest), side, kind, t = at, delay: move
  * side's kind mark forward (sq_mark_apply decides).  The chat's row is
- * written once, and only when a mark moved; a READ mark takes what it
- * covered off the other party's unread count. */
+ * written once, and only when a mark moved, with the counts that follow
+ * (mark_count). */
 static int do_mark_set(struct db *d, struct sq_req *r)
 {
-    const struct sq_mark_io io = { count_from, unread_after, d };
     struct sq_chat o = { 0 };
     struct chat_row row;
+    struct mark_count mc = { d, &row, 0 };
+    const struct sq_mark_io io = { count_from, unread_after, &mc };
     char id[SQ_ID_LEN + 1];
-    int64_t seq;
-    int rc = chat_state(d, r->b, &o, &row);
+    int64_t seq, dlv;
+    int other = 3 - r->side, rc = chat_state(d, r->b, &o, &row);
 
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
@@ -1354,13 +1399,18 @@ static int do_mark_set(struct db *d, struct sq_req *r)
         return CC_E_NOTFOUND;
     if (rc != SQLITE_ROW)
         return fail(r, d);
+    dlv = row.st.dlv[r->side].seq;
     rc = sq_mark_apply(r, &row.st, seq, id, &io);
     if (rc <= 0)
         return rc;
     if (r->kind == CC_MARK_READ) {
-        int64_t *left = &row.unread_from[3 - r->side];
+        int64_t *gap = &row.gap_from[other];
 
-        *left = *left > r->res.count ? *left - r->res.count : 0;
+        row.unread_from[other] = mc.after;
+        *gap = row.st.dlv[r->side].seq != dlv || *gap < r->res.count
+                   ? 0 : *gap - r->res.count;
+    } else {
+        row.gap_from[other] = row.unread_from[other] - mc.after;
     }
     return write_chat_state(d, r->b, &row) < 0 ? fail(r, d) : CC_OK;
 }
@@ -1510,7 +1560,7 @@ static int do_msg_purge(struct db *d, struct sq_req *r)
     struct victim {
         char chat[SQ_ID_LEN + 1];
         int64_t seq;
-        int side, is_read;
+        int side, is_read, is_dlv;
     } *v;
     size_t n = 0, i;
     int rc = SQLITE_DONE;
@@ -1533,6 +1583,7 @@ static int do_msg_purge(struct db *d, struct sq_req *r)
         v[n].seq = sqlite3_column_int64(pick, 1);
         v[n].side = sqlite3_column_int(pick, 2);
         v[n].is_read = sqlite3_column_int(pick, 3);
+        v[n].is_dlv = sqlite3_column_int(pick, 4);
         n++;
     }
     sqlite3_reset(pick);
@@ -1546,6 +1597,7 @@ static int do_msg_purge(struct db *d, struct sq_req *r)
         if (rc == SQLITE_DONE && !v[i].is_read) {
             sqlite3_bind_text(unread, 1, v[i].chat, -1, SQLITE_STATIC);
             sqlite3_bind_int(unread, 2, v[i].side);
+            sqlite3_bind_int(unread, 3, v[i].is_dlv);
             rc = sqlite3_step(unread);
             sqlite3_reset(unread);
         }
