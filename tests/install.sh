@@ -64,6 +64,9 @@ check "no libtool .la file is installed" '[ -z "$las" ]'
 [ -z "$las" ] || echo "$las" | sed 's/^/# /'
 check "the systemd unit is installed under P" \
     '[ -f "$P/lib/systemd/system/carechatd.service" ]'
+state=$(stat -c %a "$P/var/lib/carechat" 2>/dev/null)
+check "the state directory is mode 750 (was ${state:-missing})" \
+    '[ "$state" = 750 ]'
 
 if inst install DESTDIR="$D"; then
     outside=$(cd "$D" && find . ! -type d | sed 's|^\.||' |
