@@ -78,6 +78,7 @@ struct opts {
     size_t content_size;
     int tls;                 /* wss and https */
     int resume;              /* TLS: offer each slot's last session */
+    int receipts;            /* ?receipts=1, and mark each message read */
     const char *cafile;      /* to verify the server; else the system's */
 };
 
@@ -299,6 +300,7 @@ struct bench {
     uint64_t t0, t_hs_first, t_hs_last, t_send_start, t_send_end;
     struct cpu_times cpu0, cpu1; /* the machine's, over the measured part */
     uint64_t sent, delivered, expected, own_echoes, errors;
+    uint64_t events, reads;  /* --receipts: events received, reads sent */
     uint64_t unexpected_closes, handshake_failures, protocol_errors;
     double credit;
     uint64_t last_tick, ticks; /* ticks: fixed-rate ticks that sent */
@@ -699,6 +701,22 @@ static void conn_closed(struct conn *c, int expected)
         conn_start(b);
 }
 
+/* --receipts: a message of another connection was shown; mark it read,
+ * as a page does ({"read": "<its id>"}). */
+static void mark_read(struct conn *c, const char *p, size_t n)
+{
+    static const char head[] = "{\"message\": {\"id\": \"";
+    char msg[64];
+    int len;
+
+    if (n < sizeof head - 1 + 36 || memcmp(p, head, sizeof head - 1) != 0)
+        return;
+    len = snprintf(msg, sizeof msg, "{\"read\": \"%.36s\"}",
+                   p + sizeof head - 1);
+    ws_send_text(c, msg, (size_t)len);
+    c->b->reads++;
+}
+
 /* A text message from the server. */
 static void on_text(struct conn *c, const char *p, size_t n)
 {
@@ -709,7 +727,10 @@ static void on_text(struct conn *c, const char *p, size_t n)
     int from;
 
     if (!q) {
-        if (memmem(p, n, "\"error\"", 7))
+        if (b->o.receipts && n > 8 && (memcmp(p, "{\"read\": ", 9) == 0 ||
+                                       memcmp(p, "{\"delivered", 11) == 0))
+            b->events++;
+        else if (memmem(p, n, "\"error\"", 7))
             b->errors++;
         else
             b->protocol_errors++;
@@ -722,6 +743,8 @@ static void on_text(struct conn *c, const char *p, size_t n)
     }
     b->delivered++;
     hist_add(&b->lat, now_ns() - t);
+    if (b->o.receipts && from != c->idx)
+        mark_read(c, p, n);
     if (from == c->idx) {
         b->own_echoes++;
         c->inflight--;
@@ -906,11 +929,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
         RAND_bytes(raw, sizeof raw);
         EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw);
-        n = snprintf(req, sizeof req, "GET /ws/chat/%s/?token=%s HTTP/1.1"
-                     "\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: "
-                     "Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+        n = snprintf(req, sizeof req, "GET /ws/chat/%s/?token=%s%s "
+                     "HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n", ch->id,
-                     ch->tok[c->side], nd->host, nd->port, key);
+                     ch->tok[c->side], c->b->o.receipts ? "&receipts=1" : "",
+                     nd->host, nd->port, key);
         bufferevent_write(bev, req, (size_t)n);
         c->state = C_HANDSHAKE;
         return;
@@ -1186,7 +1210,8 @@ static void report(struct bench *b, long rss0, long rss1)
                "\"cpu_server_pct\": %.1f, \"cpu_bench_pct\": %.1f, "
                "\"cpus\": %d, \"tls_protocol\": \"%s\", \"tls_group\": "
                "\"%s\", \"tls_certificate\": \"%s\", \"tls_resumed\": %"
-               PRIu64 "}\n",
+               PRIu64 ", \"reads_sent\": %" PRIu64 ", \"events\": %" PRIu64
+               "}\n",
                mode, o->conns, b->open, o->chats, secs, o->rate,
                b->sent, b->expected, b->delivered, lost, b->errors,
                b->unexpected_closes, b->handshake_failures,
@@ -1196,7 +1221,8 @@ static void report(struct bench *b, long rss0, long rss1)
                (double)b->lat.max / 1e3, b->done_handshakes, hs_rate,
                hist_pct(&b->hs, 99) / 1e3, rss1, rss_per, cpu.busy, cpu.steal,
                cpu.server, cpu.bench, b->cpu1.ncpu, b->tls.protocol,
-               b->tls.group, b->tls.key, b->tls.resumed);
+               b->tls.group, b->tls.key, b->tls.resumed, b->reads,
+               b->events);
         return;
     }
     printf("carechat-bench: %s, %d connections over %d chats, %.1f s%s\n",
@@ -1219,6 +1245,9 @@ static void report(struct bench *b, long rss0, long rss1)
            PRIu64 ", failed handshakes %" PRIu64 ", protocol %" PRIu64 "\n",
            b->errors, b->unexpected_closes, b->handshake_failures,
            b->protocol_errors);
+    if (o->receipts)
+        printf("  receipts             %12" PRIu64 " reads sent, %" PRIu64
+               " events received\n", b->reads, b->events);
     if (b->tls.protocol[0])
         printf("  TLS                  %s, %s, certificate %s; %" PRIu64
                " of %d resumed\n", b->tls.protocol, b->tls.group, b->tls.key,
@@ -1272,6 +1301,9 @@ static void usage(FILE *f)
         "      --resume           TLS: each connection offers its last "
         "session\n"
         "                         (a reconnecting client; --handshakes)\n"
+        "      --receipts         connections ask for events (?receipts=1)\n"
+        "                         and mark every message of the other\n"
+        "                         party read as it arrives\n"
         "      --pid PID          the server's pid, for its RSS and CPU "
         "(repeat: one\n"
         "                         per node, summed)\n"
@@ -1368,6 +1400,7 @@ int main(int argc, char **argv)
         { "source", 1, 0, 'o' }, { "pid", 1, 0, 'x' },
         { "json", 0, 0, 'j' }, { "tls", 0, 0, 't' },
         { "cafile", 1, 0, 'C' }, { "resume", 0, 0, 'R' },
+        { "receipts", 0, 0, 'E' },
         { "help", 0, 0, '?' }, { 0, 0, 0, 0 },
     };
     struct bench *b = calloc(1, sizeof *b);
@@ -1418,6 +1451,7 @@ int main(int argc, char **argv)
         case 't': o->tls = 1; break;
         case 'C': o->cafile = optarg; break;
         case 'R': o->resume = 1; break;
+        case 'E': o->receipts = 1; break;
         default: usage(ch == '?' && optopt == 0 ? stdout : stderr);
                  return ch == '?' && optopt == 0 ? 0 : 2;
         }

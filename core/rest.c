@@ -886,8 +886,9 @@ static void ticket_issued(void *arg, int status, const char *ticket)
         storage_fail(op, status, NULL);
         return;
     }
-    cc_sbuf_printf(&b, "{\"ticket\": \"%s\", \"expires_in\": %d}", ticket,
-                   CC_TICKET_SECONDS);
+    cc_sbuf_printf(&b, "{\"ticket\": \"%s\", \"expires_in\": %llu}",
+                   ticket,
+                   (unsigned long long)(cc_srv->lim.ws_ticket_ms / 1000));
     respond_sbuf(op, 200, &b);
     op_free(op);
 }
