@@ -83,7 +83,7 @@ enum stmt {
     S_PURGE_PICK, S_PURGE_DEL, S_PURGE_UNREAD,
     /* ABI 1.4 */
     S_OWNER_SET, S_NAME_SET, S_MSG_NEWEST, S_COUNT_AFTER, S_FIRST_UNREAD,
-    S_CHAT_STATE, S_CHAT_NTF, S_CHAT_BUMP_NTF, S_DUE, S_TICKET_PUT,
+    S_CHAT_STATE, S_DUE, S_TICKET_PUT,
     S_TICKET_PRUNE, S_TICKET_GET, S_TICKET_DEL, S_CHAT_READS, S_STATE_GET,
     N_STMT
 };
@@ -93,11 +93,6 @@ enum stmt {
 #define MSG_COLS "id, seq, sender_type, sender_id, content, created_at, " \
                  "is_read, client_id, priority "
 
-/* An episode's columns set from ?n0 to ?n6 (bind_episode). */
-#define NTF_SET(x, n)                                                    \
-    x "_ntf_open = ?" n "0, " x "_ntf_urgent = ?" n "1, "                 \
-    x "_ntf_attempts = ?" n "2, " x "_ntf_sent = ?" n "3, "               \
-    x "_ntf_due = ?" n "4, " x "_ntf_lease = ?" n "5, " x "_ntf_id = ?" n "6"
 /* Parameters ?n0 to ?n9 then ?m0 to ?m2 (m is n + 1): numbered from
  * n0 to n0 + 12 in SQ_SIDE_COLS order. */
 #define SIDE_SET(x, n, m)                                                \
@@ -220,22 +215,14 @@ static const char *const sql[N_STMT] = {
                        "u.sender_type = ?3) FROM messages WHERE "
                        "chat_id = ?1 AND seq > ?2 AND sender_type = ?3 "
                        "ORDER BY seq LIMIT 1",
-    [S_CHAT_STATE] = "UPDATE chats SET unread_from_pat = ?2, "
-                     "unread_from_pro = ?3, gap_from_pat = ?4, "
-                     "gap_from_pro = ?5, " SIDE_SET("pat", "1", "2") ", "
+    /* A chat row as a write group's marks, outcomes and appends with a
+     * due time leave it (write_chat_state). */
+    [S_CHAT_STATE] = "UPDATE chats SET last_seq = ?2, "
+                     "updated_at = max(updated_at, ?3), "
+                     "unread_from_pat = ?4, unread_from_pro = ?5, "
+                     "gap_from_pat = ?6, gap_from_pro = ?7, "
+                     SIDE_SET("pat", "1", "2") ", "
                      SIDE_SET("pro", "3", "4") " WHERE id = ?1",
-    /* An append's episodes (appends with a due time only). */
-    [S_CHAT_NTF] = "SELECT pat_ntf_open, pat_ntf_urgent, pat_ntf_attempts, "
-                   "pat_ntf_sent, pat_ntf_due, pat_ntf_lease, pat_ntf_id, "
-                   "pro_ntf_open, pro_ntf_urgent, pro_ntf_attempts, "
-                   "pro_ntf_sent, pro_ntf_due, pro_ntf_lease, pro_ntf_id "
-                   "FROM chats WHERE id = ?1",
-    [S_CHAT_BUMP_NTF] = "UPDATE chats SET last_seq = ?2, "
-                        "updated_at = max(updated_at, ?3), "
-                        "unread_from_pat = unread_from_pat + ?4, "
-                        "unread_from_pro = unread_from_pro + ?5, "
-                        NTF_SET("pat", "1") ", " NTF_SET("pro", "2")
-                        " WHERE id = ?1",
     /* Episodes due at ?1 and not handed out, oldest due first (the
      * partial indexes chats_pat_due and chats_pro_due). */
     [S_DUE] = "SELECT id, 1, pat_ntf_due FROM chats WHERE pat_ntf_due > 0 "
@@ -424,10 +411,12 @@ struct bump {
     int dirty;                  /* appended to: the row needs writing */
     int64_t seq;                /* last_seq, this group's appends counted */
     int64_t t;                  /* the newest append's time */
-    int64_t n_from[3];          /* the group's appends, by side */
-    int ntf;                    /* ep read: an append had a due time */
-    int ntf_dirty;              /* ep changed: S_CHAT_BUMP_NTF writes it */
-    struct sq_episode ep[3];    /* each side's episode (as recipient) */
+    int64_t n_from[3];          /* the group's appends, by side, not
+                                   counted in row */
+    int state;                  /* row read: a mark, an outcome or an
+                                   append with a due time needed it */
+    int state_dirty;            /* row changed: S_CHAT_STATE writes it */
+    struct chat_row row;        /* with state: the row as it will be */
 };
 
 struct db {
@@ -774,8 +763,8 @@ static void col_text(sqlite3_stmt *q, int i, char dst[SQ_ID_LEN + 1])
         col_id(q, i, dst);
 }
 
-/* The episode columns from i on (NTF_SET order: open, urgent, attempts,
- * sent, due, lease, id). */
+/* The episode columns from i on (SQ_SIDE_COLS' order: open, urgent,
+ * attempts, sent, due, lease, id). */
 static void read_episode(sqlite3_stmt *q, int i, struct sq_episode *e)
 {
     e->open = sqlite3_column_int(q, i);
@@ -862,7 +851,7 @@ static int load_chat(struct db *d, struct sq_req *r, const char *id,
     return rc;
 }
 
-/* Bind episode e from parameter i on (NTF columns' order). */
+/* Bind episode e from parameter i on (SQ_SIDE_COLS' order). */
 static void bind_episode(sqlite3_stmt *q, int i, const struct sq_episode *e)
 {
     sqlite3_bind_int(q, i, e->open);
@@ -874,9 +863,10 @@ static void bind_episode(sqlite3_stmt *q, int i, const struct sq_episode *e)
     bind_text(q, i + 6, e->id[0] ? e->id : NULL);
 }
 
-/* Write back a chat's unread counts, marks and episodes (row). */
+/* Write back a chat's row (row: last_seq, counts, marks, episodes; its
+ * updated_at no earlier than t). */
 static int write_chat_state(struct db *d, const char *id,
-                            const struct chat_row *row)
+                            const struct chat_row *row, int64_t t)
 {
     sqlite3_stmt *q = stmt(d, S_CHAT_STATE);
     int rc;
@@ -884,10 +874,12 @@ static int write_chat_state(struct db *d, const char *id,
     if (!q)
         return -1;
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, row->unread_from[CC_SIDE_PATIENT]);
-    sqlite3_bind_int64(q, 3, row->unread_from[CC_SIDE_PROFESSIONAL]);
-    sqlite3_bind_int64(q, 4, row->gap_from[CC_SIDE_PATIENT]);
-    sqlite3_bind_int64(q, 5, row->gap_from[CC_SIDE_PROFESSIONAL]);
+    sqlite3_bind_int64(q, 2, row->last_seq);
+    sqlite3_bind_int64(q, 3, t);
+    sqlite3_bind_int64(q, 4, row->unread_from[CC_SIDE_PATIENT]);
+    sqlite3_bind_int64(q, 5, row->unread_from[CC_SIDE_PROFESSIONAL]);
+    sqlite3_bind_int64(q, 6, row->gap_from[CC_SIDE_PATIENT]);
+    sqlite3_bind_int64(q, 7, row->gap_from[CC_SIDE_PROFESSIONAL]);
     for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
         int i = side == CC_SIDE_PATIENT ? 10 : 30;
 
@@ -1084,7 +1076,7 @@ static int bump_get(struct db *d, const char *id, struct bump **out)
         b->seq = sqlite3_column_int64(q, 0);
         b->t = 0;
         memset(b->n_from, 0, sizeof b->n_from);
-        b->ntf = b->ntf_dirty = 0;
+        b->state = b->state_dirty = 0;
         *slot = (int32_t)d->n_bump++;
         *out = b;
     }
@@ -1092,47 +1084,61 @@ static int bump_get(struct db *d, const char *id, struct bump **out)
     return rc;
 }
 
-/* Read b's episodes, the first time an append to it in this group has
- * a due time (appends without one never read them).  0 or -1. */
-static int bump_ntf(struct db *d, struct bump *b)
+/* The group's appends to b so far counted in its row (b->row, read
+ * once a group: bump_state): the row is then written whole. */
+static void bump_fold(struct bump *b)
+{
+    for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
+        if (b->n_from[side])
+            b->state_dirty = 1;
+        b->row.unread_from[side] += b->n_from[side];
+        b->n_from[side] = 0;
+    }
+    b->row.last_seq = b->seq;
+}
+
+/* b's row, read the first time in the group that an op needs its marks,
+ * episodes or counts (a mark, an outcome, an append with a due time:
+ * appends without one never read it), with the group's appends so far
+ * counted in.  0 or -1. */
+static int bump_state(struct db *d, struct bump *b)
+{
+    struct sq_chat o = { 0 };
+
+    if (!b->state) {
+        if (chat_state(d, b->id, &o, &b->row) != SQLITE_ROW)
+            return -1;
+        b->state = 1;
+    }
+    bump_fold(b);
+    return 0;
+}
+
+/* Write b's row: the group's appends to it so far, or the whole row when
+ * an op changed its state (b stays in the group's cache, clean).
+ * SQLITE_DONE or an error. */
+static int write_bump(struct db *d, struct bump *b)
 {
     sqlite3_stmt *q;
     int rc;
 
-    if (b->ntf)
-        return 0;
-    if (!(q = stmt(d, S_CHAT_NTF)))
-        return -1;
-    sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        read_episode(q, 0, &b->ep[CC_SIDE_PATIENT]);
-        read_episode(q, 7, &b->ep[CC_SIDE_PROFESSIONAL]);
-        b->ntf = 1;
+    if (b->state)
+        bump_fold(b);
+    if (b->state_dirty) {
+        rc = write_chat_state(d, b->id, &b->row, b->t) < 0 ? SQLITE_ERROR
+                                                           : SQLITE_DONE;
+    } else {
+        if (!(q = stmt(d, S_CHAT_BUMP)))
+            return SQLITE_ERROR;
+        sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, b->seq);
+        sqlite3_bind_int64(q, 3, b->t);
+        sqlite3_bind_int64(q, 4, b->n_from[CC_SIDE_PATIENT]);
+        sqlite3_bind_int64(q, 5, b->n_from[CC_SIDE_PROFESSIONAL]);
+        rc = sqlite3_step(q);
+        sqlite3_reset(q);
     }
-    sqlite3_reset(q);
-    return rc == SQLITE_ROW ? 0 : -1;
-}
-
-/* Write b's row: the group's appends to it so far (b stays in the
- * group's cache, clean).  SQLITE_DONE or an error. */
-static int write_bump(struct db *d, struct bump *b)
-{
-    sqlite3_stmt *q = stmt(d, b->ntf_dirty ? S_CHAT_BUMP_NTF : S_CHAT_BUMP);
-    int rc;
-
-    if (!q)
-        return SQLITE_ERROR;
-    sqlite3_bind_text(q, 1, b->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, b->seq);
-    sqlite3_bind_int64(q, 3, b->t);
-    sqlite3_bind_int64(q, 4, b->n_from[CC_SIDE_PATIENT]);
-    sqlite3_bind_int64(q, 5, b->n_from[CC_SIDE_PROFESSIONAL]);
-    for (int side = 1; b->ntf_dirty && side <= 2; side++)
-        bind_episode(q, side * 10, &b->ep[side]); /* ?10.., ?20.. */
-    rc = sqlite3_step(q);
-    sqlite3_reset(q);
-    b->dirty = b->ntf_dirty = 0;
+    b->dirty = b->state_dirty = 0;
     memset(b->n_from, 0, sizeof b->n_from);
     return rc;
 }
@@ -1153,37 +1159,27 @@ static int flush_bumps(struct db *d)
 }
 
 /* Before an op of the group that is not an append: write the rows it
- * reads that appends left in the group's cache (flush_bumps).  An op of
- * one chat (its marks, an outcome) has that chat's row written, and the
- * cache forgets its episodes (the op may change them); profiles and
- * tickets read no chat; anything else has every row written. */
+ * reads that the group's cache holds (flush_bumps).  Marks and outcomes
+ * work on the cache themselves (their chat's row is written once with
+ * the appends'); profiles and tickets read no chat; anything else has
+ * every row written. */
 static int flush_for(struct db *d, const struct sq_req *r)
 {
-    int32_t *slot;
-    struct bump *b;
-    int rc;
-
     switch (r->op) {
     case SQ_PROFILE_PUT: case SQ_PROFILE_OWNER: case SQ_PROFILE_NAME:
     case SQ_TICKET_PUT: case SQ_TICKET_TAKE:
-        return 0;
     case SQ_MARK_SET: case SQ_MARK_READ: case SQ_NOTIFY_DONE:
-        break;
+        return 0;
     default:
         return flush_bumps(d);
     }
-    if (!d->n_bump || *(slot = slot_of(d, r->b)) < 0)
-        return 0;
-    b = &d->bump[*slot];
-    rc = b->dirty ? write_bump(d, b) : SQLITE_DONE;
-    b->ntf = 0;     /* read again: the op may change them */
-    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* a = message id, b = chat id, c = sender id. */
 /* The message r's client_id names, if it is stored: 1 (then it is r's
  * result, res.duplicate set), 0 when not, -1 on error. */
-static int find_by_client(struct db *d, struct sq_req *r)
+static int find_by_client(struct db *d, struct sq_req *r,
+                          const struct bump *b)
 {
     sqlite3_stmt *q = stmt(d, S_CHAT_READS);
     struct chat_row row;
@@ -1193,7 +1189,9 @@ static int find_by_client(struct db *d, struct sq_req *r)
         return -1;
     memset(&row, 0, sizeof row);
     sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
-    if (sqlite3_step(q) == SQLITE_ROW) {
+    if (b->state) {     /* the group's marks, not written yet */
+        row = b->row;
+    } else if (sqlite3_step(q) == SQLITE_ROW) {
         row.st.read[CC_SIDE_PATIENT].seq = sqlite3_column_int64(q, 0);
         row.st.read[CC_SIDE_PROFESSIONAL].seq = sqlite3_column_int64(q, 1);
     }
@@ -1227,7 +1225,7 @@ static int do_msg_append(struct db *d, struct sq_req *r)
     if (rc != SQLITE_ROW)
         return fail(r, d);
     if (r->cid[0]) {
-        rc = find_by_client(d, r);
+        rc = find_by_client(d, r, b);
         if (rc)
             return rc > 0 ? CC_OK : fail(r, d);
     }
@@ -1252,10 +1250,10 @@ static int do_msg_append(struct db *d, struct sq_req *r)
         return fail(r, d);
     /* Notifications: the other party's episode (none without a due). */
     if (r->due) {
-        if (bump_ntf(d, b) < 0)
+        if (bump_state(d, b) < 0)
             return fail(r, d);
-        b->ntf_dirty |= sq_episode_append(&b->ep[3 - r->side], r->priority,
-                                          r->due);
+        b->state_dirty |= sq_episode_append(&b->row.st.ep[3 - r->side],
+                                            r->priority, r->due);
     }
     b->seq = seq;
     b->t = r->t;
@@ -1378,42 +1376,44 @@ static int unread_after(void *arg, struct sq_req *r, int64_t after,
 }
 
 /* b = chat, a = up to ("" the newest), side, kind, t = at, delay: move
- * side's kind mark forward (sq_mark_apply decides).  The chat's row is
- * written once, and only when a mark moved, with the counts that follow
- * (mark_count). */
+ * side's kind mark forward (sq_mark_apply decides), with the counts
+ * that follow (mark_count), on the group's cache of the chat's row: the
+ * row is written once for the group's appends and marks together. */
 static int do_mark_set(struct db *d, struct sq_req *r)
 {
-    struct sq_chat o = { 0 };
-    struct chat_row row;
-    struct mark_count mc = { d, &row, 0 };
+    struct mark_count mc = { d, NULL, 0 };
     const struct sq_mark_io io = { count_from, unread_after, &mc };
     char id[SQ_ID_LEN + 1];
+    struct chat_row *row;
+    struct bump *b;
     int64_t seq, dlv;
-    int other = 3 - r->side, rc = chat_state(d, r->b, &o, &row);
+    int other = 3 - r->side, rc = bump_get(d, r->b, &b);
 
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
-    if (rc != SQLITE_ROW)
+    if (rc != SQLITE_ROW || bump_state(d, b) < 0)
         return fail(r, d);
+    mc.row = row = &b->row;
     rc = mark_target(d, r, &seq, id);
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
     if (rc != SQLITE_ROW)
         return fail(r, d);
-    dlv = row.st.dlv[r->side].seq;
-    rc = sq_mark_apply(r, &row.st, seq, id, &io);
+    dlv = row->st.dlv[r->side].seq;
+    rc = sq_mark_apply(r, &row->st, seq, id, &io);
     if (rc <= 0)
         return rc;
     if (r->kind == CC_MARK_READ) {
-        int64_t *gap = &row.gap_from[other];
+        int64_t *gap = &row->gap_from[other];
 
-        row.unread_from[other] = mc.after;
-        *gap = row.st.dlv[r->side].seq != dlv || *gap < r->res.count
+        row->unread_from[other] = mc.after;
+        *gap = row->st.dlv[r->side].seq != dlv || *gap < r->res.count
                    ? 0 : *gap - r->res.count;
     } else {
-        row.gap_from[other] = row.unread_from[other] - mc.after;
+        row->gap_from[other] = row->unread_from[other] - mc.after;
     }
-    return write_chat_state(d, r->b, &row) < 0 ? fail(r, d) : CC_OK;
+    b->dirty = b->state_dirty = 1;
+    return !d->defer && flush_bumps(d) < 0 ? fail(r, d) : CC_OK;
 }
 
 /* The old mark_read (b = chat, side = reader): a READ mark to the
@@ -1649,7 +1649,7 @@ static int claim_one(struct db *d, struct sq_req *r, const char *chat,
         return 0;
     if (rc != SQLITE_ROW ||
         sq_episode_claim(&row.st.ep[side], r->t, r->delay, host) != CC_OK ||
-        write_chat_state(d, chat, &row) < 0)
+        write_chat_state(d, chat, &row, 0) < 0)
         return -1;
     return fill_ntf(d, r, &o, &row, side);
 }
@@ -1688,22 +1688,23 @@ static int do_notify_claim(struct db *d, struct sq_req *r,
     return CC_OK;
 }
 
-/* b = chat, side, a = id, kind = result, due = next: notify_done.  An
- * outcome for an episode that ended, or another id, changes nothing. */
+/* b = chat, side, a = id, kind = result, due = next: notify_done, on
+ * the group's cache of the chat's row.  An outcome for an episode that
+ * ended, or another id, changes nothing. */
 static int do_notify_done(struct db *d, struct sq_req *r)
 {
-    struct sq_chat o = { 0 };
-    struct chat_row row;
-    int rc = chat_state(d, r->b, &o, &row);
+    struct bump *b;
+    int rc = bump_get(d, r->b, &b);
 
     if (rc == SQLITE_DONE)
         return CC_OK;
-    if (rc != SQLITE_ROW)
+    if (rc != SQLITE_ROW || bump_state(d, b) < 0)
         return fail(r, d);
-    if (sq_episode_done(&row.st.ep[r->side], r->a, r->kind, r->due, r->t) &&
-        write_chat_state(d, r->b, &row) < 0)
-        return fail(r, d);
-    return CC_OK;
+    if (!sq_episode_done(&b->row.st.ep[r->side], r->a, r->kind, r->due,
+                         r->t))
+        return CC_OK;
+    b->dirty = b->state_dirty = 1;
+    return !d->defer && flush_bumps(d) < 0 ? fail(r, d) : CC_OK;
 }
 
 /* ------------------------------------------------------- tickets */
