@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-void *sq_xcalloc(size_t n, size_t size)
+void *stq_xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size);
 
@@ -20,9 +20,9 @@ void *sq_xcalloc(size_t n, size_t size)
     return p;
 }
 
-void sq_copy_id(char dst[SQ_ID_LEN + 1], const char *src)
+void stq_copy_id(char dst[STQ_ID_LEN + 1], const char *src)
 {
-    size_t n = src ? strnlen(src, SQ_ID_LEN) : 0;
+    size_t n = src ? strnlen(src, STQ_ID_LEN) : 0;
 
     memcpy(dst, src ? src : "", n);
     dst[n] = '\0';
@@ -30,7 +30,7 @@ void sq_copy_id(char dst[SQ_ID_LEN + 1], const char *src)
 
 /* ------------------------------------------------------------ queues */
 
-void sq_queue_init(struct sq_queue *q, size_t max)
+void stq_queue_init(struct stq_queue *q, size_t max)
 {
     memset(q, 0, sizeof *q);
     pthread_mutex_init(&q->mu, NULL);
@@ -44,20 +44,20 @@ void sq_queue_init(struct sq_queue *q, size_t max)
     q->max = max;
 }
 
-void sq_queue_destroy(struct sq_queue *q)
+void stq_queue_destroy(struct stq_queue *q)
 {
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv);
     pthread_cond_destroy(&q->wait_cv);
 }
 
-int sq_queue_put(struct sq_queue *q, struct sq_req *r)
+int stq_queue_put(struct stq_queue *q, struct stq_req *r)
 {
     pthread_mutex_lock(&q->mu);
     if (q->stop || q->n >= q->max) {
         int stopped = q->stop;
         pthread_mutex_unlock(&q->mu);
-        sq_req_free(r);
+        stq_req_free(r);
         return stopped ? CC_E_UNAVAIL : CC_E_BUSY;
     }
     r->qseq = ++q->seq;
@@ -75,9 +75,9 @@ int sq_queue_put(struct sq_queue *q, struct sq_req *r)
 }
 
 /* Unlink up to max requests from the head; the caller holds q->mu. */
-static struct sq_req *unlink_head(struct sq_queue *q, int max)
+static struct stq_req *unlink_head(struct stq_queue *q, int max)
 {
-    struct sq_req *head = q->head, *last = head;
+    struct stq_req *head = q->head, *last = head;
     int n = 1;
 
     if (!head)
@@ -94,9 +94,9 @@ static struct sq_req *unlink_head(struct sq_queue *q, int max)
     return head;
 }
 
-struct sq_req *sq_queue_take(struct sq_queue *q, int max)
+struct stq_req *stq_queue_take(struct stq_queue *q, int max)
 {
-    struct sq_req *head;
+    struct stq_req *head;
 
     pthread_mutex_lock(&q->mu);
     while (!q->head && !q->stop)
@@ -106,7 +106,7 @@ struct sq_req *sq_queue_take(struct sq_queue *q, int max)
     return head;
 }
 
-int sq_queue_wait(struct sq_queue *q, int ms, int until_work)
+int stq_queue_wait(struct stq_queue *q, int ms, int until_work)
 {
     struct timespec ts;
     int rc;
@@ -129,7 +129,7 @@ int sq_queue_wait(struct sq_queue *q, int ms, int until_work)
     return rc;
 }
 
-void sq_queue_stop(struct sq_queue *q)
+void stq_queue_stop(struct stq_queue *q)
 {
     pthread_mutex_lock(&q->mu);
     q->stop = 1;
@@ -138,7 +138,7 @@ void sq_queue_stop(struct sq_queue *q)
     pthread_mutex_unlock(&q->mu);
 }
 
-size_t sq_queue_len(struct sq_queue *q)
+size_t stq_queue_len(struct stq_queue *q)
 {
     size_t n;
 
@@ -148,16 +148,16 @@ size_t sq_queue_len(struct sq_queue *q)
     return n;
 }
 
-void sq_queue_metrics(struct sq_queue *wq, struct sq_queue *rq,
+void stq_queue_metrics(struct stq_queue *wq, struct stq_queue *rq,
                       cc_metric_cb emit, void *arg)
 {
     emit(arg, "storage_queued_writes", "Writes waiting for the writer "
-         "thread.", CC_METRIC_GAUGE, (double)sq_queue_len(wq));
+         "thread.", CC_METRIC_GAUGE, (double)stq_queue_len(wq));
     emit(arg, "storage_queued_reads", "Reads waiting for a reader thread.",
-         CC_METRIC_GAUGE, (double)sq_queue_len(rq));
+         CC_METRIC_GAUGE, (double)stq_queue_len(rq));
 }
 
-uint64_t sq_queue_mark(struct sq_queue *q)
+uint64_t stq_queue_mark(struct stq_queue *q)
 {
     uint64_t mark;
 
@@ -167,10 +167,10 @@ uint64_t sq_queue_mark(struct sq_queue *q)
     return mark;
 }
 
-void sq_queue_fail_upto(struct sq_backend *b, struct sq_queue *q,
+void stq_queue_fail_upto(struct stq_backend *b, struct stq_queue *q,
                         uint64_t mark, int status, const char *error)
 {
-    struct sq_req *group, *r;
+    struct stq_req *group, *r;
     int n = 0;
 
     pthread_mutex_lock(&q->mu);
@@ -184,16 +184,16 @@ void sq_queue_fail_upto(struct sq_backend *b, struct sq_queue *q,
         r->status = status;
         snprintf(r->error, sizeof r->error, "%s", error);
     }
-    b->host->post(b->ctx, sq_deliver, group);
+    b->host->post(b->ctx, stq_deliver, group);
 }
 
-void sq_queue_fail_all(struct sq_backend *b, struct sq_queue *q, int status,
+void stq_queue_fail_all(struct stq_backend *b, struct stq_queue *q, int status,
                        const char *error)
 {
-    sq_queue_fail_upto(b, q, UINT64_MAX, status, error);
+    stq_queue_fail_upto(b, q, UINT64_MAX, status, error);
 }
 
-static void free_outputs(struct sq_req *r)
+static void free_outputs(struct stq_req *r)
 {
     for (size_t i = 0; r->chats && i < r->n; i++) {
         free(r->chats[i].last.content);
@@ -214,16 +214,16 @@ static void free_outputs(struct sq_req *r)
     free(r->msg_ptrs);
 }
 
-void sq_group_rewind(struct sq_req *group)
+void stq_group_rewind(struct stq_req *group)
 {
-    for (struct sq_req *r = group; r; r = r->next)
-        sq_req_rewind(r);
+    for (struct stq_req *r = group; r; r = r->next)
+        stq_req_rewind(r);
 }
 
-void sq_req_rewind(struct sq_req *r)
+void stq_req_rewind(struct stq_req *r)
 {
-    /* An append's result took the content over (sq_append_result). */
-    if (r->op == SQ_MSG_APPEND && !r->content && r->msgs &&
+    /* An append's result took the content over (stq_append_result). */
+    if (r->op == STQ_MSG_APPEND && !r->content && r->msgs &&
         r->nm == 1) {
         r->content = r->msgs[0].content;
         r->msgs[0].content = NULL;
@@ -244,7 +244,7 @@ void sq_req_rewind(struct sq_req *r)
     memset(&r->res, 0, sizeof r->res);
 }
 
-void sq_req_free(struct sq_req *r)
+void stq_req_free(struct stq_req *r)
 {
     free_outputs(r);
     free(r->user);
@@ -253,9 +253,9 @@ void sq_req_free(struct sq_req *r)
     free(r);
 }
 
-void sq_deliver(void *arg)
+void stq_deliver(void *arg)
 {
-    struct sq_req *r = arg, *next;
+    struct stq_req *r = arg, *next;
 
     for (; r; r = next) {
         next = r->next;
@@ -276,32 +276,32 @@ void sq_deliver(void *arg)
                 r->res.error = r->error;
         }
         r->cb(r->arg, r->status, &r->res);
-        sq_req_free(r);
+        stq_req_free(r);
     }
 }
 
 /* ----------------------------------------------------------- results */
 
-void sq_alloc_chats(struct sq_req *r, size_t n)
+void stq_alloc_chats(struct stq_req *r, size_t n)
 {
-    r->chats = sq_xcalloc(n, sizeof *r->chats);
+    r->chats = stq_xcalloc(n, sizeof *r->chats);
 }
 
-void sq_alloc_msgs(struct sq_req *r, size_t n)
+void stq_alloc_msgs(struct stq_req *r, size_t n)
 {
-    r->msgs = sq_xcalloc(n, sizeof *r->msgs);
+    r->msgs = stq_xcalloc(n, sizeof *r->msgs);
 }
 
-struct sq_chat *sq_one_chat(struct sq_req *r)
+struct stq_chat *stq_one_chat(struct stq_req *r)
 {
     if (!r->chats)
-        sq_alloc_chats(r, 1);
+        stq_alloc_chats(r, 1);
     r->n = 1;
     r->res.chat = &r->chats[0].c;
     return &r->chats[0];
 }
 
-int sq_viewer_side(const struct sq_req *r, const struct sq_chat *o)
+int stq_viewer_side(const struct stq_req *r, const struct stq_chat *o)
 {
     if (r->vpat[0] && strcmp(r->vpat, o->pat) == 0)
         return CC_SIDE_PATIENT;
@@ -310,25 +310,25 @@ int sq_viewer_side(const struct sq_req *r, const struct sq_chat *o)
     return CC_SIDE_NONE;
 }
 
-void sq_finish_chats(struct sq_req *r, int rev)
+void stq_finish_chats(struct stq_req *r, int rev)
 {
-    r->chat_ptrs = sq_xcalloc(r->n + 1, sizeof *r->chat_ptrs);
+    r->chat_ptrs = stq_xcalloc(r->n + 1, sizeof *r->chat_ptrs);
     for (size_t i = 0; i < r->n; i++)
         r->chat_ptrs[rev ? r->n - 1 - i : i] = &r->chats[i].c;
     r->res.chats = r->chat_ptrs;
     r->res.n_chats = r->n;
 }
 
-void sq_finish_msgs(struct sq_req *r, size_t n, int desc)
+void stq_finish_msgs(struct stq_req *r, size_t n, int desc)
 {
-    r->msg_ptrs = sq_xcalloc(n + 1, sizeof *r->msg_ptrs);
+    r->msg_ptrs = stq_xcalloc(n + 1, sizeof *r->msg_ptrs);
     for (size_t i = 0; i < n; i++)
         r->msg_ptrs[desc ? n - 1 - i : i] = &r->msgs[i].m;
     r->res.messages = r->msg_ptrs;
     r->res.n_messages = n;
 }
 
-void sq_msg_link(struct sq_msg *o, size_t content_len, int64_t seq,
+void stq_msg_link(struct stq_msg *o, size_t content_len, int64_t seq,
                  int32_t sender_type, int64_t created_at_us, int32_t is_read,
                  int32_t priority)
 {
@@ -342,7 +342,7 @@ void sq_msg_link(struct sq_msg *o, size_t content_len, int64_t seq,
     };
 }
 
-void sq_chat_link(struct sq_chat *o, int64_t created_at_us,
+void stq_chat_link(struct stq_chat *o, int64_t created_at_us,
                   int64_t updated_at_us)
 {
     o->c.struct_size = sizeof o->c;
@@ -353,21 +353,21 @@ void sq_chat_link(struct sq_chat *o, int64_t created_at_us,
     o->c.updated_at_us = updated_at_us;
 }
 
-void sq_append_result(struct sq_req *r, int64_t seq)
+void stq_append_result(struct stq_req *r, int64_t seq)
 {
-    struct sq_msg *o;
+    struct stq_msg *o;
 
     r->res.chat = NULL;
-    sq_alloc_msgs(r, 1);
+    stq_alloc_msgs(r, 1);
     r->nm = 1;
     o = &r->msgs[0];
-    sq_copy_id(o->id, r->a);
-    sq_copy_id(o->chat, r->b);
-    sq_copy_id(o->sender, r->c);
+    stq_copy_id(o->id, r->id);
+    stq_copy_id(o->chat, r->chat);
+    stq_copy_id(o->sender, r->sender);
     memcpy(o->client_id, r->cid, sizeof o->client_id);
     o->content = r->content;   /* ownership moves to the result */
     r->content = NULL;
-    sq_msg_link(o, r->content_len, seq, r->side, r->t, 0, r->priority);
+    stq_msg_link(o, r->content_len, seq, r->side, r->at_us, 0, r->priority);
     r->res.message = &o->m;
 }
 
@@ -382,30 +382,30 @@ static char *xstrdup(const char *s)
     return p;
 }
 
-void sq_chat_marks(struct sq_chat *o, int32_t side, const char *read,
+void stq_chat_marks(struct stq_chat *o, int32_t side, const char *read,
                    const char *dlv)
 {
-    sq_copy_id(o->read[side], read);
-    sq_copy_id(o->dlv[side], dlv);
+    stq_copy_id(o->read[side], read);
+    stq_copy_id(o->dlv[side], dlv);
     o->c.read_up_to[side] = o->read[side][0] ? o->read[side] : NULL;
     o->c.delivered_up_to[side] = o->dlv[side][0] ? o->dlv[side] : NULL;
 }
 
-void sq_chat_name(struct sq_chat *o, int32_t side, const char *name)
+void stq_chat_name(struct stq_chat *o, int32_t side, const char *name)
 {
     free(o->name[side]);
     o->name[side] = name && name[0] ? xstrdup(name) : NULL;
     o->c.name[side] = o->name[side];
 }
 
-void sq_set_owner(struct sq_req *r, const char *owner)
+void stq_set_owner(struct stq_req *r, const char *owner)
 {
     free(r->owner);
     r->owner = xstrdup(owner);
     r->res.owner = r->owner;
 }
 
-void sq_set_mark(struct sq_req *r, int32_t kind, const struct sq_mark *m,
+void stq_set_mark(struct stq_req *r, int32_t kind, const struct stq_mark *m,
                  int moved)
 {
     memcpy(r->mark.id, m->id, sizeof r->mark.id);
@@ -417,15 +417,15 @@ void sq_set_mark(struct sq_req *r, int32_t kind, const struct sq_mark *m,
     r->res.mark = &r->mark.m;
 }
 
-struct sq_ntf *sq_add_ntf(struct sq_req *r)
+struct stq_ntf *stq_add_ntf(struct stq_req *r)
 {
     if (!r->ntfs)
-        r->ntfs = sq_xcalloc(r->limit, sizeof *r->ntfs);
+        r->ntfs = stq_xcalloc(r->limit, sizeof *r->ntfs);
     return &r->ntfs[r->nn++];
 }
 
-void sq_ntf_link(struct sq_ntf *n, int32_t side, int64_t unread,
-                 int64_t episode_at_us, const struct sq_episode *e)
+void stq_ntf_link(struct stq_ntf *n, int32_t side, int64_t unread,
+                 int64_t episode_at_us, const struct stq_episode *e)
 {
     n->n = (struct cc_notification){
         .struct_size = sizeof n->n, .id = n->id, .chat_id = n->chat,
@@ -437,19 +437,19 @@ void sq_ntf_link(struct sq_ntf *n, int32_t side, int64_t unread,
     };
 }
 
-void sq_finish_ntfs(struct sq_req *r)
+void stq_finish_ntfs(struct stq_req *r)
 {
-    r->ntf_ptrs = sq_xcalloc(r->nn + 1, sizeof *r->ntf_ptrs);
+    r->ntf_ptrs = stq_xcalloc(r->nn + 1, sizeof *r->ntf_ptrs);
     for (size_t i = 0; i < r->nn; i++)
         r->ntf_ptrs[i] = &r->ntfs[i].n;
     r->res.notifications = r->ntf_ptrs;
     r->res.n_notifications = r->nn;
 }
 
-void sq_ticket_link(struct sq_req *r, int32_t is_admin, int64_t token_exp,
+void stq_ticket_link(struct stq_req *r, int32_t is_admin, int64_t token_exp,
                     int64_t expires_at_us)
 {
-    struct sq_ticket *k = &r->ticket;
+    struct stq_ticket *k = &r->ticket;
 
     k->t = (struct cc_ticket){
         .struct_size = sizeof k->t, .id = k->id, .user_id = k->user,
@@ -463,14 +463,14 @@ void sq_ticket_link(struct sq_req *r, int32_t is_admin, int64_t token_exp,
 
 /* ------------------------------------ ABI 1.4 marks and episodes */
 
-int sq_mark_forward(struct sq_mark *m, int64_t seq, const char *id,
+int stq_mark_forward(struct stq_mark *m, int64_t seq, const char *id,
                     int64_t at)
 {
     if (seq <= m->seq)
         return 0;
     m->seq = seq;
     m->at = at;
-    sq_copy_id(m->id, id);
+    stq_copy_id(m->id, id);
     return 1;
 }
 
@@ -480,7 +480,7 @@ static int64_t earlier(int64_t a, int64_t b)
     return !a ? b : !b ? a : a < b ? a : b;
 }
 
-int sq_episode_append(struct sq_episode *e, int32_t priority, int64_t due)
+int stq_episode_append(struct stq_episode *e, int32_t priority, int64_t due)
 {
     int64_t was = e->due;
 
@@ -502,7 +502,7 @@ int sq_episode_append(struct sq_episode *e, int32_t priority, int64_t due)
     return 1;
 }
 
-void sq_episode_read(struct sq_episode *e, int64_t remaining,
+void stq_episode_read(struct stq_episode *e, int64_t remaining,
                      int64_t oldest_at, int32_t any_urgent, int64_t at,
                      int64_t delay)
 {
@@ -516,41 +516,41 @@ void sq_episode_read(struct sq_episode *e, int64_t remaining,
         e->due = 1;
 }
 
-int sq_mark_apply(struct sq_req *r, struct sq_state *st, int64_t seq,
-                  const char *id, const struct sq_mark_io *io)
+int stq_mark_apply(struct stq_req *r, struct stq_state *st, int64_t seq,
+                  const char *id, const struct stq_mark_io *io)
 {
     int side = r->side, other = 3 - side, rc;
-    struct sq_mark *m = r->kind == CC_MARK_READ ? &st->read[side]
+    struct stq_mark *m = r->kind == CC_MARK_READ ? &st->read[side]
                                                 : &st->dlv[side];
     int64_t from = m->seq, n = 0, left = 0, at = 0;
     int32_t urgent = 0;
-    int moved = seq > 0 && sq_mark_forward(m, seq, id, r->t);
+    int moved = seq > 0 && stq_mark_forward(m, seq, id, r->at_us);
 
     if (moved &&
         (rc = io->count(io->arg, r, from, seq, other, &n)) != CC_OK)
         return rc;
     r->res.count = n;
-    sq_set_mark(r, r->kind, m, moved);
+    stq_set_mark(r, r->kind, m, moved);
     if (!moved || r->kind != CC_MARK_READ)
         return moved;
-    sq_mark_forward(&st->dlv[side], seq, id, r->t);
+    stq_mark_forward(&st->dlv[side], seq, id, r->at_us);
     if (n == 0)
         return 1;   /* only its own messages: the episode goes on */
     if (r->delay > 0 &&
         (rc = io->unread(io->arg, r, seq, other, &left, &at, &urgent)) !=
             CC_OK)
         return rc;
-    sq_episode_read(&st->ep[side], left, at, urgent, r->t, r->delay);
+    stq_episode_read(&st->ep[side], left, at, urgent, r->at_us, r->delay);
     return 1;
 }
 
-int sq_episode_claimable(const struct sq_episode *e, int64_t now)
+int stq_episode_claimable(const struct stq_episode *e, int64_t now)
 {
     return e->open && e->due > 0 && e->due <= now && e->lease <= now;
 }
 
 /* A UUIDv4 from the host's random bytes, canonical lower-case text. */
-static int uuid4(const struct cc_host_api *host, char out[SQ_ID_LEN + 1])
+static int uuid4(const struct cc_host_api *host, char out[STQ_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
@@ -570,7 +570,7 @@ static int uuid4(const struct cc_host_api *host, char out[SQ_ID_LEN + 1])
     return CC_OK;
 }
 
-int sq_episode_claim(struct sq_episode *e, int64_t now, int64_t lease,
+int stq_episode_claim(struct stq_episode *e, int64_t now, int64_t lease,
                      const struct cc_host_api *host)
 {
     if (!e->id[0] && uuid4(host, e->id) != CC_OK)
@@ -579,7 +579,7 @@ int sq_episode_claim(struct sq_episode *e, int64_t now, int64_t lease,
     return CC_OK;
 }
 
-int sq_episode_done(struct sq_episode *e, const char *id, int32_t result,
+int stq_episode_done(struct stq_episode *e, const char *id, int32_t result,
                     int64_t next_due, int64_t now)
 {
     /* What an urgent message asked for while it was handed out. */
@@ -608,7 +608,7 @@ int sq_episode_done(struct sq_episode *e, const char *id, int32_t result,
 
 static int valid_id(const char *s)
 {
-    return s && strlen(s) == SQ_ID_LEN;
+    return s && strlen(s) == STQ_ID_LEN;
 }
 
 static int valid_side(int32_t side)
@@ -616,21 +616,21 @@ static int valid_side(int32_t side)
     return side == CC_SIDE_PATIENT || side == CC_SIDE_PROFESSIONAL;
 }
 
-static struct sq_req *new_req(struct sq_backend *b, enum sq_op op,
+static struct stq_req *new_req(struct stq_backend *b, enum stq_op op,
                               cc_store_cb cb, void *arg)
 {
-    struct sq_req *r = sq_xcalloc(1, sizeof *r);
+    struct stq_req *r = stq_xcalloc(1, sizeof *r);
 
     r->op = op;
     r->cb = cb;
     r->arg = arg;
-    r->t = b->host->now_real_us();
+    r->at_us = b->host->now_real_us();
     return r;
 }
 
-static int submit(void *inst, struct sq_req *r)
+static int submit(void *inst, struct stq_req *r)
 {
-    struct sq_backend *b = inst;
+    struct stq_backend *b = inst;
 
     return b->submit(b, r);
 }
@@ -638,13 +638,13 @@ static int submit(void *inst, struct sq_req *r)
 static int api_profile_put(void *inst, int32_t side, const char *id,
                            const char *user, cc_store_cb cb, void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!valid_side(side) || !valid_id(id) || !cb)
         return CC_E_INVAL;
-    r = new_req(inst, SQ_PROFILE_PUT, cb, arg);
+    r = new_req(inst, STQ_PROFILE_PUT, cb, arg);
     r->side = side;
-    sq_copy_id(r->a, id);
+    stq_copy_id(r->id, id);
     if (user && !(r->user = strdup(user)))
         abort();
     return submit(inst, r);
@@ -653,13 +653,13 @@ static int api_profile_put(void *inst, int32_t side, const char *id,
 static int api_profile_get(void *inst, int32_t side, const char *id,
                            cc_store_cb cb, void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!valid_side(side) || !valid_id(id) || !cb)
         return CC_E_INVAL;
-    r = new_req(inst, SQ_PROFILE_GET, cb, arg);
+    r = new_req(inst, STQ_PROFILE_GET, cb, arg);
     r->side = side;
-    sq_copy_id(r->a, id);
+    stq_copy_id(r->id, id);
     return submit(inst, r);
 }
 
@@ -667,38 +667,38 @@ static int api_chat_open(void *inst, const char *new_id, const char *pat,
                          const char *pro, int64_t now_us, cc_store_cb cb,
                          void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!valid_id(new_id) || !valid_id(pat) || !valid_id(pro) || !cb)
         return CC_E_INVAL;
-    r = new_req(inst, SQ_CHAT_OPEN, cb, arg);
-    sq_copy_id(r->a, new_id);
-    sq_copy_id(r->b, pat);
-    sq_copy_id(r->c, pro);
-    r->t = now_us;
+    r = new_req(inst, STQ_CHAT_OPEN, cb, arg);
+    stq_copy_id(r->chat, new_id);
+    stq_copy_id(r->pat, pat);
+    stq_copy_id(r->pro, pro);
+    r->at_us = now_us;
     return submit(inst, r);
 }
 
-static void set_viewer(struct sq_req *r, const struct cc_viewer *v)
+static void set_viewer(struct stq_req *r, const struct cc_viewer *v)
 {
     if (!v)
         return;
     if (valid_id(v->patient_id))
-        sq_copy_id(r->vpat, v->patient_id);
+        stq_copy_id(r->vpat, v->patient_id);
     if (valid_id(v->professional_id))
-        sq_copy_id(r->vpro, v->professional_id);
+        stq_copy_id(r->vpro, v->professional_id);
 }
 
 static int api_chat_get(void *inst, const char *chat_id,
                         const struct cc_viewer *viewer, cc_store_cb cb,
                         void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!valid_id(chat_id) || !cb)
         return CC_E_INVAL;
-    r = new_req(inst, SQ_CHAT_GET, cb, arg);
-    sq_copy_id(r->a, chat_id);
+    r = new_req(inst, STQ_CHAT_GET, cb, arg);
+    stq_copy_id(r->chat, chat_id);
     set_viewer(r, viewer);
     return submit(inst, r);
 }
@@ -706,19 +706,19 @@ static int api_chat_get(void *inst, const char *chat_id,
 static int api_chat_list(void *inst, const struct cc_chat_query *q,
                          cc_store_cb cb, void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!q || !cb || q->limit < 1 || q->limit > 100000)
         return CC_E_INVAL;
-    r = new_req(inst, SQ_CHAT_LIST, cb, arg);
+    r = new_req(inst, STQ_CHAT_LIST, cb, arg);
     set_viewer(r, &q->viewer);
     r->cursor_us = q->before_updated_us > 0 ? q->before_updated_us : 0;
-    sq_copy_id(r->a, q->before_id);
+    stq_copy_id(r->cursor_id, q->before_id);
     if (q->struct_size >= offsetof(struct cc_chat_query, after_id) +
                               sizeof q->after_id &&
         q->after_updated_us > 0 && q->after_id) {
         r->after = q->after_updated_us; /* newer than (after, c) */
-        sq_copy_id(r->c, q->after_id);
+        stq_copy_id(r->cursor_id, q->after_id);
         r->cursor_us = 0;
     }
     r->limit = q->limit;
@@ -728,29 +728,29 @@ static int api_chat_list(void *inst, const struct cc_chat_query *q,
 static int api_message_append(void *inst, const struct cc_message *m,
                               cc_store_cb cb, void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!m || !cb || !valid_id(m->id) || !valid_id(m->chat_id) ||
         !valid_id(m->sender_id) || !m->content ||
         m->content_len > 0x7fffffff || !valid_side(m->sender_type))
         return CC_E_INVAL;
-    r = new_req(inst, SQ_MSG_APPEND, cb, arg);
-    sq_copy_id(r->a, m->id);
-    sq_copy_id(r->b, m->chat_id);
-    sq_copy_id(r->c, m->sender_id);
+    r = new_req(inst, STQ_MSG_APPEND, cb, arg);
+    stq_copy_id(r->id, m->id);
+    stq_copy_id(r->chat, m->chat_id);
+    stq_copy_id(r->sender, m->sender_id);
     r->side = m->sender_type;
-    r->t = m->created_at_us;
+    r->at_us = m->created_at_us;
     if (CC_HAS_MEMBER(m, struct cc_message, client_id) && m->client_id) {
         if (!valid_id(m->client_id)) {
-            sq_req_free(r);
+            stq_req_free(r);
             return CC_E_INVAL;
         }
-        sq_copy_id(r->cid, m->client_id);
+        stq_copy_id(r->cid, m->client_id);
     }
     if (CC_HAS_MEMBER(m, struct cc_message, priority)) {
         if (m->priority != CC_PRIORITY_NORMAL &&
             m->priority != CC_PRIORITY_URGENT) {
-            sq_req_free(r);
+            stq_req_free(r);
             return CC_E_INVAL;
         }
         r->priority = m->priority;
@@ -769,13 +769,13 @@ static int api_message_append(void *inst, const struct cc_message *m,
 static int api_message_list(void *inst, const struct cc_message_query *q,
                             cc_store_cb cb, void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!q || !cb || !valid_id(q->chat_id) || q->limit < 1 ||
         q->limit > 100000 || q->after_seq < 0 || q->before_seq < 0)
         return CC_E_INVAL;
-    r = new_req(inst, SQ_MSG_LIST, cb, arg);
-    sq_copy_id(r->b, q->chat_id);
+    r = new_req(inst, STQ_MSG_LIST, cb, arg);
+    stq_copy_id(r->chat, q->chat_id);
     r->side = q->viewer_side;
     r->after = q->after_seq;
     r->before = q->before_seq;
@@ -783,10 +783,10 @@ static int api_message_list(void *inst, const struct cc_message_query *q,
     if (CC_HAS_MEMBER(q, struct cc_message_query, after_id) &&
         q->after_id && !q->after_seq && !q->before_seq) {
         if (!valid_id(q->after_id)) {
-            sq_req_free(r);
+            stq_req_free(r);
             return CC_E_INVAL;
         }
-        sq_copy_id(r->a, q->after_id);
+        stq_copy_id(r->id, q->after_id);
     }
     return submit(inst, r);
 }
@@ -794,12 +794,12 @@ static int api_message_list(void *inst, const struct cc_message_query *q,
 static int api_mark_read(void *inst, const char *chat_id, int32_t side,
                          cc_store_cb cb, void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!valid_id(chat_id) || !valid_side(side) || !cb)
         return CC_E_INVAL;
-    r = new_req(inst, SQ_MARK_READ, cb, arg);
-    sq_copy_id(r->b, chat_id);
+    r = new_req(inst, STQ_MARK_READ, cb, arg);
+    stq_copy_id(r->chat, chat_id);
     r->side = side;
     return submit(inst, r);
 }
@@ -807,42 +807,42 @@ static int api_mark_read(void *inst, const char *chat_id, int32_t side,
 static int api_message_purge(void *inst, int64_t before_us, uint32_t limit,
                              cc_store_cb cb, void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!cb || limit < 1 || limit > 100000 || before_us <= 0)
         return CC_E_INVAL;
-    r = new_req(inst, SQ_MSG_PURGE, cb, arg);
-    r->t = before_us;
+    r = new_req(inst, STQ_MSG_PURGE, cb, arg);
+    r->at_us = before_us;
     r->limit = limit;
     return submit(inst, r);
 }
 
 /* ------------------------------------------------ the ABI 1.4 calls */
 
-/* A ticket id: 1 to SQ_TICKET_LEN lower-case hex digits. */
+/* A ticket id: 1 to STQ_TICKET_LEN lower-case hex digits. */
 static int valid_ticket(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
 
-    if (n < 1 || n > SQ_TICKET_LEN)
+    if (n < 1 || n > STQ_TICKET_LEN)
         return 0;
     return strspn(s, "0123456789abcdef") == n;
 }
 
 /* profile_owner_set and profile_name_set: a profile and a string. */
-static int profile_set(void *inst, enum sq_op op, int32_t side,
+static int profile_set(void *inst, enum stq_op op, int32_t side,
                        const char *id, const char *value, cc_store_cb cb,
                        void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!valid_side(side) || !valid_id(id) || !cb ||
-        (op == SQ_PROFILE_NAME && value && strlen(value) > SQ_NAME_MAX))
+        (op == STQ_PROFILE_NAME && value && strlen(value) > STQ_NAME_MAX))
         return CC_E_INVAL;
     r = new_req(inst, op, cb, arg);
     r->side = side;
-    sq_copy_id(r->a, id);
-    if (op == SQ_PROFILE_NAME)
+    stq_copy_id(r->id, id);
+    if (op == STQ_PROFILE_NAME)
         r->name = value && value[0] ? xstrdup(value) : NULL;
     else
         r->user = xstrdup(value);
@@ -853,30 +853,30 @@ static int api_profile_owner_set(void *inst, int32_t side, const char *id,
                                  const char *user, cc_store_cb cb,
                                  void *arg)
 {
-    return profile_set(inst, SQ_PROFILE_OWNER, side, id, user, cb, arg);
+    return profile_set(inst, STQ_PROFILE_OWNER, side, id, user, cb, arg);
 }
 
 static int api_profile_name_set(void *inst, int32_t side, const char *id,
                                 const char *name, cc_store_cb cb, void *arg)
 {
-    return profile_set(inst, SQ_PROFILE_NAME, side, id, name, cb, arg);
+    return profile_set(inst, STQ_PROFILE_NAME, side, id, name, cb, arg);
 }
 
 static int api_mark_set(void *inst, const struct cc_mark_req *m,
                         cc_store_cb cb, void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!m || !cb || !valid_id(m->chat_id) || !valid_side(m->side) ||
         (m->kind != CC_MARK_READ && m->kind != CC_MARK_DELIVERED) ||
         (m->up_to_id && !valid_id(m->up_to_id)) || m->notify_delay_us < 0)
         return CC_E_INVAL;
-    r = new_req(inst, SQ_MARK_SET, cb, arg);
-    sq_copy_id(r->b, m->chat_id);
-    sq_copy_id(r->a, m->up_to_id);
+    r = new_req(inst, STQ_MARK_SET, cb, arg);
+    stq_copy_id(r->chat, m->chat_id);
+    stq_copy_id(r->id, m->up_to_id);
     r->side = m->side;
     r->kind = m->kind;
-    r->t = m->at_us;
+    r->at_us = m->at_us;
     r->delay = m->kind == CC_MARK_READ ? m->notify_delay_us : 0;
     return submit(inst, r);
 }
@@ -884,47 +884,47 @@ static int api_mark_set(void *inst, const struct cc_mark_req *m,
 static int api_ticket_put(void *inst, const struct cc_ticket *t,
                           cc_store_cb cb, void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!t || !cb || !valid_ticket(t->id) || !t->user_id ||
         (t->patient_id && !valid_id(t->patient_id)) ||
         (t->professional_id && !valid_id(t->professional_id)))
         return CC_E_INVAL;
-    r = new_req(inst, SQ_TICKET_PUT, cb, arg);
+    r = new_req(inst, STQ_TICKET_PUT, cb, arg);
     memcpy(r->tid, t->id, strlen(t->id) + 1);
     r->user = xstrdup(t->user_id);
-    sq_copy_id(r->b, t->patient_id);
-    sq_copy_id(r->c, t->professional_id);
+    stq_copy_id(r->pat, t->patient_id);
+    stq_copy_id(r->pro, t->professional_id);
     r->kind = t->is_admin != 0;
     r->after = t->token_expires_at;
-    r->before = r->t;           /* now: expired tickets may go */
-    r->t = t->expires_at_us;
+    r->before = r->at_us;           /* now: expired tickets may go */
+    r->at_us = t->expires_at_us;
     return submit(inst, r);
 }
 
 static int api_ticket_take(void *inst, const char *id, int64_t now_us,
                            cc_store_cb cb, void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!valid_ticket(id) || !cb)
         return CC_E_INVAL;
-    r = new_req(inst, SQ_TICKET_TAKE, cb, arg);
+    r = new_req(inst, STQ_TICKET_TAKE, cb, arg);
     memcpy(r->tid, id, strlen(id) + 1);
-    r->t = now_us;
+    r->at_us = now_us;
     return submit(inst, r);
 }
 
 static int api_notify_claim(void *inst, const struct cc_notify_claim *q,
                             cc_store_cb cb, void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!q || !cb || q->limit < 1 || q->limit > 10000 || q->lease_us < 1 ||
         q->now_us < 1)
         return CC_E_INVAL;
-    r = new_req(inst, SQ_NOTIFY_CLAIM, cb, arg);
-    r->t = q->now_us;
+    r = new_req(inst, STQ_NOTIFY_CLAIM, cb, arg);
+    r->at_us = q->now_us;
     r->delay = q->lease_us;
     r->limit = q->limit;
     return submit(inst, r);
@@ -933,22 +933,22 @@ static int api_notify_claim(void *inst, const struct cc_notify_claim *q,
 static int api_notify_done(void *inst, const struct cc_notify_outcome *o,
                            cc_store_cb cb, void *arg)
 {
-    struct sq_req *r;
+    struct stq_req *r;
 
     if (!o || !cb || !valid_id(o->chat_id) || !valid_side(o->side) ||
         !valid_id(o->id) || o->result < CC_NOTIFY_SENT ||
         o->result > CC_NOTIFY_DROP)
         return CC_E_INVAL;
-    r = new_req(inst, SQ_NOTIFY_DONE, cb, arg);
-    sq_copy_id(r->b, o->chat_id);
-    sq_copy_id(r->a, o->id);
+    r = new_req(inst, STQ_NOTIFY_DONE, cb, arg);
+    stq_copy_id(r->chat, o->chat_id);
+    stq_copy_id(r->id, o->id);
     r->side = o->side;
     r->kind = o->result;
     r->due = o->next_due_us > 0 ? o->next_due_us : 0;
     return submit(inst, r);
 }
 
-const struct cc_storage_api sq_storage_api = {
+const struct cc_storage_api stq_storage_api = {
     .struct_size = sizeof(struct cc_storage_api),
     .profile_put = api_profile_put,
     .profile_get = api_profile_get,

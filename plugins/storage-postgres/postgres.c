@@ -120,7 +120,7 @@
     "WHERE l.chat_id = c.id ORDER BY l.seq DESC LIMIT 1) m ON true "
 
 /* S_STATE_SET's assignments of side x, from 13 parameter numbers in
- * SQ_SIDE_COLS order. */
+ * STQ_SIDE_COLS order. */
 #define STATE_SET(x, a, b, c, d, e, f, g, h, i, j, k, l, m)               \
     x "_read_upto = $" a "::int8, " x "_read_id = $" b "::uuid, "         \
     x "_read_at = $" c "::int8, " x "_dlv_upto = $" d "::int8, "          \
@@ -292,7 +292,7 @@ static const char *const sql[N_STMT] = {
     /* A chat's marks and episodes, its row locked until COMMIT: marks,
      * claims and outcomes of one chat take turns, on every node. */
     [S_STATE_GET] = "SELECT patient_id, professional_id, "
-                    SQ_SIDE_COLS("pat") ", " SQ_SIDE_COLS("pro")
+                    STQ_SIDE_COLS("pat") ", " STQ_SIDE_COLS("pro")
                     " FROM chats WHERE id = $1::uuid FOR UPDATE",
     [S_STATE_SET] = "UPDATE chats SET " STATE_SET("pat", "2", "3", "4", "5",
                     "6", "7", "8", "9", "10", "11", "12", "13", "14") ", "
@@ -300,7 +300,7 @@ static const char *const sql[N_STMT] = {
                               "21", "22", "23", "24", "25", "26", "27")
                     " WHERE id = $1::uuid",
     /* A pipelined group whose appends carry due times: S_BUMPS, and each
-     * side's episode as sq_episode_append would leave it after the
+     * side's episode as stq_episode_append would leave it after the
      * group: $4/$6 the first due time of an append to the patient / the
      * professional (0: none), $5/$7 the earliest of the urgent ones. */
     [S_BUMPS_NTF] = "UPDATE chats c SET last_seq = c.last_seq + v.n, "
@@ -448,7 +448,7 @@ struct pg;
 /* One connection and the thread that owns it. */
 struct worker {
     struct pg *pg;
-    struct sq_queue *q;
+    struct stq_queue *q;
     PGconn *conn;
     pthread_t thread;
     int writer;
@@ -460,7 +460,7 @@ struct worker {
 };
 
 struct pg {
-    struct sq_backend base;     /* first: the storage API's inst */
+    struct stq_backend base;     /* first: the storage API's inst */
     char *conninfo;
     char *conninfo_source;      /* "conninfo" or the file, for messages */
     int n_readers;
@@ -469,7 +469,7 @@ struct pg {
     int backoff_max_ms;
     int want_primary;           /* target_session_attrs read-write or
                                    primary: conn_unusable() checks */
-    struct sq_queue wq, rq;
+    struct stq_queue wq, rq;
     struct worker writer;
     struct worker readers[MAX_READERS];
     atomic_int readers_up;
@@ -540,12 +540,12 @@ static void pg_free(struct pg *pg)
     free(pg);
 }
 
-static int pg_submit(struct sq_backend *b, struct sq_req *r);
+static int pg_submit(struct stq_backend *b, struct stq_req *r);
 
 static int pg_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
                      void **inst)
 {
-    struct pg *pg = sq_xcalloc(1, sizeof *pg);
+    struct pg *pg = stq_xcalloc(1, sizeof *pg);
     char *err;
     PQconninfoOption *opts;
 
@@ -842,13 +842,13 @@ static int wait_attempt(struct worker *w, uint64_t last_ms, int delay_ms)
     int rc;
 
     if (now < last_ms + (uint64_t)delay_ms) {
-        rc = sq_queue_wait(w->q, (int)(last_ms + delay_ms - now), 1);
+        rc = stq_queue_wait(w->q, (int)(last_ms + delay_ms - now), 1);
         if (rc <= 0)
             return rc;
         now = mono_ms();
     }
     if (now < last_ms + RETRY_MIN_MS &&
-        sq_queue_wait(w->q, (int)(last_ms + RETRY_MIN_MS - now), 0) < 0)
+        stq_queue_wait(w->q, (int)(last_ms + RETRY_MIN_MS - now), 0) < 0)
         return -1;
     return 0;
 }
@@ -875,7 +875,7 @@ static int reconnect(struct worker *w, const char *why)
             return -1;
         attempts++;
         last = mono_ms();
-        mark = sq_queue_mark(w->q);
+        mark = stq_queue_mark(w->q);
         w->conn = connect_db(pg, 1, err, sizeof err);
         if (w->conn) {
             set_up(w, 1);
@@ -893,7 +893,7 @@ static int reconnect(struct worker *w, const char *why)
          * clients waiting.  What came during the attempt waits for the
          * next, which it makes happen soon. */
         if (w->writer || atomic_load(&pg->readers_up) == 0)
-            sq_queue_fail_upto(&pg->base, w->q, mark, CC_E_UNAVAIL,
+            stq_queue_fail_upto(&pg->base, w->q, mark, CC_E_UNAVAIL,
                                "postgres: database unavailable");
         delay = delay * 2 > pg->backoff_max_ms ? pg->backoff_max_ms
                                                : delay * 2;
@@ -966,7 +966,7 @@ static PGresult *run(struct worker *w, enum stmt s, int n,
 }
 
 /* Record the failure of r; a dead connection makes it CC_E_UNAVAIL. */
-static int fail(struct worker *w, struct sq_req *r, PGresult *res)
+static int fail(struct worker *w, struct stq_req *r, PGresult *res)
 {
     char err[160];
 
@@ -1006,16 +1006,16 @@ static int64_t col_i64(const PGresult *res, int row, int col)
  * content, created_at, is_read, client_id, priority.  0 when the row has
  * no message. */
 static int read_msg(const PGresult *res, int row, int c0,
-                    const char *chat_id, struct sq_msg *o)
+                    const char *chat_id, struct stq_msg *o)
 {
     int len;
 
     if (PQgetisnull(res, row, c0))
         return 0;
     len = PQgetlength(res, row, c0 + 4);
-    sq_copy_id(o->id, PQgetvalue(res, row, c0));
-    sq_copy_id(o->chat, chat_id);
-    sq_copy_id(o->sender, PQgetvalue(res, row, c0 + 3));
+    stq_copy_id(o->id, PQgetvalue(res, row, c0));
+    stq_copy_id(o->chat, chat_id);
+    stq_copy_id(o->sender, PQgetvalue(res, row, c0 + 3));
     o->content = malloc((size_t)len + 1);
     if (!o->content)
         abort();
@@ -1023,8 +1023,8 @@ static int read_msg(const PGresult *res, int row, int c0,
     if (PQgetisnull(res, row, c0 + 7))
         o->client_id[0] = '\0';
     else
-        sq_copy_id(o->client_id, PQgetvalue(res, row, c0 + 7));
-    sq_msg_link(o, (size_t)len, col_i64(res, row, c0 + 1),
+        stq_copy_id(o->client_id, PQgetvalue(res, row, c0 + 7));
+    stq_msg_link(o, (size_t)len, col_i64(res, row, c0 + 1),
                 (int32_t)col_i64(res, row, c0 + 2),
                 col_i64(res, row, c0 + 5),
                 PQgetvalue(res, row, c0 + 6)[0] == 't',
@@ -1035,21 +1035,21 @@ static int read_msg(const PGresult *res, int row, int c0,
 /* A CHAT_FULL row: chat (5), last message (9), unread count (1), marks
  * (4: the patient's read and delivered, the professional's), names
  * (2). */
-static void read_chat(const PGresult *res, int row, struct sq_chat *o)
+static void read_chat(const PGresult *res, int row, struct stq_chat *o)
 {
-    sq_copy_id(o->id, PQgetvalue(res, row, 0));
-    sq_copy_id(o->pat, PQgetvalue(res, row, 1));
-    sq_copy_id(o->pro, PQgetvalue(res, row, 2));
-    sq_chat_link(o, col_i64(res, row, 3), col_i64(res, row, 4));
+    stq_copy_id(o->id, PQgetvalue(res, row, 0));
+    stq_copy_id(o->pat, PQgetvalue(res, row, 1));
+    stq_copy_id(o->pro, PQgetvalue(res, row, 2));
+    stq_chat_link(o, col_i64(res, row, 3), col_i64(res, row, 4));
     if (read_msg(res, row, 5, o->id, &o->last))
         o->c.last_message = &o->last.m;
     o->c.unread_count = col_i64(res, row, 14);
     for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
         int col = side == CC_SIDE_PATIENT ? 15 : 17;
 
-        sq_chat_marks(o, side, PQgetvalue(res, row, col),
+        stq_chat_marks(o, side, PQgetvalue(res, row, col),
                       PQgetvalue(res, row, col + 1));
-        sq_chat_name(o, side, PQgetisnull(res, row, 18 + side)
+        stq_chat_name(o, side, PQgetisnull(res, row, 18 + side)
                                   ? NULL : PQgetvalue(res, row, 18 + side));
     }
 }
@@ -1069,7 +1069,7 @@ static const char *opt_id(const char *id)
 
 /* Whether profile id of side exists (*yes); with owner, its owner into
  * r's result (res.owner).  CC_OK or an error. */
-static int profile_lookup(struct worker *w, struct sq_req *r, int32_t side,
+static int profile_lookup(struct worker *w, struct stq_req *r, int32_t side,
                           const char *id, int *yes, int owner)
 {
     const char *p[] = { side_str(side), id };
@@ -1079,54 +1079,54 @@ static int profile_lookup(struct worker *w, struct sq_req *r, int32_t side,
         return fail(w, r, res);
     *yes = PQntuples(res) > 0;
     if (*yes && owner)
-        sq_set_owner(r, PQgetisnull(res, 0, 0) ? NULL
+        stq_set_owner(r, PQgetisnull(res, 0, 0) ? NULL
                                                : PQgetvalue(res, 0, 0));
     PQclear(res);
     return CC_OK;
 }
 
-static int profile_exists(struct worker *w, struct sq_req *r, int32_t side,
+static int profile_exists(struct worker *w, struct stq_req *r, int32_t side,
                           const char *id, int *yes)
 {
     return profile_lookup(w, r, side, id, yes, 0);
 }
 
-/* PROFILE_PUT, PROFILE_OWNER (a = profile, user) and PROFILE_NAME (name):
+/* PROFILE_PUT, PROFILE_OWNER (id = profile, user) and PROFILE_NAME (name):
  * the upsert s, then the owner it leaves (res.owner). */
-static int do_profile_write(struct worker *w, struct sq_req *r, enum stmt s)
+static int do_profile_write(struct worker *w, struct stq_req *r, enum stmt s)
 {
     char t[24];
-    const char *p[] = { side_str(r->side), r->a,
+    const char *p[] = { side_str(r->side), r->id,
                         s == S_NAME_SET ? r->name : r->user, t };
     PGresult *res;
     int yes;
 
-    snprintf(t, sizeof t, "%lld", (long long)r->t);
+    snprintf(t, sizeof t, "%lld", (long long)r->at_us);
     res = run(w, s, 4, p);
     if (!ok_cmd(res))
         return fail(w, r, res);
     PQclear(res);
-    return profile_lookup(w, r, r->side, r->a, &yes, 1);
+    return profile_lookup(w, r, r->side, r->id, &yes, 1);
 }
 
-static int do_profile_get(struct worker *w, struct sq_req *r)
+static int do_profile_get(struct worker *w, struct stq_req *r)
 {
-    int yes, rc = profile_lookup(w, r, r->side, r->a, &yes, 1);
+    int yes, rc = profile_lookup(w, r, r->side, r->id, &yes, 1);
 
     return rc != CC_OK ? rc : yes ? CC_OK : CC_E_NOTFOUND;
 }
 
-static int do_chat_open(struct worker *w, struct sq_req *r)
+static int do_chat_open(struct worker *w, struct stq_req *r)
 {
     char t[24];
-    const char *ins[] = { r->a, r->b, r->c, t };
-    const char *pair[] = { r->b, r->c };
+    const char *ins[] = { r->chat, r->pat, r->pro, t };
+    const char *pair[] = { r->pat, r->pro };
     PGresult *res;
     int yes, rc;
 
     for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
-        rc = profile_exists(w, r, side, side == CC_SIDE_PATIENT ? r->b : r->c,
-                            &yes);
+        rc = profile_exists(w, r, side,
+                            side == CC_SIDE_PATIENT ? r->pat : r->pro, &yes);
         if (rc != CC_OK)
             return rc;
         if (!yes) {
@@ -1134,7 +1134,7 @@ static int do_chat_open(struct worker *w, struct sq_req *r)
             return CC_E_NOTFOUND;
         }
     }
-    snprintf(t, sizeof t, "%lld", (long long)r->t);
+    snprintf(t, sizeof t, "%lld", (long long)r->at_us);
     res = run(w, S_CHAT_INSERT, 4, ins);
     if (!ok_cmd(res))
         return fail(w, r, res);
@@ -1143,14 +1143,14 @@ static int do_chat_open(struct worker *w, struct sq_req *r)
     res = run(w, S_CHAT_BY_PAIR, 2, pair);
     if (!ok_rows(res) || PQntuples(res) != 1)
         return fail(w, r, res);
-    read_chat(res, 0, sq_one_chat(r));
+    read_chat(res, 0, stq_one_chat(r));
     PQclear(res);
     return CC_OK;
 }
 
-static int do_chat_get(struct worker *w, struct sq_req *r)
+static int do_chat_get(struct worker *w, struct stq_req *r)
 {
-    const char *p[] = { r->a, opt_id(r->vpat), opt_id(r->vpro) };
+    const char *p[] = { r->chat, opt_id(r->vpat), opt_id(r->vpro) };
     PGresult *res = run(w, S_CHAT_GET, 3, p);
 
     if (!ok_rows(res))
@@ -1159,18 +1159,17 @@ static int do_chat_get(struct worker *w, struct sq_req *r)
         PQclear(res);
         return CC_E_NOTFOUND;
     }
-    read_chat(res, 0, sq_one_chat(r));
+    read_chat(res, 0, stq_one_chat(r));
     PQclear(res);
     return CC_OK;
 }
 
-static int do_chat_list(struct worker *w, struct sq_req *r)
+static int do_chat_list(struct worker *w, struct stq_req *r)
 {
     char cur[24], lim[24];
     const char *cnt[] = { opt_id(r->vpat), opt_id(r->vpro) };
     const char *p[] = { opt_id(r->vpat), opt_id(r->vpro), cur,
-                        r->after ? r->c
-                                 : r->cursor_us ? opt_id(r->a) : NULL,
+                        r->after || r->cursor_us ? opt_id(r->cursor_id) : NULL,
                         lim };
     PGresult *res = run(w, S_CHAT_COUNT, 2, cnt);
     int rows;
@@ -1186,30 +1185,30 @@ static int do_chat_list(struct worker *w, struct sq_req *r)
     if (!ok_rows(res))
         return fail(w, r, res);
     rows = PQntuples(res);
-    sq_alloc_chats(r, (size_t)rows);
+    stq_alloc_chats(r, (size_t)rows);
     for (int i = 0; i < rows && r->n < r->limit; i++)
         read_chat(res, i, &r->chats[r->n++]);
     r->res.more = rows > (int)r->limit;
     PQclear(res);
-    sq_finish_chats(r, r->after > 0);
+    stq_finish_chats(r, r->after > 0);
     return CC_OK;
 }
 
 /* The parameters of S_APPEND for r; t holds the time's text. */
-static void append_params(const struct sq_req *r, char t[24],
+static void append_params(const struct stq_req *r, char t[24],
                           const char *p[6])
 {
-    snprintf(t, 24, "%lld", (long long)r->t);
-    p[0] = r->b;
+    snprintf(t, 24, "%lld", (long long)r->at_us);
+    p[0] = r->chat;
     p[1] = t;
-    p[2] = r->a;
+    p[2] = r->id;
     p[3] = side_str(r->side);
-    p[4] = r->c;
+    p[4] = r->sender;
     p[5] = r->content;
 }
 
 /* S_APPEND's answer: the stored message, or no row (no such chat). */
-static int append_result(struct worker *w, struct sq_req *r, PGresult *res)
+static int append_result(struct worker *w, struct stq_req *r, PGresult *res)
 {
     int64_t n;
 
@@ -1221,7 +1220,7 @@ static int append_result(struct worker *w, struct sq_req *r, PGresult *res)
     }
     n = col_i64(res, 0, 0);
     PQclear(res);
-    sq_append_result(r, n);
+    stq_append_result(r, n);
     return CC_OK;
 }
 
@@ -1229,9 +1228,9 @@ static int append_result(struct worker *w, struct sq_req *r, PGresult *res)
  * result (res.duplicate set), 1 when there is none, or an error.  Two
  * nodes storing one client_id at once: the unique index fails the
  * second, whose client retries and is answered here. */
-static int find_by_client(struct worker *w, struct sq_req *r)
+static int find_by_client(struct worker *w, struct stq_req *r)
 {
-    const char *p[] = { r->b, r->c, r->cid };
+    const char *p[] = { r->chat, r->sender, r->cid };
     PGresult *res = run(w, S_MSG_BY_CLIENT, 3, p);
 
     if (!ok_rows(res))
@@ -1240,8 +1239,8 @@ static int find_by_client(struct worker *w, struct sq_req *r)
         PQclear(res);
         return 1;
     }
-    sq_alloc_msgs(r, 1);
-    r->nm = read_msg(res, 0, 0, r->b, &r->msgs[0]);
+    stq_alloc_msgs(r, 1);
+    r->nm = read_msg(res, 0, 0, r->chat, &r->msgs[0]);
     PQclear(res);
     r->res.message = &r->msgs[0].m;
     r->res.duplicate = 1;
@@ -1250,7 +1249,7 @@ static int find_by_client(struct worker *w, struct sq_req *r)
 
 /* Run statement s for r, whose answer is only its success: CC_OK, or
  * r's failure. */
-static int run_for(struct worker *w, struct sq_req *r, enum stmt s, int n,
+static int run_for(struct worker *w, struct stq_req *r, enum stmt s, int n,
                    const char *const *p)
 {
     PGresult *res = run(w, s, n, p);
@@ -1265,14 +1264,14 @@ static int run_for(struct worker *w, struct sq_req *r, enum stmt s, int n,
  * and carries a due time: its episode, by S_BUMPS_NTF for its chat
  * with no message counted.  (The row is already locked and written by
  * S_APPEND in this transaction.) */
-static int append_episode(struct worker *w, struct sq_req *r)
+static int append_episode(struct worker *w, struct stq_req *r)
 {
     char id[48], t[32], f[32], u[32];
     const char *none = "{0}", *p[7];
     int to_pat = r->side == CC_SIDE_PROFESSIONAL;
 
-    snprintf(id, sizeof id, "{%s}", r->b);
-    snprintf(t, sizeof t, "{%lld}", (long long)r->t);
+    snprintf(id, sizeof id, "{%s}", r->chat);
+    snprintf(t, sizeof t, "{%lld}", (long long)r->at_us);
     snprintf(f, sizeof f, "{%lld}", (long long)r->due);
     snprintf(u, sizeof u, "{%lld}",
              (long long)(r->priority == CC_PRIORITY_URGENT ? r->due : 0));
@@ -1286,7 +1285,7 @@ static int append_episode(struct worker *w, struct sq_req *r)
     return run_for(w, r, S_BUMPS_NTF, 7, p);
 }
 
-static int do_msg_append(struct worker *w, struct sq_req *r)
+static int do_msg_append(struct worker *w, struct stq_req *r)
 {
     char t[24];
     const char *p[8];
@@ -1305,21 +1304,21 @@ static int do_msg_append(struct worker *w, struct sq_req *r)
 
 /* A chat's parties and its marks and episodes (S_STATE_GET). */
 struct chat_state {
-    char pat[SQ_ID_LEN + 1], pro[SQ_ID_LEN + 1];
-    struct sq_state st;
+    char pat[STQ_ID_LEN + 1], pro[STQ_ID_LEN + 1];
+    struct stq_state st;
 };
 
-/* Side's SQ_SIDE_COLS from column col on. */
+/* Side's STQ_SIDE_COLS from column col on. */
 static void read_state_side(const PGresult *res, int col,
-                            struct sq_state *st, int side)
+                            struct stq_state *st, int side)
 {
-    struct sq_episode *e = &st->ep[side];
+    struct stq_episode *e = &st->ep[side];
 
     st->read[side].seq = col_i64(res, 0, col);
-    sq_copy_id(st->read[side].id, PQgetvalue(res, 0, col + 1));
+    stq_copy_id(st->read[side].id, PQgetvalue(res, 0, col + 1));
     st->read[side].at = col_i64(res, 0, col + 2);
     st->dlv[side].seq = col_i64(res, 0, col + 3);
-    sq_copy_id(st->dlv[side].id, PQgetvalue(res, 0, col + 4));
+    stq_copy_id(st->dlv[side].id, PQgetvalue(res, 0, col + 4));
     st->dlv[side].at = col_i64(res, 0, col + 5);
     e->open = (int32_t)col_i64(res, 0, col + 6);
     e->urgent = (int32_t)col_i64(res, 0, col + 7);
@@ -1327,12 +1326,12 @@ static void read_state_side(const PGresult *res, int col,
     e->sent = (int32_t)col_i64(res, 0, col + 9);
     e->due = col_i64(res, 0, col + 10);
     e->lease = col_i64(res, 0, col + 11);
-    sq_copy_id(e->id, PQgetvalue(res, 0, col + 12));
+    stq_copy_id(e->id, PQgetvalue(res, 0, col + 12));
 }
 
 /* Lock chat id's row and read its state: CC_OK, CC_E_NOTFOUND or an
  * error. */
-static int state_get(struct worker *w, struct sq_req *r, const char *id,
+static int state_get(struct worker *w, struct stq_req *r, const char *id,
                      struct chat_state *cs)
 {
     const char *p[] = { id };
@@ -1345,51 +1344,51 @@ static int state_get(struct worker *w, struct sq_req *r, const char *id,
         return CC_E_NOTFOUND;
     }
     memset(cs, 0, sizeof *cs);
-    sq_copy_id(cs->pat, PQgetvalue(res, 0, 0));
-    sq_copy_id(cs->pro, PQgetvalue(res, 0, 1));
+    stq_copy_id(cs->pat, PQgetvalue(res, 0, 0));
+    stq_copy_id(cs->pro, PQgetvalue(res, 0, 1));
     read_state_side(res, 2, &cs->st, CC_SIDE_PATIENT);
-    read_state_side(res, 2 + SQ_N_SIDE_COLS, &cs->st, CC_SIDE_PROFESSIONAL);
+    read_state_side(res, 2 + STQ_N_SIDE_COLS, &cs->st, CC_SIDE_PROFESSIONAL);
     PQclear(res);
     return CC_OK;
 }
 
 /* Write chat id's state back (S_STATE_SET). */
-static int state_set(struct worker *w, struct sq_req *r, const char *id,
-                     const struct sq_state *st)
+static int state_set(struct worker *w, struct stq_req *r, const char *id,
+                     const struct stq_state *st)
 {
-    char num[2][SQ_N_SIDE_COLS][24];
-    const char *p[1 + 2 * SQ_N_SIDE_COLS];
+    char num[2][STQ_N_SIDE_COLS][24];
+    const char *p[1 + 2 * STQ_N_SIDE_COLS];
 
     p[0] = id;
     for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
-        const struct sq_episode *e = &st->ep[side];
-        const int64_t v[SQ_N_SIDE_COLS] = {
+        const struct stq_episode *e = &st->ep[side];
+        const int64_t v[STQ_N_SIDE_COLS] = {
             st->read[side].seq, 0, st->read[side].at, st->dlv[side].seq, 0,
             st->dlv[side].at, e->open, e->urgent, e->attempts, e->sent,
             e->due, e->lease, 0,
         };
-        const char **q = p + 1 + (side - 1) * SQ_N_SIDE_COLS;
+        const char **q = p + 1 + (side - 1) * STQ_N_SIDE_COLS;
 
-        for (int i = 0; i < SQ_N_SIDE_COLS; i++) {
+        for (int i = 0; i < STQ_N_SIDE_COLS; i++) {
             snprintf(num[side - 1][i], 24, "%lld", (long long)v[i]);
             q[i] = num[side - 1][i];
         }
-        q[1] = opt_id(st->read[side].id);   /* the ids, in SQ_SIDE_COLS */
+        q[1] = opt_id(st->read[side].id);   /* the ids, in STQ_SIDE_COLS */
         q[4] = opt_id(st->dlv[side].id);
         q[12] = opt_id(e->id);
     }
-    return run_for(w, r, S_STATE_SET, 1 + 2 * SQ_N_SIDE_COLS, p);
+    return run_for(w, r, S_STATE_SET, 1 + 2 * STQ_N_SIDE_COLS, p);
 }
 
-/* The message a mark goes to: r->a in chat r->b, or its newest when r->a
- * is "" (*seq 0: the chat has none).  CC_OK, CC_E_NOTFOUND (r->a is not
+/* The message a mark goes to: r->id in chat r->chat, or its newest when r->id
+ * is "" (*seq 0: the chat has none).  CC_OK, CC_E_NOTFOUND (r->id is not
  * one of its messages) or an error. */
-static int mark_target(struct worker *w, struct sq_req *r, int64_t *seq,
-                       char id[SQ_ID_LEN + 1])
+static int mark_target(struct worker *w, struct stq_req *r, int64_t *seq,
+                       char id[STQ_ID_LEN + 1])
 {
-    const char *p[] = { r->b, r->a };
-    PGresult *res = run(w, r->a[0] ? S_MSG_SEQ : S_MSG_NEWEST,
-                        r->a[0] ? 2 : 1, p);
+    const char *p[] = { r->chat, r->id };
+    PGresult *res = run(w, r->id[0] ? S_MSG_SEQ : S_MSG_NEWEST,
+                        r->id[0] ? 2 : 1, p);
 
     *seq = 0;
     id[0] = '\0';
@@ -1397,18 +1396,18 @@ static int mark_target(struct worker *w, struct sq_req *r, int64_t *seq,
         return fail(w, r, res);
     if (PQntuples(res) == 1) {
         *seq = col_i64(res, 0, 0);
-        sq_copy_id(id, r->a[0] ? r->a : PQgetvalue(res, 0, 1));
+        stq_copy_id(id, r->id[0] ? r->id : PQgetvalue(res, 0, 1));
     }
     PQclear(res);
-    return *seq || !r->a[0] ? CC_OK : CC_E_NOTFOUND;
+    return *seq || !r->id[0] ? CC_OK : CC_E_NOTFOUND;
 }
 
-/* sq_mark_io's count (S_COUNT_FROM). */
-static int count_from(void *arg, struct sq_req *r, int64_t after,
+/* stq_mark_io's count (S_COUNT_FROM). */
+static int count_from(void *arg, struct stq_req *r, int64_t after,
                       int64_t upto, int from, int64_t *n)
 {
     char a[24], u[24];
-    const char *p[] = { r->b, a, u, side_str(from) };
+    const char *p[] = { r->chat, a, u, side_str(from) };
     PGresult *res;
 
     snprintf(a, sizeof a, "%lld", (long long)after);
@@ -1424,9 +1423,9 @@ static int count_from(void *arg, struct sq_req *r, int64_t after,
 /* Side from's messages in chat `chat` after seq (S_FIRST_UNREAD): the
  * oldest one's id into first ("" none) and time, how many, whether one
  * is urgent. */
-static int first_unread(struct worker *w, struct sq_req *r,
+static int first_unread(struct worker *w, struct stq_req *r,
                         const char *chat, int64_t seq, int from,
-                        char first[SQ_ID_LEN + 1], int64_t *at, int64_t *n,
+                        char first[STQ_ID_LEN + 1], int64_t *at, int64_t *n,
                         int32_t *urgent)
 {
     char a[24];
@@ -1437,7 +1436,7 @@ static int first_unread(struct worker *w, struct sq_req *r,
     res = run(w, S_FIRST_UNREAD, 3, p);
     if (!ok_rows(res) || PQntuples(res) != 1)
         return fail(w, r, res);
-    sq_copy_id(first, PQgetvalue(res, 0, 0));
+    stq_copy_id(first, PQgetvalue(res, 0, 0));
     *at = col_i64(res, 0, 1);
     *n = col_i64(res, 0, 2);
     *urgent = col_i64(res, 0, 3) == CC_PRIORITY_URGENT;
@@ -1445,43 +1444,43 @@ static int first_unread(struct worker *w, struct sq_req *r,
     return CC_OK;
 }
 
-/* sq_mark_io's unread. */
-static int unread_after(void *arg, struct sq_req *r, int64_t after,
+/* stq_mark_io's unread. */
+static int unread_after(void *arg, struct stq_req *r, int64_t after,
                         int from, int64_t *n, int64_t *oldest_at,
                         int32_t *urgent)
 {
-    char first[SQ_ID_LEN + 1];
+    char first[STQ_ID_LEN + 1];
 
-    return first_unread(arg, r, r->b, after, from, first, oldest_at, n,
+    return first_unread(arg, r, r->chat, after, from, first, oldest_at, n,
                         urgent);
 }
 
-/* b = chat, a = up to ("" the newest), side, kind, t = at, delay: the
- * chat's row locked, its marks moved as sq_mark_apply decides, written
+/* chat, id = up to ("" the newest), side, kind, at_us, delay: the
+ * chat's row locked, its marks moved as stq_mark_apply decides, written
  * back when they moved. */
-static int do_mark_set(struct worker *w, struct sq_req *r)
+static int do_mark_set(struct worker *w, struct stq_req *r)
 {
-    const struct sq_mark_io io = { count_from, unread_after, w };
+    const struct stq_mark_io io = { count_from, unread_after, w };
     struct chat_state cs;
-    char id[SQ_ID_LEN + 1];
+    char id[STQ_ID_LEN + 1];
     int64_t seq;
-    int rc = state_get(w, r, r->b, &cs);
+    int rc = state_get(w, r, r->chat, &cs);
 
     if (rc == CC_OK)
         rc = mark_target(w, r, &seq, id);
     if (rc != CC_OK)
         return rc;
-    rc = sq_mark_apply(r, &cs.st, seq, id, &io);
-    return rc <= 0 ? rc : state_set(w, r, r->b, &cs.st);
+    rc = stq_mark_apply(r, &cs.st, seq, id, &io);
+    return rc <= 0 ? rc : state_set(w, r, r->chat, &cs.st);
 }
 
-/* The old mark_read (b = chat, side = reader): a READ mark to the
+/* The old mark_read (chat, side = reader): a READ mark to the
  * chat's newest message, now. */
-static int do_mark_read(struct worker *w, struct sq_req *r)
+static int do_mark_read(struct worker *w, struct stq_req *r)
 {
     int rc;
 
-    r->a[0] = '\0';
+    r->id[0] = '\0';
     r->kind = CC_MARK_READ;
     r->delay = 0;
     rc = do_mark_set(w, r);
@@ -1491,31 +1490,31 @@ static int do_mark_read(struct worker *w, struct sq_req *r)
 
 /* One due (chat, side) of a claim (its row locked by S_DUE_*): checked
  * again, handed out, its notification added. */
-static int claim_one(struct worker *w, struct sq_req *r, const char *chat,
+static int claim_one(struct worker *w, struct stq_req *r, const char *chat,
                      int side)
 {
     struct chat_state cs;
-    struct sq_episode *e = &cs.st.ep[side];
-    struct sq_ntf *n;
+    struct stq_episode *e = &cs.st.ep[side];
+    struct stq_ntf *n;
     int64_t at, unread;
     int32_t urgent;
     int yes, rc = state_get(w, r, chat, &cs);
 
     if (rc == CC_E_NOTFOUND ||
-        (rc == CC_OK && !sq_episode_claimable(e, r->t)))
+        (rc == CC_OK && !stq_episode_claimable(e, r->at_us)))
         return CC_OK;
     if (rc != CC_OK)
         return rc;
-    if (sq_episode_claim(e, r->t, r->delay, w->pg->base.host) != CC_OK) {
+    if (stq_episode_claim(e, r->at_us, r->delay, w->pg->base.host) != CC_OK) {
         snprintf(r->error, sizeof r->error, "postgres: no random bytes");
         return CC_E_FAIL;
     }
     if ((rc = state_set(w, r, chat, &cs.st)) != CC_OK)
         return rc;
-    n = sq_add_ntf(r);
-    sq_copy_id(n->id, e->id);
-    sq_copy_id(n->chat, chat);
-    sq_copy_id(n->profile, side == CC_SIDE_PATIENT ? cs.pat : cs.pro);
+    n = stq_add_ntf(r);
+    stq_copy_id(n->id, e->id);
+    stq_copy_id(n->chat, chat);
+    stq_copy_id(n->profile, side == CC_SIDE_PATIENT ? cs.pat : cs.pro);
     rc = first_unread(w, r, chat, cs.st.read[side].seq, 3 - side, n->first,
                       &at, &unread, &urgent);
     if (rc == CC_OK)
@@ -1525,33 +1524,33 @@ static int claim_one(struct worker *w, struct sq_req *r, const char *chat,
     n->user = r->owner;         /* the lookup's copy moves to n */
     r->owner = NULL;
     r->res.owner = NULL;
-    sq_ntf_link(n, side, unread, at, e);
+    stq_ntf_link(n, side, unread, at, e);
     return CC_OK;
 }
 
 /* A due (chat, side) a claim locked. */
 struct due {
-    char chat[SQ_ID_LEN + 1];
+    char chat[STQ_ID_LEN + 1];
     int side;
     int64_t due;
 };
 
 /* Lock and read the due episodes of side (S_DUE_PAT or S_DUE_PRO) into
  * v from *n on. */
-static int lock_due(struct worker *w, struct sq_req *r, int side,
+static int lock_due(struct worker *w, struct stq_req *r, int side,
                     struct due *v, size_t *n)
 {
     char now[24], lim[24];
     const char *p[] = { now, lim };
     PGresult *res;
 
-    snprintf(now, sizeof now, "%lld", (long long)r->t);
+    snprintf(now, sizeof now, "%lld", (long long)r->at_us);
     snprintf(lim, sizeof lim, "%u", r->limit);
     res = run(w, side == CC_SIDE_PATIENT ? S_DUE_PAT : S_DUE_PRO, 2, p);
     if (!ok_rows(res))
         return fail(w, r, res);
     for (int i = 0; i < PQntuples(res); i++, (*n)++) {
-        sq_copy_id(v[*n].chat, PQgetvalue(res, i, 0));
+        stq_copy_id(v[*n].chat, PQgetvalue(res, i, 0));
         v[*n].side = side;
         v[*n].due = col_i64(res, i, 1);
     }
@@ -1566,14 +1565,14 @@ static int by_due(const void *a, const void *b)
     return x->due < y->due ? -1 : x->due > y->due;
 }
 
-/* t = now, delay = lease, limit.  One transaction (the write group's):
+/* at_us = now, delay = lease, limit.  One transaction (the group's):
  * each side's due episodes locked, skipping what another node holds
  * (S_DUE_*), the oldest `limit` of both handed out.  A node that claims
  * the same rows waits for none of them and, once this commits, sees
  * their leases: no episode is handed out twice. */
-static int do_notify_claim(struct worker *w, struct sq_req *r)
+static int do_notify_claim(struct worker *w, struct stq_req *r)
 {
-    struct due *v = sq_xcalloc(2 * (size_t)r->limit, sizeof *v);
+    struct due *v = stq_xcalloc(2 * (size_t)r->limit, sizeof *v);
     size_t n = 0;
     int rc = lock_due(w, r, CC_SIDE_PATIENT, v, &n);
 
@@ -1584,74 +1583,74 @@ static int do_notify_claim(struct worker *w, struct sq_req *r)
         rc = claim_one(w, r, v[i].chat, v[i].side);
     free(v);
     if (rc == CC_OK)
-        sq_finish_ntfs(r);
+        stq_finish_ntfs(r);
     return rc;
 }
 
-/* b = chat, side, a = id, kind = result, due = next: notify_done.  An
+/* chat, side, id, kind = result, due = next: notify_done.  An
  * outcome for an episode that ended, or another id, changes nothing. */
-static int do_notify_done(struct worker *w, struct sq_req *r)
+static int do_notify_done(struct worker *w, struct stq_req *r)
 {
     struct chat_state cs;
-    int rc = state_get(w, r, r->b, &cs);
+    int rc = state_get(w, r, r->chat, &cs);
 
     if (rc == CC_E_NOTFOUND)
         return CC_OK;
     if (rc != CC_OK ||
-        !sq_episode_done(&cs.st.ep[r->side], r->a, r->kind, r->due, r->t))
+        !stq_episode_done(&cs.st.ep[r->side], r->id, r->kind, r->due, r->at_us))
         return rc;
-    return state_set(w, r, r->b, &cs.st);
+    return state_set(w, r, r->chat, &cs.st);
 }
 
-/* tid, user, b, c, kind = is_admin, after = token exp, t = expires;
- * before = now: expired tickets go first. */
-static int do_ticket_put(struct worker *w, struct sq_req *r)
+/* tid, user, pat, pro, kind = is_admin, after = token exp, at_us =
+ * expires, before = now: expired tickets go first. */
+static int do_ticket_put(struct worker *w, struct stq_req *r)
 {
     char now[24], exp[24], expires[24];
     const char *prune[] = { now };
-    const char *p[] = { r->tid, r->user, opt_id(r->b), opt_id(r->c),
+    const char *p[] = { r->tid, r->user, opt_id(r->pat), opt_id(r->pro),
                         r->kind ? "true" : "false", exp, expires };
     int rc;
 
     snprintf(now, sizeof now, "%lld", (long long)r->before);
     snprintf(exp, sizeof exp, "%lld", (long long)r->after);
-    snprintf(expires, sizeof expires, "%lld", (long long)r->t);
+    snprintf(expires, sizeof expires, "%lld", (long long)r->at_us);
     rc = run_for(w, r, S_TICKET_PRUNE, 1, prune);
     return rc != CC_OK ? rc : run_for(w, r, S_TICKET_PUT, 7, p);
 }
 
-/* tid, t = now: taken and deleted in one statement (S_TICKET_TAKE). */
-static int do_ticket_take(struct worker *w, struct sq_req *r)
+/* tid, at_us = now: taken and deleted in one statement (S_TICKET_TAKE). */
+static int do_ticket_take(struct worker *w, struct stq_req *r)
 {
     const char *p[] = { r->tid };
     PGresult *res = run(w, S_TICKET_TAKE, 1, p);
-    struct sq_ticket *k = &r->ticket;
+    struct stq_ticket *k = &r->ticket;
     int64_t expires;
 
     if (!ok_rows(res))
         return fail(w, r, res);
-    if (PQntuples(res) == 0 || (expires = col_i64(res, 0, 5)) < r->t) {
+    if (PQntuples(res) == 0 || (expires = col_i64(res, 0, 5)) < r->at_us) {
         PQclear(res);
         return CC_E_NOTFOUND;
     }
     memcpy(k->id, r->tid, sizeof k->id);
     if (!(k->user = strdup(PQgetvalue(res, 0, 0))))
         abort();
-    sq_copy_id(k->pat, PQgetvalue(res, 0, 1));
-    sq_copy_id(k->pro, PQgetvalue(res, 0, 2));
-    sq_ticket_link(r, PQgetvalue(res, 0, 3)[0] == 't', col_i64(res, 0, 4),
+    stq_copy_id(k->pat, PQgetvalue(res, 0, 1));
+    stq_copy_id(k->pro, PQgetvalue(res, 0, 2));
+    stq_ticket_link(r, PQgetvalue(res, 0, 3)[0] == 't', col_i64(res, 0, 4),
                    expires);
     PQclear(res);
     return CC_OK;
 }
 
-static int do_msg_purge(struct worker *w, struct sq_req *r)
+static int do_msg_purge(struct worker *w, struct stq_req *r)
 {
     char t[24], lim[24];
     const char *p[] = { t, lim };
     PGresult *res;
 
-    snprintf(t, sizeof t, "%lld", (long long)r->t);
+    snprintf(t, sizeof t, "%lld", (long long)r->at_us);
     snprintf(lim, sizeof lim, "%lu", (unsigned long)r->limit);
     res = run(w, S_PURGE, 2, p);
     if (!ok_rows(res) || PQntuples(res) != 1)
@@ -1662,11 +1661,11 @@ static int do_msg_purge(struct worker *w, struct sq_req *r)
     return CC_OK;
 }
 
-/* r->after from the seq of message r->a (after_id): CC_OK, or
+/* r->after from the seq of message r->id (after_id): CC_OK, or
  * CC_E_NOTFOUND when the chat has no such message. */
-static int seq_of(struct worker *w, struct sq_req *r)
+static int seq_of(struct worker *w, struct stq_req *r)
 {
-    const char *p[] = { r->b, r->a };
+    const char *p[] = { r->chat, r->id };
     PGresult *res = run(w, S_MSG_SEQ, 2, p);
 
     if (!ok_rows(res))
@@ -1680,15 +1679,15 @@ static int seq_of(struct worker *w, struct sq_req *r)
     return CC_OK;
 }
 
-static int do_msg_list(struct worker *w, struct sq_req *r)
+static int do_msg_list(struct worker *w, struct stq_req *r)
 {
     char cur[24], lim[24];
-    const char *p[] = { r->b, cur, lim };
+    const char *p[] = { r->chat, cur, lim };
     int desc = r->before > 0, rows, rc;
     size_t n = 0;
     PGresult *res;
 
-    if (r->a[0] && (rc = seq_of(w, r)) != CC_OK)
+    if (r->id[0] && (rc = seq_of(w, r)) != CC_OK)
         return rc;
     snprintf(cur, sizeof cur, "%lld",
              (long long)(desc ? r->before : r->after));
@@ -1702,43 +1701,43 @@ static int do_msg_list(struct worker *w, struct sq_req *r)
         return CC_E_NOTFOUND;
     }
     r->res.count = col_i64(res, 0, 0);
-    sq_alloc_msgs(r, (size_t)rows);
+    stq_alloc_msgs(r, (size_t)rows);
     for (int i = 0; i < rows && n < r->limit; i++)
-        if (read_msg(res, i, 1, r->b, &r->msgs[n]))
+        if (read_msg(res, i, 1, r->chat, &r->msgs[n]))
             r->nm = ++n;
     r->res.more = rows > (int)r->limit;
     PQclear(res);
-    sq_finish_msgs(r, n, desc);
+    stq_finish_msgs(r, n, desc);
     return CC_OK;
 }
 
-static int run_op(struct worker *w, struct sq_req *r)
+static int run_op(struct worker *w, struct stq_req *r)
 {
     switch (r->op) {
-    case SQ_PROFILE_PUT: return do_profile_write(w, r, S_PROFILE_PUT);
-    case SQ_PROFILE_OWNER: return do_profile_write(w, r, S_OWNER_SET);
-    case SQ_PROFILE_NAME: return do_profile_write(w, r, S_NAME_SET);
-    case SQ_MARK_SET: return do_mark_set(w, r);
-    case SQ_TICKET_PUT: return do_ticket_put(w, r);
-    case SQ_TICKET_TAKE: return do_ticket_take(w, r);
-    case SQ_NOTIFY_CLAIM: return do_notify_claim(w, r);
-    case SQ_NOTIFY_DONE: return do_notify_done(w, r);
-    case SQ_CHAT_OPEN: return do_chat_open(w, r);
-    case SQ_MSG_APPEND: return do_msg_append(w, r);
-    case SQ_MARK_READ: return do_mark_read(w, r);
-    case SQ_MSG_PURGE: return do_msg_purge(w, r);
-    case SQ_PROFILE_GET: return do_profile_get(w, r);
-    case SQ_CHAT_GET: return do_chat_get(w, r);
-    case SQ_CHAT_LIST: return do_chat_list(w, r);
+    case STQ_PROFILE_PUT: return do_profile_write(w, r, S_PROFILE_PUT);
+    case STQ_PROFILE_OWNER: return do_profile_write(w, r, S_OWNER_SET);
+    case STQ_PROFILE_NAME: return do_profile_write(w, r, S_NAME_SET);
+    case STQ_MARK_SET: return do_mark_set(w, r);
+    case STQ_TICKET_PUT: return do_ticket_put(w, r);
+    case STQ_TICKET_TAKE: return do_ticket_take(w, r);
+    case STQ_NOTIFY_CLAIM: return do_notify_claim(w, r);
+    case STQ_NOTIFY_DONE: return do_notify_done(w, r);
+    case STQ_CHAT_OPEN: return do_chat_open(w, r);
+    case STQ_MSG_APPEND: return do_msg_append(w, r);
+    case STQ_MARK_READ: return do_mark_read(w, r);
+    case STQ_MSG_PURGE: return do_msg_purge(w, r);
+    case STQ_PROFILE_GET: return do_profile_get(w, r);
+    case STQ_CHAT_GET: return do_chat_get(w, r);
+    case STQ_CHAT_LIST: return do_chat_list(w, r);
     default: return do_msg_list(w, r);
     }
 }
 
 /* ------------------------------------------------------------ workers */
 
-static void fail_group(struct sq_req *group, int status, const char *why)
+static void fail_group(struct stq_req *group, int status, const char *why)
 {
-    for (struct sq_req *r = group; r; r = r->next) {
+    for (struct stq_req *r = group; r; r = r->next) {
         r->status = status;
         snprintf(r->error, sizeof r->error, "postgres: %s", why);
     }
@@ -1761,7 +1760,7 @@ static PGresult *pipe_result(struct worker *w)
 /* The appends of a pipelined group, by chat. */
 struct pipe_plan {
     int n, n_chats;
-    struct sq_req *req[PIPE_MAX];       /* in group order */
+    struct stq_req *req[PIPE_MAX];       /* in group order */
     int order[PIPE_MAX];                /* indexes into req, by chat */
     int chat[PIPE_MAX];                 /* req[i]'s chat: index in bumps */
     int64_t back[PIPE_MAX];             /* seq = new last_seq - back */
@@ -1774,19 +1773,19 @@ static const struct pipe_plan *sort_plan;
 static int by_chat(const void *a, const void *b)
 {
     int x = *(const int *)a, y = *(const int *)b;
-    int c = strcmp(sort_plan->req[x]->b, sort_plan->req[y]->b);
+    int c = strcmp(sort_plan->req[x]->chat, sort_plan->req[y]->chat);
 
     return c ? c : x - y;
 }
 
 /* Order the group by chat and count each chat's appends: pl->chat and
  * pl->back for each request, pl->n_chats. */
-static void plan_group(struct pipe_plan *pl, struct sq_req *group)
+static void plan_group(struct pipe_plan *pl, struct stq_req *group)
 {
     int start = 0;
 
     pl->n = pl->n_chats = pl->due = 0;
-    for (struct sq_req *r = group; r; r = r->next) {
+    for (struct stq_req *r = group; r; r = r->next) {
         pl->order[pl->n] = pl->n;
         pl->req[pl->n++] = r;
         pl->due |= r->due != 0;
@@ -1794,8 +1793,8 @@ static void plan_group(struct pipe_plan *pl, struct sq_req *group)
     sort_plan = pl;     /* the writer thread is the only caller */
     qsort(pl->order, (size_t)pl->n, sizeof pl->order[0], by_chat);
     for (int i = 1; i <= pl->n; i++) {
-        if (i < pl->n && strcmp(pl->req[pl->order[i]]->b,
-                                pl->req[pl->order[i - 1]]->b) == 0)
+        if (i < pl->n && strcmp(pl->req[pl->order[i]]->chat,
+                                pl->req[pl->order[i - 1]]->chat) == 0)
             continue;
         for (int j = start; j < i; j++) {
             pl->back[pl->order[j]] = i - 1 - j;
@@ -1952,7 +1951,7 @@ static int64_t chat_due(const struct pipe_plan *pl, int i, int col)
     int64_t v = 0;
 
     for (int j = i; j <= i + (int)pl->back[pl->order[i]]; j++) {
-        const struct sq_req *r = pl->req[pl->order[j]];
+        const struct stq_req *r = pl->req[pl->order[j]];
 
         if (!r->due || r->side == to)
             continue;
@@ -1984,28 +1983,28 @@ static int group_arrays(struct worker *w, const struct pipe_plan *pl,
         for (int i = 0; i < pl->n; i += (int)pl->back[pl->order[i]] + 1) {
             /* a chat's first request: its back + 1 are the chat's */
             int64_t n = pl->back[pl->order[i]];
-            const struct sq_req *last = pl->req[pl->order[i + n]];
+            const struct stq_req *last = pl->req[pl->order[i + n]];
 
             if (col == 0)
-                arr_uuid(&a, last->b);
+                arr_uuid(&a, last->chat);
             else
-                arr_int(&a, col == 1 ? n + 1 : last->t, 8);
+                arr_int(&a, col == 1 ? n + 1 : last->at_us, 8);
         }
         arr_end(&a);
     }
     for (int col = 0; col < 8; col++) {
         arr_begin(&a, all_oid[col]);
         for (int i = 0; i < pl->n; i++) {
-            const struct sq_req *r = pl->req[pl->order[i]];
+            const struct stq_req *r = pl->req[pl->order[i]];
 
             if (col == 0 || col == 2 || col == 4)
-                arr_uuid(&a, col == 0 ? r->b : col == 2 ? r->a : r->c);
+                arr_uuid(&a, col == 0 ? r->chat : col == 2 ? r->id : r->sender);
             else if (col == 5)
                 arr_text(&a, r->content);
             else if (col == 3 || col == 7)
                 arr_int(&a, col == 3 ? r->side : r->priority, 2);
             else
-                arr_int(&a, col == 1 ? pl->back[pl->order[i]] : r->t, 8);
+                arr_int(&a, col == 1 ? pl->back[pl->order[i]] : r->at_us, 8);
         }
         arr_end(&a);
     }
@@ -2065,7 +2064,7 @@ static int read_bumps(struct pipe_plan *pl, PGresult *res)
  * so nothing is stored.  Returns 1 when committed (each request has its
  * result), 0 when not (requests rewound: run the group the slow way), -1
  * when the connection died. */
-static int append_pipelined(struct worker *w, struct sq_req *group)
+static int append_pipelined(struct worker *w, struct stq_req *group)
 {
     static struct pipe_plan pl; /* writer thread only */
     PGconn *c = w->conn;
@@ -2130,7 +2129,7 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
                 pl.req[i]->status = CC_E_NOTFOUND;
             } else {
                 pl.req[i]->status = CC_OK;
-                sq_append_result(pl.req[i], last - pl.back[i]);
+                stq_append_result(pl.req[i], last - pl.back[i]);
             }
         }
         return 1;
@@ -2141,18 +2140,18 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
         char err[300];
         command(c, "ROLLBACK", err, sizeof err);
     }
-    sq_group_rewind(group);
+    stq_group_rewind(group);
     return 0;
 }
 
 /* 1 when the group is only appends without a client's id (those look
  * for it first), few enough for one pipeline. */
-static int pipelinable(const struct sq_req *group)
+static int pipelinable(const struct stq_req *group)
 {
     int n = 0;
 
     for (; group; group = group->next)
-        if (group->op != SQ_MSG_APPEND || group->cid[0] || ++n > PIPE_MAX)
+        if (group->op != STQ_MSG_APPEND || group->cid[0] || ++n > PIPE_MAX)
             return 0;
     return 1;
 }
@@ -2161,17 +2160,17 @@ static int pipelinable(const struct sq_req *group)
  * trip; otherwise (other writes, or an append that failed) a savepoint
  * per request, so one failing request rolls back only itself.  Returns -1
  * when the connection died (the group has failed). */
-static int write_txn(struct worker *w, struct sq_req *group)
+static int write_txn(struct worker *w, struct stq_req *group)
 {
     char err[300];
-    struct sq_req *r;
+    struct stq_req *r;
 
     /* A group of one append (a quiet node's usual group): S_APPEND is one
      * statement and its own transaction, so one round trip and none of
      * the BEGIN, locks and COMMIT a group needs.  (One with a due time
      * goes pipelined: its episode is on the same row, in the same
      * statement.) */
-    if (!group->next && group->op == SQ_MSG_APPEND && !group->due) {
+    if (!group->next && group->op == STQ_MSG_APPEND && !group->due) {
         group->status = run_op(w, group);
         if (group->status != CC_E_UNAVAIL)
             return 0;
@@ -2224,20 +2223,20 @@ failed:
  * again in queue order, which keeps its head (the lowest qseq) first.
  * Returns -1 when the connection died (all that was not committed has
  * failed). */
-static int write_group(struct worker *w, struct sq_req *group)
+static int write_group(struct worker *w, struct stq_req *group)
 {
-    struct sq_req *purges = NULL, *rest = NULL, **pt = &purges, **rt = &rest;
-    struct sq_req *r, *next, **from, **tail = &group;
+    struct stq_req *purges = NULL, *rest = NULL, **pt = &purges, **rt = &rest;
+    struct stq_req *r, *next, **from, **tail = &group;
     int rc = 0;
 
-    for (r = group; r && r->op != SQ_MSG_PURGE; r = r->next)
+    for (r = group; r && r->op != STQ_MSG_PURGE; r = r->next)
         ;
     if (!r)
         return write_txn(w, group);
     for (r = group; r; r = next) {
         next = r->next;
         r->next = NULL;
-        if (r->op == SQ_MSG_PURGE) {
+        if (r->op == STQ_MSG_PURGE) {
             *pt = r;
             pt = &r->next;
         } else {
@@ -2272,13 +2271,13 @@ static int write_group(struct worker *w, struct sq_req *group)
 /* One group of reads, each its own statement (one snapshot each).  A
  * read whose connection was lost under it runs once more on a fresh
  * one. */
-static int read_group(struct worker *w, struct sq_req *group)
+static int read_group(struct worker *w, struct stq_req *group)
 {
-    for (struct sq_req *r = group; r; r = r->next) {
+    for (struct stq_req *r = group; r; r = r->next) {
         r->status = run_op(w, r);
         if (r->status == CC_E_UNAVAIL &&
             replace(w, w->lost[0] ? w->lost : "lost during a read") == 0) {
-            sq_req_rewind(r);
+            stq_req_rewind(r);
             r->status = run_op(w, r);
         }
         if (r->status == CC_E_UNAVAIL) {
@@ -2293,30 +2292,30 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct pg *pg = w->pg;
-    struct sq_req *group;
+    struct stq_req *group;
     const char *why;
 
     pthread_setname_np(pthread_self(), w->writer ? "pg-writer" : "pg-reader");
     for (;;) {
         if (!w->conn && reconnect(w, "no connection") < 0)
             break;
-        group = sq_queue_take(w->q, w->writer ? pg->batch_max : 16);
+        group = stq_queue_take(w->q, w->writer ? pg->batch_max : 16);
         if (!group)
             break;
         if ((why = conn_unusable(w)) && replace(w, why) < 0) {
             fail_group(group, CC_E_UNAVAIL, "database unavailable");
-            pg->base.host->post(pg->base.ctx, sq_deliver, group);
+            pg->base.host->post(pg->base.ctx, stq_deliver, group);
             if (reconnect(w, "the server closed it") < 0)
                 break;
             continue;
         }
         if ((w->writer ? write_group(w, group) : read_group(w, group)) < 0) {
-            pg->base.host->post(pg->base.ctx, sq_deliver, group);
+            pg->base.host->post(pg->base.ctx, stq_deliver, group);
             if (reconnect(w, "server closed the connection") < 0)
                 break;
             continue;
         }
-        pg->base.host->post(pg->base.ctx, sq_deliver, group);
+        pg->base.host->post(pg->base.ctx, stq_deliver, group);
     }
     return NULL;
 }
@@ -2328,8 +2327,8 @@ static int pg_start(void *inst)
     struct pg *pg = inst;
     char err[300];
 
-    sq_queue_init(&pg->wq, pg->queue_max);
-    sq_queue_init(&pg->rq, pg->queue_max);
+    stq_queue_init(&pg->wq, pg->queue_max);
+    stq_queue_init(&pg->rq, pg->queue_max);
     pg->writer = (struct worker){ .pg = pg, .q = &pg->wq, .writer = 1 };
     /* Connect everything now: a wrong password or database name is a
      * start-up error, not a stream of 503s. */
@@ -2378,8 +2377,8 @@ fail:
         PQfinish(pg->readers[i].conn);
         pg->readers[i].conn = NULL;
     }
-    sq_queue_destroy(&pg->wq);
-    sq_queue_destroy(&pg->rq);
+    stq_queue_destroy(&pg->wq);
+    stq_queue_destroy(&pg->rq);
     return CC_E_FAIL;
 }
 
@@ -2389,15 +2388,15 @@ static void pg_stop(void *inst, cc_post_cb done, void *arg)
     struct pg *pg = inst;
 
     if (pg->running) {
-        sq_queue_stop(&pg->wq);
-        sq_queue_stop(&pg->rq);
+        stq_queue_stop(&pg->wq);
+        stq_queue_stop(&pg->rq);
         pthread_join(pg->writer.thread, NULL);
         for (int i = 0; i < pg->n_readers; i++)
             pthread_join(pg->readers[i].thread, NULL);
         /* A worker that stopped while reconnecting left its queue. */
-        sq_queue_fail_all(&pg->base, &pg->wq, CC_E_UNAVAIL,
+        stq_queue_fail_all(&pg->base, &pg->wq, CC_E_UNAVAIL,
                           "postgres: shutting down");
-        sq_queue_fail_all(&pg->base, &pg->rq, CC_E_UNAVAIL,
+        stq_queue_fail_all(&pg->base, &pg->rq, CC_E_UNAVAIL,
                           "postgres: shutting down");
         pg->running = 0;
     }
@@ -2412,8 +2411,8 @@ static void pg_destroy(void *inst)
         PQfinish(pg->writer.conn);
         for (int i = 0; i < pg->n_readers; i++)
             PQfinish(pg->readers[i].conn);
-        sq_queue_destroy(&pg->wq);
-        sq_queue_destroy(&pg->rq);
+        stq_queue_destroy(&pg->wq);
+        stq_queue_destroy(&pg->rq);
     }
     pg_free(pg);
 }
@@ -2421,17 +2420,17 @@ static void pg_destroy(void *inst)
 /* Queued even while the workers are down: a waiting request makes a
  * reconnecting worker try at once, and is failed if that attempt fails
  * (reconnect). */
-static int pg_submit(struct sq_backend *b, struct sq_req *r)
+static int pg_submit(struct stq_backend *b, struct stq_req *r)
 {
     struct pg *pg = (struct pg *)b;
 
-    return sq_queue_put(SQ_IS_WRITE(r->op) ? &pg->wq : &pg->rq, r);
+    return stq_queue_put(STQ_IS_WRITE(r->op) ? &pg->wq : &pg->rq, r);
 }
 
 static const void *pg_get_interface(void *inst, uint32_t kind)
 {
     (void)inst;
-    return kind == CC_KIND_STORAGE ? &sq_storage_api : NULL;
+    return kind == CC_KIND_STORAGE ? &stq_storage_api : NULL;
 }
 
 /* What the workers last found: a connection that works (GET /readyz
@@ -2450,7 +2449,7 @@ static void pg_metrics(void *inst, cc_metric_cb emit, void *arg)
 {
     struct pg *pg = inst;
 
-    sq_queue_metrics(&pg->wq, &pg->rq, emit, arg);
+    stq_queue_metrics(&pg->wq, &pg->rq, emit, arg);
     emit(arg, "postgres_writer_up", "1 while the writer's connection works.",
          CC_METRIC_GAUGE, atomic_load(&pg->writer_up));
     emit(arg, "postgres_readers_up", "Reader connections that work.",

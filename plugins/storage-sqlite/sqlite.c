@@ -3,7 +3,7 @@
  *
  * Threads (DESIGN invariant 4: the event loop never waits on disk):
  *  - the loop thread validates a request, copies what it needs into a
- *    struct sq_req and queues it; it never touches SQLite;
+ *    struct stq_req and queues it; it never touches SQLite;
  *  - one writer thread owns the read-write connection and drains its
  *    queue in groups: one BEGIN IMMEDIATE ... COMMIT per group (group
  *    commit: one fsync for many messages); a request that fails halfway
@@ -94,7 +94,7 @@ enum stmt {
                  "is_read, client_id, priority "
 
 /* Parameters ?n0 to ?n9 then ?m0 to ?m2 (m is n + 1): numbered from
- * n0 to n0 + 12 in SQ_SIDE_COLS order. */
+ * n0 to n0 + 12 in STQ_SIDE_COLS order. */
 #define SIDE_SET(x, n, m)                                                \
     x "_read_upto = ?" n "0, " x "_read_id = ?" n "1, "                   \
     x "_read_at = ?" n "2, " x "_dlv_upto = ?" n "3, "                    \
@@ -110,7 +110,7 @@ enum stmt {
 #define CHAT_ROW "SELECT id, patient_id, professional_id, created_at, " \
                  "updated_at, last_seq, unread_from_pat, unread_from_pro, " \
                  "gap_from_pat, gap_from_pro, "                       \
-                 SQ_SIDE_COLS("pat") ", " SQ_SIDE_COLS("pro") ", "      \
+                 STQ_SIDE_COLS("pat") ", " STQ_SIDE_COLS("pro") ", "      \
                  "(SELECT name FROM profiles WHERE side = 1 AND "        \
                  "id = patient_id), (SELECT name FROM profiles WHERE "   \
                  "side = 2 AND id = professional_id) FROM chats "
@@ -246,7 +246,7 @@ static const char *const sql[N_STMT] = {
     [S_STATE_GET] = "SELECT id, patient_id, professional_id, 0, 0, "
                     "last_seq, unread_from_pat, unread_from_pro, "
                     "gap_from_pat, gap_from_pro, "
-                    SQ_SIDE_COLS("pat") ", " SQ_SIDE_COLS("pro")
+                    STQ_SIDE_COLS("pat") ", " STQ_SIDE_COLS("pro")
                     ", NULL, NULL FROM chats WHERE id = ?1",
 };
 
@@ -400,7 +400,7 @@ struct chat_row {
     int64_t unread_from[3];     /* sent by that side, not read yet */
     int64_t gap_from[3];        /* of those, delivered: between the other
                                    side's READ and DELIVERED marks */
-    struct sq_state st;         /* each side's marks and episode */
+    struct stq_state st;         /* each side's marks and episode */
 };
 
 /* A chat that appends of the writer's current group went to: its row is
@@ -431,7 +431,7 @@ struct db {
 };
 
 struct sq {
-    struct sq_backend base;     /* first: the storage API's inst */
+    struct stq_backend base;     /* first: the storage API's inst */
     const struct cc_host_api *host;
     cc_plugin_ctx *ctx;
     char *path;
@@ -441,7 +441,7 @@ struct sq {
     int full_sync;
     long long cache_bytes;      /* page cache per connection */
     struct db w, r;
-    struct sq_queue wq, rq;
+    struct stq_queue wq, rq;
     pthread_t writer, reader, checkpointer;
     int running;
     int wal_frames;             /* pages in the WAL (writer thread) */
@@ -510,12 +510,12 @@ static int cfg_key(void *arg, const char *key, const char *value,
     return CC_OK;
 }
 
-static int sq_submit(struct sq_backend *b, struct sq_req *r);
+static int sq_submit(struct stq_backend *b, struct stq_req *r);
 
 static int sq_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
                      void **inst)
 {
-    struct sq *sq = sq_xcalloc(1, sizeof *sq);
+    struct sq *sq = stq_xcalloc(1, sizeof *sq);
 
     sq->base.host = sq->host = host;
     sq->base.ctx = sq->ctx = ctx;
@@ -532,8 +532,8 @@ static int sq_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
         goto fail;
     }
     sq->wal_restart = WAL_RESTART_FRAMES;
-    sq_queue_init(&sq->wq, sq->queue_max);
-    sq_queue_init(&sq->rq, sq->queue_max);
+    stq_queue_init(&sq->wq, sq->queue_max);
+    stq_queue_init(&sq->rq, sq->queue_max);
     *inst = sq;
     return CC_OK;
 fail:
@@ -684,14 +684,14 @@ static int db_open(struct sq *sq, struct db *d, int readonly)
 
 /* --------------------------------------------------------- row readers */
 
-static void col_id(sqlite3_stmt *q, int i, char dst[SQ_ID_LEN + 1])
+static void col_id(sqlite3_stmt *q, int i, char dst[STQ_ID_LEN + 1])
 {
-    sq_copy_id(dst, (const char *)sqlite3_column_text(q, i));
+    stq_copy_id(dst, (const char *)sqlite3_column_text(q, i));
 }
 
 /* A message row (MSG_COLS).  is_read from the chat's read marks (row;
  * NULL: unread): read by the other side. */
-static void read_msg(sqlite3_stmt *q, const char *chat_id, struct sq_msg *o,
+static void read_msg(sqlite3_stmt *q, const char *chat_id, struct stq_msg *o,
                      const struct chat_row *row)
 {
     int n = sqlite3_column_bytes(q, 4);
@@ -700,7 +700,7 @@ static void read_msg(sqlite3_stmt *q, const char *chat_id, struct sq_msg *o,
     int side = sqlite3_column_int(q, 2);
 
     col_id(q, 0, o->id);
-    sq_copy_id(o->chat, chat_id);
+    stq_copy_id(o->chat, chat_id);
     col_id(q, 3, o->sender);
     if (sqlite3_column_type(q, 7) == SQLITE_NULL)
         o->client_id[0] = '\0';
@@ -711,7 +711,7 @@ static void read_msg(sqlite3_stmt *q, const char *chat_id, struct sq_msg *o,
         abort();
     memcpy(o->content, p ? p : "", (size_t)n);
     o->content[n] = '\0';
-    sq_msg_link(o, (size_t)n, seq, side, sqlite3_column_int64(q, 5),
+    stq_msg_link(o, (size_t)n, seq, side, sqlite3_column_int64(q, 5),
                 row && (side == CC_SIDE_PATIENT ||
                         side == CC_SIDE_PROFESSIONAL) &&
                     seq <= row->st.read[3 - side].seq,
@@ -720,7 +720,7 @@ static void read_msg(sqlite3_stmt *q, const char *chat_id, struct sq_msg *o,
 
 /* Fill last_message, unread_count, marks and names of a chat row already
  * read into o.  viewer_side decides whose unread count. */
-static int complete_chat(struct db *d, struct sq_chat *o,
+static int complete_chat(struct db *d, struct stq_chat *o,
                          const struct chat_row *row, int viewer_side)
 {
     int64_t last_seq = row->last_seq;
@@ -747,15 +747,15 @@ static int complete_chat(struct db *d, struct sq_chat *o,
     else if (viewer_side == CC_SIDE_PROFESSIONAL)
         o->c.unread_count = row->unread_from[CC_SIDE_PATIENT];
     for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
-        const struct sq_state *st = &row->st;
+        const struct stq_state *st = &row->st;
 
-        sq_chat_marks(o, side, st->read[side].seq ? st->read[side].id : "",
+        stq_chat_marks(o, side, st->read[side].seq ? st->read[side].id : "",
                       st->dlv[side].seq ? st->dlv[side].id : "");
     }
     return 0;
 }
 
-static void col_text(sqlite3_stmt *q, int i, char dst[SQ_ID_LEN + 1])
+static void col_text(sqlite3_stmt *q, int i, char dst[STQ_ID_LEN + 1])
 {
     if (sqlite3_column_type(q, i) == SQLITE_NULL)
         dst[0] = '\0';
@@ -763,9 +763,9 @@ static void col_text(sqlite3_stmt *q, int i, char dst[SQ_ID_LEN + 1])
         col_id(q, i, dst);
 }
 
-/* The episode columns from i on (SQ_SIDE_COLS' order: open, urgent,
+/* The episode columns from i on (STQ_SIDE_COLS' order: open, urgent,
  * attempts, sent, due, lease, id). */
-static void read_episode(sqlite3_stmt *q, int i, struct sq_episode *e)
+static void read_episode(sqlite3_stmt *q, int i, struct stq_episode *e)
 {
     e->open = sqlite3_column_int(q, i);
     e->urgent = sqlite3_column_int(q, i + 1);
@@ -776,7 +776,7 @@ static void read_episode(sqlite3_stmt *q, int i, struct sq_episode *e)
     col_text(q, i + 6, e->id);
 }
 
-/* A side's SQ_SIDE_COLS from column i on. */
+/* A side's STQ_SIDE_COLS from column i on. */
 static void read_side(sqlite3_stmt *q, int i, struct chat_row *row,
                       int side)
 {
@@ -791,14 +791,14 @@ static void read_side(sqlite3_stmt *q, int i, struct chat_row *row,
 
 /* A chat row (CHAT_ROW): id, patient, professional, created, updated
  * and the names into o, the rest into row. */
-static void read_chat(sqlite3_stmt *q, struct sq_chat *o,
+static void read_chat(sqlite3_stmt *q, struct stq_chat *o,
                       struct chat_row *row)
 {
     memset(row, 0, sizeof *row);
     col_id(q, 0, o->id);
     col_id(q, 1, o->pat);
     col_id(q, 2, o->pro);
-    sq_chat_link(o, sqlite3_column_int64(q, 3), sqlite3_column_int64(q, 4));
+    stq_chat_link(o, sqlite3_column_int64(q, 3), sqlite3_column_int64(q, 4));
     row->last_seq = sqlite3_column_int64(q, 5);
     row->unread_from[CC_SIDE_PATIENT] = sqlite3_column_int64(q, 6);
     row->unread_from[CC_SIDE_PROFESSIONAL] = sqlite3_column_int64(q, 7);
@@ -806,7 +806,7 @@ static void read_chat(sqlite3_stmt *q, struct sq_chat *o,
     row->gap_from[CC_SIDE_PROFESSIONAL] = sqlite3_column_int64(q, 9);
     for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
         read_side(q, COL_SIDE(side), row, side);
-        sq_chat_name(o, side,
+        stq_chat_name(o, side,
                      (const char *)sqlite3_column_text(q, COL_NAME(side)));
     }
 }
@@ -815,7 +815,7 @@ static void read_chat(sqlite3_stmt *q, struct sq_chat *o,
  * no times or names).  Returns SQLITE_ROW, DONE (not found) or an error
  * code. */
 static int read_chat_by_id(struct db *d, enum stmt s, const char *id,
-                           struct sq_chat *o, struct chat_row *row)
+                           struct stq_chat *o, struct chat_row *row)
 {
     sqlite3_stmt *q = stmt(d, s);
     int rc;
@@ -831,17 +831,17 @@ static int read_chat_by_id(struct db *d, enum stmt s, const char *id,
 }
 
 /* A chat's parties and state (row), no more. */
-static int chat_state(struct db *d, const char *id, struct sq_chat *o,
+static int chat_state(struct db *d, const char *id, struct stq_chat *o,
                       struct chat_row *row)
 {
     return read_chat_by_id(d, S_STATE_GET, id, o, row);
 }
 
 /* Look a chat up by id into r (res.chat). */
-static int load_chat(struct db *d, struct sq_req *r, const char *id,
+static int load_chat(struct db *d, struct stq_req *r, const char *id,
                      struct chat_row *row)
 {
-    struct sq_chat *o = sq_one_chat(r);
+    struct stq_chat *o = stq_one_chat(r);
     int rc = read_chat_by_id(d, S_CHAT_GET, id, o, row);
 
     if (rc != SQLITE_ROW) {
@@ -851,8 +851,8 @@ static int load_chat(struct db *d, struct sq_req *r, const char *id,
     return rc;
 }
 
-/* Bind episode e from parameter i on (SQ_SIDE_COLS' order). */
-static void bind_episode(sqlite3_stmt *q, int i, const struct sq_episode *e)
+/* Bind episode e from parameter i on (STQ_SIDE_COLS' order). */
+static void bind_episode(sqlite3_stmt *q, int i, const struct stq_episode *e)
 {
     sqlite3_bind_int(q, i, e->open);
     sqlite3_bind_int(q, i + 1, e->urgent);
@@ -900,7 +900,7 @@ static int write_chat_state(struct db *d, const char *id,
 
 /* ---------------------------------------------------------- the ops */
 
-static int fail(struct sq_req *r, struct db *d)
+static int fail(struct stq_req *r, struct db *d)
 {
     if (sqlite3_errcode(d->h) == SQLITE_FULL)
         d->full = 1;
@@ -911,7 +911,7 @@ static int fail(struct sq_req *r, struct db *d)
 /* Whether profile id of side exists (*yes), and its owner into r's
  * result when r is not NULL.  0 or -1. */
 static int profile_lookup(struct db *d, int side, const char *id, int *yes,
-                          struct sq_req *r)
+                          struct stq_req *r)
 {
     sqlite3_stmt *q = stmt(d, S_PROFILE_GET);
     int rc;
@@ -922,7 +922,7 @@ static int profile_lookup(struct db *d, int side, const char *id, int *yes,
     sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW && r)
-        sq_set_owner(r, (const char *)sqlite3_column_text(q, 0));
+        stq_set_owner(r, (const char *)sqlite3_column_text(q, 0));
     sqlite3_reset(q);
     *yes = rc == SQLITE_ROW;
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
@@ -933,9 +933,9 @@ static int profile_exists(struct db *d, int side, const char *id, int *yes)
     return profile_lookup(d, side, id, yes, NULL);
 }
 
-/* PROFILE_PUT, PROFILE_OWNER (a = profile, user) and PROFILE_NAME (name):
+/* PROFILE_PUT, PROFILE_OWNER (id = profile, user) and PROFILE_NAME (name):
  * the upsert of op, then the owner it leaves (res.owner). */
-static int do_profile_write(struct db *d, struct sq_req *r, enum stmt s)
+static int do_profile_write(struct db *d, struct stq_req *r, enum stmt s)
 {
     sqlite3_stmt *q = stmt(d, s);
     int yes;
@@ -943,37 +943,37 @@ static int do_profile_write(struct db *d, struct sq_req *r, enum stmt s)
     if (!q)
         return fail(r, d);
     sqlite3_bind_int(q, 1, r->side);
-    sqlite3_bind_text(q, 2, r->a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, r->id, -1, SQLITE_STATIC);
     bind_text(q, 3, s == S_NAME_SET ? r->name : r->user);
-    sqlite3_bind_int64(q, 4, r->t);
+    sqlite3_bind_int64(q, 4, r->at_us);
     if (sqlite3_step(q) != SQLITE_DONE) {
         sqlite3_reset(q);
         return fail(r, d);
     }
     sqlite3_reset(q);
-    if (profile_lookup(d, r->side, r->a, &yes, r) < 0)
+    if (profile_lookup(d, r->side, r->id, &yes, r) < 0)
         return fail(r, d);
     return CC_OK;
 }
 
-static int do_profile_get(struct db *d, struct sq_req *r)
+static int do_profile_get(struct db *d, struct stq_req *r)
 {
     int yes;
 
-    if (profile_lookup(d, r->side, r->a, &yes, r) < 0)
+    if (profile_lookup(d, r->side, r->id, &yes, r) < 0)
         return fail(r, d);
     return yes ? CC_OK : CC_E_NOTFOUND;
 }
 
-/* a = new id, b = patient, c = professional. */
-static int do_chat_open(struct db *d, struct sq_req *r)
+/* chat = the new one's id, pat, pro. */
+static int do_chat_open(struct db *d, struct stq_req *r)
 {
     sqlite3_stmt *q;
     int yes, rc;
     struct chat_row row;
 
     for (int side = CC_SIDE_PATIENT; side <= CC_SIDE_PROFESSIONAL; side++) {
-        if (profile_exists(d, side, side == CC_SIDE_PATIENT ? r->b : r->c,
+        if (profile_exists(d, side, side == CC_SIDE_PATIENT ? r->pat : r->pro,
                            &yes) < 0)
             return fail(r, d);
         if (!yes) {
@@ -983,10 +983,10 @@ static int do_chat_open(struct db *d, struct sq_req *r)
     }
     if (!(q = stmt(d, S_CHAT_INSERT)))
         return fail(r, d);
-    sqlite3_bind_text(q, 1, r->a, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, r->b, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, r->c, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 4, r->t);
+    sqlite3_bind_text(q, 1, r->chat, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, r->pat, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, r->pro, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, r->at_us);
     rc = sqlite3_step(q);
     sqlite3_reset(q);
     if (rc != SQLITE_DONE)
@@ -994,11 +994,11 @@ static int do_chat_open(struct db *d, struct sq_req *r)
     r->res.created = sqlite3_changes(d->h) > 0;
     if (!(q = stmt(d, S_CHAT_BY_PAIR)))
         return fail(r, d);
-    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, r->c, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, r->pat, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, r->pro, -1, SQLITE_STATIC);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW)
-        read_chat(q, sq_one_chat(r), &row);
+        read_chat(q, stq_one_chat(r), &row);
     sqlite3_reset(q);
     if (rc != SQLITE_ROW || complete_chat(d, &r->chats[0], &row,
                                           CC_SIDE_NONE) < 0)
@@ -1103,7 +1103,7 @@ static void bump_fold(struct bump *b)
  * counted in.  0 or -1. */
 static int bump_state(struct db *d, struct bump *b)
 {
-    struct sq_chat o = { 0 };
+    struct stq_chat o = { 0 };
 
     if (!b->state) {
         if (chat_state(d, b->id, &o, &b->row) != SQLITE_ROW)
@@ -1163,22 +1163,21 @@ static int flush_bumps(struct db *d)
  * work on the cache themselves (their chat's row is written once with
  * the appends'); profiles and tickets read no chat; anything else has
  * every row written. */
-static int flush_for(struct db *d, const struct sq_req *r)
+static int flush_for(struct db *d, const struct stq_req *r)
 {
     switch (r->op) {
-    case SQ_PROFILE_PUT: case SQ_PROFILE_OWNER: case SQ_PROFILE_NAME:
-    case SQ_TICKET_PUT: case SQ_TICKET_TAKE:
-    case SQ_MARK_SET: case SQ_MARK_READ: case SQ_NOTIFY_DONE:
+    case STQ_PROFILE_PUT: case STQ_PROFILE_OWNER: case STQ_PROFILE_NAME:
+    case STQ_TICKET_PUT: case STQ_TICKET_TAKE:
+    case STQ_MARK_SET: case STQ_MARK_READ: case STQ_NOTIFY_DONE:
         return 0;
     default:
         return flush_bumps(d);
     }
 }
 
-/* a = message id, b = chat id, c = sender id. */
 /* The message r's client_id names, if it is stored: 1 (then it is r's
  * result, res.duplicate set), 0 when not, -1 on error. */
-static int find_by_client(struct db *d, struct sq_req *r,
+static int find_by_client(struct db *d, struct stq_req *r,
                           const struct bump *b)
 {
     sqlite3_stmt *q = stmt(d, S_CHAT_READS);
@@ -1188,7 +1187,7 @@ static int find_by_client(struct db *d, struct sq_req *r,
     if (!q)
         return -1;
     memset(&row, 0, sizeof row);
-    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, r->chat, -1, SQLITE_STATIC);
     if (b->state) {     /* the group's marks, not written yet */
         row = b->row;
     } else if (sqlite3_step(q) == SQLITE_ROW) {
@@ -1198,13 +1197,13 @@ static int find_by_client(struct db *d, struct sq_req *r,
     sqlite3_reset(q);
     if (!(q = stmt(d, S_MSG_BY_CLIENT)))
         return -1;
-    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, r->c, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, r->chat, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, r->sender, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, r->cid, -1, SQLITE_STATIC);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
-        sq_alloc_msgs(r, 1);
-        read_msg(q, r->b, &r->msgs[0], &row);
+        stq_alloc_msgs(r, 1);
+        read_msg(q, r->chat, &r->msgs[0], &row);
         r->nm = 1;
         r->res.message = &r->msgs[0].m;
         r->res.duplicate = 1;
@@ -1213,12 +1212,12 @@ static int find_by_client(struct db *d, struct sq_req *r,
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int do_msg_append(struct db *d, struct sq_req *r)
+static int do_msg_append(struct db *d, struct stq_req *r)
 {
     sqlite3_stmt *q;
     struct bump *b;
     int64_t seq;
-    int rc = bump_get(d, r->b, &b);
+    int rc = bump_get(d, r->chat, &b);
 
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
@@ -1232,13 +1231,13 @@ static int do_msg_append(struct db *d, struct sq_req *r)
     if (!(q = stmt(d, S_MSG_INSERT)))
         return fail(r, d);
     seq = b->seq + 1;
-    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, r->chat, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, seq);
-    sqlite3_bind_text(q, 3, r->a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, r->id, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 4, r->side);
-    sqlite3_bind_text(q, 5, r->c, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 5, r->sender, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 6, r->content, (int)r->content_len, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 7, r->t);
+    sqlite3_bind_int64(q, 7, r->at_us);
     if (r->cid[0])
         sqlite3_bind_text(q, 8, r->cid, -1, SQLITE_STATIC);
     else
@@ -1252,44 +1251,44 @@ static int do_msg_append(struct db *d, struct sq_req *r)
     if (r->due) {
         if (bump_state(d, b) < 0)
             return fail(r, d);
-        b->state_dirty |= sq_episode_append(&b->row.st.ep[3 - r->side],
+        b->state_dirty |= stq_episode_append(&b->row.st.ep[3 - r->side],
                                             r->priority, r->due);
     }
     b->seq = seq;
-    b->t = r->t;
+    b->t = r->at_us;
     if (r->side == CC_SIDE_PATIENT || r->side == CC_SIDE_PROFESSIONAL)
         b->n_from[r->side]++;
     b->dirty = 1;
     if (!d->defer && flush_bumps(d) < 0)
         return fail(r, d);
-    sq_append_result(r, seq);
+    stq_append_result(r, seq);
     return CC_OK;
 }
 
-/* The message a mark goes to: r->a in chat r->b, or its newest when r->a
- * is "" (*seq 0: the chat has none).  SQLITE_ROW, SQLITE_DONE (r->a is
+/* The message a mark goes to: r->id in chat r->chat, or its newest when r->id
+ * is "" (*seq 0: the chat has none).  SQLITE_ROW, SQLITE_DONE (r->id is
  * not one of its messages) or an error. */
-static int mark_target(struct db *d, struct sq_req *r, int64_t *seq,
-                       char id[SQ_ID_LEN + 1])
+static int mark_target(struct db *d, struct stq_req *r, int64_t *seq,
+                       char id[STQ_ID_LEN + 1])
 {
-    sqlite3_stmt *q = stmt(d, r->a[0] ? S_MSG_SEQ : S_MSG_NEWEST);
+    sqlite3_stmt *q = stmt(d, r->id[0] ? S_MSG_SEQ : S_MSG_NEWEST);
     int rc;
 
     *seq = 0;
     id[0] = '\0';
     if (!q)
         return SQLITE_ERROR;
-    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
-    if (r->a[0])
-        sqlite3_bind_text(q, 2, r->a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, r->chat, -1, SQLITE_STATIC);
+    if (r->id[0])
+        sqlite3_bind_text(q, 2, r->id, -1, SQLITE_STATIC);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         *seq = sqlite3_column_int64(q, 0);
-        sq_copy_id(id, r->a[0] ? r->a
+        stq_copy_id(id, r->id[0] ? r->id
                                : (const char *)sqlite3_column_text(q, 1));
     }
     sqlite3_reset(q);
-    return rc == SQLITE_DONE && !r->a[0] ? SQLITE_ROW : rc;
+    return rc == SQLITE_DONE && !r->id[0] ? SQLITE_ROW : rc;
 }
 
 /* mark_set's counting on SQLite: the chat row's counts of the other
@@ -1304,9 +1303,9 @@ struct mark_count {
     int64_t after;              /* the other party's, after the target */
 };
 
-/* sq_mark_io's count: of side `from`, after < seq <= upto (after being
+/* stq_mark_io's count: of side `from`, after < seq <= upto (after being
  * the kind's mark). */
-static int count_from(void *arg, struct sq_req *r, int64_t after,
+static int count_from(void *arg, struct stq_req *r, int64_t after,
                       int64_t upto, int from, int64_t *n)
 {
     struct mark_count *mc = arg;
@@ -1321,7 +1320,7 @@ static int count_from(void *arg, struct sq_req *r, int64_t after,
     if (upto < row->last_seq) {
         if (!(q = stmt(mc->d, S_COUNT_AFTER)))
             return fail(r, mc->d);
-        sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 1, r->chat, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 2, upto);
         sqlite3_bind_int(q, 3, from);
         rc = sqlite3_step(q);
@@ -1338,7 +1337,7 @@ static int count_from(void *arg, struct sq_req *r, int64_t after,
  * first ("" none), when it was stored, whether one of those after seq
  * is urgent, how many there are.  0 or -1. */
 static int first_unread(struct db *d, const char *id, int64_t seq, int from,
-                        char first[SQ_ID_LEN + 1], int64_t *at,
+                        char first[STQ_ID_LEN + 1], int64_t *at,
                         int32_t *urgent, int64_t *n)
 {
     sqlite3_stmt *q = stmt(d, S_FIRST_UNREAD);
@@ -1363,31 +1362,31 @@ static int first_unread(struct db *d, const char *id, int64_t seq, int from,
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* sq_mark_io's unread. */
-static int unread_after(void *arg, struct sq_req *r, int64_t after,
+/* stq_mark_io's unread. */
+static int unread_after(void *arg, struct stq_req *r, int64_t after,
                         int from, int64_t *n, int64_t *oldest_at,
                         int32_t *urgent)
 {
     struct mark_count *mc = arg;
-    char first[SQ_ID_LEN + 1];
+    char first[STQ_ID_LEN + 1];
 
-    return first_unread(mc->d, r->b, after, from, first, oldest_at, urgent,
+    return first_unread(mc->d, r->chat, after, from, first, oldest_at, urgent,
                         n) < 0 ? fail(r, mc->d) : CC_OK;
 }
 
-/* b = chat, a = up to ("" the newest), side, kind, t = at, delay: move
- * side's kind mark forward (sq_mark_apply decides), with the counts
+/* chat, id = up to ("" the newest), side, kind, at_us, delay: move
+ * side's kind mark forward (stq_mark_apply decides), with the counts
  * that follow (mark_count), on the group's cache of the chat's row: the
  * row is written once for the group's appends and marks together. */
-static int do_mark_set(struct db *d, struct sq_req *r)
+static int do_mark_set(struct db *d, struct stq_req *r)
 {
     struct mark_count mc = { d, NULL, 0 };
-    const struct sq_mark_io io = { count_from, unread_after, &mc };
-    char id[SQ_ID_LEN + 1];
+    const struct stq_mark_io io = { count_from, unread_after, &mc };
+    char id[STQ_ID_LEN + 1];
     struct chat_row *row;
     struct bump *b;
     int64_t seq, dlv;
-    int other = 3 - r->side, rc = bump_get(d, r->b, &b);
+    int other = 3 - r->side, rc = bump_get(d, r->chat, &b);
 
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
@@ -1400,7 +1399,7 @@ static int do_mark_set(struct db *d, struct sq_req *r)
     if (rc != SQLITE_ROW)
         return fail(r, d);
     dlv = row->st.dlv[r->side].seq;
-    rc = sq_mark_apply(r, &row->st, seq, id, &io);
+    rc = stq_mark_apply(r, &row->st, seq, id, &io);
     if (rc <= 0)
         return rc;
     if (r->kind == CC_MARK_READ) {
@@ -1416,13 +1415,13 @@ static int do_mark_set(struct db *d, struct sq_req *r)
     return !d->defer && flush_bumps(d) < 0 ? fail(r, d) : CC_OK;
 }
 
-/* The old mark_read (b = chat, side = reader): a READ mark to the
+/* The old mark_read (chat, side = reader): a READ mark to the
  * chat's newest message, now. */
-static int do_mark_read(struct db *d, struct sq_req *r)
+static int do_mark_read(struct db *d, struct stq_req *r)
 {
     int rc;
 
-    r->a[0] = '\0';
+    r->id[0] = '\0';
     r->kind = CC_MARK_READ;
     r->delay = 0;
     rc = do_mark_set(d, r);
@@ -1430,10 +1429,10 @@ static int do_mark_read(struct db *d, struct sq_req *r)
     return rc;
 }
 
-static int do_chat_get(struct db *d, struct sq_req *r)
+static int do_chat_get(struct db *d, struct stq_req *r)
 {
     struct chat_row row;
-    int rc = load_chat(d, r, r->a, &row);
+    int rc = load_chat(d, r, r->chat, &row);
 
     if (rc == SQLITE_DONE) {
         r->res.chat = NULL;
@@ -1441,12 +1440,12 @@ static int do_chat_get(struct db *d, struct sq_req *r)
     }
     if (rc != SQLITE_ROW ||
         complete_chat(d, &r->chats[0], &row,
-                      sq_viewer_side(r, &r->chats[0])) < 0)
+                      stq_viewer_side(r, &r->chats[0])) < 0)
         return fail(r, d);
     return CC_OK;
 }
 
-static int do_chat_list(struct db *d, struct sq_req *r)
+static int do_chat_list(struct db *d, struct stq_req *r)
 {
     sqlite3_stmt *q = stmt(d, S_CHAT_COUNT);
     struct chat_row *rows;
@@ -1465,10 +1464,10 @@ static int do_chat_list(struct db *d, struct sq_req *r)
     bind_text(q, 1, r->vpat[0] ? r->vpat : NULL);
     bind_text(q, 2, r->vpro[0] ? r->vpro : NULL);
     sqlite3_bind_int64(q, 3, r->after ? r->after : r->cursor_us);
-    sqlite3_bind_text(q, 4, r->after ? r->c : r->a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, r->cursor_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 5, (int64_t)r->limit + 1);
-    sq_alloc_chats(r, r->limit + 1);
-    rows = sq_xcalloc(r->limit + 1, sizeof *rows);
+    stq_alloc_chats(r, r->limit + 1);
+    rows = stq_xcalloc(r->limit + 1, sizeof *rows);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW && r->n <= r->limit)
         read_chat(q, &r->chats[r->n], &rows[r->n]), r->n++;
     sqlite3_reset(q);
@@ -1480,31 +1479,31 @@ static int do_chat_list(struct db *d, struct sq_req *r)
         r->res.more = 1;
         r->n = r->limit;
         for (int side = 0; side < 3; side++)    /* the one beyond */
-            sq_chat_name(&r->chats[r->n], side, NULL);
+            stq_chat_name(&r->chats[r->n], side, NULL);
     }
     for (size_t i = 0; i < r->n; i++)
         if (complete_chat(d, &r->chats[i], &rows[i],
-                          sq_viewer_side(r, &r->chats[i])) < 0) {
+                          stq_viewer_side(r, &r->chats[i])) < 0) {
             free(rows);
             return fail(r, d);
         }
     free(rows);
-    sq_finish_chats(r, r->after > 0);
+    stq_finish_chats(r, r->after > 0);
     return CC_OK;
 }
 
-/* The seq of message a in chat b (r->after), for a query after it:
+/* The seq of message id in chat (r->after), for a query after it:
  * SQLITE_ROW, SQLITE_DONE when the chat has no such message, or an
  * error. */
-static int seq_of(struct db *d, struct sq_req *r)
+static int seq_of(struct db *d, struct stq_req *r)
 {
     sqlite3_stmt *q = stmt(d, S_MSG_SEQ);
     int rc;
 
     if (!q)
         return SQLITE_ERROR;
-    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, r->a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, r->chat, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, r->id, -1, SQLITE_STATIC);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW)
         r->after = sqlite3_column_int64(q, 0);
@@ -1512,18 +1511,18 @@ static int seq_of(struct db *d, struct sq_req *r)
     return rc;
 }
 
-/* b = chat id; a = the message to list after (after_id), or "". */
-static int do_msg_list(struct db *d, struct sq_req *r)
+/* chat; id = the message to list after (after_id), or "". */
+static int do_msg_list(struct db *d, struct stq_req *r)
 {
     sqlite3_stmt *q;
     struct chat_row row;
     size_t n = 0;
-    int rc = load_chat(d, r, r->b, &row), desc = r->before > 0;
+    int rc = load_chat(d, r, r->chat, &row), desc = r->before > 0;
 
     r->res.chat = NULL;
     if (rc == SQLITE_DONE)
         return CC_E_NOTFOUND;
-    if (rc == SQLITE_ROW && r->a[0]) {
+    if (rc == SQLITE_ROW && r->id[0]) {
         rc = seq_of(d, r);
         if (rc == SQLITE_DONE)
             return CC_E_NOTFOUND;
@@ -1531,12 +1530,12 @@ static int do_msg_list(struct db *d, struct sq_req *r)
     if (rc != SQLITE_ROW || !(q = stmt(d, desc ? S_MSG_BEFORE : S_MSG_AFTER)))
         return fail(r, d);
     r->res.count = row.last_seq;
-    sqlite3_bind_text(q, 1, r->b, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, r->chat, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, desc ? r->before : r->after);
     sqlite3_bind_int64(q, 3, (int64_t)r->limit + 1);
-    sq_alloc_msgs(r, r->limit + 1);
+    stq_alloc_msgs(r, r->limit + 1);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW && n <= r->limit)
-        read_msg(q, r->b, &r->msgs[n++], &row);
+        read_msg(q, r->chat, &r->msgs[n++], &row);
     sqlite3_reset(q);
     r->nm = n; /* so the contents are freed */
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -1545,21 +1544,21 @@ static int do_msg_list(struct db *d, struct sq_req *r)
         r->res.more = 1;
         n = r->limit;
     }
-    sq_finish_msgs(r, n, desc);
+    stq_finish_msgs(r, n, desc);
     return CC_OK;
 }
 
 /* Retention (ABI 1.3 message_purge): the oldest r->limit messages
- * created before r->t go, one by one through the primary key, and the
+ * created before r->at_us go, one by one through the primary key, and the
  * unread ones leave their chat's unread count.  A chat's last_seq stays:
  * later messages get the next seq; last_message is read by last_seq, so
  * a chat whose newest message went has none. */
-static int do_msg_purge(struct db *d, struct sq_req *r)
+static int do_msg_purge(struct db *d, struct stq_req *r)
 {
     sqlite3_stmt *pick = stmt(d, S_PURGE_PICK), *del = stmt(d, S_PURGE_DEL);
     sqlite3_stmt *unread = stmt(d, S_PURGE_UNREAD);
     struct victim {
-        char chat[SQ_ID_LEN + 1];
+        char chat[STQ_ID_LEN + 1];
         int64_t seq;
         int side, is_read, is_dlv;
     } *v;
@@ -1572,7 +1571,7 @@ static int do_msg_purge(struct db *d, struct sq_req *r)
     if (!v)
         return CC_E_NOMEM;
     /* Picked first, then deleted: no row goes under a running SELECT. */
-    sqlite3_bind_int64(pick, 1, r->t);
+    sqlite3_bind_int64(pick, 1, r->at_us);
     sqlite3_bind_int64(pick, 2, (int64_t)r->limit + 1);
     while ((rc = sqlite3_step(pick)) == SQLITE_ROW) {
         if (n == r->limit) {
@@ -1613,17 +1612,17 @@ static int do_msg_purge(struct db *d, struct sq_req *r)
 /* ------------------------------------------------ notifications */
 
 /* Fill the notification of side in chat o (row just claimed). */
-static int fill_ntf(struct db *d, struct sq_req *r, const struct sq_chat *o,
+static int fill_ntf(struct db *d, struct stq_req *r, const struct stq_chat *o,
                     const struct chat_row *row, int side)
 {
-    struct sq_ntf *n = sq_add_ntf(r);
+    struct stq_ntf *n = stq_add_ntf(r);
     int64_t at, left;
     int32_t urgent;
     int yes;
 
-    sq_copy_id(n->id, row->st.ep[side].id);
-    sq_copy_id(n->chat, o->id);
-    sq_copy_id(n->profile, side == CC_SIDE_PATIENT ? o->pat : o->pro);
+    stq_copy_id(n->id, row->st.ep[side].id);
+    stq_copy_id(n->chat, o->id);
+    stq_copy_id(n->profile, side == CC_SIDE_PATIENT ? o->pat : o->pro);
     if (first_unread(d, o->id, row->st.read[side].seq, 3 - side, n->first,
                      &at, &urgent, &left) < 0 ||
         profile_lookup(d, side, n->profile, &yes, r) < 0)
@@ -1631,38 +1630,39 @@ static int fill_ntf(struct db *d, struct sq_req *r, const struct sq_chat *o,
     n->user = r->owner;         /* the lookup's copy moves to n */
     r->owner = NULL;
     r->res.owner = NULL;
-    sq_ntf_link(n, side, row->unread_from[3 - side], at, &row->st.ep[side]);
+    stq_ntf_link(n, side, row->unread_from[3 - side], at, &row->st.ep[side]);
     return 0;
 }
 
 /* Claim one (chat, side) found due: checked again on its row, handed out
  * and its notification added.  0 or -1. */
-static int claim_one(struct db *d, struct sq_req *r, const char *chat,
+static int claim_one(struct db *d, struct stq_req *r, const char *chat,
                      int side, const struct cc_host_api *host)
 {
-    struct sq_chat o = { 0 };
+    struct stq_chat o = { 0 };
     struct chat_row row;
+    struct stq_episode *e = &row.st.ep[side];
     int rc = chat_state(d, chat, &o, &row);
 
     if (rc == SQLITE_DONE ||
-        (rc == SQLITE_ROW && !sq_episode_claimable(&row.st.ep[side], r->t)))
+        (rc == SQLITE_ROW && !stq_episode_claimable(e, r->at_us)))
         return 0;
     if (rc != SQLITE_ROW ||
-        sq_episode_claim(&row.st.ep[side], r->t, r->delay, host) != CC_OK ||
+        stq_episode_claim(e, r->at_us, r->delay, host) != CC_OK ||
         write_chat_state(d, chat, &row, 0) < 0)
         return -1;
     return fill_ntf(d, r, &o, &row, side);
 }
 
-/* t = now, delay = lease, limit: the due episodes, oldest due first.
+/* at_us = now, delay = lease, limit: the due episodes, oldest due first.
  * The candidates are read first, then claimed (no row changes under a
  * running SELECT). */
-static int do_notify_claim(struct db *d, struct sq_req *r,
+static int do_notify_claim(struct db *d, struct stq_req *r,
                            const struct cc_host_api *host)
 {
     sqlite3_stmt *q = stmt(d, S_DUE);
     struct due {
-        char chat[SQ_ID_LEN + 1];
+        char chat[STQ_ID_LEN + 1];
         int side;
     } *v;
     size_t n = 0;
@@ -1670,8 +1670,8 @@ static int do_notify_claim(struct db *d, struct sq_req *r,
 
     if (!q)
         return fail(r, d);
-    v = sq_xcalloc(r->limit, sizeof *v);
-    sqlite3_bind_int64(q, 1, r->t);
+    v = stq_xcalloc(r->limit, sizeof *v);
+    sqlite3_bind_int64(q, 1, r->at_us);
     sqlite3_bind_int64(q, 2, r->limit);
     while (n < r->limit && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         col_id(q, 0, v[n].chat);
@@ -1684,24 +1684,24 @@ static int do_notify_claim(struct db *d, struct sq_req *r,
             return fail(r, d);
         }
     free(v);
-    sq_finish_ntfs(r);
+    stq_finish_ntfs(r);
     return CC_OK;
 }
 
-/* b = chat, side, a = id, kind = result, due = next: notify_done, on
+/* chat, side, id, kind = result, due = next: notify_done, on
  * the group's cache of the chat's row.  An outcome for an episode that
  * ended, or another id, changes nothing. */
-static int do_notify_done(struct db *d, struct sq_req *r)
+static int do_notify_done(struct db *d, struct stq_req *r)
 {
     struct bump *b;
-    int rc = bump_get(d, r->b, &b);
+    int rc = bump_get(d, r->chat, &b);
 
     if (rc == SQLITE_DONE)
         return CC_OK;
     if (rc != SQLITE_ROW || bump_state(d, b) < 0)
         return fail(r, d);
-    if (!sq_episode_done(&b->row.st.ep[r->side], r->a, r->kind, r->due,
-                         r->t))
+    if (!stq_episode_done(&b->row.st.ep[r->side], r->id, r->kind, r->due,
+                         r->at_us))
         return CC_OK;
     b->dirty = b->state_dirty = 1;
     return !d->defer && flush_bumps(d) < 0 ? fail(r, d) : CC_OK;
@@ -1709,9 +1709,9 @@ static int do_notify_done(struct db *d, struct sq_req *r)
 
 /* ------------------------------------------------------- tickets */
 
-/* tid, user, b, c, kind = is_admin, after = token exp, t = expires;
- * before = now: expired tickets go first. */
-static int do_ticket_put(struct db *d, struct sq_req *r)
+/* tid, user, pat, pro, kind = is_admin, after = token exp, at_us =
+ * expires, before = now: expired tickets go first. */
+static int do_ticket_put(struct db *d, struct stq_req *r)
 {
     sqlite3_stmt *q = stmt(d, S_TICKET_PRUNE);
     int rc;
@@ -1725,22 +1725,22 @@ static int do_ticket_put(struct db *d, struct sq_req *r)
         return fail(r, d);
     sqlite3_bind_text(q, 1, r->tid, -1, SQLITE_STATIC);
     bind_text(q, 2, r->user);
-    bind_text(q, 3, r->b[0] ? r->b : NULL);
-    bind_text(q, 4, r->c[0] ? r->c : NULL);
+    bind_text(q, 3, r->pat[0] ? r->pat : NULL);
+    bind_text(q, 4, r->pro[0] ? r->pro : NULL);
     sqlite3_bind_int(q, 5, r->kind);
     sqlite3_bind_int64(q, 6, r->after);
-    sqlite3_bind_int64(q, 7, r->t);
+    sqlite3_bind_int64(q, 7, r->at_us);
     rc = sqlite3_step(q);
     sqlite3_reset(q);
     return rc == SQLITE_DONE ? CC_OK : fail(r, d);
 }
 
-/* tid, t = now: the ticket, deleted in the same transaction (one writer:
+/* tid, at_us = now: the ticket, deleted in the same transaction (one writer:
  * nobody else can take it meanwhile). */
-static int do_ticket_take(struct db *d, struct sq_req *r)
+static int do_ticket_take(struct db *d, struct stq_req *r)
 {
     sqlite3_stmt *q = stmt(d, S_TICKET_GET);
-    struct sq_ticket *k = &r->ticket;
+    struct stq_ticket *k = &r->ticket;
     int rc, admin = 0;
     int64_t exp = 0, expires = 0;
 
@@ -1768,32 +1768,32 @@ static int do_ticket_take(struct db *d, struct sq_req *r)
     sqlite3_reset(q);
     if (rc != SQLITE_DONE)
         return fail(r, d);
-    if (expires < r->t)
+    if (expires < r->at_us)
         return CC_E_NOTFOUND;
     memcpy(k->id, r->tid, sizeof k->id);
-    sq_ticket_link(r, admin, exp, expires);
+    stq_ticket_link(r, admin, exp, expires);
     return CC_OK;
 }
 
-static int run_op(struct db *d, struct sq_req *r,
+static int run_op(struct db *d, struct stq_req *r,
                   const struct cc_host_api *host)
 {
     switch (r->op) {
-    case SQ_PROFILE_PUT: return do_profile_write(d, r, S_PROFILE_PUT);
-    case SQ_PROFILE_OWNER: return do_profile_write(d, r, S_OWNER_SET);
-    case SQ_PROFILE_NAME: return do_profile_write(d, r, S_NAME_SET);
-    case SQ_MARK_SET: return do_mark_set(d, r);
-    case SQ_TICKET_PUT: return do_ticket_put(d, r);
-    case SQ_TICKET_TAKE: return do_ticket_take(d, r);
-    case SQ_NOTIFY_CLAIM: return do_notify_claim(d, r, host);
-    case SQ_NOTIFY_DONE: return do_notify_done(d, r);
-    case SQ_CHAT_OPEN: return do_chat_open(d, r);
-    case SQ_MSG_APPEND: return do_msg_append(d, r);
-    case SQ_MARK_READ: return do_mark_read(d, r);
-    case SQ_MSG_PURGE: return do_msg_purge(d, r);
-    case SQ_PROFILE_GET: return do_profile_get(d, r);
-    case SQ_CHAT_GET: return do_chat_get(d, r);
-    case SQ_CHAT_LIST: return do_chat_list(d, r);
+    case STQ_PROFILE_PUT: return do_profile_write(d, r, S_PROFILE_PUT);
+    case STQ_PROFILE_OWNER: return do_profile_write(d, r, S_OWNER_SET);
+    case STQ_PROFILE_NAME: return do_profile_write(d, r, S_NAME_SET);
+    case STQ_MARK_SET: return do_mark_set(d, r);
+    case STQ_TICKET_PUT: return do_ticket_put(d, r);
+    case STQ_TICKET_TAKE: return do_ticket_take(d, r);
+    case STQ_NOTIFY_CLAIM: return do_notify_claim(d, r, host);
+    case STQ_NOTIFY_DONE: return do_notify_done(d, r);
+    case STQ_CHAT_OPEN: return do_chat_open(d, r);
+    case STQ_MSG_APPEND: return do_msg_append(d, r);
+    case STQ_MARK_READ: return do_mark_read(d, r);
+    case STQ_MSG_PURGE: return do_msg_purge(d, r);
+    case STQ_PROFILE_GET: return do_profile_get(d, r);
+    case STQ_CHAT_GET: return do_chat_get(d, r);
+    case STQ_CHAT_LIST: return do_chat_list(d, r);
     default: return do_msg_list(d, r);
     }
 }
@@ -1801,18 +1801,18 @@ static int run_op(struct db *d, struct sq_req *r,
 /* ----------------------------------------------------------- workers */
 
 /* Fail every request of a group that cannot start. */
-static void fail_group(struct db *d, struct sq_req *group)
+static void fail_group(struct db *d, struct stq_req *group)
 {
-    for (struct sq_req *r = group; r; r = r->next)
+    for (struct stq_req *r = group; r; r = r->next)
         r->status = fail(r, d);
 }
 
 /* Run each request of the group inside its own SAVEPOINT, so one that
  * fails halfway rolls back only itself. */
-static void run_guarded(struct db *d, struct sq_req *group,
+static void run_guarded(struct db *d, struct stq_req *group,
                         const struct cc_host_api *host)
 {
-    for (struct sq_req *r = group; r; r = r->next) {
+    for (struct stq_req *r = group; r; r = r->next) {
         if (exec_simple(d, S_SAVEPOINT) < 0) {
             r->status = fail(r, d);
             continue;
@@ -1834,10 +1834,10 @@ static void run_guarded(struct db *d, struct sq_req *group,
  * every request cost a statement journal of each page it touches: a
  * quarter of the writer's time under load.  Appends to one chat write its
  * row once per group (flush_bumps), not once each. */
-static void write_group(struct sq *sq, struct sq_req *group)
+static void write_group(struct sq *sq, struct stq_req *group)
 {
     struct db *d = &sq->w;
-    struct sq_req *r;
+    struct stq_req *r;
     int clean = 1;
 
     d->full = 0;
@@ -1847,7 +1847,7 @@ static void write_group(struct sq *sq, struct sq_req *group)
     }
     d->defer = 1;
     for (r = group; r && clean; r = r->next) {
-        if (r->op != SQ_MSG_APPEND && flush_for(d, r) < 0) {
+        if (r->op != STQ_MSG_APPEND && flush_for(d, r) < 0) {
             clean = 0;
             break;
         }
@@ -1859,7 +1859,7 @@ static void write_group(struct sq *sq, struct sq_req *group)
     if (!clean) {
         bumps_drop(d);
         exec_simple(d, S_ROLLBACK);
-        sq_group_rewind(group);
+        stq_group_rewind(group);
         if (exec_simple(d, S_BEGIN) < 0) {
             fail_group(d, group);
             return;
@@ -1953,10 +1953,10 @@ static void wal_fit(struct sq *sq, uint64_t now)
 }
 
 /* One group, through the full-disk episode rules (diskfull.h). */
-static void writer_group(struct sq *sq, struct sq_req *group)
+static void writer_group(struct sq *sq, struct stq_req *group)
 {
     uint64_t now = mono_ms(), lasted, refused, n = 0;
-    struct sq_req *r;
+    struct stq_req *r;
 
     for (r = group; r; r = r->next)
         n++;
@@ -1998,14 +1998,14 @@ static void writer_group(struct sq *sq, struct sq_req *group)
 static void *writer_main(void *arg)
 {
     struct sq *sq = arg;
-    struct sq_req *group;
+    struct stq_req *group;
     int n_log, n_done, rc;
 
     pthread_setname_np(pthread_self(), "sqlite-writer");
 
-    while ((group = sq_queue_take(&sq->wq, sq->batch_max))) {
+    while ((group = stq_queue_take(&sq->wq, sq->batch_max))) {
         writer_group(sq, group);
-        sq->host->post(sq->ctx, sq_deliver, group);
+        sq->host->post(sq->ctx, stq_deliver, group);
         /* After the group's answers are on their way: the checkpointer
          * has copied most of the log; copy the rest so the next BEGIN
          * restarts it (busy when the checkpointer is mid-run: next time).
@@ -2034,18 +2034,18 @@ static void *writer_main(void *arg)
 static void *reader_main(void *arg)
 {
     struct sq *sq = arg;
-    struct sq_req *group, *r;
+    struct stq_req *group, *r;
 
     pthread_setname_np(pthread_self(), "sqlite-reader");
 
-    while ((group = sq_queue_take(&sq->rq, 64))) {
+    while ((group = stq_queue_take(&sq->rq, 64))) {
         for (r = group; r; r = r->next) {
             /* One read transaction per query: a consistent snapshot. */
             exec_simple(&sq->r, S_READ_BEGIN);
             r->status = run_op(&sq->r, r, sq->host);
             exec_simple(&sq->r, S_READ_END);
         }
-        sq->host->post(sq->ctx, sq_deliver, group);
+        sq->host->post(sq->ctx, stq_deliver, group);
     }
     return NULL;
 }
@@ -2196,8 +2196,8 @@ static void sq_stop(void *inst, cc_post_cb done, void *arg)
     struct sq *sq = inst;
 
     if (sq->running) {
-        sq_queue_stop(&sq->wq);
-        sq_queue_stop(&sq->rq);
+        stq_queue_stop(&sq->wq);
+        stq_queue_stop(&sq->rq);
         pthread_join(sq->writer, NULL);
         pthread_join(sq->reader, NULL);
         pthread_mutex_lock(&sq->ck_mu);
@@ -2225,24 +2225,24 @@ static void sq_destroy(void *inst)
 
     db_close(&sq->r);
     db_close(&sq->w);
-    sq_queue_destroy(&sq->wq);
-    sq_queue_destroy(&sq->rq);
+    stq_queue_destroy(&sq->wq);
+    stq_queue_destroy(&sq->rq);
     free(sq->path);
     free(sq);
 }
 
 /* ------------------------------------------------- the storage API */
 
-static int sq_submit(struct sq_backend *b, struct sq_req *r)
+static int sq_submit(struct stq_backend *b, struct stq_req *r)
 {
     struct sq *sq = (struct sq *)b;
 
-    return sq_queue_put(SQ_IS_WRITE(r->op) ? &sq->wq : &sq->rq, r);
+    return stq_queue_put(STQ_IS_WRITE(r->op) ? &sq->wq : &sq->rq, r);
 }
 
 static const void *sq_get_interface(void *inst, uint32_t kind)
 {
-    return kind == CC_KIND_STORAGE ? &sq_storage_api : NULL;
+    return kind == CC_KIND_STORAGE ? &stq_storage_api : NULL;
 }
 
 /* Not ready while the disk refuses writes (reads still work, but no
@@ -2261,7 +2261,7 @@ static void sq_metrics(void *inst, cc_metric_cb emit, void *arg)
 {
     struct sq *sq = inst;
 
-    sq_queue_metrics(&sq->wq, &sq->rq, emit, arg);
+    stq_queue_metrics(&sq->wq, &sq->rq, emit, arg);
     emit(arg, "sqlite_disk_full", "1 while the disk refuses writes.",
          CC_METRIC_GAUGE, atomic_load(&sq->disk_full));
 }
