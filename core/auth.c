@@ -36,11 +36,10 @@ struct pending {
 static struct pending *pending_list;
 
 /* Profiles seen during this run: an open-addressing table of "side:uuid"
- * keys, cleared when half full.  With storage before ABI 1.4, only to
- * record each profile once (profile_put is idempotent).  Since 1.4 also
- * who owns it (storage's answer) and the display name last written, for
- * OWNER_TTL_MS: an owner an admin moved on another node is seen here
- * within that time. */
+ * keys, cleared when half full (recording again is harmless: profile_put
+ * is idempotent).  known once storage recorded it; since ABI 1.4 also who
+ * owns it and the display name last written, for OWNER_TTL_MS: an owner
+ * an admin moved on another node is seen here within that time. */
 #define SEEN_SLOTS 65536
 #define OWNER_TTL_MS 60000
 struct seen {
@@ -141,22 +140,6 @@ static void put_done(void *arg, int status, const struct cc_store_result *res)
                res->error ? res->error : "storage error");
 }
 
-/* Storage before ABI 1.4: record each profile once, nothing to wait for. */
-static void record_profile(int side, const char *id, const char *user)
-{
-    char key[40];
-    int added;
-
-    if (!id[0])
-        return;
-    key_of(key, side, id);
-    seen_get(key, &added);
-    if (!added)
-        return;
-    if (cc_store_profile_put(side, id, user, put_done, NULL) != CC_OK)
-        cc_log(CC_LOG_WARN, "auth", "storage busy: profile not recorded");
-}
-
 /* The token's display name for the profile, written when storage has
  * another (once per run and change). */
 static void record_name(struct seen *e, int side, const char *id,
@@ -221,17 +204,20 @@ static void owner_done(void *arg, int status,
     if (status != CC_OK) {
         snprintf(p->req->error, sizeof p->req->error, "Storage unavailable; "
                  "try again");
-        p->done(p->arg, CC_AUTH_DENY, p->req);
+        p->done(p->arg, CC_AUTH_RETRY, p->req);
     } else {
         finish(p->req, CC_AUTH_OK, p->done, p->arg, p->remote);
     }
     free(p);
 }
 
-/* Are the token's profiles its user's?  CC_AUTH_OK or CC_AUTH_DENY now,
- * or CC_AUTH_PENDING when storage was asked (owner_done continues). */
+/* Are the token's profiles recorded, and (storage 1.4) its user's?
+ * CC_AUTH_OK, CC_AUTH_DENY or CC_AUTH_RETRY now, or CC_AUTH_PENDING when
+ * storage was asked (owner_done goes on).  A chat with a profile needs
+ * it in storage: the first token that names one waits for it there. */
 static int check_owners(struct cc_auth_req *req, const char *remote)
 {
+    int bound = cc_store_can(CC_STORE_OWNERS);
     const struct cc_principal *p = &req->principal;
     const char *ids[] = { NULL, p->patient_id, p->professional_id };
     char key[40];
@@ -244,10 +230,11 @@ static int check_owners(struct cc_auth_req *req, const char *remote)
             continue;
         key_of(key, side, ids[side]);
         e = seen_get(key, &added);
-        if (e->known && now_ms() - e->at_ms < OWNER_TTL_MS) {
-            if (e->owner && strcmp(e->owner, p->user_id) != 0)
+        if (e->known && (!bound || now_ms() - e->at_ms < OWNER_TTL_MS)) {
+            if (bound && e->owner && strcmp(e->owner, p->user_id) != 0)
                 return refuse_profile(req, remote);
-            record_name(e, side, ids[side], p->name);
+            if (bound)
+                record_name(e, side, ids[side], p->name);
             continue;
         }
         b = cc_xcalloc(1, sizeof *b);
@@ -258,7 +245,7 @@ static int check_owners(struct cc_auth_req *req, const char *remote)
             free(b);
             snprintf(req->error, sizeof req->error, "Server busy; try "
                      "again");
-            return CC_AUTH_DENY;
+            return CC_AUTH_RETRY;
         }
         return CC_AUTH_PENDING;
     }
@@ -275,7 +262,7 @@ static void finish(struct cc_auth_req *req, int status, cc_auth_done_fn done,
         status = CC_AUTH_DENY;
         snprintf(req->error, sizeof req->error, "Token has no user id");
     }
-    if (status == CC_AUTH_OK && cc_store_can(CC_STORE_OWNERS)) {
+    if (status == CC_AUTH_OK) {
         status = check_owners(req, remote);
         if (status == CC_AUTH_PENDING) {
             struct pending *p = cc_xcalloc(1, sizeof *p);
@@ -288,13 +275,8 @@ static void finish(struct cc_auth_req *req, int status, cc_auth_done_fn done,
             pending_list = p;
             return;
         }
-    } else if (status == CC_AUTH_OK) {
-        record_profile(CC_SIDE_PATIENT, req->principal.patient_id,
-                       req->principal.user_id);
-        record_profile(CC_SIDE_PROFESSIONAL, req->principal.professional_id,
-                       req->principal.user_id);
     }
-    if (status != CC_AUTH_OK) {
+    if (status != CC_AUTH_OK && status != CC_AUTH_RETRY) {
         status = CC_AUTH_DENY;
         if (!req->error[0])
             snprintf(req->error, sizeof req->error, "Invalid token");

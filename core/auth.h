@@ -28,11 +28,17 @@ int cc_auth_find_token(const struct cc_http_request *r, int allow_query,
 typedef void (*cc_auth_done_fn)(void *arg, int status,
                                 struct cc_auth_req *req);
 
-/* Authenticate token.  done(arg, CC_AUTH_OK or CC_AUTH_DENY, req) is
- * called exactly once, possibly before cc_auth_run returns (synchronous
- * plugins).  req is owned by the caller and must outlive the call or be
- * cancelled with cc_auth_cancel.  On OK the principal's profiles are
- * recorded in storage once per process run. */
+/* The core's own outcome beside the ABI's: the token may be good, but
+ * storage could not record or check its profiles now (503 / try again). */
+#define CC_AUTH_RETRY 100
+
+/* Authenticate token.  done(arg, CC_AUTH_OK, CC_AUTH_DENY or
+ * CC_AUTH_RETRY, req) is called exactly once, possibly before
+ * cc_auth_run returns (synchronous plugins, profiles known).  req is
+ * owned by the caller and must outlive the call or be cancelled with
+ * cc_auth_cancel.  Before OK the token's profiles are recorded in storage
+ * (the first time this process sees each), and with storage of ABI 1.4
+ * checked to belong to its user (DENY when another user owns one). */
 void cc_auth_run(struct cc_auth_req *req, const char *token, size_t len,
                  const char *remote, cc_auth_done_fn done, void *arg);
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define DEFAULT_CONF CC_SYSCONFDIR "/carechat/carechat.conf"
 
@@ -38,6 +39,13 @@ int main(int argc, char **argv)
     struct cc_server srv = { 0 };
     struct cc_conf *conf;
     char err[1024];
+
+    /* Before anything opens a file (DESIGN invariant 9, "safe at rest"):
+     * whatever carechatd creates (the SQLite database, its -wal and -shm,
+     * the audit file) is readable by its owner and group at most, even
+     * when started from a shell or a script with umask 022.  The bits of
+     * a stricter umask (077) are kept. */
+    umask(umask(027) | 027);
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

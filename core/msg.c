@@ -362,13 +362,6 @@ int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
     }
     out->content = json_string_value(content);
     out->content_len = json_string_length(content);
-    if (max_chars && cc_utf8_chars(out->content, out->content_len) >
-                         max_chars) {
-        snprintf(err_buf, err_size,
-                 "Message content too long (max %zu characters)", max_chars);
-        *error = err_buf;
-        goto fail;
-    }
     if (parse_role(role, out, error) < 0)
         goto fail;
     cid = json_object_get(root, "client_id");
@@ -382,6 +375,14 @@ int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
     if (parse_priority(json_object_get(root, "priority"),
                        &out->priority) < 0) {
         *error = CC_ERR_PRIORITY;
+        goto fail;
+    }
+    /* Last: the one check that reads the whole content. */
+    if (max_chars && cc_utf8_chars(out->content, out->content_len) >
+                         max_chars) {
+        snprintf(err_buf, err_size,
+                 "Message content too long (max %zu characters)", max_chars);
+        *error = err_buf;
         goto fail;
     }
     return 0;

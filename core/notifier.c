@@ -22,7 +22,7 @@
 #define TICK_MS 1000            /* how often due notifications are asked */
 #define LEASE_US (60LL * 1000000) /* a claim not answered: out again then */
 #define CLAIM_LIMIT 64
-#define RETRY_MIN_MS 5000       /* backoff of a failed delivery ... */
+#define RETRY_MIN_MS 1000       /* backoff of a failed delivery ... */
 #define RETRY_MAX_MS 300000     /* ... doubling up to this */
 
 static struct {
@@ -142,7 +142,7 @@ static void audit(const struct job *j, const char *result)
     cc_audit(&ev);
 }
 
-/* The next try of a failed delivery: 5 s, doubling, at most 5 min. */
+/* The next try of a failed delivery: 1 s, doubling, at most 5 min. */
 static int64_t backoff_us(int attempts)
 {
     uint64_t ms = RETRY_MIN_MS;
@@ -219,8 +219,8 @@ static void send_one(const struct cc_notification *claimed, int64_t now)
     n.at_us = now;
     nt.n.in_flight++;
     rc = nt.api->send(nt.inst, &n, sent_cb, j);
-    if (rc != CC_OK)
-        sent_cb(j, CC_E_UNAVAIL); /* busy: counted and tried again */
+    if (rc != CC_OK) /* busy: counted, tried again; never sendable: dropped */
+        sent_cb(j, rc == CC_E_INVAL ? CC_E_INVAL : CC_E_UNAVAIL);
 }
 
 static void claimed_cb(void *arg, int status,

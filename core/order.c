@@ -31,7 +31,10 @@ struct cc_order {
     int drain;           /* resync: read until storage has no more */
     int reading;         /* a storage read is in flight */
     int reading_base;    /* it is the read of where the chat stands */
-    int gone;            /* freed while reading: free when it returns */
+    int gone;            /* freed while reading or delivering: free when
+                            that returns */
+    int delivering;      /* deliver_page is handing messages out: one may
+                            drop the chat's last member, and free o */
     int empty;           /* gap reads that found nothing, in a row */
     struct event *retry; /* a failed read is tried again */
 };
@@ -43,7 +46,8 @@ static void deliver_page(struct cc_order *o, const struct cc_store_result *res)
 {
     struct cc_sbuf b = { 0 };
 
-    for (size_t i = 0; i < res->n_messages; i++) {
+    o->delivering = 1;
+    for (size_t i = 0; i < res->n_messages && !o->gone; i++) {
         const struct cc_message *m = res->messages[i];
         struct cc_frame *f;
 
@@ -59,6 +63,7 @@ static void deliver_page(struct cc_order *o, const struct cc_store_result *res)
         o->deliver(o->arg, f);
         cc_frame_unref(f);
     }
+    o->delivering = 0;
     cc_sbuf_free(&b);
 }
 
@@ -102,6 +107,10 @@ static void read_done(void *arg, int status,
     } else {
         before = o->last;
         deliver_page(o, res);
+        if (o->gone) {
+            cc_order_free(o); /* its last member left meanwhile */
+            return;
+        }
         if (o->last == before && o->want > o->last &&
             ++o->empty >= EMPTY_TRIES) {
             cc_log(CC_LOG_WARN, "hub", "chat %s: messages %lld to %lld "
@@ -211,7 +220,7 @@ void cc_order_resync(struct cc_order *o)
 
 void cc_order_free(struct cc_order *o)
 {
-    if (o->reading) {
+    if (o->reading || o->delivering) {
         o->gone = 1;
         return;
     }

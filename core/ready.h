@@ -6,7 +6,8 @@
  *
  * Owns the readiness rule.  Not ready while: shutting down; accepting is
  * paused for want of descriptors (listen.h); a plugin's health() (ABI
- * 1.3) says its backend is unreachable; or storage does not answer a
+ * 1.3) says its backend is unreachable (but for the notify plugin's: a
+ * receiver that is down does not stop the chat); or storage does not answer a
  * read (of a profile that does not exist) with a result within 2 s:
  * that read goes the whole way (queue, thread, connection, database),
  * so an outage shows even on an idle node and with plugins older than

@@ -886,8 +886,9 @@ static void ticket_issued(void *arg, int status, const char *ticket)
         storage_fail(op, status, NULL);
         return;
     }
-    cc_sbuf_printf(&b, "{\"ticket\": \"%s\", \"expires_in\": %d}", ticket,
-                   CC_TICKET_SECONDS);
+    cc_sbuf_printf(&b, "{\"ticket\": \"%s\", \"expires_in\": %llu}",
+                   ticket,
+                   (unsigned long long)(cc_srv->lim.ws_ticket_ms / 1000));
     respond_sbuf(op, 200, &b);
     op_free(op);
 }
@@ -956,6 +957,10 @@ static void authed(void *arg, int status, struct cc_auth_req *req)
 
     if (!op_alive(op))
         return;
+    if (status == CC_AUTH_RETRY) {
+        fail(op, 503, req->error); /* the token may be good: try again */
+        return;
+    }
     if (status != CC_AUTH_OK) {
         struct cc_sbuf b = { 0 };
         audit(op, "auth_failure", 401);

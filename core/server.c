@@ -61,6 +61,8 @@ static const struct setting {
     /* A year; 0 turns it off (seconds, or with a unit: 8760h). */
     { "hsts_max_age", K_DURATION, L(hsts_max_age_ms), 31536000000ull, 0,
       2ull * 31536000000ull, 0 },
+    { "ws_ticket_lifetime", K_DURATION, L(ws_ticket_ms), 30000, 1000,
+      300000, 0 },
 #undef L
 };
 

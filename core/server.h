@@ -41,6 +41,7 @@ struct cc_limits {
     uint64_t threads;             /* event loops (see loop.h) */
     uint64_t chat_cache;          /* chats whose parties are kept */
     uint64_t hsts_max_age_ms;     /* TLS answers' HSTS; 0: none */
+    uint64_t ws_ticket_ms;        /* a WebSocket ticket's lifetime */
 };
 
 struct cc_server {

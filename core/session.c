@@ -741,6 +741,13 @@ static void auth_done(void *arg, int status, struct cc_auth_req *req)
     struct cc_conn *c = arg;
 
     c->ws->auth_pending = 0;
+    if (status == CC_AUTH_RETRY) {
+        /* The token may be good; storage could not record its profile:
+         * answered before the switch, as a busy storage is. */
+        cc_metrics_handshake(CC_HS_UNAVAILABLE);
+        cc_conn_respond_error(c, 503, req->error);
+        return;
+    }
     if (status != CC_AUTH_OK) {
         char q[2 * sizeof req->error];
         cc_log(CC_LOG_INFO, "ws", "%s: authentication failed: %s", c->peer,

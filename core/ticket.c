@@ -4,6 +4,7 @@
 #include "ticket.h"
 #include "host.h"
 #include "loop.h"
+#include "server.h"
 #include "store.h"
 #include "timefmt.h"
 #include "xalloc.h"
@@ -112,7 +113,8 @@ void cc_ticket_issue(const struct cc_principal *who,
     t.patient_id = who->patient_id[0] ? who->patient_id : NULL;
     t.professional_id = who->professional_id[0] ? who->professional_id
                                                 : NULL;
-    t.expires_at_us = cc_time_now_us() + CC_TICKET_SECONDS * 1000000LL;
+    t.expires_at_us = cc_time_now_us() +
+                      (int64_t)cc_srv->lim.ws_ticket_ms * 1000;
     rc = cc_store_ticket_put(&t, put_done, op);
     if (rc != CC_OK)
         refused(op, rc);

@@ -8,8 +8,9 @@
  *   GET /ws/chat/{id}/?ticket=...          ->  the token's principal
  *
  * A ticket is 32 random bytes (base64url), good for one WebSocket, once,
- * within CC_TICKET_SECONDS, for the principal of the token that asked for
- * it; that token's expiry still closes the socket (4408).  Tickets live
+ * within [server] ws_ticket_lifetime (30 s by default), for the principal
+ * of the token that asked for it; that token's expiry still closes the
+ * socket (4408).  Tickets live
  * in storage (ABI 1.4 ticket_put / ticket_take), so one asked of one node
  * opens a socket on any other behind the same balancer, and a take is
  * atomic there: a ticket used twice, on any node, opens one socket.
@@ -24,7 +25,6 @@
 
 struct cc_principal;
 
-#define CC_TICKET_SECONDS 30
 #define CC_TICKET_LEN 43   /* base64url of 32 bytes */
 
 /* An issued ticket (status CC_OK, ticket NUL-terminated) or not (a
@@ -32,8 +32,8 @@ struct cc_principal;
 typedef void (*cc_ticket_issued_fn)(void *arg, int status,
                                     const char *ticket);
 
-/* Issue a ticket for who.  issued runs exactly once, never inside this
- * call. */
+/* Issue a ticket for who, good for ws_ticket_lifetime.  issued runs
+ * exactly once, never inside this call. */
 void cc_ticket_issue(const struct cc_principal *who,
                      cc_ticket_issued_fn issued, void *arg);
 

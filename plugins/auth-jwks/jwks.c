@@ -29,6 +29,7 @@
 #include "claims.h"
 #include "fetch.h"
 #include "jwk.h"
+#include "pconf.h"
 #include "refresh.h"
 #include "tokcache.h"
 
@@ -151,37 +152,6 @@ static const char *parse_algorithms(const char *v, unsigned *out)
     return NULL;
 }
 
-/* A duration: digits with an optional unit ms, s (the default), m or h;
- * within [min_ms, max_ms].  Returns 0, or -1. */
-static int parse_duration(const char *v, uint64_t min_ms, uint64_t max_ms,
-                          uint64_t *out)
-{
-    static const struct {
-        const char *unit;
-        uint64_t ms;
-    } units[] = { { "", 1000 }, { "s", 1000 }, { "ms", 1 },
-                  { "m", 60000 }, { "h", 3600000 } };
-    uint64_t n = 0;
-
-    if (*v < '0' || *v > '9')
-        return -1;
-    for (; *v >= '0' && *v <= '9'; v++) {
-        n = n * 10 + (uint64_t)(*v - '0');
-        if (n > max_ms)
-            return -1;
-    }
-    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
-        if (strcmp(v, units[i].unit) == 0) {
-            n *= units[i].ms;
-            if (n < min_ms || n > max_ms)
-                return -1;
-            *out = n;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* The duration keys: name, range, and where the value goes. */
 static const struct {
     const char *key;
@@ -227,7 +197,7 @@ static int jwks_cfg_key(void *arg, const char *key, const char *value,
         if (strcmp(key, durations[i].key) == 0) {
             uint64_t *out = (uint64_t *)((char *)a + durations[i].off);
 
-            if (parse_duration(value, durations[i].min_ms,
+            if (cc_pconf_duration_ms(value, durations[i].min_ms,
                                durations[i].max_ms, out) < 0)
                 *reason = durations[i].reason;
             return *reason ? CC_E_INVAL : CC_OK;

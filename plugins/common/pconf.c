@@ -48,6 +48,35 @@ int cc_pconf_size(const char *v, long long min, long long max,
     return 0;
 }
 
+int cc_pconf_duration_ms(const char *v, uint64_t min_ms, uint64_t max_ms,
+                         uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = { { "", 1000 }, { "s", 1000 }, { "ms", 1 },
+                  { "m", 60000 }, { "h", 3600000 } };
+    uint64_t n = 0;
+
+    if (*v < '0' || *v > '9')
+        return -1;
+    for (; *v >= '0' && *v <= '9'; v++) {
+        n = n * 10 + (uint64_t)(*v - '0');
+        if (n > max_ms)
+            return -1;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        if (strcmp(v, units[i].unit) == 0) {
+            n *= units[i].ms;
+            if (n < min_ms || n > max_ms)
+                return -1;
+            *out = n;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 char *cc_pconf_read_secret(const char *path, size_t max, size_t *len,
                            const char **reason)
 {

@@ -1,13 +1,15 @@
 /*
  * pconf.h - config value helpers shared by the plugins (storage sqlite
- * and postgres, fan-out redis): a ranged integer, a size and a small
- * secret file (a password, a connection string).  Compiled into each
- * plugin that uses them; libc only.
+ * and postgres, fan-out redis, auth jwks, notify webhook): a ranged
+ * integer, a size, a duration and a small secret file (a password, a
+ * connection string, an HMAC key).  Compiled into each plugin that
+ * uses them; libc only.
  */
 #ifndef CC_PCONF_H
 #define CC_PCONF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Parse a decimal in [min, max] into *out: 0, or -1. */
 int cc_pconf_long(const char *v, long min, long max, long *out);
@@ -16,6 +18,11 @@ int cc_pconf_long(const char *v, long min, long max, long *out);
  * 1024, as the core's size settings take), in [min, max]: 0, or -1. */
 int cc_pconf_size(const char *v, long long min, long long max,
                   long long *out);
+
+/* Parse a duration, digits with an optional unit ms, s (the default), m
+ * or h, in [min_ms, max_ms], into *out in milliseconds: 0, or -1. */
+int cc_pconf_duration_ms(const char *v, uint64_t min_ms, uint64_t max_ms,
+                         uint64_t *out);
 
 /* The content of the regular file at path, less trailing CR/LF, as a new
  * NUL-terminated buffer of *len bytes (len may be NULL; the content may

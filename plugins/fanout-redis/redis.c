@@ -34,12 +34,16 @@
  * `max_inflight`).  Once every chat is subscribed again, the plugin asks
  * the host to resync (ABI 1.2): the host reads what this node's clients
  * missed from storage and delivers it, in order, once.  A gap noticed in
- * a chat's sequence is filled by the host the same way.
+ * a chat's sequence is filled by the host the same way.  hiredis 0.14 has
+ * no timeouts: a link not ready CONNECT_TIMEOUT_MS after it was opened is
+ * dropped and tried again.
+ *
+ * Where Redis is: `address`, or (sentinel.c) the master that Redis
+ * Sentinel names, looked up again on every reconnect and followed at
+ * once when a failover switches it; after a switch the same resync
+ * delivers what the node's clients missed.
  */
-#include <carechat/fanout.h>
-
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
+#include "redis.h"
 
 #include "pconf.h"
 #include "strhash.h"
@@ -49,25 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ID_LEN 36
-#define NODE_LEN 16
 #define PASSWORD_MAX 1024       /* bytes of a password_file */
-
-struct rd;
-
-/* One hiredis async connection and its place on the loop. */
-struct rconn {
-    struct rd *rd;
-    const char *name;          /* "publisher" / "subscriber" */
-    redisAsyncContext *ac;
-    cc_watch *watch;
-    uint32_t events;
-    int ready;                 /* connected (and AUTH/SELECT sent) */
-    int was_ready;             /* for "reconnected" vs "connected" */
-    int backoff_ms;
-    int failures;
-    cc_timer *retry;
-};
 
 /* A message waiting for a gap in its chat's sequence to fill. */
 struct pend {
@@ -85,35 +71,6 @@ struct chan {
     cc_timer *gap;
     struct chan *next;         /* hash chain */
 };
-
-struct rd {
-    const struct cc_host_api *host;
-    cc_plugin_ctx *ctx;
-    /* config */
-    char *addr_host;
-    int port;
-    char *unix_path;
-    char *password;
-    long db;
-    char *prefix;
-    long reorder_ms;
-    long reorder_max;
-    long max_inflight;
-    long backoff_max_ms;
-    /* state */
-    char node[NODE_LEN + 1];
-    struct rconn pub, sub;
-    long inflight;
-    long dropped;              /* publishes skipped since the last log */
-    char *cmd;                 /* the PUBLISH being formatted (reused) */
-    size_t cmd_size;
-    struct chan **table;
-    size_t n_buckets, n_chans;
-    size_t resub_pending;      /* SUBSCRIBEs after a reconnect, unanswered */
-    int stopping;
-};
-
-#define LOG(rd, lvl, ...) (rd)->host->log((rd)->ctx, lvl, __VA_ARGS__)
 
 static void *xcalloc(size_t n, size_t size)
 {
@@ -150,6 +107,30 @@ static int set_address(struct rd *rd, const char *v)
     return 0;
 }
 
+int rd_set_password(char **dst, const char *key, const char *value,
+                    const char *conflict, const char **reason)
+{
+    size_t n = strlen(key);
+    int from_file = n > 5 && strcmp(key + n - 5, "_file") == 0;
+    char *pw = from_file ? cc_pconf_read_secret(value, PASSWORD_MAX, NULL,
+                                                reason)
+                         : strdup(value);
+
+    if (!pw || !pw[0]) {
+        if (pw)
+            *reason = "is empty";
+        free(pw);
+        return CC_E_INVAL;
+    }
+    if (*dst) {
+        free(pw);
+        *reason = conflict;
+        return CC_E_INVAL;
+    }
+    *dst = pw;
+    return CC_OK;
+}
+
 static int cfg_key(void *arg, const char *key, const char *value,
                    const char **reason)
 {
@@ -171,6 +152,7 @@ static int cfg_key(void *arg, const char *key, const char *value,
         { "reconnect_max", 100, 600000, offsetof(struct rd, backoff_max_ms),
           "expected milliseconds, 100 to 600000" },
     };
+    int rc;
 
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
         if (strcmp(key, nums[i].key) == 0) {
@@ -181,35 +163,28 @@ static int cfg_key(void *arg, const char *key, const char *value,
             }
             return CC_OK;
         }
+    if ((rc = rd_sentinel_key(rd, key, value, reason)) != 1)
+        return rc;
     if (strcmp(key, "address") == 0) {
         if (set_address(rd, value) < 0) {
             *reason = "expected host:port, [v6]:port or unix:/path";
             return CC_E_INVAL;
         }
+        rd->address_set = 1;
     } else if (strcmp(key, "password") == 0 ||
                strcmp(key, "password_file") == 0) {
-        char *pw = key[8] ? cc_pconf_read_secret(value, PASSWORD_MAX, NULL,
-                                                 reason)
-                          : strdup(value);
-        if (!pw || !pw[0]) {
-            if (pw)
-                *reason = "is empty";
-            free(pw);
-            return CC_E_INVAL;
-        }
-        if (rd->password) {
-            free(pw);
-            *reason = "give one of password and password_file";
-            return CC_E_INVAL;
-        }
-        rd->password = pw;
+        return rd_set_password(&rd->password, key, value,
+                               "give one of password and password_file",
+                               reason);
     } else if (strcmp(key, "channel_prefix") == 0) {
         free(rd->prefix);
         rd->prefix = strdup(value);
     } else {
-        *reason = "unknown key (redis takes address, password, "
-                  "password_file, db, channel_prefix, reorder_window, "
-                  "reorder_max, max_inflight, reconnect_max)";
+        *reason = "unknown key (redis takes address or sentinels and "
+                  "master_name, password, password_file, "
+                  "sentinel_password, sentinel_password_file, db, "
+                  "channel_prefix, reorder_window, reorder_max, "
+                  "max_inflight, reconnect_max)";
         return CC_E_INVAL;
     }
     return CC_OK;
@@ -217,6 +192,7 @@ static int cfg_key(void *arg, const char *key, const char *value,
 
 static void rd_free(struct rd *rd)
 {
+    rd_sentinel_free(rd);
     free(rd->addr_host);
     free(rd->unix_path);
     free(rd->password);
@@ -240,15 +216,21 @@ static int rd_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
     rd->backoff_max_ms = 1000;
     rd->prefix = strdup("carechat:chat:");
     set_address(rd, "127.0.0.1:6379");
-    if (host->cfg_iter(ctx, cfg_key, rd) != CC_OK) {
+    if (host->cfg_iter(ctx, cfg_key, rd) != CC_OK ||
+        rd_sentinel_check(rd) != CC_OK) {
         rd_free(rd);
         return CC_E_INVAL;
     }
     host->random_bytes(rnd, sizeof rnd);
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(rd->node + 2 * i, 3, "%02x", rnd[i]);
-    rd->pub = (struct rconn){ .rd = rd, .name = "publisher" };
-    rd->sub = (struct rconn){ .rd = rd, .name = "subscriber" };
+    rd->pub = (struct rconn){ .rd = rd, .name = "publisher", .kind = K_PUB };
+    rd->sub = (struct rconn){ .rd = rd, .name = "subscriber",
+                              .kind = K_SUB };
+    rd->query = (struct rconn){ .rd = rd, .name = "sentinel lookup",
+                                .kind = K_QUERY };
+    rd->watch = (struct rconn){ .rd = rd, .name = "sentinel watch",
+                                .kind = K_WATCH };
     *inst = rd;
     return CC_OK;
 }
@@ -417,25 +399,37 @@ static void sequence(struct rd *rd, const char *chat, int64_t seq,
 
 /* ------------------------------------------------ hiredis on the loop */
 
+/* One hiredis context's place on the loop (its ev.data): made with the
+ * context and freed with it (ev_cleanup), so a context that a link let go
+ * of never touches the watch of the one the link opened next. */
+struct hlink {
+    struct rconn *c;
+    redisAsyncContext *ac;
+    cc_watch *watch;
+    uint32_t events;
+};
+
 static void on_io(int fd, uint32_t events, void *arg)
 {
-    struct rconn *c = arg;
+    struct hlink *l = arg;
+    struct rconn *c = l->c;
+    redisAsyncContext *ac = l->ac;
 
     (void)fd;
-    if ((events & CC_WATCH_READ) && c->ac)
-        redisAsyncHandleRead(c->ac);
-    if ((events & CC_WATCH_WRITE) && c->ac)
-        redisAsyncHandleWrite(c->ac);
+    if (events & CC_WATCH_READ)
+        redisAsyncHandleRead(ac);   /* may free ac and l */
+    if ((events & CC_WATCH_WRITE) && c->ac == ac)
+        redisAsyncHandleWrite(ac);
 }
 
-static void ev_update(struct rconn *c, uint32_t set, uint32_t clear)
+static void ev_update(struct hlink *l, uint32_t set, uint32_t clear)
 {
-    uint32_t ev = (c->events | set) & ~clear;
+    uint32_t ev = (l->events | set) & ~clear;
 
-    if (ev == c->events || !c->watch)
+    if (ev == l->events || !l->watch)
         return;
-    c->events = ev;
-    c->rd->host->watch_set(c->watch, ev);
+    l->events = ev;
+    l->c->rd->host->watch_set(l->watch, ev);
 }
 
 static void ev_add_read(void *p) { ev_update(p, CC_WATCH_READ, 0); }
@@ -443,20 +437,29 @@ static void ev_del_read(void *p) { ev_update(p, 0, CC_WATCH_READ); }
 static void ev_add_write(void *p) { ev_update(p, CC_WATCH_WRITE, 0); }
 static void ev_del_write(void *p) { ev_update(p, 0, CC_WATCH_WRITE); }
 
+/* hiredis is done with the context: close its watch.  Once only, even
+ * if a hiredis version calls it again (the hooks are cleared). */
 static void ev_cleanup(void *p)
 {
-    struct rconn *c = p;
+    struct hlink *l = p;
 
-    if (c->watch)
-        c->rd->host->watch_close(c->watch);
-    c->watch = NULL;
-    c->events = 0;
+    if (l->watch)
+        l->c->rd->host->watch_close(l->watch);
+    memset(&l->ac->ev, 0, sizeof l->ac->ev);
+    free(l);
 }
 
 /* ------------------------------------------------------ connections */
 
 static void conn_start(struct rconn *c);
 static void subscribe_all(struct rd *rd);
+
+void rd_conn_settle(struct rconn *c)
+{
+    if (c->deadline)
+        c->rd->host->timer_cancel(c->deadline);
+    c->deadline = NULL;
+}
 
 static void on_retry(void *arg)
 {
@@ -467,7 +470,7 @@ static void on_retry(void *arg)
     conn_start(c);
 }
 
-static void schedule_retry(struct rconn *c)
+void rd_conn_retry(struct rconn *c)
 {
     struct rd *rd = c->rd;
 
@@ -480,41 +483,111 @@ static void schedule_retry(struct rconn *c)
                                    on_retry, c);
 }
 
-static void connection_failed(struct rconn *c, const char *why)
+void rd_conn_failed(struct rconn *c, const char *why)
 {
     struct rd *rd = c->rd;
 
     c->ac = NULL;   /* hiredis frees it */
+    rd_conn_settle(c);
+    if (c->ready || !c->failures)
+        c->lost_ns = rd->host->now_mono_ns();
     c->ready = 0;
     if (c == &rd->pub)
         rd->inflight = 0;   /* their callbacks ran with NULL replies */
     if (rd->stopping)
         return;
     c->failures++;
-    if (c->failures == 1 || c->failures % 20 == 0)
+    if (why && (c->failures == 1 || c->failures % 20 == 0))
         LOG(rd, CC_LOG_WARN, "%s: %s; retrying (attempt %d, every %d ms "
             "at most)", c->name, why, c->failures, (int)rd->backoff_max_ms);
-    schedule_retry(c);
+    rd_conn_retry(c);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/* A link's failure, to whoever owns its kind. */
+static void conn_lost(struct rconn *c, const char *why)
 {
-    struct rconn *c = ac->data;
-    struct rd *rd = c->rd;
+    if (c->kind == K_QUERY || c->kind == K_WATCH)
+        rd_sentinel_lost(c, why);
+    else
+        rd_conn_failed(c, why);
+}
 
-    if (status != REDIS_OK) {
-        connection_failed(c, ac->errstr[0] ? ac->errstr : "cannot connect");
-        return;
-    }
+void rd_conn_drop(struct rconn *c, const char *why)
+{
+    redisAsyncContext *ac = c->ac;
+
+    c->ac = NULL;
+    rd_conn_settle(c);
+    if (ac)
+        redisAsyncFree(ac); /* pending callbacks run with NULL replies */
+    conn_lost(c, why);
+}
+
+void rd_conn_reset(struct rconn *c)
+{
+    redisAsyncContext *ac = c->ac;
+
+    c->ac = NULL;
+    rd_conn_settle(c);
+    if (c->retry)
+        c->rd->host->timer_cancel(c->retry);
+    c->retry = NULL;
+    c->waiting = 0;
+    if (ac)
+        redisAsyncFree(ac);
+    if (c->ready || !c->failures)
+        c->lost_ns = c->rd->host->now_mono_ns();
+    c->ready = 0;
+    c->backoff_ms = 0;
+    if (c == &c->rd->pub)
+        c->rd->inflight = 0;
+}
+
+static void on_deadline(void *arg)
+{
+    struct rconn *c = arg;
+    char why[64];
+
+    snprintf(why, sizeof why, "no answer within %d ms",
+             c->kind == K_QUERY || c->kind == K_WATCH ? SENTINEL_TIMEOUT_MS
+                                                      : CONNECT_TIMEOUT_MS);
+    rd_conn_settle(c);
+    rd_conn_drop(c, why);
+}
+
+/* "host:port" of c (or its unix socket) for the log. */
+static const char *conn_where(const struct rconn *c, char *buf, size_t n)
+{
+    const struct rd *rd = c->rd;
+
+    if (!c->to.host[0])
+        snprintf(buf, n, "%s", rd->unix_path ? rd->unix_path : "?");
+    else if (strchr(c->to.host, ':'))
+        snprintf(buf, n, "[%s]:%d", c->to.host, c->to.port);
+    else
+        snprintf(buf, n, "%s:%d", c->to.host, c->to.port);
+    return buf;
+}
+
+void rd_conn_ready(struct rconn *c)
+{
+    struct rd *rd = c->rd;
+    char where[HOST_LEN + 16], after[64] = "";
+
+    rd_conn_settle(c);
     c->ready = 1;
     c->backoff_ms = 0;
-    LOG(rd, CC_LOG_INFO, "%s %s to redis %s%s%s%s%d", c->name,
+    if (c->was_ready)
+        snprintf(after, sizeof after, " after %.1f s (%d failed "
+                 "attempt%s)", (double)(rd->host->now_mono_ns() -
+                                        c->lost_ns) / 1e9,
+                 c->failures, c->failures == 1 ? "" : "s");
+    LOG(rd, CC_LOG_INFO, "%s %s to redis %s%s%s%s%s", c->name,
         c->was_ready ? "reconnected" : "connected",
-        rd->unix_path ? rd->unix_path : "",
-        rd->addr_host && strchr(rd->addr_host, ':') ? "[" : "",
-        rd->addr_host ? rd->addr_host : "",
-        rd->addr_host && strchr(rd->addr_host, ':') ? "]:" : ":",
-        rd->unix_path ? 0 : rd->port);
+        conn_where(c, where, sizeof where),
+        rd->master_name ? " (master " : "",
+        rd->master_name ? rd->master_name : "",
+        rd->master_name ? ")" : "", after);
     if (c->was_ready && c == &rd->sub) {
         LOG(rd, CC_LOG_INFO, "resubscribing %zu chat(s)", rd->n_chans);
         /* Once they are all confirmed, what was published meanwhile is
@@ -527,54 +600,83 @@ static void on_connect(const redisAsyncContext *ac, int status)
         subscribe_all(rd);
 }
 
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *c = ac->data;
+    struct rd *rd = c->rd;
+
+    if (c->ac != ac)
+        return;     /* let go of already */
+    if (status != REDIS_OK) {
+        c->ac = NULL;   /* hiredis frees it */
+        conn_lost(c, ac->errstr[0] ? ac->errstr : "cannot connect");
+        return;
+    }
+    /* Data links in `address` mode are ready now (AUTH and SELECT are
+     * queued ahead of anything else); the others when answered. */
+    if ((c->kind == K_PUB || c->kind == K_SUB) && !rd->n_sentinels)
+        rd_conn_ready(c);
+}
+
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct rconn *c = ac->data;
 
-    if (c->rd->stopping)
-        c->ac = NULL;
-    else
-        connection_failed(c, status == REDIS_OK ? "disconnected"
-                                                : ac->errstr);
+    if (c->ac != ac)
+        return;     /* let go of already (stopping, dropped, reset) */
+    c->ac = NULL;
+    conn_lost(c, status == REDIS_OK ? "disconnected" : ac->errstr);
 }
 
-/* AUTH and SELECT answers: an error means a wrong setting. */
+/* AUTH and SELECT answers: an error means a wrong setting (or a server
+ * that is not ready); the link is dropped and tried again. */
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *reply = r;
     struct rconn *c = ac->data;
+    char why[256];
 
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        LOG(c->rd, CC_LOG_ERROR, "%s: redis refused %s: %s", c->name,
-            (const char *)priv, reply->str);
-        redisAsyncDisconnect(ac);
+    if (reply && reply->type == REDIS_REPLY_ERROR && c->ac == ac) {
+        snprintf(why, sizeof why, "%s refused %s: %s",
+                 c->kind == K_QUERY || c->kind == K_WATCH ? "sentinel"
+                                                          : "redis",
+                 (const char *)priv, reply->str);
+        rd_conn_drop(c, why);
     }
 }
 
-static void conn_start(struct rconn *c)
+void rd_conn_open(struct rconn *c, const char *host, int port,
+                  const char *path)
 {
     struct rd *rd = c->rd;
     redisAsyncContext *ac;
+    struct hlink *l;
+    const char *pw = c->kind == K_QUERY || c->kind == K_WATCH
+                         ? rd->sentinel_password : rd->password;
 
-    ac = rd->unix_path ? redisAsyncConnectUnix(rd->unix_path)
-                       : redisAsyncConnect(rd->addr_host, rd->port);
+    c->to = (struct hostport){ .port = path ? 0 : port };
+    if (!path)
+        snprintf(c->to.host, sizeof c->to.host, "%s", host);
+    ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(host, port);
     if (!ac) {
-        connection_failed(c, "out of memory");
+        conn_lost(c, "out of memory");
         return;
     }
     if (ac->err) {
         char why[128];
         snprintf(why, sizeof why, "%s", ac->errstr);
         redisAsyncFree(ac);
-        connection_failed(c, why);
+        conn_lost(c, why);
         return;
     }
+    l = xcalloc(1, sizeof *l);
+    l->c = c;
+    l->ac = ac;
     c->ac = ac;
     ac->data = c;
     redisEnableKeepAlive(&ac->c);
-    c->watch = rd->host->watch_fd(rd->ctx, ac->c.fd, 0, on_io, c);
-    c->events = 0;
-    ac->ev.data = c;
+    l->watch = rd->host->watch_fd(rd->ctx, ac->c.fd, 0, on_io, l);
+    ac->ev.data = l;
     ac->ev.addRead = ev_add_read;
     ac->ev.delRead = ev_del_read;
     ac->ev.addWrite = ev_add_write;
@@ -582,15 +684,43 @@ static void conn_start(struct rconn *c)
     ac->ev.cleanup = ev_cleanup;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    c->deadline = rd->host->timer_add(
+        rd->ctx, c->kind == K_QUERY || c->kind == K_WATCH
+                     ? SENTINEL_TIMEOUT_MS : CONNECT_TIMEOUT_MS,
+        0, on_deadline, c);
     /* Queued now, sent first once connected. */
-    if (rd->password)
-        redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s",
-                          rd->password);
-    if (rd->db)
+    if (pw)
+        redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", pw);
+    if (rd->db && (c->kind == K_PUB || c->kind == K_SUB))
         redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %ld",
                           rd->db);
+    if (rd->n_sentinels)
+        rd_sentinel_setup(c);
     /* hiredis waits for writability to finish the connect. */
-    ev_add_write(c);
+    ev_update(l, CC_WATCH_WRITE, 0);
+}
+
+/* (Re)connect data link c: to `address`, or where the sentinels say. */
+static void conn_start(struct rconn *c)
+{
+    struct rd *rd = c->rd;
+
+    if (c->kind == K_WATCH)
+        rd_sentinel_start(rd);
+    else if (rd->n_sentinels)
+        rd_sentinel_resolve(c);
+    else
+        rd_conn_open(c, rd->addr_host, rd->port, rd->unix_path);
+}
+
+int rd_reply_strings(const redisReply *reply, size_t n)
+{
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (reply->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    return 1;
 }
 
 /* ---------------------------------------------------------- pub/sub */
@@ -640,8 +770,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
     struct rconn *c = ac->data;
 
     (void)priv;
-    if (!reply)
-        return; /* disconnecting */
+    if (!reply || c->ac != ac)
+        return; /* disconnecting, or let go of */
     if (reply->type == REDIS_REPLY_ERROR) {
         LOG(c->rd, CC_LOG_ERROR, "subscribe failed: %s", reply->str);
         return;
@@ -805,24 +935,16 @@ static int rd_start(void *inst)
      * deliveries) even while Redis is still down. */
     conn_start(&rd->pub);
     conn_start(&rd->sub);
-    LOG(rd, CC_LOG_INFO, "node %s; channels %s<chat id>", rd->node,
-        rd->prefix);
-    return CC_OK;
-}
-
-static void conn_stop(struct rconn *c)
-{
-    struct rd *rd = c->rd;
-
-    if (c->retry)
-        rd->host->timer_cancel(c->retry);
-    c->retry = NULL;
-    if (c->ac) {
-        redisAsyncContext *ac = c->ac;
-        c->ac = NULL;
-        redisAsyncFree(ac);   /* runs pending callbacks with NULL */
+    if (rd->n_sentinels) {
+        rd_sentinel_start(rd);
+        LOG(rd, CC_LOG_INFO, "node %s; channels %s<chat id>; master %s "
+            "as %zu sentinel(s) say", rd->node, rd->prefix,
+            rd->master_name, rd->n_sentinels);
+    } else {
+        LOG(rd, CC_LOG_INFO, "node %s; channels %s<chat id>", rd->node,
+            rd->prefix);
     }
-    ev_cleanup(c);
+    return CC_OK;
 }
 
 static void rd_stop(void *inst, cc_post_cb done, void *arg)
@@ -830,8 +952,9 @@ static void rd_stop(void *inst, cc_post_cb done, void *arg)
     struct rd *rd = inst;
 
     rd->stopping = 1;
-    conn_stop(&rd->pub);
-    conn_stop(&rd->sub);
+    rd_conn_reset(&rd->pub);
+    rd_conn_reset(&rd->sub);
+    rd_sentinel_stop(rd);
     done(arg);
 }
 
@@ -887,6 +1010,7 @@ static void rd_metrics(void *inst, cc_metric_cb emit, void *arg)
     emit(arg, "redis_publishes_dropped_total", "Publishes skipped because "
          "max_inflight were unanswered (clients read them from history).",
          CC_METRIC_COUNTER, (double)rd->dropped);
+    rd_sentinel_metrics(rd, emit, arg);
 }
 
 static const struct cc_plugin rd_plugin = {

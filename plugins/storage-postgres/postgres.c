@@ -40,6 +40,20 @@
  * retried once sent: a COMMIT whose answer is lost may have been stored,
  * and it is reported as failed (never the reverse).
  *
+ * Failover: with a multi-host conninfo and target_session_attrs=
+ * read-write (pg_auto_failover, Patroni), a reconnect walks the host list
+ * to the primary.  A connection a switchover left behind is treated as
+ * lost, not as a server that refuses the request for good: an error that
+ * says the server turned read-only (SQLSTATE 25006), is shutting down or
+ * restarting (57P01, 57P02, 57P03) or that the link failed (class 08)
+ * fails the request as unavailable and replaces the connection; and when
+ * the conninfo asks for a primary, a connection whose server reported
+ * that it is a standby or read-only now (PostgreSQL 14 and later report
+ * both with the answer to the next statement, no round trip of their
+ * own) is replaced before it is used again, so readers move to the new
+ * primary too instead of reading a demoted server's history from then
+ * on.
+ *
  * Schema: versioned in carechat_schema and migrated at start under a
  * transaction-scoped advisory lock, so nodes starting together apply a
  * migration once.  Only prepared statements with bound parameters.
@@ -263,6 +277,8 @@ struct worker {
     pthread_t thread;
     int writer;
     int up;                     /* thread-local view: conn is usable */
+    char lost[96];              /* why conn counts as lost although libpq
+                                   may call it open (note_lost), or "" */
     char *arr;                  /* the writer's array parameters */
     size_t arr_cap;
 };
@@ -275,6 +291,8 @@ struct pg {
     int batch_max;
     size_t queue_max;
     int backoff_max_ms;
+    int want_primary;           /* target_session_attrs read-write or
+                                   primary: conn_unusable() checks */
     struct sq_queue wq, rq;
     struct worker writer;
     struct worker readers[MAX_READERS];
@@ -384,6 +402,11 @@ static int pg_create(const struct cc_host_api *host, cc_plugin_ctx *ctx,
         host->cfg_error(ctx, NULL, "%s", msg);
         goto fail;
     }
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "target_session_attrs") == 0 && o->val &&
+            (strcmp(o->val, "read-write") == 0 ||
+             strcmp(o->val, "primary") == 0))
+            pg->want_primary = 1;
     PQconninfoFree(opts);
     *inst = pg;
     return CC_OK;
@@ -477,17 +500,75 @@ static PGconn *connect_db(struct pg *pg, int prepare, char *err,
     return c;
 }
 
-/* Run a plain command; 0 or -1 with the error in err. */
-static int command(PGconn *c, const char *q, char *err, size_t err_size)
+/* SQLSTATEs after which a connection is no use, whatever libpq says of
+ * it: the server turned read-only under it (a switchover demoted it),
+ * is shutting down, crashed or is not ready yet, or the link failed
+ * (the whole class 08).  Matched as prefixes. */
+static const struct {
+    const char *code, *what;
+} lost_states[] = {
+    { "25006", "the server is read-only now" },
+    { "57P01", "the server is shutting down" },
+    { "57P02", "the server crashed" },
+    { "57P03", "the server cannot take connections now" },
+    { "08", "the connection failed" },
+};
+
+/* When res is an error after which w's connection is no use (a
+ * failover), say so in w->lost: 1, else 0.  The request then fails as
+ * unavailable (a client's retry is served once the connection is
+ * replaced), never as refused for good.  w may be NULL. */
+static int note_lost(struct worker *w, const PGresult *res)
+{
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+                         : NULL;
+
+    if (!w || !st)
+        return 0;
+    for (size_t i = 0; i < sizeof lost_states / sizeof lost_states[0]; i++)
+        if (strncmp(st, lost_states[i].code,
+                    strlen(lost_states[i].code)) == 0) {
+            snprintf(w->lost, sizeof w->lost, "%s, SQLSTATE %s",
+                     lost_states[i].what, st);
+            return 1;
+        }
+    return 0;
+}
+
+/* Run a plain command on c; 0 or -1 with the error in err.  With w (c
+ * is w's connection), an error that means the connection is lost is
+ * noted (note_lost). */
+static int exec_on(PGconn *c, struct worker *w, const char *q, char *err,
+                   size_t err_size)
 {
     PGresult *res = PQexec(c, q);
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
              PQresultStatus(res) == PGRES_TUPLES_OK;
 
-    if (!ok)
+    if (!ok) {
+        note_lost(w, res);
         conn_error(c, err, err_size);
+    }
     PQclear(res);
     return ok ? 0 : -1;
+}
+
+static int command(PGconn *c, const char *q, char *err, size_t err_size)
+{
+    return exec_on(c, NULL, q, err, err_size);
+}
+
+/* command() on w's connection. */
+static int wcommand(struct worker *w, const char *q, char *err,
+                    size_t err_size)
+{
+    return exec_on(w->conn, w, q, err, err_size);
+}
+
+/* 1 when w's connection is lost: libpq says so, or note_lost did. */
+static int conn_lost(const struct worker *w)
+{
+    return PQstatus(w->conn) != CONNECTION_OK || w->lost[0];
 }
 
 /* Create or check the schema, once across nodes (advisory lock). */
@@ -606,7 +687,8 @@ static int reconnect(struct worker *w, const char *why)
     PQfinish(w->conn);
     w->conn = NULL;
     LOG(pg, CC_LOG_ERROR, "%s connection lost (%s); reconnecting",
-        w->writer ? "writer" : "reader", why);
+        w->writer ? "writer" : "reader", w->lost[0] ? w->lost : why);
+    w->lost[0] = '\0';
     for (;;) {
         if (attempts > 0 && wait_attempt(w, last, delay) < 0)
             return -1;
@@ -637,36 +719,56 @@ static int reconnect(struct worker *w, const char *why)
     }
 }
 
-/* 1 while c is still connected as far as can be told without a round
- * trip: a server that closed it (a restart, an idle timeout, a
- * terminated backend) has left its notice and EOF on the socket, and
- * reading what is there says so. */
-static int conn_alive(PGconn *c)
+/* NULL while w's connection can be used as far as can be told without
+ * a round trip, else why not: an error said it is lost (w->lost); the
+ * server closed it (a restart, an idle timeout, a terminated backend
+ * leave their notice and EOF on the socket, and reading what is there
+ * says so); or, when the conninfo asks for a primary, the server
+ * reported that it is a standby or read-only now (PostgreSQL 14 and
+ * later report in_hot_standby and default_transaction_read_only to the
+ * client whenever they change: a failover left the connection on a
+ * demoted server, whose history is no longer the truth). */
+static const char *conn_unusable(struct worker *w)
 {
+    PGconn *c = w->conn;
     struct pollfd p = { .fd = PQsocket(c), .events = POLLIN };
+    const char *v;
 
-    if (PQstatus(c) != CONNECTION_OK || p.fd < 0)
-        return 0;
-    if (poll(&p, 1, 0) > 0 &&
-        (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK))
-        return 0;
-    return 1;
+    if (w->lost[0])
+        return w->lost;
+    if (PQstatus(c) != CONNECTION_OK || p.fd < 0 ||
+        (poll(&p, 1, 0) > 0 &&
+         (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK)))
+        return "the server closed it while idle";
+    if (!w->pg->want_primary)
+        return NULL;
+    if ((v = PQparameterStatus(c, "in_hot_standby")) &&
+        strcmp(v, "on") == 0)
+        return "the server is a standby now";
+    if ((v = PQparameterStatus(c, "default_transaction_read_only")) &&
+        strcmp(v, "on") == 0)
+        return "the server is read-only now";
+    return NULL;
 }
 
 /* Replace w's lost connection with a fresh one, one attempt, no wait.
  * Returns 0, or -1 (w->conn NULL; reconnect() takes over). */
 static int replace(struct worker *w, const char *why)
 {
-    char err[300];
+    char err[300], was[sizeof w->lost];
 
+    snprintf(was, sizeof was, "%s", why);
+    w->lost[0] = '\0';
     set_up(w, 0);
     PQfinish(w->conn);
     w->conn = connect_db(w->pg, 1, err, sizeof err);
-    if (!w->conn)
+    if (!w->conn) {
+        snprintf(w->lost, sizeof w->lost, "%s", was);
         return -1;
+    }
     set_up(w, 1);
-    LOG(w->pg, CC_LOG_INFO, "%s connection %s; replaced",
-        w->writer ? "writer" : "reader", why);
+    LOG(w->pg, CC_LOG_INFO, "%s connection replaced: %s",
+        w->writer ? "writer" : "reader", was);
     return 0;
 }
 
@@ -687,7 +789,7 @@ static int fail(struct worker *w, struct sq_req *r, PGresult *res)
 {
     char err[160];
 
-    if (PQstatus(w->conn) != CONNECTION_OK) {
+    if (PQstatus(w->conn) != CONNECTION_OK || note_lost(w, res)) {
         snprintf(r->error, sizeof r->error, "postgres: connection lost");
         PQclear(res);
         return CC_E_UNAVAIL;
@@ -1065,14 +1167,17 @@ static void fail_group(struct sq_req *group, int status, const char *why)
     }
 }
 
-/* The next result of a pipeline and the NULL that ends it. */
-static PGresult *pipe_result(PGconn *c)
+/* The next result of w's pipeline and the NULL that ends it; an error
+ * that means the connection is lost is noted (note_lost). */
+static PGresult *pipe_result(struct worker *w)
 {
-    PGresult *res = PQgetResult(c), *end;
+    PGresult *res = PQgetResult(w->conn), *end;
 
     if (res && PQresultStatus(res) != PGRES_PIPELINE_SYNC)
-        while ((end = PQgetResult(c)))
+        while ((end = PQgetResult(w->conn)))
             PQclear(end);
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR)
+        note_lost(w, res);
     return res;
 }
 
@@ -1362,22 +1467,22 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
         return PQexitPipelineMode(c) && PQstatus(c) == CONNECTION_OK
                    ? 0 : -1;
     }
-    res = pipe_result(c);                       /* BEGIN */
+    res = pipe_result(w);                       /* BEGIN */
     ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
-    res = pipe_result(c);                       /* the locks */
+    res = pipe_result(w);                       /* the locks */
     ok = ok && PQresultStatus(res) == PGRES_TUPLES_OK;
     PQclear(res);
-    res = pipe_result(c);
+    res = pipe_result(w);
     ok = ok && read_bumps(&pl, res);
     PQclear(res);
     for (int i = 0; i < pl.n; i++)
         found += pl.last[pl.chat[i]] >= 0;
-    res = pipe_result(c);                       /* the messages */
+    res = pipe_result(w);                       /* the messages */
     ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK &&
          strtol(PQcmdTuples(res), NULL, 10) == found;
     PQclear(res);
-    res = pipe_result(c);                       /* COMMIT */
+    res = pipe_result(w);                       /* COMMIT */
     ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     /* Then the sync. */
@@ -1385,7 +1490,8 @@ static int append_pipelined(struct worker *w, struct sq_req *group)
            PQresultStatus(res) != PGRES_PIPELINE_SYNC)
         PQclear(res);
     PQclear(res);
-    if (!PQexitPipelineMode(c) || PQstatus(c) != CONNECTION_OK)
+    if (!PQexitPipelineMode(c) || PQstatus(c) != CONNECTION_OK ||
+        (!ok && w->lost[0]))
         return -1;
     if (ok) {
         for (int i = 0; i < pl.n; i++) {
@@ -1452,24 +1558,24 @@ static int write_txn(struct worker *w, struct sq_req *group)
             break;
         }
     }
-    if (command(w->conn, "BEGIN", err, sizeof err) < 0)
+    if (wcommand(w, "BEGIN", err, sizeof err) < 0)
         goto failed;
     for (r = group; r; r = r->next) {
-        if (command(w->conn, "SAVEPOINT item", err, sizeof err) < 0)
+        if (wcommand(w, "SAVEPOINT item", err, sizeof err) < 0)
             goto failed;
         r->status = run_op(w, r);
         if (r->status == CC_E_UNAVAIL)
             goto failed;
-        if (command(w->conn, r->status == CC_OK
-                                 ? "RELEASE item"
-                                 : "ROLLBACK TO item; RELEASE item",
-                    err, sizeof err) < 0)
+        if (wcommand(w, r->status == CC_OK
+                            ? "RELEASE item"
+                            : "ROLLBACK TO item; RELEASE item",
+                     err, sizeof err) < 0)
             goto failed;
     }
-    if (command(w->conn, "COMMIT", err, sizeof err) == 0)
+    if (wcommand(w, "COMMIT", err, sizeof err) == 0)
         return 0;
 failed:
-    if (PQstatus(w->conn) != CONNECTION_OK) {
+    if (conn_lost(w)) {
         fail_group(group, CC_E_UNAVAIL, "database unavailable");
         return -1;
     }
@@ -1540,7 +1646,7 @@ static int read_group(struct worker *w, struct sq_req *group)
     for (struct sq_req *r = group; r; r = r->next) {
         r->status = run_op(w, r);
         if (r->status == CC_E_UNAVAIL &&
-            replace(w, "lost during a read") == 0) {
+            replace(w, w->lost[0] ? w->lost : "lost during a read") == 0) {
             sq_req_rewind(r);
             r->status = run_op(w, r);
         }
@@ -1557,6 +1663,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct pg *pg = w->pg;
     struct sq_req *group;
+    const char *why;
 
     pthread_setname_np(pthread_self(), w->writer ? "pg-writer" : "pg-reader");
     for (;;) {
@@ -1565,8 +1672,7 @@ static void *worker_main(void *arg)
         group = sq_queue_take(w->q, w->writer ? pg->batch_max : 16);
         if (!group)
             break;
-        if (!conn_alive(w->conn) &&
-            replace(w, "was closed by the server while idle") < 0) {
+        if ((why = conn_unusable(w)) && replace(w, why) < 0) {
             fail_group(group, CC_E_UNAVAIL, "database unavailable");
             pg->base.host->post(pg->base.ctx, sq_deliver, group);
             if (reconnect(w, "the server closed it") < 0)

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define SCHEMA_VERSION 5
@@ -1396,10 +1397,73 @@ static void *checkpointer_main(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------ file modes */
+
+/* Append " 'path'" to the shell command in buf (of size n, *at bytes
+ * used), a ' in it written '\'', so the command can be pasted as is.  A
+ * path that does not fit is cut (the warning also names it whole). */
+static void append_quoted(char *buf, size_t n, size_t *at, const char *path)
+{
+    if (*at + 3 >= n)
+        return;
+    buf[(*at)++] = ' ';
+    buf[(*at)++] = '\'';
+    for (const char *p = path; *p && *at + 6 < n; p++) {
+        if (*p == '\'') {
+            memcpy(buf + *at, "'\\''", 4);
+            *at += 4;
+        } else {
+            buf[(*at)++] = *p;
+        }
+    }
+    buf[(*at)++] = '\'';
+    buf[*at] = 0;
+}
+
+/* DESIGN invariant 9: carechatd creates its files readable by owner and
+ * group at most (main() sets the umask), but a database made before
+ * that, by hand, or restored with cp under umask 022 may be readable by
+ * every local account, and SQLite gives a new -wal and -shm the mode of
+ * the database file.  When the database, its -wal or its -shm exists
+ * with a bit for others, log one warning naming them, their modes and the
+ * chmod that fixes it.  Changes nothing (the operator decides) and never
+ * fails the start.  Called once, from sq_start(), before SQLite opens
+ * the file. */
+static void warn_exposed_files(struct sq *sq)
+{
+    static const char *const suffix[] = { "", "-wal", "-shm" };
+    char files[1024] = "", cmd[1024] = "chmod o-rwx";
+    size_t nfiles = 0, ncmd = strlen(cmd);
+    int exposed = 0;
+
+    for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+        char path[4096];
+        struct stat st;
+        int r;
+
+        snprintf(path, sizeof path, "%s%s", sq->path, suffix[i]);
+        if (stat(path, &st) < 0 || !(st.st_mode & (S_IROTH | S_IWOTH)))
+            continue;
+        r = snprintf(files + nfiles, sizeof files - nfiles, "%s%s (%04o)",
+                     exposed ? ", " : "", path,
+                     (unsigned)(st.st_mode & 07777));
+        if (r > 0)
+            nfiles += (size_t)r < sizeof files - nfiles
+                          ? (size_t)r : sizeof files - nfiles - 1;
+        append_quoted(cmd, sizeof cmd, &ncmd, path);
+        exposed++;
+    }
+    if (exposed)
+        sq->host->log(sq->ctx, CC_LOG_WARN, "readable by every local "
+                      "account: %s; the chat history is health data, "
+                      "make it private with: %s", files, cmd);
+}
+
 static int sq_start(void *inst)
 {
     struct sq *sq = inst;
 
+    warn_exposed_files(sq);
     if (db_open(sq, &sq->w, 0) < 0)
         return CC_E_FAIL;
     if (migrate(sq) < 0 || db_open(sq, &sq->r, 1) < 0) {

@@ -10,6 +10,7 @@ A case is a short method on a FaultCase; adding a fault is adding one.
 """
 import collections
 import contextlib
+import json
 import os
 import resource
 import select
@@ -87,20 +88,25 @@ class Chatter:
     server, records every message it receives.  Either side whose
     connection is lost reconnects with backoff, as the spec asks, and
     carries on; a message whose answer was lost with the connection is
-    "unknown" (it may or may not have been stored).
+    "unknown" (it may or may not have been stored).  With `resume`, the
+    professional reconnects with since=<the last message it got>, and
+    must then get what it missed, once.  srv and recv_srv need only a
+    port (a load balancer in front of nodes will do).
     """
 
     def __init__(self, srv, chat, pt, rt, interval=0.05, recv_srv=None,
-                 label="chat", window=1):
+                 label="chat", window=1, resume=False):
         self.srv, self.recv_srv = srv, recv_srv or srv
         self.chat, self.pt, self.rt = chat, pt, rt
         self.interval = interval
         self.window = window
         self.label = label
+        self.resume = resume
         self.outcomes = []    # (time sent, acknowledged?) per answer
         self.acked = []       # message objects, in the order acknowledged
         self.refused = []     # contents answered with an error
         self.unknown = []     # contents whose answer was lost
+        self.not_acked = set()  # refused + unknown
         self.errors = []      # the error frames themselves
         self.received = []    # message objects the professional got
         self.reconnects = 0
@@ -164,11 +170,12 @@ class Chatter:
         with self.lock:
             return len(self.acked), len(self.received)
 
-    def _connect(self, srv, tok, stop):
+    def _connect(self, srv, tok, stop, extra=""):
         delay = 0.05
         while not stop.is_set():
             try:
-                ws = h.raw_ws(srv, self.chat, tok, timeout=5, status=None)
+                ws = h.raw_ws(srv, self.chat, tok, query=extra, timeout=5,
+                              status=None)
                 if ws.status == 101:
                     return ws
                 ws.close()
@@ -195,12 +202,12 @@ class Chatter:
                     ws.send_json({"content": content})
                     inflight.append((time.time(), content))
                 got = ws.recv_json()
-                while "message" in got and not got["message"][
-                        "content"].startswith(self.label + " "):
-                    got = ws.recv_json()  # another sender's, in this chat
+                while "message" in got and not self._answer(got):
+                    got = ws.recv_json()
             except (OSError, EOFError, AssertionError, ValueError):
                 with self.lock:
                     self.unknown += [text for _, text in inflight]
+                    self.not_acked.update(text for _, text in inflight)
                     self.reconnects += 1
                 inflight.clear()
                 ws.close()
@@ -215,6 +222,7 @@ class Chatter:
                     self.outcomes.append((sent_at, True))
                 else:
                     self.refused.append(content)
+                    self.not_acked.add(content)
                     self.errors.append(got)
                     self.outcomes.append((sent_at, False))
             if self.interval:
@@ -223,6 +231,18 @@ class Chatter:
             self.unknown += [text for _, text in inflight]
         if ws:
             ws.close()
+
+    def _answer(self, got):
+        """False for a message frame that is not the answer to one of
+        ours: another sender's in this chat, or one of ours that was
+        refused or lost its answer and was stored all the same (a COMMIT
+        cut short by a failover), which the node delivers from history
+        when it fills the gap in the chat's sequence."""
+        content = got["message"]["content"]
+        if not content.startswith(self.label + " "):
+            return False
+        with self.lock:
+            return content not in self.not_acked
 
     def sent_after(self, t):
         """(acknowledged, refused) counts of messages sent after time t."""
@@ -234,7 +254,11 @@ class Chatter:
         ws = None
         while not self.stop_ev.is_set():
             if ws is None:
-                ws = self._connect(self.recv_srv, self.rt, self.stop_ev)
+                with self.lock:
+                    since = "&since=" + self.received[-1]["id"] \
+                        if self.resume and self.received else ""
+                ws = self._connect(self.recv_srv, self.rt, self.stop_ev,
+                                   since)
                 if ws is None:
                     return
                 self.recv_joined.set()
@@ -243,18 +267,30 @@ class Chatter:
             if not ws.buf and not select.select([ws.sock], [], [], 0.5)[0]:
                 continue
             try:
-                got = ws.recv_json()
+                got = recv_answering_pings(ws)
             except (OSError, EOFError, AssertionError, ValueError):
                 ws.close()
                 ws = None
                 with self.lock:
                     self.recv_reconnects += 1
                 continue
-            if "message" in got:
+            if got and "message" in got:
                 with self.lock:
                     self.received.append(got["message"])
         if ws:
             ws.close()
+
+
+def recv_answering_pings(ws):
+    """The next frame on ws: a text message as JSON, or None for a ping,
+    answered as a browser does (a professional idle through a long
+    outage is pinged every ping_interval and dropped without a pong)."""
+    fin, op, data = ws.recv()
+    if op == 0x9:
+        ws.send(0xA, data)
+        return None
+    assert op == 0x1, "expected text, got opcode %d" % op
+    return json.loads(data)
 
 
 class RestProbe:
@@ -406,8 +442,48 @@ class FaultCase(unittest.TestCase):
         self.assertLess(n, lines, "%s: %d log lines:\n%s" % (
             what, n, "\n".join(meter.new_log()[:40])))
 
+    def assert_all_delivered(self, c, srv=None, refused_may_be_stored=False,
+                             reconnected=False):
+        """assert_nothing_lost, and the professional got every message
+        acknowledged (live, or on resuming); unless `reconnected`,
+        neither side's connection dropped."""
+        self.assert_nothing_lost(c, srv, refused_may_be_stored)
+        got = {m["id"] for m in c.received}
+        missed = [m["content"] for m in c.acked if m["id"] not in got]
+        self.assertEqual(missed, [], "%s: missed, of %d (the professional "
+                         "reconnected %d times)" % (
+                             c.label, len(c.acked), c.recv_reconnects))
+        if not reconnected:
+            self.assertEqual((c.reconnects, c.recv_reconnects), (0, 0),
+                             "%s: connections dropped" % c.label)
+
+    def wait_delivered(self, chatters, timeout):
+        """Wait until each chatter's professional has every message its
+        patient had acknowledged when this was called."""
+        want = []
+        for c in chatters:
+            with c.lock:
+                want.append({m["id"] for m in c.acked})
+        self.wait_for(lambda: all(
+            w <= {m["id"] for m in c.received}
+            for c, w in zip(chatters, want)), timeout=timeout,
+            what="every acknowledged message to be delivered")
+
     def wait_for(self, pred, timeout=20, what="condition"):
-        return h.wait_for(pred, timeout, what)
+        return wait_until(pred, timeout, what)
+
+
+def wait_until(pred, timeout=20, what="condition", step=0.05):
+    """pred()'s first true value, polled every `step` seconds; an
+    AssertionError after timeout."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(step)
+    raise AssertionError("timed out after %s s waiting for %s" %
+                         (timeout, what))
 
 
 def need_plugin(name, library):

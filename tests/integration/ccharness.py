@@ -265,6 +265,32 @@ class Server:
         return url
 
 
+def plugin_built(name):
+    """True when plugins/<name>.so was built (configure found its
+    library)."""
+    return os.path.exists(os.path.join(BUILDDIR, "plugins", ".libs",
+                                       name + ".so"))
+
+
+def two_nodes(redis, tmp, conf=None):
+    """Two started carechatd sharing storage (the suite's backend: one
+    PostgreSQL database, or one SQLite file in tmp) and the Redis server
+    redis for fan-out; conf merged over both."""
+    if STORAGE == "postgres":
+        storage = {"plugin": "postgres", "conninfo": pg_cluster().new_db()}
+    else:
+        storage = {"plugin": "sqlite",
+                   "path": os.path.join(tmp, "shared.db")}
+    nodes = []
+    for _ in range(2):
+        c = {"storage": dict(storage),
+             "fanout": {"plugin": "redis", "address": redis.address()}}
+        for sec, kv in (conf or {}).items():
+            c.setdefault(sec, {}).update(kv)
+        nodes.append(Server(c, storage=storage["plugin"]).start())
+    return nodes
+
+
 def history(srv, chat, tok):
     """A chat's whole history, oldest first, following the next links
     (asserts each page answers 200)."""

@@ -1,9 +1,10 @@
-"""The integrator's example in doc/examples/auth-tokenfile, built the way
-doc/plugin-guide.md tells an integrator to: out of tree, with its own
-Makefile, $(CC) and `pkg-config carechat-plugin` (pointed at this
+"""The integrator's examples in doc/examples, built the way
+doc/plugin-guide.md tells an integrator to: out of tree, with their own
+Makefiles, $(CC) and `pkg-config carechat-plugin` (pointed at this
 source tree's public headers, since nothing is installed here), then
-loaded into a real carechatd.  A WebSocket connects with one of its
-tokens, so the guide's promise is checked, not just its compilation.
+loaded into a real carechatd.  A WebSocket connects with one of
+auth-tokenfile's tokens, so the guide's promise is checked, not just its
+compilation; notify-log passes `carechatd -t`.
 """
 import os
 import shutil
@@ -15,17 +16,18 @@ import uuid
 import ccharness
 from ccharness import BUILDDIR, SRCDIR, Server
 
-EXAMPLE = os.path.join(SRCDIR, "doc", "examples", "auth-tokenfile")
+EXAMPLES = os.path.join(SRCDIR, "doc", "examples")
 
 
-def build_example(tmp):
-    """Copy the example out of the tree and run its Makefile; the path of
-    the plugin it built."""
+def build_example(tmp, name="auth-tokenfile"):
+    """Copy the example doc/examples/<name> out of the tree and run its
+    Makefile; the path of the plugin it built (<name>.so) and the build's
+    output."""
     if not shutil.which("pkg-config") or not shutil.which("make"):
         ccharness.skip_or_fail("pkg-config and make are needed to build "
                                "the example (Debian: pkg-config make)")
-    src = os.path.join(tmp, "auth-tokenfile")
-    shutil.copytree(EXAMPLE, src)
+    src = os.path.join(tmp, name)
+    shutil.copytree(os.path.join(EXAMPLES, name), src)
     env = dict(os.environ, PKG_CONFIG_PATH=BUILDDIR)
     r = subprocess.run(
         ["make", "-C", src, "CC=" + os.environ.get("CC", "cc"),
@@ -39,7 +41,34 @@ def build_example(tmp):
     if r.returncode != 0:
         raise AssertionError("building the example failed:\n" +
                              r.stdout.decode())
-    return os.path.join(src, "auth-tokenfile.so"), r.stdout.decode()
+    return os.path.join(src, name + ".so"), r.stdout.decode()
+
+
+def check_public_only(test, plugin, build_log):
+    """Built with the public headers only; exports cc_plugin_entry only."""
+    test.assertIn("-I" + os.path.join(SRCDIR, "include"), build_log)
+    test.assertNotIn("/core", build_log)
+    if shutil.which("nm"):
+        out = subprocess.run(["nm", "-D", "--defined-only", plugin],
+                             stdout=subprocess.PIPE,
+                             timeout=30).stdout.decode()
+        exported = [line.split()[-1] for line in out.splitlines()
+                    if line.split()[1:2] == ["T"]]
+        test.assertEqual(exported, ["cc_plugin_entry"])
+
+
+def check_conf(conf):
+    """carechatd -t -c on conf (a Server's sections): its exit status and
+    output."""
+    srv = Server(conf)
+    try:
+        srv.write_conf()
+        r = subprocess.run([os.path.join(BUILDDIR, "carechatd"), "-t",
+                            "-c", srv.conf_path], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        return r.returncode, r.stdout.decode()
+    finally:
+        srv.close()
 
 
 class TokenFileExample(unittest.TestCase):
@@ -70,16 +99,7 @@ class TokenFileExample(unittest.TestCase):
             shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def test_built_with_public_headers_only(self):
-        self.assertIn("-I" + os.path.join(SRCDIR, "include"),
-                      self.build_log)
-        self.assertNotIn("/core", self.build_log)
-        if shutil.which("nm"):
-            out = subprocess.run(["nm", "-D", "--defined-only",
-                                  self.plugin], stdout=subprocess.PIPE,
-                                 timeout=30).stdout.decode()
-            exported = [line.split()[-1] for line in out.splitlines()
-                        if line.split()[1:2] == ["T"]]
-            self.assertEqual(exported, ["cc_plugin_entry"])
+        check_public_only(self, self.plugin, self.build_log)
 
     def test_websocket_connects_with_a_listed_token(self):
         for kind, pid in (("patient", self.pat),
@@ -117,19 +137,44 @@ class TokenFileExample(unittest.TestCase):
         bad = os.path.join(self.tmp, "bad-tokens")
         with open(bad, "w") as f:
             f.write("ok-token someone\nlonely-token\n")
-        srv = Server({"auth": {"plugin": self.plugin, "secret": None,
-                               "tokens_file": bad}})
-        try:
-            srv.write_conf()
-            r = subprocess.run([os.path.join(BUILDDIR, "carechatd"), "-t",
-                                "-c", srv.conf_path],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, timeout=30)
-            self.assertNotEqual(r.returncode, 0)
-            self.assertIn("[auth] tokens_file: %s:2: expected TOKEN "
-                          "USER_ID" % bad, r.stdout.decode())
-        finally:
-            srv.close()
+        rc, out = check_conf({"auth": {"plugin": self.plugin,
+                                       "secret": None,
+                                       "tokens_file": bad}})
+        self.assertNotEqual(rc, 0)
+        self.assertIn("[auth] tokens_file: %s:2: expected TOKEN "
+                      "USER_ID" % bad, out)
+
+
+class NotifyLogExample(unittest.TestCase):
+    """doc/examples/notify-log, the notify plugin of the guide."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="carechat-example-")
+        cls.plugin, cls.build_log = build_example(cls.tmp, "notify-log")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def check(self, **keys):
+        rc, out = check_conf({"notify": dict(plugin=self.plugin, **keys)})
+        if "unknown section [notify]" in out:
+            self.skipTest("this carechatd has no [notify] section yet")
+        return rc, out
+
+    def test_built_with_public_headers_only(self):
+        check_public_only(self, self.plugin, self.build_log)
+
+    def test_loads(self):
+        rc, out = self.check(level="debug")
+        self.assertEqual(rc, 0, out)
+
+    def test_bad_value_refused_with_its_line(self):
+        rc, out = self.check(level="loud")
+        self.assertNotEqual(rc, 0)
+        self.assertRegex(out, r":\d+: \[notify\] level: must be info or "
+                              r"debug")
 
 
 if __name__ == "__main__":

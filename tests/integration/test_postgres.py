@@ -399,6 +399,7 @@ class Config(unittest.TestCase):
         path = os.path.join(srv.tmp, "pg.conninfo")
         with open(path, "w") as f:
             f.write(self.pg.conninfo() + "\n")
+        os.chmod(path, 0o600)  # a secret: others may not read it
         srv.conf["storage"]["conninfo_file"] = path
         srv.write_conf()
         r = subprocess.run([os.path.join(h.BUILDDIR, "carechatd"), "-t",

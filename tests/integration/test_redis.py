@@ -37,6 +37,16 @@ def history_ids(srv, chat, tok):
     return [m["id"] for m in body["results"]]
 
 
+def serves_locally(srv):
+    """Two parties on srv chat: its own deliveries work."""
+    chat, pt, rt, _, _ = h.World(srv).pair()
+    a, b = h.raw_ws(srv, chat, pt), h.raw_ws(srv, chat, rt)
+    a.send_json({"content": "local"})
+    assert collect(b, 1)[0]["content"] == "local"
+    a.close()
+    b.close()
+
+
 def wait_log(srv, text, timeout=20):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -214,6 +224,7 @@ class Outage(unittest.TestCase):
         pwfile = os.path.join(cls.tmp, "redis.pw")
         with open(pwfile, "w") as f:
             f.write("redis-test-password\n")
+        os.chmod(pwfile, 0o600)  # a secret: others may not read it
         storage = {"plugin": "sqlite",
                    "path": os.path.join(cls.tmp, "shared.db")}
         cls.a = h.Server({"storage": storage, "fanout": {
@@ -287,14 +298,101 @@ class Outage(unittest.TestCase):
             self.assertNotIn("wrong-password", srv.read_log(),
                              "the password is never logged")
             # Still serving (local fan-out keeps working).
-            chat, pt, rt, _, _ = h.World(srv).pair()
-            a, b = h.raw_ws(srv, chat, pt), h.raw_ws(srv, chat, rt)
-            a.send_json({"content": "local"})
-            self.assertEqual(collect(b, 1)[0]["content"], "local")
-            a.close()
-            b.close()
+            serves_locally(srv)
         finally:
             srv.close()
+
+
+class SentinelConfig(unittest.TestCase):
+    """[fanout] sentinels, master_name, sentinel_password(_file): the keys
+    that go together, checked at start with the file, line and reason."""
+
+    def setUp(self):
+        need_plugin()
+
+    def check(self, fanout):
+        """carechatd -t with these [fanout] keys: (exit status, stderr)."""
+        srv = h.Server({"fanout": dict({"plugin": "redis"}, **fanout)})
+        try:
+            srv.write_conf()
+            r = h.subprocess.run([os.path.join(h.BUILDDIR, "carechatd"),
+                                  "-t", "-c", srv.conf_path],
+                                 stdout=h.subprocess.DEVNULL,
+                                 stderr=h.subprocess.PIPE, timeout=30)
+        finally:
+            srv.close()
+        return r.returncode, r.stderr.decode()
+
+    def refused(self, fanout, key, why):
+        rc, err = self.check(fanout)
+        self.assertNotEqual(rc, 0, err)
+        self.assertRegex(err, r"carechat\.conf:\d+: \[fanout\] %s: .*%s" %
+                         (key, why))
+        self.assertNotIn("hunter2", err, "a password is never logged")
+
+    def test_sentinels_and_address(self):
+        self.refused({"address": "127.0.0.1:6379",
+                      "sentinels": "127.0.0.1:26379", "master_name": "m"},
+                     "sentinels", "give either address .* or sentinels")
+
+    def test_sentinels_need_master_name(self):
+        self.refused({"sentinels": "127.0.0.1:26379"}, "sentinels",
+                     "needs master_name")
+
+    def test_master_name_needs_sentinels(self):
+        self.refused({"master_name": "m"}, "master_name", "needs sentinels")
+
+    def test_sentinel_password_needs_sentinels(self):
+        self.refused({"sentinel_password": "hunter2"}, "sentinel_password",
+                     "needs sentinels")
+
+    def test_one_sentinel_password(self):
+        path = os.path.join(h.tempfile.mkdtemp(prefix="carechat-pw-"), "pw")
+        with open(path, "w") as f:
+            f.write("hunter2\n")
+        os.chmod(path, 0o600)
+        self.refused({"sentinels": "127.0.0.1:26379", "master_name": "m",
+                      "sentinel_password": "hunter2",
+                      "sentinel_password_file": path},
+                     "sentinel_password_file", "give one of "
+                     "sentinel_password and sentinel_password_file")
+        h.shutil.rmtree(os.path.dirname(path))
+
+    def test_numeric_addresses_only(self):
+        for bad in ("localhost:26379", "127.0.0.1", "127.0.0.1:0",
+                    "127.0.0.1:26379,,127.0.0.2:26379", "[::1]:x"):
+            self.refused({"sentinels": bad, "master_name": "m"},
+                         "sentinels", "expected ip:port")
+
+    def test_good(self):
+        rc, err = self.check({"sentinels": "127.0.0.1:26379, [::1]:26380",
+                              "master_name": "mymaster",
+                              "sentinel_password": "hunter2"})
+        self.assertEqual(rc, 0, err)
+
+    def test_not_a_sentinel(self):
+        """A "sentinel" that is a plain Redis answers the question with an
+        error: the node serves its own clients, /readyz says Redis is
+        unreachable, and the log says why once, not once per lookup."""
+        redis = h.RedisServer()
+        srv = h.Server({"fanout": {"plugin": "redis", "master_name": "m",
+                                   "sentinels": redis.address(),
+                                   "reconnect_max": 100}})
+        try:
+            srv.start()
+            serves_locally(srv)
+            st, _, body = srv.request("GET", "/readyz")
+            self.assertEqual(st, 503)
+            self.assertIn("redis unreachable", body["reason"])
+            time.sleep(1.5)   # 100 ms backoff: a dozen lookups or more
+            log = srv.read_log()
+            self.assertIn("no sentinel said where master m is (1 asked, "
+                          "lookup 1 in a row; last: %s: ERR unknown "
+                          "command" % redis.address(), log)
+            self.assertLess(log.count("no sentinel said"), 3, log)
+        finally:
+            srv.close()
+            redis.close()
 
 
 if __name__ == "__main__":

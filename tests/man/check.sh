@@ -8,8 +8,10 @@
 #     { "key", ... offsetof / K_* } tables, in core/server.c for [server],
 #     core/audit.c for [audit] (README: its own "## Audit trail" table),
 #     core/retention.c for the [storage] keys the host reads whatever the
-#     plugin (the page's STORAGE section; README: "## Retention") and in
-#     plugins/<kind>-<name>/*.c for each plugin (with
+#     plugin (the page's STORAGE section; README: "## Retention"),
+#     core/notifier.c for the [notify] ones (the page's NOTIFY section;
+#     README: the "`[notify]` key" table; checked once that file is
+#     there) and in plugins/<kind>-<name>/*.c for each plugin (with
 #     plugins/common/claims.c and tokcache.c for the plugins that call
 #     them).
 # A missing mandoc, groff or man is a skip with the reason, a failure
@@ -108,8 +110,15 @@ c_keys "$src/core/audit.c" | sed 's/^/audit /' >> "$tmp/parser"
 # [storage] keys the host reads whatever the plugin (retention).
 c_keys "$src/core/retention.c" | grep -vx plugin |
     sed 's/^/storage-host /' >> "$tmp/parser"
+# [notify] keys the host reads whatever the plugin (core/notifier.c).
+notify_host=
+if [ -f "$src/core/notifier.c" ]; then
+    c_keys "$src/core/notifier.c" | grep -vx plugin |
+        sed 's/^/notify-host /' >> "$tmp/parser"
+    notify_host=notify-host
+fi
 for d in "$src"/plugins/storage-* "$src"/plugins/auth-* \
-         "$src"/plugins/fanout-*; do
+         "$src"/plugins/fanout-* "$src"/plugins/notify-*; do
     [ -d "$d" ] || continue
     name=${d##*/}
     name=${name#*-}
@@ -129,7 +138,8 @@ why=
 for want in "server listen" "server max_header_size" "server tls_key" \
             "sqlite path" "postgres conninfo" "jwt secret" "jwt user_claim" \
             "jwt token_cache" "jwks refresh_interval" "jwks leeway" \
-            "redis db" "redis address" "storage-host retention"; do
+            "redis db" "redis address" "storage-host retention" \
+            "webhook url" "webhook max_in_flight"; do
     grep -qx "$want" "$tmp/parser" || why="$why
 not found: $want"
 done
@@ -160,6 +170,9 @@ awk '
 # The host's [storage] keys are those of .Sh STORAGE but plugin.
 grep '^section:STORAGE ' "$tmp/page" | grep -v ' plugin$' |
     sed 's/^section:STORAGE/storage-host/' >> "$tmp/page"
+# So are those of .Sh NOTIFY for [notify].
+grep '^section:NOTIFY ' "$tmp/page" | grep -v ' plugin$' |
+    sed 's/^section:NOTIFY/notify-host/' >> "$tmp/page"
 
 # README: the tables of "## Configuration"; a table's header names its
 # plugin ("`[server]` key" or "`[storage] plugin = sqlite`"), the first
@@ -178,6 +191,7 @@ cur == "" {
     if ($0 ~ /^\| `\[server\]`/) cur = "server"
     else if ($0 ~ /^\| `\[audit\]`/) cur = "audit"
     else if ($0 ~ /^\| `\[storage\]` key/) cur = "storage-host"
+    else if ($0 ~ /^\| `\[notify\]` key/) cur = "notify-host"
     else if (match($0, /^\| `\[[a-z]+\] plugin = [a-z0-9_-]+`/)) {
         h = substr($0, RSTART, RLENGTH)
         sub(/^.*plugin = /, "", h); sub(/`$/, "", h)
@@ -192,7 +206,8 @@ cur == "" {
         if (k ~ /^[a-z_*][a-z0-9_*]*$/) print cur, k
         cell = substr(cell, RSTART + RLENGTH)
     }
-}' "$src/README.md" | sort -u > "$tmp/readme.raw"
+}' "$src/README.md" | grep -vx 'notify-host plugin' |
+    sort -u > "$tmp/readme.raw"
 
 # Expand the patterns against the parser's keys of the same plugin.
 : > "$tmp/readme"
@@ -220,7 +235,8 @@ same() {
              comm -13 "$tmp/a" "$tmp/b" |
                  sed 's/^/not a key of the parser: /') )"
 }
-for plugin in server audit storage-host $(cat "$tmp/plugins"); do
+for plugin in server audit storage-host $notify_host \
+              $(cat "$tmp/plugins"); do
     same "carechat.conf(5)" "$plugin" "$tmp/page"
     same "README.md" "$plugin" "$tmp/readme"
 done
@@ -230,11 +246,12 @@ for f in page readme; do
         case $plugin in section:*) continue ;; esac
         grep -qx "$plugin" "$tmp/plugins" || [ "$plugin" = server ] ||
             [ "$plugin" = audit ] || [ "$plugin" = storage-host ] ||
+            [ "$plugin" = notify-host ] ||
             why="$why
 $f documents keys of $plugin, which is not a plugin in plugins/"
     done
 done
-for sh in STORAGE AUTHENTICATION FAN-OUT; do
+for sh in STORAGE AUTHENTICATION FAN-OUT NOTIFY; do
     grep -qx "section:$sh plugin" "$tmp/page" ||
         why="$why
 carechat.conf(5) section $sh does not document the key plugin"

@@ -259,6 +259,37 @@ static void test_freed_while_reading(void)
     is_str(delivered(), "", "nothing delivered after the free");
 }
 
+/* The member a page is being delivered to leaves on the page's first
+ * message (dropped for not reading), which frees the chat's order: the
+ * rest of the page is not delivered, and nothing uses the order after
+ * (a use after free, seen by ASan under a fan-out resync). */
+static struct cc_order *leaving;
+
+static void deliver_then_leave(void *arg, struct cc_frame *f)
+{
+    (void)arg;
+    got[n_got++] = f->seq;
+    if (leaving) {
+        struct cc_order *o = leaving;
+        leaving = NULL;
+        cc_order_free(o);
+    }
+}
+
+static void test_freed_while_delivering(void)
+{
+    struct cc_order *o = cc_order_new(CHAT, deliver_then_leave, NULL);
+
+    answer(1);
+    offer(o, 1);
+    delivered();
+    offer(o, 5);          /* a gap: 2..5 are read from storage */
+    leaving = o;
+    answer(5);
+    is_str(delivered(), "2", "the page stops at the member's leaving");
+    is_int(st.pending, 0, "and nothing reads again for a freed order");
+}
+
 int main(void)
 {
     struct event_base *base;
@@ -274,6 +305,7 @@ int main(void)
     test_resync();
     test_failed_read_is_retried(base);
     test_freed_while_reading();
+    test_freed_while_delivering();
     cc_loops_free();
     event_base_free(base);
     return done_testing();
