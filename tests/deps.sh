@@ -105,7 +105,7 @@ elif command -v apk >/dev/null 2>&1; then
             openssl chromium nodejs npm prometheus mandoc groff haproxy
 else
     echo "deps.sh: unknown package manager; install the packages listed" \
-         "in README.md by hand" >&2
+         "in doc/development.md by hand" >&2
     exit 1
 fi
 
