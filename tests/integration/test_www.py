@@ -50,6 +50,17 @@ def playwright_core():
     return node_module("playwright-core")
 
 
+def need_tickets(case, srv):
+    """The page opens every WebSocket with a ticket: a storage plugin
+    without them (ABI 1.4) fails the test with that reason, not with a
+    browser's time-out."""
+    st, _, body = srv.request("POST", "/chat/ws-ticket/", None,
+                              token=h.token("ticket-probe"))
+    case.assertEqual(st, 200, "POST /chat/ws-ticket/: %s %s (the page "
+                     "needs a storage plugin with tickets, ABI 1.4)"
+                     % (st, body))
+
+
 def need_browser(axe=False):
     """playwright-core (and axe-core) and Chromium, or a skip (a failure
     under CI) with what to install."""
@@ -136,6 +147,7 @@ class DemoPage(unittest.TestCase):
 
     def test_two_people_and_a_restart(self):
         need_browser()
+        need_tickets(self, self.srv)
         mod = playwright_core()
         chat, pt, rt, _, _ = h.World(self.srv).pair()
         shot = os.path.join(h.BUILDDIR, "tests", "browser", "demo.png")
@@ -238,6 +250,7 @@ class PageChecks(unittest.TestCase):
     def result(self):
         """The browser's result, run once for the class."""
         need_browser(axe=True)
+        need_tickets(self, self.srv)
         cls = type(self)
         if cls.out is not None:
             return cls.out
