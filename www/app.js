@@ -200,6 +200,7 @@ function closeChat() {
   if (S.outbox) clearTimeout(S.outbox.timer);
   S.conn = S.outbox = S.chat = null;
   S.lastId = "";
+  S.readSent = null;
   clearTimeout(S.typingTimer);
   $("typing").textContent = "";
   log.reset("", {});

@@ -295,14 +295,26 @@ async function size(browser, size) {
   if (size.startsWith("390")) {
     await check(out, "phone_back_to_the_list", async () => {
       await p.getByRole("button", { name: "Chats" }).click({ timeout: T });
-      await p.getByRole("button", { name: /Dr\. Ada Lovelace/ })
-        .waitFor({ timeout: T });
-      const t = await p.locator("#chat-list").innerText();
+      const item = p.getByRole("button", { name: /Dr\. Ada Lovelace/ });
+      await item.waitFor({ timeout: T });
+      const t = await item.innerText();
       return !/unread/.test(t) || `the list says: ${t}`;
     });
     await p.screenshot({ path: path.join(SHOTS, `${name}-list.png`) });
     out.axe.push(await axe(p, "chat list, light"));
   }
+  // Another chat, opened from the list: read once shown, as the first.
+  await check(out, "second_chat_read_on_open", async () => {
+    await p.getByRole("button", { name: /Nurse Jo Park/ })
+      .click({ timeout: T });
+    await p.getByRole("heading", { name: "Nurse Jo Park" })
+      .waitFor({ timeout: T });
+    await waitFor("unread_count", async () => {
+      const c = await rest(DATA.url, d.pt, `/chat/chats/${d.chat2}/`);
+      return c.unread_count === 0 || `unread_count ${c.unread_count}`;
+    });
+    return true;
+  });
 
   await check(out, "sign_out_forgets_the_token", async () => {
     await p.getByRole("button", { name: "Sign out" }).click({ timeout: T });

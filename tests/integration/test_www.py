@@ -222,7 +222,9 @@ class PageChecks(unittest.TestCase):
     def seed(srv, n):
         """A patient named by a claim, a professional registered with a
         display name, and a chat of n messages (two in three the
-        professional's): its id, the tokens, the newest message's id."""
+        professional's); with n, also a chat with a nurse, three unread
+        messages older than those: the ids, the tokens, the newest
+        message's id."""
         admin = h.token("admin", admin=True)
         pat, pro = str(uuid.uuid4()), str(uuid.uuid4())
         for kind, pid, name in (("patient", pat, None),
@@ -238,6 +240,25 @@ class PageChecks(unittest.TestCase):
         st, _, chat = srv.request("POST", "/chat/chats/",
                                   {"professional": pro}, token=pt)
         assert st == 201, (st, chat)
+        if n:
+            # A second chat, with a nurse, three messages unread, older
+            # than the first chat's: opened from the list after it.
+            nurse = str(uuid.uuid4())
+            st, _, b = srv.request(
+                "POST", "/chat/profiles/",
+                {"kind": "professional", "id": nurse,
+                 "display_name": "Nurse Jo Park"}, token=admin)
+            assert st == 201, (st, b)
+            nt = h.token("u-" + nurse[:8], professional=nurse)
+            st, _, chat2 = srv.request("POST", "/chat/chats/",
+                                       {"patient": pat}, token=nt)
+            assert st == 201, (st, chat2)
+            for i in range(3):
+                st, _, m = srv.request(
+                    "POST", "/chat/chats/%s/send_message/" % chat2["id"],
+                    {"content": "From the nurse %d" % i}, token=nt)
+                assert st == 201, (st, m)
+            chat2_id = chat2["id"]
         last = None
         for i in range(n):
             st, _, m = srv.request(
@@ -245,7 +266,10 @@ class PageChecks(unittest.TestCase):
                 {"content": "Message %d" % i}, token=rt if i % 3 else pt)
             assert st == 201, (st, m)
             last = m["id"]
-        return {"chat": chat["id"], "pt": pt, "rt": rt, "last": last}
+        out = {"chat": chat["id"], "pt": pt, "rt": rt, "last": last}
+        if n:
+            out["chat2"] = chat2_id
+        return out
 
     def result(self):
         """The browser's result, run once for the class."""
@@ -307,6 +331,7 @@ class PageChecks(unittest.TestCase):
         self.assertTrue(all(n > 100 for n in self.unread_before.values()),
                         self.unread_before)
         self.checks("phone_back_to_the_list", sizes=("390x844",))
+        self.checks("second_chat_read_on_open")
 
     def test_read_ticks_on_the_other_page(self):
         self.checks("read_ticks_on_the_other_page")
