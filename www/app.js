@@ -291,6 +291,7 @@ function marks(chat) {
 async function connected() {
   const me = S.chat;
   S.outbox.pump();
+  refreshSoon(); /* the list missed what came while away */
   try {
     const fresh = await S.api.chat(me.id); /* marks missed while away */
     if (S.chat !== me) return;
