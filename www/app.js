@@ -119,6 +119,7 @@ function showMe() {
 
 async function refreshList() {
   clearTimeout(S.listSoon);
+  S.listSoon = null;
   if (!S.api) return;
   try {
     const page = await S.api.chats();
@@ -129,9 +130,9 @@ async function refreshList() {
   }
 }
 
+/* The list again within a second (once, however much happens). */
 function refreshSoon() {
-  clearTimeout(S.listSoon);
-  S.listSoon = setTimeout(refreshList, 1000);
+  if (!S.listSoon) S.listSoon = setTimeout(refreshList, 1000);
 }
 
 /* ------------------------------------------------------------ sign in */
