@@ -23,6 +23,13 @@ static struct page {
     { "/", "index.html", "text/html; charset=utf-8", NULL, 0 },
     { "/index.html", "index.html", "text/html; charset=utf-8", NULL, 0 },
     { "/app.js", "app.js", "text/javascript; charset=utf-8", NULL, 0 },
+    { "/api.js", "api.js", "text/javascript; charset=utf-8", NULL, 0 },
+    { "/chatlist.js", "chatlist.js", "text/javascript; charset=utf-8",
+      NULL, 0 },
+    { "/connection.js", "connection.js", "text/javascript; charset=utf-8",
+      NULL, 0 },
+    { "/outbox.js", "outbox.js", "text/javascript; charset=utf-8", NULL, 0 },
+    { "/view.js", "view.js", "text/javascript; charset=utf-8", NULL, 0 },
     { "/style.css", "style.css", "text/css; charset=utf-8", NULL, 0 },
 };
 

@@ -67,8 +67,10 @@ def main():
         return 1
     day = 24 * 3600
     admin = ccharness.token("demo-admin", admin=True, secret=secret)
-    for kind, pid in (("patient", PATIENT), ("professional", PROFESSIONAL)):
-        srv.request("POST", "/chat/profiles/", {"kind": kind, "id": pid},
+    for kind, pid, name in (("patient", PATIENT, "Alex Morgan"),
+                            ("professional", PROFESSIONAL, "Dr. Robin Lee")):
+        srv.request("POST", "/chat/profiles/",
+                    {"kind": kind, "id": pid, "display_name": name},
                     token=admin)
     pt = ccharness.token("demo-patient", patient=PATIENT, exp_in=day,
                          secret=secret)
@@ -85,9 +87,12 @@ def main():
     print("""
 carechat is running on http://localhost:%(port)d (Ctrl-C stops it).
 
-Try it in a browser (the demo page, [server] demo = yes), one tab each:
-  patient:       http://localhost:%(port)d/#token=%(pt)s
-  professional:  http://localhost:%(port)d/#token=%(rt)s
+Try it in a browser (the demo page, [server] demo = yes), one window each
+(narrow one to a phone's width to see the phone layout):
+  patient (Alex Morgan):
+    http://localhost:%(port)d/#token=%(pt)s&chat=%(cid)s
+  professional (Dr. Robin Lee):
+    http://localhost:%(port)d/#token=%(rt)s&chat=%(cid)s
 
 Chat id:             %(cid)s
 Patient token:       %(pt)s

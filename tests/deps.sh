@@ -8,8 +8,8 @@
 #                         (README's first command; seconds, not minutes)
 #   tests/deps.sh --test  that, and what the test suite needs: Python's
 #                         websockets, PostgreSQL, Redis and Prometheus
-#                         servers, clang, Chromium and playwright-core,
-#                         abigail-tools, the manual page tools,
+#                         servers, clang, Chromium, playwright-core and
+#                         axe-core, abigail-tools, the manual page tools,
 #                         systemd-analyze (README's test command)
 #
 # It changes no service of the host: the tests start their own servers on
@@ -105,18 +105,19 @@ elif command -v apk >/dev/null 2>&1; then
             openssl chromium nodejs npm prometheus mandoc groff haproxy
 else
     echo "deps.sh: unknown package manager; install the packages listed" \
-         "in README.md by hand" >&2
+         "in doc/development.md by hand" >&2
     exit 1
 fi
 
-# The demo page's browser test drives Chromium with playwright-core (npm;
-# it never downloads a browser of its own).  The version is the one in
-# tests/browser/package.json.
-PW=1.57.0
+# The demo page's browser tests drive Chromium with playwright-core (npm;
+# it never downloads a browser of its own) and check the page with
+# axe-core.  The versions are the ones in tests/browser/package.json.
 if [ -n "$TEST" ] && command -v npm >/dev/null 2>&1; then
-    pwdir="$(npm root -g)/playwright-core"
-    if ! grep -qs "\"version\": \"$PW\"" "$pwdir/package.json"; then
-        $SUDO npm install -g --no-audit --no-fund --loglevel=error \
-            "playwright-core@$PW" >/dev/null
-    fi
+    for mod in playwright-core@1.57.0 axe-core@4.14.1; do
+        dir="$(npm root -g)/${mod%@*}"
+        if ! grep -qs "\"version\": \"${mod#*@}\"" "$dir/package.json"; then
+            $SUDO npm install -g --no-audit --no-fund --loglevel=error \
+                "$mod" >/dev/null
+        fi
+    done
 fi

@@ -10,10 +10,10 @@
 #     was there before is left as it was;
 #   - configure, run as for an in-tree build, writes nothing to standard
 #     error (core/ is a directory: no unguarded "rm -f core" in it);
-#   - every file of the repository README names exists, every systemctl
-#     command in README, the manual pages and etc/ names the unit
-#     carechatd, and every variable `make run` (tests/demo.py) reads
-#     from the environment is in README.
+#   - every file of the repository README and the guides in doc/ name
+#     exists, every systemctl command in them, the manual pages and etc/
+#     names the unit carechatd, and every variable `make run`
+#     (tests/demo.py) reads from the environment is in README.
 src=${CC_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 build=${CC_BUILDDIR:-$src}
 tmp=$(mktemp -d)
@@ -104,19 +104,21 @@ cp "$src/core/main.c" "$tmp/tree/core/"
 report "configure writes nothing to standard error" "$(cat "$tmp/err")"
 
 # -------------------------------------------------------------- README
-# Repository paths in backquotes: they exist (as is, or the .in or .c
-# they are made from).
+# Repository paths in backquotes (README and the guides it sends readers
+# to): they exist (as is, or the .in or .c they are made from).
+docs="$src/README.md $(ls "$src"/doc/*.md)"
 why=
-for f in $(grep -o '`[^` ]*`' "$src/README.md" | tr -d '`' |
+# shellcheck disable=SC2086
+for f in $(cat $docs | grep -o '`[^` ]*`' | tr -d '`' |
            grep -E '^(core|plugins|tests|doc|etc|www|man|include|bench)/|\.md$' |
            sort -u); do
     [ -e "$src/$f" ] || [ -e "$src/$f.in" ] || [ -e "$src/$f.c" ] ||
         why="$why $f"
 done
-report "every file of the repository README names exists" \
+report "every file README and doc/*.md name exists" \
     "${why:+missing:$why}"
 report "every systemctl command names the unit carechatd" \
-    "$(cat "$src/README.md" "$src"/man/*.in "$src"/etc/*.in |
+    "$(cat $docs "$src"/man/*.in "$src"/etc/*.in |
        grep -oE 'systemctl +(start|stop|restart|reload|status|enable|disable|edit)( +--now)? +[a-zA-Z0-9@._-]+' |
        grep -vE ' carechatd(\.service)?$')"
 why=

@@ -1,299 +1,480 @@
 /*
- * carechat demo page: a client written from the spec, with its best
- * practices done properly.
+ * app.js - the carechat page: signing in and out, which screen shows,
+ * and the open chat's wiring (connection.js, outbox.js, view.js).
  *
- * - Reconnects with exponential backoff (1 s doubling to 30 s, with
- *   jitter), resuming with ?since=<the last message it has>, so nothing
- *   sent while it was away is missed and nothing arrives twice.
- * - Queues what is typed while offline (kept in sessionStorage, so a
- *   reload keeps it) and sends each message with a client_id: a message
- *   resent after a lost acknowledgement is stored once.
- * - Shows the connection state (role="status") and the messages
- *   (role="log").  Text goes in with textContent only.
- *
- * The token stays in this tab (sessionStorage); a #token=... in the URL
- * is taken and removed from the address bar.  No external resources.
+ * - Sign in with a token pasted into "Token", or with a link
+ *   /#token=T&chat=ID (what `make run` prints, what an app opens from a
+ *   notification): the token leaves the address bar at once and stays in
+ *   this tab (sessionStorage) until "Sign out" forgets it.  The socket
+ *   opens with a one-use ticket, never with the token in a URL.
+ * - A phone shows the chat list or the open chat; a wider screen both.
+ *   The open chat is in the address (#chat=ID), so Back returns to the
+ *   list and a reload reopens it.
+ * - The other party's messages are marked read once they are on screen;
+ *   the user's own show Sent / Delivered / Read; typing is shown and
+ *   sent (at most every 2 s); a message can be sent as urgent.
+ * - The connection state is role="status"; while offline it counts down
+ *   to the next try, with "Reconnect now".
  */
-"use strict";
+import { Api, claims, otherSide, sideIn } from "./api.js";
+import { ChatList, otherName } from "./chatlist.js";
+import { Connection } from "./connection.js";
+import { Outbox, aboutMessage } from "./outbox.js";
+import { Log } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "carechat.token";
+const TYPING_EVERY = 2000;
+const TYPING_SHOWN = 5000;
+const LIST_EVERY = 30000;
 
-const state = {
-  token: "",
-  me: { patient: "", professional: "" },
-  chat: null,        // the open chat object
-  seen: new Map(),   // message id -> element
-  lastId: "",        // the newest message we have: resume from it
-  ws: null,
-  backoff: 1000,
-  retryTimer: null,
-  resendTimer: null,
-  stopped: false,    // the server refused us for good (4401, 4403, 4404)
+const S = {
+  api: null,
+  claims: {},
+  chat: null,        /* the open chat */
+  side: "",          /* the user's side in it */
+  lastId: "",        /* the newest stored message: resume from it */
+  readSent: null,    /* the newest of the other's messages marked read */
+  conn: null,
+  outbox: null,
+  typingSent: 0,
+  typingTimer: null,
+  countdown: null,
+  listTimer: null,
+  listSoon: null,
+  autoOpened: false,
 };
 
-/* ----------------------------------------------------------- helpers */
+let log, list;
 
-function uuid() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-` +
-         `${h.slice(16, 20)}-${h.slice(20)}`;
+/* ------------------------------------------------------------- status */
+
+function announce(text) {
+  const a = $("announce");
+  a.textContent = "";
+  setTimeout(() => { a.textContent = text; }, 50);
 }
 
-function claims(token) {
-  try {
-    const p = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(p + "=".repeat((4 - p.length % 4) % 4)));
-  } catch (e) {
-    return {};
-  }
-}
-
-function setStatus(text, cls) {
-  const el = $("conn");
-  el.textContent = text;
-  el.className = cls || "";
-}
-
-async function api(path, opts = {}) {
-  const res = await fetch(path, {
-    ...opts,
-    headers: { "Authorization": "Bearer " + state.token,
-               "Content-Type": "application/json" },
-  });
-  const body = res.status === 204 ? null : await res.json();
-  if (!res.ok) throw new Error((body && body.error) || res.statusText);
-  return body;
-}
-
-/* The path and query of a link the server gave (it names its host). */
-function local(link) {
-  const u = new URL(link);
-  return u.pathname + u.search;
-}
-
-/* ------------------------------------------------------------- queue */
-
-function queueKey() { return "carechat.queue." + state.chat.id; }
-
-function queue() {
-  try {
-    return JSON.parse(sessionStorage.getItem(queueKey()) || "[]");
-  } catch (e) {
-    return [];
-  }
-}
-
-function saveQueue(q) { sessionStorage.setItem(queueKey(), JSON.stringify(q)); }
-
-function sendQueued() {
-  const ws = state.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN) return;
-  for (const item of queue())
-    ws.send(JSON.stringify({ content: item.content,
-                             client_id: item.client_id }));
-}
-
-/* ---------------------------------------------------------- messages */
-
-function mine(m) {
-  const c = state.chat;
-  return (m.sender_type === "patient" && c.patient === state.me.patient) ||
-         (m.sender_type === "professional" &&
-          c.professional === state.me.professional);
-}
-
-function render(m, pending) {
-  const div = document.createElement("div");
-  div.className = "msg" + (pending || mine(m) ? " mine" : "") +
-                  (pending ? " pending" : "");
-  const who = document.createElement("span");
-  who.className = "who";
-  who.textContent = pending ? "you (sending…)" : m.sender_type;
-  const text = document.createElement("span");
-  text.className = "text";
-  text.textContent = m.content;
-  div.append(who, text);
-  if (!pending) {
-    const t = document.createElement("time");
-    t.dateTime = m.created_at;
-    t.textContent = new Date(m.created_at).toLocaleTimeString();
-    div.append(t);
-    div.dataset.id = m.id;
+/* The connection state: words for everyone (role="status", said once),
+ * and a countdown to the next try for the eye. */
+function setConn({ kind, text, at }) {
+  clearInterval(S.countdown);
+  const bar = $("conn-bar");
+  bar.className = "conn-bar " + kind;
+  const count = $("conn-count");
+  count.textContent = "";
+  $("retry").hidden = kind !== "waiting";
+  if (kind === "waiting") {
+    $("conn-text").textContent = `Offline: ${text}. Reconnecting`;
+    const tick = () => {
+      const s = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+      count.textContent = s ? ` in ${s} s` : "…";
+    };
+    tick();
+    S.countdown = setInterval(tick, 250);
+  } else if (kind === "stopped") {
+    $("conn-text").textContent = `Disconnected: ${text}`;
   } else {
-    div.dataset.clientId = m.client_id;
+    $("conn-text").textContent = text;
   }
-  return div;
 }
 
-/* A stored message: shown once, in order; it acknowledges its queued
- * copy, if any. */
-function addMessage(m) {
-  const log = $("messages");
-  if (m.client_id) {
-    const q = queue().filter((i) => i.client_id !== m.client_id);
-    saveQueue(q);
-    const p = log.querySelector(`.pending[data-client-id="${m.client_id}"]`);
-    if (p) p.remove();
+/* ------------------------------------------------------------ screens */
+
+function show(view) {
+  $("app").dataset.view = view;
+  $("chat").hidden = view !== "chat";
+  $("pick").hidden = view !== "list";
+}
+
+function signedIn(on) {
+  $("account").hidden = !on;
+  $("signin").hidden = on;
+  $("chats").hidden = !on;
+}
+
+function myName() {
+  const c = S.claims;
+  if (typeof c.name === "string" && c.name) return c.name;
+  const side = c.professional_id ? "professional"
+    : c.patient_id ? "patient" : "";
+  for (const chat of list.chats) {
+    const s = sideIn(chat, c);
+    if (s && chat.names && chat.names[s]) return chat.names[s];
   }
-  state.lastId = m.id;
-  if (state.seen.has(m.id)) return;
-  const el = render(m, false);
-  state.seen.set(m.id, el);
-  const firstPending = log.querySelector(".pending");
-  log.insertBefore(el, firstPending);
-  log.scrollTop = log.scrollHeight;
+  return side === "professional" ? "a professional"
+    : side === "patient" ? "a patient" : "your token";
+}
+
+/* "Signed in as NAME" ("Signed in as" only for screen readers on a
+ * phone). */
+function showMe() {
+  const lead = document.createElement("span");
+  lead.className = "lead";
+  lead.textContent = "Signed in as ";
+  const name = document.createElement("span");
+  name.textContent = myName();
+  $("me").replaceChildren(lead, name);
+}
+
+async function refreshList() {
+  clearTimeout(S.listSoon);
+  S.listSoon = null;
+  if (!S.api) return;
+  try {
+    const page = await S.api.chats();
+    list.render(page.results, S.claims);
+    showMe();
+  } catch (e) {
+    if (e.status === 401) signOut(`Your sign-in was refused: ${e.message}`);
+  }
+}
+
+/* The list again within a second (once, however much happens). */
+function refreshSoon() {
+  if (!S.listSoon) S.listSoon = setTimeout(refreshList, 1000);
+}
+
+/* ------------------------------------------------------------ sign in */
+
+async function useToken(token, chatId) {
+  token = token.trim();
+  if (!token) return;
+  const api = new Api(token);
+  $("signin-error").textContent = "";
+  setConn({ kind: "connecting", text: "Signing in…" });
+  let page;
+  try {
+    page = await api.chats();
+  } catch (e) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    setConn({ kind: "idle", text: "Not signed in" });
+    $("signin-error").textContent = e.status === 401
+      ? `This token was refused: ${e.message}`
+      : `Cannot sign in: ${e.message}`;
+    signedIn(false);
+    show("signin");
+    return;
+  }
+  S.api = api;
+  S.claims = claims(token);
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("token").value = "";
+  list.render(page.results, S.claims);
+  showMe();
+  signedIn(true);
+  setConn({ kind: "idle", text: "Signed in" });
+  clearInterval(S.listTimer);
+  S.listTimer = setInterval(refreshList, LIST_EVERY);
+  const only = page.results.length === 1 ? page.results[0] : null;
+  if (chatId) {
+    await openChat(chatId, "replace");
+  } else if (only && !S.autoOpened) {
+    S.autoOpened = true;
+    await openChat(only, "replace");
+  } else {
+    show("list");
+  }
+}
+
+function signOut(why) {
+  closeChat();
+  clearInterval(S.listTimer);
+  S.api = null;
+  S.claims = {};
+  S.autoOpened = false;
+  for (const k of Object.keys(sessionStorage))
+    if (k.startsWith("carechat.")) sessionStorage.removeItem(k);
+  list.render([], {});
+  history.replaceState(null, "", location.pathname + location.search);
+  signedIn(false);
+  show("signin");
+  $("signin-error").textContent = why || "";
+  setConn({ kind: "idle", text: why ? "Not signed in" : "Signed out" });
+  $("token").focus();
+}
+
+/* --------------------------------------------------------- the chat */
+
+function closeChat() {
+  if (S.conn) S.conn.stop();
+  if (S.outbox) clearTimeout(S.outbox.timer);
+  S.conn = S.outbox = S.chat = null;
+  S.lastId = "";
+  S.readSent = null;
+  clearTimeout(S.typingTimer);
+  $("typing").textContent = "";
+  log.reset("", {});
+  list.current("");
+  document.title = "carechat";
+}
+
+/* Open chat (an object from the list, or an id), pushing or replacing
+ * the address (#chat=ID), or leaving it ("keep": from Back/Forward). */
+async function openChat(chat, how = "push") {
+  if (typeof chat === "string") {
+    chat = list.find(chat) || chat;
+    if (typeof chat === "string") {
+      try {
+        chat = await S.api.chat(chat);
+      } catch (e) {
+        show("list");
+        setConn({ kind: "idle", text: `Cannot open the chat: ${e.message}` });
+        return;
+      }
+    }
+  }
+  closeChat();
+  S.chat = chat;
+  S.side = sideIn(chat, S.claims);
+  const hash = `#chat=${encodeURIComponent(chat.id)}`;
+  if (how === "push" && location.hash !== hash)
+    history.pushState({ chat: chat.id, pushed: true }, "", hash);
+  else if (how !== "keep")
+    history.replaceState({ chat: chat.id }, "", hash);
+  list.current(chat.id);
+  const other = otherSide(S.side);
+  $("chat-h").textContent = otherName(chat, S.side);
+  document.title = `${otherName(chat, S.side)} – carechat`;
+  $("chat-sub").textContent = other && chat.names && chat.names[other]
+    ? (other === "professional" ? "Professional" : "Patient") : "";
+  show("chat");
+  $("chat-h").focus();
+  $("chat-note").hidden = true;
+  log.reset(S.side, chat.names || {});
+  await loadChat(chat);
+}
+
+async function loadChat(chat) {
+  const me = chat;
+  log.busy(true);
+  let msgs = [];
+  try {
+    const fresh = await S.api.chat(chat.id);
+    if (S.chat !== me) return;
+    marks(fresh);
+    msgs = await S.api.messages(chat.id);
+  } catch (e) {
+    if (S.chat !== me) return;
+    note(`History could not be read (${e.message}); new messages follow.`);
+  }
+  if (S.chat !== me) return;
+  for (const m of msgs) {
+    log.add(m);
+    S.lastId = m.id;
+  }
+  S.outbox = new Outbox({
+    key: "carechat.outbox." + chat.id,
+    send: (frame) => S.conn && S.conn.send(frame),
+    changed: (item) => log.outbox(item),
+  });
+  for (const item of S.outbox.items) log.outbox(item);
+  log.busy(false);
+  S.conn = new Connection({
+    api: S.api, chatId: chat.id, since: () => S.lastId,
+    onOpen: connected, onFrame: frame, onDown: () => S.outbox.down(),
+    onState: setConn,
+  });
+  S.conn.start();
+}
+
+/* The marks of a chat object (REST) into the view. */
+function marks(chat) {
+  for (const kind of ["read", "delivered"]) {
+    const m = chat[`${kind}_up_to`] || {};
+    for (const side of ["patient", "professional"])
+      if (m[side]) log.mark(kind, side, m[side]);
+  }
+  const mine = (chat.read_up_to || {})[S.side];
+  if (mine) S.readSent = mine;
+}
+
+async function connected() {
+  const me = S.chat;
+  S.outbox.pump();
+  refreshSoon(); /* the list missed what came while away */
+  try {
+    const fresh = await S.api.chat(me.id); /* marks missed while away */
+    if (S.chat !== me) return;
+    S.readSent = null;
+    marks(fresh);
+  } catch (e) {
+    /* the socket carries the next marks */
+  }
+  log.report();
 }
 
 function note(text) {
-  const p = document.createElement("p");
-  p.className = "note";
-  p.textContent = text;
-  $("messages").append(p);
+  const n = $("chat-note");
+  n.textContent = text;
+  n.hidden = false;
 }
 
-/* --------------------------------------------------------- websocket */
-
-function connect() {
-  clearTimeout(state.retryTimer);
-  if (state.stopped || !state.chat) return;
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  let url = `${scheme}//${location.host}/ws/chat/${state.chat.id}/` +
-            `?token=${encodeURIComponent(state.token)}`;
-  if (state.lastId) url += `&since=${state.lastId}`;
-  setStatus(state.lastId ? "Reconnecting…" : "Connecting…", "offline");
-  const ws = new WebSocket(url);
-  state.ws = ws;
-  ws.onopen = () => {
-    state.backoff = 1000;
-    setStatus("Connected", "online");
-    sendQueued();
-  };
-  ws.onmessage = (ev) => {
-    let data;
-    try { data = JSON.parse(ev.data); } catch (e) { return; }
-    if (data.message) {
-      addMessage(data.message);
-    } else if (data.error) {
-      note(data.error);
-      // Not stored: what is still queued goes again (same client_ids,
-      // so nothing is stored twice).
-      clearTimeout(state.resendTimer);
-      state.resendTimer = setTimeout(sendQueued, 2000);
+function frame(data) {
+  if (data.message) {
+    const m = data.message;
+    S.outbox.stored(m);
+    if (log.add(m)) S.lastId = m.id;
+    if (m.sender_type !== S.side) typing(false);
+    refreshSoon();
+  } else if (data.read || data.delivered) {
+    const kind = data.read ? "read" : "delivered";
+    const ev = data[kind];
+    if (log.mark(kind, ev.by, ev.up_to) && kind === "read") {
+      if (ev.by === S.side) refreshSoon();
+      else announce(`Read by ${otherName(S.chat, S.side)}`);
     }
-  };
-  ws.onclose = (ev) => {
-    if (state.ws !== ws) return;
-    state.ws = null;
-    if ([4401, 4403, 4404].includes(ev.code)) {
-      state.stopped = true;
-      setStatus(`Disconnected: ${ev.reason || ev.code}`, "offline");
-      return;
-    }
-    const wait = state.backoff * (0.75 + Math.random() / 2);
-    state.backoff = Math.min(state.backoff * 2, 30000);
-    setStatus(`Offline: reconnecting in ${Math.ceil(wait / 1000)} s`,
-              "offline");
-    state.retryTimer = setTimeout(connect, wait);
-  };
-}
-
-/* ----------------------------------------------------------- screens */
-
-async function loadHistory(chat) {
-  let path = `/chat/chats/${chat.id}/messages/?page_size=200`;
-  while (path) {
-    const page = await api(path);
-    for (const m of page.results) addMessage(m);
-    path = page.next ? local(page.next) : null;
+  } else if (data.typing) {
+    if (data.typing.sender_type !== S.side) typing(true);
+  } else if (typeof data.error === "string") {
+    refusal(data.error);
   }
 }
 
-async function openChat(chat) {
-  if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
-  state.chat = chat;
-  state.seen.clear();
-  state.lastId = "";
-  state.stopped = false;
-  $("messages").replaceChildren();
-  const other = chat.patient === state.me.patient
-    ? `professional ${chat.professional}` : `patient ${chat.patient}`;
-  $("chat-h").textContent = `Chat with ${other}`;
-  $("chat").hidden = false;
-  await loadHistory(chat);
-  for (const item of queue())
-    $("messages").append(render(item, true));
-  connect();
-}
-
-async function loadChats() {
-  const list = $("chat-list");
-  list.replaceChildren();
-  let page;
-  try {
-    page = await api("/chat/chats/?page_size=200");
-  } catch (e) {
-    setStatus(`Not signed in: ${e.message}`, "offline");
+function refusal(error) {
+  if (/^since\b/i.test(error)) {
+    /* The message we resumed from is gone (retention): read it all
+     * again. */
+    const chat = S.chat;
+    closeChat();
+    openChat(chat, "keep");
     return;
   }
-  for (const chat of page.results) {
-    const li = document.createElement("li");
-    const b = document.createElement("button");
-    b.type = "button";
-    const other = chat.patient === state.me.patient
-      ? chat.professional : chat.patient;
-    b.textContent = `Chat with ${other}` + (chat.unread_count
-      ? ` (${chat.unread_count} unread)` : "");
-    b.addEventListener("click", () => openChat(chat));
-    li.append(b);
-    list.append(li);
-  }
-  if (!page.results.length) list.textContent = "No chats yet.";
-  setStatus("Signed in", "");
+  const item = aboutMessage(error) ? S.outbox.refused(error) : null;
+  if (item && item.state === "failed")
+    announce(`Message not sent: ${error}`);
+  else if (!item && !/^read\b/i.test(error))
+    note(error);
 }
 
-function useToken(token) {
-  state.token = token.trim();
-  sessionStorage.setItem("carechat.token", state.token);
-  const c = claims(state.token);
-  state.me.patient = c.patient_id || "";
-  state.me.professional = c.professional_id || "";
-  $("who").textContent = [
-    c.patient_id ? `patient ${c.patient_id}` : "",
-    c.professional_id ? `professional ${c.professional_id}` : "",
-  ].filter(Boolean).join(", ");
-  return loadChats();
+function typing(on) {
+  clearTimeout(S.typingTimer);
+  $("typing").textContent = on
+    ? `${otherName(S.chat, S.side)} is typing…` : "";
+  if (on) S.typingTimer = setTimeout(() => typing(false), TYPING_SHOWN);
+}
+
+/* One of the other's messages was on screen: read up to it. */
+function seen(id) {
+  if (!S.chat || (S.readSent && log.upTo(id, S.readSent))) return;
+  S.readSent = id;
+  if (!S.conn || !S.conn.send({ read: id }))
+    S.api.markRead(S.chat.id, id).catch(() => { S.readSent = null; });
+  if (id === log.newestTheirs()) refreshSoon();
+}
+
+/* -------------------------------------------------------- composing */
+
+function submit(ev) {
+  ev.preventDefault();
+  const box = $("message");
+  const content = box.value;
+  if (!content.trim() || !S.outbox) return;
+  S.outbox.add(content, $("urgent").checked ? "urgent" : "normal");
+  box.value = "";
+  $("urgent").checked = false;
+  grow();
+}
+
+function grow() {
+  const box = $("message");
+  box.style.height = "auto";
+  box.style.height = `${Math.min(box.scrollHeight + 2, 160)}px`;
+}
+
+function typed() {
+  grow();
+  const now = Date.now();
+  if ($("message").value.trim() && now - S.typingSent >= TYPING_EVERY &&
+      S.conn && S.conn.send({ typing: true }))
+    S.typingSent = now;
+}
+
+function edit(clientId) {
+  const item = S.outbox.remove(clientId);
+  if (!item) return;
+  const box = $("message");
+  box.value = box.value ? `${item.content}\n${box.value}` : item.content;
+  $("urgent").checked = item.priority === "urgent";
+  grow();
+  box.focus();
+}
+
+function discard(clientId) {
+  if (S.outbox.remove(clientId)) announce("Message discarded");
+  $("message").focus();
+}
+
+/* ------------------------------------------------------------- start */
+
+function fromHash() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  return { token: p.get("token"), chat: p.get("chat") };
+}
+
+function route() {
+  if (!S.api) return;
+  const { chat } = fromHash();
+  if (chat && (!S.chat || S.chat.id !== chat)) {
+    openChat(chat, "keep");
+  } else if (!chat && S.chat) {
+    const id = S.chat.id;
+    closeChat();
+    show("list");
+    setConn({ kind: "idle", text: "Signed in" });
+    list.focus(id);
+  }
+}
+
+function back() {
+  if (history.state && history.state.pushed) {
+    history.back();
+    return;
+  }
+  history.replaceState(null, "", location.pathname + location.search);
+  route();
 }
 
 function init() {
-  const m = location.hash.match(/token=([^&]+)/);
-  if (m) {
-    $("token").value = decodeURIComponent(m[1]);
-    history.replaceState(null, "", location.pathname);
-  } else {
-    $("token").value = sessionStorage.getItem("carechat.token") || "";
-  }
+  log = new Log({
+    root: $("messages"), list: $("msg-list"), jump: $("jump"),
+    onSeen: seen, onEdit: edit, onDiscard: discard,
+  });
+  list = new ChatList({
+    list: $("chat-list"), empty: $("no-chats"),
+    onOpen: (chat) => openChat(chat, "push"),
+  });
   $("token-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    useToken($("token").value);
+    useToken($("token").value, fromHash().chat);
   });
-  $("send-form").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const input = $("message");
-    const content = input.value;
-    if (!content.trim() || !state.chat) return;
-    const item = { client_id: uuid(), content };
-    saveQueue([...queue(), item]);
-    $("messages").append(render(item, true));
-    input.value = "";
-    const ws = state.ws;
-    if (ws && ws.readyState === WebSocket.OPEN)
-      ws.send(JSON.stringify({ content, client_id: item.client_id }));
+  $("signout").addEventListener("click", () => signOut());
+  $("retry").addEventListener("click", () => S.conn && S.conn.retryNow());
+  $("back").addEventListener("click", back);
+  $("send-form").addEventListener("submit", submit);
+  $("message").addEventListener("input", typed);
+  $("message").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      $("send-form").requestSubmit();
+    }
   });
-  if ($("token").value) useToken($("token").value);
+  window.addEventListener("popstate", route);
+  window.addEventListener("online", () => S.conn && S.conn.retryNow());
+  signedIn(false);
+  show("signin");
+
+  const link = fromHash();
+  let token = link.token;
+  if (token) {
+    /* Out of the address bar (and its history) before anything else. */
+    const rest = link.chat ? `#chat=${encodeURIComponent(link.chat)}` : "";
+    history.replaceState(null, "", location.pathname + location.search +
+                         rest);
+  } else {
+    token = sessionStorage.getItem(TOKEN_KEY);
+  }
+  if (token) useToken(token, link.chat);
 }
 
-document.addEventListener("DOMContentLoaded", init);
+init();

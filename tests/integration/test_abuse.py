@@ -206,7 +206,7 @@ class Abuse(unittest.TestCase):
 
     def test_rate_limit_is_on_by_default(self):
         """Without message_rate in the file: 50 in a row, then 10 a
-        second per user (README, carechat.conf(5))."""
+        second per user (doc/operations.md, carechat.conf(5))."""
         srv = h.Server({"server": {"message_rate": None}}).start()
         try:
             chat, pt, _, _, _ = h.World(srv).pair()

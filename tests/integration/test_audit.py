@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""The audit trail ([audit], README "Audit trail"): one JSON line per
-access to PHI, with who, which chat, from where, when and the result;
-never a token, never message content.
+"""The audit trail ([audit], doc/operations.md "Audit trail"): one JSON
+line per access to PHI, with who, which chat, from where, when and the
+result; never a token, never message content.
 
 Every REST route and WebSocket action is driven through a real carechatd
 and its line is found with the right fields (a message sent: every

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The REST API against the real daemon: create-or-get chats, listing and
 cursor pagination, one chat, history, send_message, mark_read, admin
-profile registration, and the status codes of the README.  What one
+profile registration, and the status codes of doc/protocol.md.  What one
 send_message gets back (errors, roles, Content-Type) is a protocol case:
 tests/cases.
 """

@@ -2,7 +2,8 @@
 """Retention: [storage] retention = DAYS deletes older messages in
 batches, on both backends (postgres.py runs this file again).  What is
 left reads right: history, the chat's last_message and unread_count,
-resume with since across the purged range (README), the next message."""
+resume with since across the purged range (doc/operations.md), the next
+message."""
 import os
 import sqlite3
 import time

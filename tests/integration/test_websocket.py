@@ -152,8 +152,9 @@ class Handshake(h.ServerCase):
         self.assertEqual(status, 400)
 
     def test_missing_upgrade_is_426(self):
-        # README: "426 with Sec-WebSocket-Version: 13 (no Upgrade:
-        # websocket or another version)".
+        # doc/protocol.md: "426 `Unsupported WebSocket version` with
+        # `Sec-WebSocket-Version: 13` (no `Upgrade: websocket`, or another
+        # version)".
         for extra, omit in (({}, ["Upgrade"]), ({"Upgrade": "h2c"}, [])):
             status, hdrs, body = self.http(extra=extra, omit=omit)
             self.assertEqual(status, 426)

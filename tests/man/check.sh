@@ -2,22 +2,23 @@
 # check.sh - the manual pages (TAP):
 #   - each page in man/ lints clean with mandoc -Tlint and groff -ww, has
 #     NAME, SYNOPSIS, DESCRIPTION and SEE ALSO, and renders with man -l;
-#   - carechat.conf(5) and README.md's configuration tables document
-#     exactly the keys the parsers accept, plugin by plugin.  The keys are
-#     read from the C sources: strcmp(key, "...") (or e->key) and the
-#     { "key", ... offsetof / K_* } tables, in core/server.c for [server],
-#     core/audit.c for [audit] (README: its own "## Audit trail" table),
-#     core/retention.c for the [storage] keys the host reads whatever the
-#     plugin (the page's STORAGE section; README: "## Retention"),
-#     core/notifier.c for the [notify] ones (the page's NOTIFY section;
-#     README: the "`[notify]` key" table; checked once that file is
-#     there) and in plugins/<kind>-<name>/*.c for each plugin (with
+#   - carechat.conf(5) and the configuration tables of the operators'
+#     guide, doc/operations.md, document exactly the keys the parsers
+#     accept, plugin by plugin.  The keys are read from the C sources:
+#     strcmp(key, "...") (or e->key) and the { "key", ... offsetof / K_* }
+#     tables, in core/server.c for [server], core/audit.c for [audit] (the
+#     guide: its own "## Audit trail" table), core/retention.c for the
+#     [storage] keys the host reads whatever the plugin (the page's
+#     STORAGE section; the guide: "## Retention"), core/notifier.c for the
+#     [notify] ones (the page's NOTIFY section; the guide: the "`[notify]`
+#     key" table; checked once that file is there) and in plugins/<kind>-<name>/*.c for each plugin (with
 #     plugins/common/claims.c and tokcache.c for the plugins that call
 #     them).
 # A missing mandoc, groff or man is a skip with the reason, a failure
 # with CI=true.  The pages are the generated ones in $CC_BUILDDIR/man.
 src=${CC_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${CC_BUILDDIR:-$src}
+guide=doc/operations.md
 pages="carechatd.8 carechat.conf.5 carechat-plugin.3 carechat-bench.1"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -174,7 +175,8 @@ grep '^section:STORAGE ' "$tmp/page" | grep -v ' plugin$' |
 grep '^section:NOTIFY ' "$tmp/page" | grep -v ' plugin$' |
     sed 's/^section:NOTIFY/notify-host/' >> "$tmp/page"
 
-# README: the tables of "## Configuration"; a table's header names its
+# doc/operations.md: the tables of "## Configuration" (and of "## Audit
+# trail" and "## Retention"); a table's header names its
 # plugin ("`[server]` key" or "`[storage] plugin = sqlite`"), the first
 # cell of each row its keys; `*_claim` is a pattern.
 awk '
@@ -206,22 +208,22 @@ cur == "" {
         if (k ~ /^[a-z_*][a-z0-9_*]*$/) print cur, k
         cell = substr(cell, RSTART + RLENGTH)
     }
-}' "$src/README.md" | grep -vx 'notify-host plugin' |
-    sort -u > "$tmp/readme.raw"
+}' "$src/$guide" | grep -vx 'notify-host plugin' |
+    sort -u > "$tmp/guide.raw"
 
 # Expand the patterns against the parser's keys of the same plugin.
-: > "$tmp/readme"
+: > "$tmp/guide"
 while read -r plugin key; do
     case $key in
     *\**)
         grep "^$plugin " "$tmp/parser" | while read -r _ k; do
             # shellcheck disable=SC2254
             case $k in $key) echo "$plugin $k" ;; esac
-        done >> "$tmp/readme" ;;
-    *) echo "$plugin $key" >> "$tmp/readme" ;;
+        done >> "$tmp/guide" ;;
+    *) echo "$plugin $key" >> "$tmp/guide" ;;
     esac
-done < "$tmp/readme.raw"
-sort -u -o "$tmp/readme" "$tmp/readme"
+done < "$tmp/guide.raw"
+sort -u -o "$tmp/guide" "$tmp/guide"
 
 # keys_of FILE PLUGIN: that plugin's keys, one a line.
 keys_of() { grep "^$2 " "$1" | cut -d' ' -f2; }
@@ -238,10 +240,10 @@ same() {
 for plugin in server audit storage-host $notify_host \
               $(cat "$tmp/plugins"); do
     same "carechat.conf(5)" "$plugin" "$tmp/page"
-    same "README.md" "$plugin" "$tmp/readme"
+    same "$guide" "$plugin" "$tmp/guide"
 done
 why=
-for f in page readme; do
+for f in page guide; do
     for plugin in $(cut -d' ' -f1 "$tmp/$f" | sort -u); do
         case $plugin in section:*) continue ;; esac
         grep -qx "$plugin" "$tmp/plugins" || [ "$plugin" = server ] ||
