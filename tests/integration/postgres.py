@@ -12,7 +12,8 @@ import ccharness as h  # noqa: E402
 
 SUITE = ["test_websocket", "test_resume", "test_chat", "test_rest", "test_http",
          "test_daemon", "test_metrics", "test_audit", "test_retention",
-         "test_cases"]
+         "test_cases", "test_receipts", "test_notifications",
+         "test_identity"]
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(h.BUILDDIR, "plugins", ".libs",

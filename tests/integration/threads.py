@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ccharness as h  # noqa: E402
 
 SUITE = ["test_websocket", "test_resume", "test_chat", "test_tls", "test_abuse",
-         "test_redis", "test_daemon", "test_bench", "test_cases"]
+         "test_redis", "test_daemon", "test_bench", "test_cases", "test_receipts"]
 
 if __name__ == "__main__":
     h.main(SUITE)
