@@ -54,8 +54,11 @@ class Access(h.ServerCase):
         strangers = [
             h.token("stranger-pat", patient=other_pat),
             h.token("stranger-pro", professional=other_pro),
-            h.token("stranger-both", patient=other_pat,
-                    professional=other_pro),
+            # (profiles of their own: a profile belongs to the first
+            # user who presents it, test_identity)
+            h.token("stranger-both",
+                    patient=self.world.profile("patient"),
+                    professional=self.world.profile("professional")),
             h.token("no-profiles"),
             # the party's profile ids, but on the wrong sides
             h.token("swapped", patient=pro, professional=pat),

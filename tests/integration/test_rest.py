@@ -721,12 +721,20 @@ class Profiles(RestCase):
     def test_duplicate_registration_is_idempotent(self):
         admin = self.world.admin
         pid = str(uuid.uuid4())
-        for user in ("first-owner", "second-owner", None):
+        for user in ("first-owner", "first-owner", None):
             body = {"kind": "patient", "id": pid}
             if user:
                 body["user_id"] = user
             st, _, out = self.req("POST", "/chat/profiles/", body, admin)
             self.assertIn(st, (200, 201), out)
+            # without a user_id the answer names the owner it has
+            self.assertEqual(out["user_id"], "first-owner")
+        # another user is refused unless the admin moves it knowingly
+        # (test_identity.Owners)
+        st, _, out = self.req("POST", "/chat/profiles/",
+                              {"kind": "patient", "id": pid,
+                               "user_id": "second-owner"}, admin)
+        self.assertEqual(st, 409, out)
         # still one profile: one chat with it
         pro = self.world.profile("professional")
         rt = h.token("r", professional=pro)
