@@ -65,7 +65,7 @@
 enum fy_op {
     OP_PROFILE_PUT, OP_PROFILE_GET, OP_CHAT_OPEN, OP_CHAT_GET, OP_CHAT_LIST,
     OP_MESSAGE_APPEND, OP_MESSAGE_LIST, OP_MARK_READ, OP_MESSAGE_PURGE,
-    OP_PROFILE_OWNER_SET, OP_MARK_SET, OP_TICKET_PUT, OP_TICKET_TAKE,
+    OP_PROFILE_OWNER_SET, OP_PROFILE_NAME_SET, OP_MARK_SET, OP_TICKET_PUT, OP_TICKET_TAKE,
     OP_NOTIFY_CLAIM, OP_NOTIFY_DONE,
     N_OPS
 };
@@ -73,8 +73,8 @@ enum fy_op {
 static const char *const op_names[N_OPS] = {
     "profile_put", "profile_get", "chat_open", "chat_get", "chat_list",
     "message_append", "message_list", "mark_read", "message_purge",
-    "profile_owner_set", "mark_set", "ticket_put", "ticket_take",
-    "notify_claim", "notify_done",
+    "profile_owner_set", "profile_name_set", "mark_set", "ticket_put",
+    "ticket_take", "notify_claim", "notify_done",
 };
 
 enum fy_kind { K_NONE, K_BUSY, K_UNAVAIL, K_FAIL, K_CB_UNAVAIL, K_LOST };
@@ -396,6 +396,20 @@ static int fy_profile_owner_set(void *inst, int32_t side,
                                                       cb, arg));
 }
 
+static int fy_profile_name_set(void *inst, int32_t side,
+                               const char *profile_id, const char *name,
+                               cc_store_cb cb, void *arg)
+{
+    struct fy *fy = inst;
+    int rc;
+
+    if (!pass(fy, OP_PROFILE_NAME_SET, &cb, &arg, &rc))
+        return rc;
+    return settle(cb, arg, fy->api->profile_name_set(fy->inner, side,
+                                                     profile_id, name, cb,
+                                                     arg));
+}
+
 static int fy_mark_set(void *inst, const struct cc_mark_req *m,
                        cc_store_cb cb, void *arg)
 {
@@ -617,6 +631,8 @@ static void table_init(struct fy *fy)
         t->message_purge = fy_message_purge;
     if (INNER_HAS(fy, profile_owner_set))
         t->profile_owner_set = fy_profile_owner_set;
+    if (INNER_HAS(fy, profile_name_set))
+        t->profile_name_set = fy_profile_name_set;
     if (INNER_HAS(fy, mark_set))
         t->mark_set = fy_mark_set;
     if (INNER_HAS(fy, ticket_put))
