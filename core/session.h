@@ -18,7 +18,7 @@
 
 struct cc_conn;
 
-/* Application close codes (documented in README). */
+/* Application close codes (documented in doc/protocol.md). */
 #define CC_CLOSE_UNAUTHORIZED 4401  /* no, malformed or refused token */
 #define CC_CLOSE_FORBIDDEN 4403     /* not the chat's patient/professional */
 #define CC_CLOSE_NOT_FOUND 4404     /* no such chat */

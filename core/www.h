@@ -1,12 +1,13 @@
 /*
- * www.h - the demo page ([server] demo = yes): the files of demo_dir
- * (index.html, app.js, style.css; www/ in the source tree) served at /.
+ * www.h - the page ([server] demo = yes): the files of demo_dir (www/ in
+ * the source tree: index.html, style.css and the modules app.js, api.js,
+ * chatlist.js, connection.js, outbox.js, view.js) served at /.
  *
  * Owns the files, read once at start and served from memory: a fixed
- * list of names, so no path from a request ever reaches the file system.
- * Answers carry a strict Content-Security-Policy (the page's own scripts
- * and styles only; connections to this server only).  Off by default; an
- * operator turns it on to try carechat, not to run a ward on it.
+ * list of names (www.c), so no path from a request ever reaches the file
+ * system.  Answers carry a strict Content-Security-Policy (the page's own
+ * scripts and styles only; connections to this server only).  Off by
+ * default; doc/operations.md, "The page", says how a clinic hands it out.
  * Loop 0 only.
  */
 #ifndef CC_WWW_H
