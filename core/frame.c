@@ -2,6 +2,7 @@
  * frame.c - shared, refcounted WebSocket text frames (see frame.h).
  */
 #include "frame.h"
+#include "msg.h"
 #include "ws.h"
 
 #include <carechat/storage.h>
@@ -36,12 +37,11 @@ static int starts(const char *p, size_t n, const char *prefix)
 /* The side named right after key (", \"sender_type\": \"" ...) in p. */
 static int side_after(const char *p, size_t n, const char *key)
 {
-    const char *at = memmem(p, n, key, strlen(key));
+    const char *at = cc_msg_key_from_end(p, n, key);
     size_t rest;
 
     if (!at)
         return 0;
-    at += strlen(key);
     rest = n - (size_t)(at - p);
     return starts(at, rest, "patient\"") ? CC_SIDE_PATIENT
          : starts(at, rest, "professional\"") ? CC_SIDE_PROFESSIONAL

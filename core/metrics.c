@@ -106,12 +106,11 @@ void cc_metrics_publish_failed(void)
 
 void cc_metrics_fanout_lag(const char *payload, size_t len)
 {
-    static const char key[] = "\"created_at\": \"";
-    const char *p = memmem(payload, len, key, sizeof key - 1);
+    const char *p = cc_msg_key_from_end(payload, len, "\"created_at\": \"");
     int64_t at, d;
 
-    if (!p || (size_t)(payload + len - p) < sizeof key - 1 + CC_TIME_LEN ||
-        cc_time_parse(p + sizeof key - 1, &at) < 0)
+    if (!p || (size_t)(payload + len - p) < CC_TIME_LEN ||
+        cc_time_parse(p, &at) < 0)
         return;
     d = cc_time_now_us() - at;
     observe(&m0.lag, d > 0 ? (double)d / 1e6 : 0.0); /* clocks differ */

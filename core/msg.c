@@ -7,6 +7,7 @@
  */
 #include "msg.h"
 #include "timefmt.h"
+#include "xalloc.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -127,6 +128,17 @@ static void json_id(struct cc_sbuf *b, const char *id)
         return;
     }
     cc_json_str(b, id, strlen(id));
+}
+
+const char *cc_msg_key_from_end(const char *payload, size_t len,
+                                const char *key)
+{
+    size_t k = strlen(key);
+
+    for (size_t at = len >= k ? len - k + 1 : 0; at-- > 0;)
+        if (payload[at] == key[0] && memcmp(payload + at, key, k) == 0)
+            return payload + at + k;
+    return NULL;
 }
 
 void cc_json_message(struct cc_sbuf *b, const struct cc_message *m,
@@ -327,12 +339,62 @@ static int parse_priority(json_t *v, int *out)
     return 0;
 }
 
+/* The checks of a frame's fields; out->content points into root. */
+static int inbound_fields(json_t *root, size_t max_chars,
+                          struct cc_inbound *out, const char **error,
+                          char *err_buf, size_t err_size)
+{
+    json_t *content = json_object_get(root, "content");
+    json_t *role = json_object_get(root, "role");
+    json_t *cid;
+    int rc;
+
+    if (!content && (rc = parse_action(root, out, error)) <= 0)
+        return rc < 0 ? -1 : parse_role(role, out, error);
+    if (content && !json_is_string(content) && !json_is_null(content)) {
+        *error = "Message content must be a string";
+        return -1;
+    }
+    if (!content || json_is_null(content) ||
+        cc_text_blank(json_string_value(content),
+                      json_string_length(content))) {
+        *error = CC_ERR_EMPTY;
+        return -1;
+    }
+    out->content = json_string_value(content);
+    out->content_len = json_string_length(content);
+    if (parse_role(role, out, error) < 0)
+        return -1;
+    cid = json_object_get(root, "client_id");
+    if (cid && !json_is_null(cid) &&
+        (!json_is_string(cid) ||
+         cc_uuid_canon(json_string_value(cid), json_string_length(cid),
+                       out->client_id) < 0)) {
+        *error = CC_ERR_CLIENT_ID;
+        return -1;
+    }
+    if (parse_priority(json_object_get(root, "priority"),
+                       &out->priority) < 0) {
+        *error = CC_ERR_PRIORITY;
+        return -1;
+    }
+    /* Last: the one check that reads the whole content. */
+    if (max_chars && cc_utf8_chars(out->content, out->content_len) >
+                         max_chars) {
+        snprintf(err_buf, err_size,
+                 "Message content too long (max %zu characters)", max_chars);
+        *error = err_buf;
+        return -1;
+    }
+    return 0;
+}
+
 int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
                      struct cc_inbound *out, const char **error,
                      char *err_buf, size_t err_size)
 {
     json_error_t jerr;
-    json_t *root, *content, *role, *cid;
+    json_t *root;
     int rc;
 
     memset(out, 0, sizeof *out);
@@ -342,58 +404,25 @@ int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
         *error = CC_ERR_JSON;
         return -1;
     }
-    out->json = root;
-    content = json_object_get(root, "content");
-    role = json_object_get(root, "role");
-    if (!content && (rc = parse_action(root, out, error)) <= 0) {
-        if (rc < 0 || parse_role(role, out, error) < 0)
-            goto fail;
-        return 0;
+    rc = inbound_fields(root, max_chars, out, error, err_buf, err_size);
+    /* The content is copied and the tree freed now, while it is in the
+     * cache: a message's job lives until storage answers, and freeing a
+     * cold tree then cost the loop more than the copy (issue 26). */
+    if (rc == 0 && out->content) {
+        out->owned = cc_xmalloc(out->content_len + 1);
+        memcpy(out->owned, out->content, out->content_len);
+        out->owned[out->content_len] = '\0';
+        out->content = out->owned;
     }
-    if (content && !json_is_string(content) && !json_is_null(content)) {
-        *error = "Message content must be a string";
-        goto fail;
-    }
-    if (!content || json_is_null(content) ||
-        cc_text_blank(json_string_value(content),
-                      json_string_length(content))) {
-        *error = CC_ERR_EMPTY;
-        goto fail;
-    }
-    out->content = json_string_value(content);
-    out->content_len = json_string_length(content);
-    if (parse_role(role, out, error) < 0)
-        goto fail;
-    cid = json_object_get(root, "client_id");
-    if (cid && !json_is_null(cid) &&
-        (!json_is_string(cid) ||
-         cc_uuid_canon(json_string_value(cid), json_string_length(cid),
-                       out->client_id) < 0)) {
-        *error = CC_ERR_CLIENT_ID;
-        goto fail;
-    }
-    if (parse_priority(json_object_get(root, "priority"),
-                       &out->priority) < 0) {
-        *error = CC_ERR_PRIORITY;
-        goto fail;
-    }
-    /* Last: the one check that reads the whole content. */
-    if (max_chars && cc_utf8_chars(out->content, out->content_len) >
-                         max_chars) {
-        snprintf(err_buf, err_size,
-                 "Message content too long (max %zu characters)", max_chars);
-        *error = err_buf;
-        goto fail;
-    }
-    return 0;
-fail:
-    cc_inbound_free(out);
-    return -1;
+    json_decref(root);
+    if (rc < 0)
+        cc_inbound_free(out);
+    return rc;
 }
 
 void cc_inbound_free(struct cc_inbound *in)
 {
-    json_decref(in->json);
+    free(in->owned);
     memset(in, 0, sizeof *in);
 }
 

@@ -32,6 +32,14 @@ void cc_sbuf_free(struct cc_sbuf *b);
  * requires escaped. */
 void cc_json_str(struct cc_sbuf *b, const char *s, size_t n);
 
+/* Where the value of key (say "\"sender_type\": \"") starts in a frame
+ * that cc_json_message() wrote, or NULL.  Searched from the end: the
+ * keys after "content" are short, so a long content is not read (every
+ * delivered frame is classified and timed this way).  A key cannot
+ * match inside content, whose quotes are escaped. */
+const char *cc_msg_key_from_end(const char *payload, size_t len,
+                                const char *key);
+
 /* Append a message object {"id","content","sender_type","created_at"}
  * (then "client_id" when the message has one, and "is_read" when
  * with_is_read). */
@@ -56,7 +64,7 @@ const char *cc_side_name(int side);
 
 struct cc_inbound {
     int kind;             /* CC_IN_* */
-    const char *content;  /* points into the parsed JSON; see below */
+    const char *content;  /* NUL-terminated, owned: cc_inbound_free() */
     size_t content_len;
     int role;             /* CC_SIDE_NONE when not given */
     char client_id[CC_UUID_LEN + 1]; /* canonical, or "" when not given */
@@ -64,7 +72,7 @@ struct cc_inbound {
     char read_id[CC_UUID_LEN + 1];   /* CC_IN_READ: canonical, or ""
                                         for the newest */
     int typing;           /* CC_IN_TYPING: 1 for true, 0 for false */
-    void *json;           /* owner of content; cc_inbound_free() it */
+    char *owned;          /* content's memory */
 };
 
 /* The spec's error strings, exact. */

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define CC_UUID_LEN 36   /* xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx */
 
@@ -27,5 +28,15 @@ int cc_uuid_valid(const char *s);
  * the time would not order them, the 60-bit time field steps past the
  * previous id's. */
 void cc_uuid_v7(int64_t unix_us, char out[CC_UUID_LEN + 1]);
+
+/* Copy an id (at most CC_UUID_LEN bytes of s; NULL: "") into out: what
+ * snprintf("%s") did on every message, without the format engine. */
+static inline void cc_uuid_copy(char out[CC_UUID_LEN + 1], const char *s)
+{
+    size_t n = s ? strnlen(s, CC_UUID_LEN) : 0;
+
+    memcpy(out, s ? s : "", n);
+    out[n] = '\0';
+}
 
 #endif

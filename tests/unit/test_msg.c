@@ -1,7 +1,9 @@
 /* test_msg.c - protocol JSON: inbound validation, outbound encoding,
  * role resolution. */
+#include "frame.h"
 #include "msg.h"
 #include "tap.h"
+#include "timefmt.h"
 
 #include <stddef.h>
 
@@ -243,11 +245,53 @@ static void test_text(void)
     is_int(cc_role_parse("patients", 8), -1, "near miss refused");
 }
 
+/* The hub and the fan-out lag read a frame's sender and time from the
+ * end (cc_msg_key_from_end): content that spells the keys out, escaped as
+ * it must be, is not taken for them. */
+static void test_classify(void)
+{
+    struct cc_sbuf b = { 0 };
+    struct cc_message m = {
+        .struct_size = sizeof m,
+        .id = "019af85c-74bb-7000-8000-000000000001",
+        .content = "\", \"sender_type\": \"professional\", "
+                   "\"created_at\": \"1999-01-01T00:00:00.000000Z\"",
+        .created_at_us = 1765103400123456LL,
+        .sender_type = CC_SIDE_PATIENT,
+        .client_id = OTHER,
+        .priority = CC_PRIORITY_URGENT,
+    };
+    struct cc_frame f;
+    const char *at;
+    int64_t us = 0;
+
+    m.content_len = strlen(m.content);
+    cc_sbuf_adds(&b, "{\"message\": ");
+    cc_json_message(&b, &m, 0);
+    cc_sbuf_adds(&b, "}");
+    cc_frame_classify(&f, b.p, b.len);
+    is_int(f.kind, CC_FRAME_MESSAGE, "a message frame");
+    is_int(f.sender, CC_SIDE_PATIENT, "its sender, not the content's");
+    is_str(f.id, m.id, "its id");
+    at = cc_msg_key_from_end(b.p, b.len, "\"created_at\": \"");
+    ok(at && cc_time_parse(at, &us) == 0 && us == m.created_at_us,
+       "its time, not the content's");
+    ok(!cc_msg_key_from_end(b.p, b.len, "\"nothing\": "), "absent: NULL");
+    ok(!cc_msg_key_from_end("ab", 2, "abc"), "shorter than the key: NULL");
+    at = "{\"typing\": {\"sender_type\": \"patient\"}}";
+    cc_frame_classify(&f, at, strlen(at));
+    ok(f.kind == CC_FRAME_EVENT &&
+       f.audience == 1 << CC_SIDE_PROFESSIONAL,
+       "typing goes to the other side");
+    cc_sbuf_free(&b);
+}
+
 int main(void)
 {
     test_inbound();
     test_encode();
     test_roles();
     test_text();
+    test_classify();
     return done_testing();
 }
