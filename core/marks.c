@@ -37,107 +37,253 @@ static void publish(const char *chat_id, const struct cc_mark *m)
     cc_sbuf_free(&b);
 }
 
-/* ------------------------------------------------------------- reads */
+/* ------------------------------------------------------------ table */
 
-struct read_op {
-    struct cc_mail m;          /* a refusal at the call is posted */
-    char chat_id[CC_UUID_LEN + 1];
-    cc_marks_done_fn done;
-    void *arg;
-    int status;
-};
+/* One chat's side, on loop 0: the messages of the other party lately
+ * delivered to it (what its reads may name), the newest of them and its
+ * coalesced DELIVERED write, and the side's READ writes in flight with
+ * the reads merged behind them. */
+#define SEEN 64
 
-static void read_done(void *arg, int status, const struct cc_store_result *res)
-{
-    struct read_op *op = arg;
-    const struct cc_mark *m = status == CC_OK ? cc_store_mark(res) : NULL;
+struct read_op;
 
-    if (m && m->moved)
-        publish(op->chat_id, m);
-    op->done(op->arg, status, m, status == CC_OK ? res->count : 0);
-    free(op);
-}
-
-static void refused_cb(struct cc_loop *on, struct cc_mail *mail)
-{
-    struct read_op *op = (struct read_op *)mail;
-
-    (void)on;
-    op->done(op->arg, op->status, NULL, 0);
-    free(op);
-}
-
-void cc_marks_read(const char *chat_id, int side, const char *up_to_id,
-                   cc_marks_done_fn done, void *arg)
-{
-    struct read_op *op = cc_xcalloc(1, sizeof *op);
-    struct cc_mark_req r = {
-        .chat_id = chat_id, .side = side, .kind = CC_MARK_READ,
-        .up_to_id = up_to_id && up_to_id[0] ? up_to_id : NULL,
-        .at_us = cc_time_now_us(),
-        .notify_delay_us = cc_notifier_delay_us(),
-    };
-
-    snprintf(op->chat_id, sizeof op->chat_id, "%s", chat_id);
-    op->done = done;
-    op->arg = arg;
-    op->status = cc_store_mark_set(&r, read_done, op);
-    if (op->status != CC_OK)
-        cc_loop_post(cc_main_loop, &op->m, refused_cb);
-}
-
-/* -------------------------------------------------------- delivered */
-
-/* One chat's side: the newest message noted, and the write of it. */
-struct dlv {
+struct side {
     char key[CC_UUID_LEN + 3];  /* "<chat id>:<side>" */
     char chat_id[CC_UUID_LEN + 1];
     int side;
+    /* the last SEEN messages delivered to the side, a ring */
+    struct {
+        int64_t seq;
+        char id[CC_UUID_LEN + 1];
+    } seen[SEEN];
+    unsigned seen_at;           /* the next slot */
     int64_t noted;              /* the newest seq noted */
-    char noted_id[CC_UUID_LEN + 1];
     int64_t written;            /* the newest seq storage has */
     uint64_t written_ms;        /* when it was written */
-    int in_flight;              /* a write is with storage */
+    int in_flight;              /* a DELIVERED write is with storage */
     struct event *timer;        /* the next write, coalesced */
-    struct dlv *next;           /* hash chain */
+    int reads_in_flight;        /* READ writes with storage */
+    struct read_op *merged;     /* reads waiting to go as one write */
+    struct read_op **merged_end;
+    int64_t merged_seq;         /* the newest of them */
+    char merged_id[CC_UUID_LEN + 1];
+    struct side *next;          /* hash chain */
 };
 
-#define DLV_BUCKETS 4096
-static struct dlv *table[DLV_BUCKETS];
+#define BUCKETS 4096
+static struct side *table[BUCKETS];
 
 static uint64_t now_ms(void)
 {
     return cc_time_mono_ns() / 1000000;
 }
 
-static struct dlv **slot(const char *key)
+static struct side **slot(const char *chat_id, int side)
 {
-    struct dlv **pp = &table[cc_strhash(key) & (DLV_BUCKETS - 1)];
+    char key[CC_UUID_LEN + 3];
+    struct side **pp;
+    size_t n;
 
+    /* Every message delivered comes here: no format engine. */
+    cc_uuid_copy(key, chat_id);
+    n = strlen(key);
+    key[n] = ':';
+    key[n + 1] = (char)('0' + side);
+    key[n + 2] = '\0';
+    pp = &table[cc_strhash(key) & (BUCKETS - 1)];
     while (*pp && strcmp((*pp)->key, key) != 0)
         pp = &(*pp)->next;
     return pp;
 }
 
-/* Nothing noted beyond what storage has, nothing on its way: forget it
- * (it is found again on the chat's next message). */
-static void drop_if_idle(struct dlv *d)
-{
-    struct dlv **pp;
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
-    if (d->in_flight || d->noted > d->written)
-        return;
-    pp = slot(d->key);
+static struct side *side_get(const char *chat_id, int side)
+{
+    struct side **pp = slot(chat_id, side), *d = *pp;
+
+    if (d)
+        return d;
+    d = cc_xcalloc(1, sizeof *d);
+    cc_uuid_copy(d->chat_id, chat_id);
+    snprintf(d->key, sizeof d->key, "%s:%d", d->chat_id, side);
+    d->side = side;
+    d->timer = evtimer_new(cc_loop_base(cc_main_loop), timer_cb, d);
+    if (!d->timer)
+        abort();
+    *pp = d;
+    return d;
+}
+
+/* Forget d when nothing is left to do: nothing noted beyond what storage
+ * has, no write on its way, and a whole window passed since the last
+ * DELIVERED write (so a chat that goes quiet and speaks again still gets
+ * one write per window at most).  1 when d is gone. */
+static int drop_if_idle(struct side *d, int window_over)
+{
+    struct side **pp;
+
+    if (!window_over || d->in_flight || d->noted > d->written ||
+        d->reads_in_flight || d->merged ||
+        event_pending(d->timer, EV_TIMEOUT, NULL))
+        return 0;
+    pp = slot(d->chat_id, d->side);
     *pp = d->next;
     event_free(d->timer);
     free(d);
+    return 1;
 }
 
-static void write_due(struct dlv *d);
+/* The seq of message id among those lately delivered to d's side, 0 when
+ * it is not one of them. */
+static int64_t seen_seq(const struct side *d, const char *id)
+{
+    for (unsigned i = 0; i < SEEN; i++)
+        if (d->seen[i].seq && strcmp(d->seen[i].id, id) == 0)
+            return d->seen[i].seq;
+    return 0;
+}
+
+/* ------------------------------------------------------------- reads */
+
+/* A READ mark's write: one client's read, or the reads merged behind the
+ * side's write in flight (then done for each of them). */
+struct read_op {
+    struct cc_mail m;          /* a refusal at the call is posted */
+    char chat_id[CC_UUID_LEN + 1];
+    int side;
+    cc_marks_done_fn done;
+    void *arg;
+    int status;
+    struct side *d;            /* counted in d->reads_in_flight */
+    struct read_op *merged;    /* a merged write's reads */
+    struct read_op *next;      /* in d->merged, or a write's list */
+};
+
+static void issue(struct read_op *op, const char *up_to_id);
+
+/* The reads merged behind d's writes go as one write, for the newest. */
+static void write_merged(struct side *d)
+{
+    struct read_op *op;
+
+    if (d->reads_in_flight || !d->merged)
+        return;
+    op = cc_xcalloc(1, sizeof *op);
+    cc_uuid_copy(op->chat_id, d->chat_id);
+    op->side = d->side;
+    op->merged = d->merged;
+    op->d = d;
+    d->merged = NULL;
+    d->merged_seq = 0;
+    issue(op, d->merged_id);
+}
+
+/* A write's answer, to its client or to each read merged into it. */
+static void answer(struct read_op *op, int status, const struct cc_mark *m,
+                   int64_t count)
+{
+    struct read_op *w, *next;
+
+    if (op->done)
+        op->done(op->arg, status, m, count);
+    for (w = op->merged; w; w = next) {
+        next = w->next;
+        /* Each was a read of the other party's messages up to one at or
+         * before the mark written: counted in the written one. */
+        w->done(w->arg, status, m, 0);
+        free(w);
+    }
+}
+
+static void read_done(void *arg, int status, const struct cc_store_result *res)
+{
+    struct read_op *op = arg;
+    const struct cc_mark *m = status == CC_OK ? cc_store_mark(res) : NULL;
+    struct side *d = op->d;
+
+    if (m && m->moved)
+        publish(op->chat_id, m);
+    answer(op, status, m, status == CC_OK ? res->count : 0);
+    free(op);
+    if (d) {
+        d->reads_in_flight--;
+        write_merged(d);
+        drop_if_idle(d, now_ms() >= d->written_ms + CC_MARKS_COALESCE_MS);
+    }
+}
+
+static void refused_cb(struct cc_loop *on, struct cc_mail *mail)
+{
+    struct read_op *op = (struct read_op *)mail;
+    struct side *d = op->d;
+
+    (void)on;
+    answer(op, op->status, NULL, 0);
+    free(op);
+    if (d) {
+        d->reads_in_flight--;
+        write_merged(d);
+        drop_if_idle(d, now_ms() >= d->written_ms + CC_MARKS_COALESCE_MS);
+    }
+}
+
+static void issue(struct read_op *op, const char *up_to_id)
+{
+    struct cc_mark_req r = {
+        .chat_id = op->chat_id, .side = op->side, .kind = CC_MARK_READ,
+        .up_to_id = up_to_id && up_to_id[0] ? up_to_id : NULL,
+        .at_us = cc_time_now_us(),
+        .notify_delay_us = cc_notifier_delay_us(),
+    };
+
+    if (op->d)
+        op->d->reads_in_flight++;
+    op->status = cc_store_mark_set(&r, read_done, op);
+    if (op->status != CC_OK)
+        cc_loop_post(cc_main_loop, &op->m, refused_cb);
+}
+
+void cc_marks_read(const char *chat_id, int side, const char *up_to_id,
+                   int merge, cc_marks_done_fn done, void *arg)
+{
+    struct read_op *op = cc_xcalloc(1, sizeof *op);
+    struct side *d = NULL;
+    int64_t seq;
+
+    cc_uuid_copy(op->chat_id, chat_id);
+    op->side = side;
+    op->done = done;
+    op->arg = arg;
+    if (merge && up_to_id && up_to_id[0] && cc_store_can(CC_STORE_MARKS))
+        d = *slot(chat_id, side);
+    /* A read of a message lately delivered to this side while one of
+     * its writes is with storage waits and goes with the next write, as
+     * one: a reader who marks each message as it arrives costs storage a
+     * write per round trip, not per message.  Its id is known to be in
+     * the chat; any other read is written alone, and told if it is not. */
+    if (d && d->reads_in_flight && (seq = seen_seq(d, up_to_id)) > 0) {
+        if (!d->merged)
+            d->merged_end = &d->merged;
+        *d->merged_end = op;
+        d->merged_end = &op->next;
+        if (seq > d->merged_seq) {
+            d->merged_seq = seq;
+            cc_uuid_copy(d->merged_id, up_to_id);
+        }
+        return;
+    }
+    op->d = d;
+    issue(op, up_to_id);
+}
+
+/* -------------------------------------------------------- delivered */
+
+static void write_due(struct side *d);
 
 static void written_cb(void *arg, int status, const struct cc_store_result *res)
 {
-    struct dlv *d = arg;
+    struct side *d = arg;
     const struct cc_mark *m = status == CC_OK ? cc_store_mark(res) : NULL;
 
     d->in_flight = 0;
@@ -157,74 +303,72 @@ static void written_cb(void *arg, int status, const struct cc_store_result *res)
     write_due(d);
 }
 
+/* The window ended: write what was noted since, or forget d. */
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct dlv *d = arg;
+    struct side *d = arg;
     struct cc_mark_req r = { .side = d->side, .kind = CC_MARK_DELIVERED };
 
     (void)fd;
     (void)what;
+    if (d->noted <= d->written) {
+        drop_if_idle(d, 1);
+        return;
+    }
     r.chat_id = d->chat_id;
-    r.up_to_id = d->noted_id;
+    r.up_to_id = d->seen[(d->seen_at + SEEN - 1) % SEEN].id;
     r.at_us = cc_time_now_us();
     d->in_flight = 1;
     if (cc_store_mark_set(&r, written_cb, d) != CC_OK) {
         d->in_flight = 0;
         d->written = d->noted; /* storage is busy: a later message again */
-        drop_if_idle(d);
+        d->written_ms = now_ms();
+        write_due(d);
     }
 }
 
-/* Write what was noted, no sooner than CC_MARKS_COALESCE_MS after the
- * last write; or forget d when there is nothing to write. */
-static void write_due(struct dlv *d)
+/* Write what was noted when the window since the last write ends (at
+ * once when it has); with nothing to write, forget d then. */
+static void write_due(struct side *d)
 {
-    uint64_t now = now_ms(), due = d->written_ms + CC_MARKS_COALESCE_MS;
-    struct timeval tv = { 0, 0 };
+    uint64_t now, due = d->written_ms + CC_MARKS_COALESCE_MS, wait;
+    struct timeval tv;
 
     if (d->in_flight || event_pending(d->timer, EV_TIMEOUT, NULL))
         return;
-    if (d->noted <= d->written) {
-        drop_if_idle(d);
+    now = now_ms();
+    wait = due > now ? due - now : 0;
+    if (!wait && d->noted <= d->written) {
+        drop_if_idle(d, 1);
         return;
     }
-    if (due > now)
-        tv.tv_usec = (suseconds_t)(due - now) * 1000;
+    tv.tv_sec = (time_t)(wait / 1000);
+    tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
     evtimer_add(d->timer, &tv);
 }
 
 void cc_marks_delivered(const char *chat_id, int side, int64_t seq,
                         const char *id)
 {
-    char key[CC_UUID_LEN + 3];
-    struct dlv **pp, *d;
+    struct side *d;
 
     if (!cc_store_can(CC_STORE_MARKS) || !id || !id[0])
         return;
-    snprintf(key, sizeof key, "%.36s:%d", chat_id, side);
-    pp = slot(key);
-    if (!(d = *pp)) {
-        d = cc_xcalloc(1, sizeof *d);
-        memcpy(d->key, key, sizeof key);
-        snprintf(d->chat_id, sizeof d->chat_id, "%s", chat_id);
-        d->side = side;
-        d->timer = evtimer_new(cc_loop_base(cc_main_loop), timer_cb, d);
-        if (!d->timer)
-            abort();
-        *pp = d;
-    }
+    d = side_get(chat_id, side);
     if (seq <= d->noted)
         return;
     d->noted = seq;
-    snprintf(d->noted_id, sizeof d->noted_id, "%s", id);
+    d->seen[d->seen_at].seq = seq;
+    cc_uuid_copy(d->seen[d->seen_at].id, id);
+    d->seen_at = (d->seen_at + 1) % SEEN;
     write_due(d);
 }
 
 void cc_marks_free(void)
 {
-    for (size_t i = 0; i < DLV_BUCKETS; i++)
+    for (size_t i = 0; i < BUCKETS; i++)
         while (table[i]) {
-            struct dlv *d = table[i];
+            struct side *d = table[i];
             table[i] = d->next;
             event_free(d->timer);
             free(d);

@@ -96,15 +96,14 @@ static void done_cb(struct cc_loop *on, struct cc_mail *mail)
 static void keep_message(struct job *j, const struct cc_message *m)
 {
     j->msg = *m;
-    snprintf(j->msg_id, sizeof j->msg_id, "%s", m->id);
-    snprintf(j->msg_sender, sizeof j->msg_sender, "%s", m->sender_id);
+    cc_uuid_copy(j->msg_id, m->id);
+    cc_uuid_copy(j->msg_sender, m->sender_id);
     j->msg.id = j->msg_id;
     j->msg.chat_id = j->chat_id;
     j->msg.sender_id = j->msg_sender;
     j->msg.client_id = NULL;
     if (CC_HAS_MEMBER(m, struct cc_message, client_id) && m->client_id) {
-        snprintf(j->msg_client_id, sizeof j->msg_client_id, "%s",
-                 m->client_id);
+        cc_uuid_copy(j->msg_client_id, m->client_id);
         j->msg.client_id = j->msg_client_id;
     }
     j->msg.struct_size = sizeof j->msg;
@@ -290,7 +289,8 @@ static void run(struct job *j)
         else if (j->in.kind == CC_IN_TYPING)
             relay_typing(j, side);
         else
-            cc_marks_read(j->chat_id, side, j->in.read_id, marked, j);
+            cc_marks_read(j->chat_id, side, j->in.read_id,
+                          j->via == CC_VIA_WS, marked, j);
         return;
     }
     if (!rate_ok(j->who->user_id)) {
@@ -387,10 +387,9 @@ void cc_send(const struct cc_send_req *req)
     j->peer = req->peer;
     j->done = req->done;
     j->arg = req->arg;
-    snprintf(j->chat_id, sizeof j->chat_id, "%s", req->chat_id);
-    snprintf(j->patient, sizeof j->patient, "%s", req->patient_id);
-    snprintf(j->professional, sizeof j->professional, "%s",
-             req->professional_id);
+    cc_uuid_copy(j->chat_id, req->chat_id);
+    cc_uuid_copy(j->patient, req->patient_id);
+    cc_uuid_copy(j->professional, req->professional_id);
     cc_metrics_add(req->loop, CC_STAT_RECEIVED, 1);
     /* On failure parse_error says why (and the job stays unparsed). */
     cc_inbound_parse(req->text, req->len, cc_srv->lim.max_content_chars,
