@@ -82,7 +82,8 @@ enum stmt {
     S_MSG_BY_CLIENT, S_MSG_SEQ, S_READ_BEGIN, S_READ_END,
     S_PURGE_PICK, S_PURGE_DEL, S_PURGE_UNREAD,
     /* ABI 1.4 */
-    S_OWNER_SET, S_NAME_SET, S_MSG_NEWEST, S_COUNT_AFTER, S_FIRST_UNREAD,
+    S_OWNER_SET, S_NAME_SET, S_MSG_NEWEST, S_COUNT_AFTER, S_COUNT_RANGE,
+    S_FIRST_UNREAD,
     S_CHAT_STATE, S_DUE, S_TICKET_PUT,
     S_TICKET_PRUNE, S_TICKET_GET, S_TICKET_DEL, S_CHAT_READS, S_STATE_GET,
     N_STMT
@@ -206,6 +207,9 @@ static const char *const sql[N_STMT] = {
     /* Messages of side ?3 after ?2 (do_mark_set). */
     [S_COUNT_AFTER] = "SELECT count(*) FROM messages WHERE chat_id = ?1 "
                       "AND seq > ?2 AND sender_type = ?3",
+    /* ... and of them those up to ?4 (count_from: the shorter scan). */
+    [S_COUNT_RANGE] = "SELECT count(*) FROM messages WHERE chat_id = ?1 "
+                      "AND seq > ?2 AND seq <= ?4 AND sender_type = ?3",
     /* The oldest message of side ?3 after ?2, when it was stored,
      * whether one of them is urgent, how many. */
     [S_FIRST_UNREAD] = "SELECT id, created_at, (SELECT max(priority) FROM "
@@ -1295,8 +1299,11 @@ static int mark_target(struct db *d, struct stq_req *r, int64_t *seq,
  * party's messages after each mark (unread_from after READ, less gap_from
  * after DELIVERED; appends only add to the first) say how many a mark
  * newly covers, less those after its target: none when the target is the
- * chat's newest message (the usual mark), else a short scan from it.  A
- * mark costs no scan of what it covers. */
+ * chat's newest message (the usual mark).  Else one scan, of the shorter
+ * span of seqs: after the target (a reader back after a long absence
+ * covers many messages), or what the mark covers (a reader who marks
+ * each message as it arrives, while the other side writes on: scanning
+ * what came after it cost the writer more than the appends did). */
 struct mark_count {
     struct db *d;
     struct chat_row *row;
@@ -1315,21 +1322,33 @@ static int count_from(void *arg, struct stq_req *r, int64_t after,
     sqlite3_stmt *q;
     int rc;
 
-    (void)after;
+    int range = upto - after < row->last_seq - upto;
+    int64_t c;
+
     mc->after = 0;
-    if (upto < row->last_seq) {
-        if (!(q = stmt(mc->d, S_COUNT_AFTER)))
-            return fail(r, mc->d);
-        sqlite3_bind_text(q, 1, r->chat, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 2, upto);
-        sqlite3_bind_int(q, 3, from);
-        rc = sqlite3_step(q);
-        mc->after = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-        sqlite3_reset(q);
-        if (rc != SQLITE_ROW)
-            return fail(r, mc->d);
+    if (upto >= row->last_seq) {
+        *n = have > 0 ? have : 0;
+        return CC_OK;
     }
-    *n = have > mc->after ? have - mc->after : 0;
+    if (!(q = stmt(mc->d, range ? S_COUNT_RANGE : S_COUNT_AFTER)))
+        return fail(r, mc->d);
+    sqlite3_bind_text(q, 1, r->chat, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, range ? after : upto);
+    sqlite3_bind_int(q, 3, from);
+    if (range)
+        sqlite3_bind_int64(q, 4, upto);
+    rc = sqlite3_step(q);
+    c = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW)
+        return fail(r, mc->d);
+    if (range) {
+        *n = c;
+        mc->after = have > c ? have - c : 0;
+    } else {
+        mc->after = c;
+        *n = have > c ? have - c : 0;
+    }
     return CC_OK;
 }
 

@@ -757,6 +757,43 @@ static void migrated14(const char *pat, const char *pro, const char *chat,
     outcome_free(&o);
 }
 
+/* A reader who marks each message as it arrives while the other side
+ * writes on (a ward's busy chat, carechat-bench --receipts): each READ
+ * and DELIVERED covers one message with many after it, and the counts
+ * stay true (storage-sqlite counts the shorter span: this case takes
+ * that path, c14_marks the other). */
+static void c14_follow(void)
+{
+    struct chat14 c;
+    struct outcome o = { 0 };
+    char id[12][37], mine[37];
+    const int64_t t = T14(10);
+    int bad = 0;
+
+    open14(&c, 10, 0);
+    for (int i = 0; i < 12; i++) {
+        say14(&c, CC_SIDE_PATIENT, 0, t + i, 0, id[i]);
+        if (i % 4 == 3)
+            say14(&c, CC_SIDE_PROFESSIONAL, 0, t + i, 0, mine);
+    }
+    for (int i = 0; i < 10; i++) {
+        mark_set(&o, c.chat, CC_SIDE_PROFESSIONAL, CC_MARK_DELIVERED, id[i],
+                 t + 100 + i, 0);
+        bad += !o.has_mark || !o.mark.moved || o.count != 1;
+        mark_set(&o, c.chat, CC_SIDE_PROFESSIONAL, CC_MARK_READ, id[i],
+                 t + 100 + i, 0);
+        bad += !o.has_mark || !o.mark.moved || o.count != 1;
+        chat_get(&o, c.chat, NULL, c.pro);
+        bad += !o.chat || o.chat->unread_count != 11 - i;
+    }
+    is_int(bad, 0, "follow: each mark covers one, unread counts down to 2");
+    agree14(&c, "follow: read one by one");
+    mark_set(&o, c.chat, CC_SIDE_PATIENT, CC_MARK_READ, id[4], t + 200, 0);
+    is_int(o.count, 1, "follow: the patient reads the first reply");
+    agree14(&c, "follow: both read some");
+    outcome_free(&o);
+}
+
 static void run_store14(void)
 {
     c14_priority();
@@ -767,6 +804,7 @@ static void run_store14(void)
     c14_claim_order();
     c14_burst();
     c14_group();
+    c14_follow();
     c14_tickets();
 }
 
