@@ -39,13 +39,16 @@ BUSY = "Server busy: message not stored; try again"
 FAILED = "Message could not be stored; try again"
 TRIES = 3       # a call fails once: the second try must work
 MAX_NTH = 12    # more calls of one operation than a conversation makes
-WRITES = ("profile_put", "chat_open", "message_append", "mark_read")
+# mark_set: the REST read, and the DELIVERED marks of what reached the
+# professional (ABI 1.4; the 1.x mark_read is no longer called).
+WRITES = ("profile_put", "chat_open", "message_append", "mark_set")
 READS = ("chat_get", "chat_list", "message_list")
 WRITE_KINDS = ("busy", "unavail", "fail", "cb_unavail", "lost")
 # Failures no client is told of: recording a profile (logged; recorded
-# at the next login), and the hub's own reads of a chat's order (tried
-# again after 500 ms).
-UNSEEN = ("profile_put", "message_list")
+# at the next login), the hub's own reads of a chat's order (tried
+# again after 500 ms), and a DELIVERED mark (logged; the next message
+# writes it; a failed read is seen, and tried again, by the client).
+UNSEEN = ("profile_put", "message_list", "mark_set")
 READ_KINDS = ("busy", "unavail", "fail")
 
 
