@@ -457,6 +457,7 @@ struct worker {
                                    may call it open (note_lost), or "" */
     char *arr;                  /* the writer's array parameters */
     size_t arr_cap;
+    int conflict;               /* a statement failed with is_conflict */
 };
 
 struct pg {
@@ -966,6 +967,19 @@ static PGresult *run(struct worker *w, enum stmt s, int n,
 }
 
 /* Record the failure of r; a dead connection makes it CC_E_UNAVAIL. */
+/* A statement the server aborted because of other transactions (chosen
+ * as a deadlock's victim, or a serialization failure: SQLSTATE 40P01,
+ * 40001).  Its transaction stored nothing, and run again once the others
+ * are done it succeeds: two nodes' groups that lock one profile and one
+ * chat in opposite order (a user's first requests on two nodes at once)
+ * meet this. */
+static int is_conflict(const PGresult *res)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    return s && (strcmp(s, "40P01") == 0 || strcmp(s, "40001") == 0);
+}
+
 static int fail(struct worker *w, struct stq_req *r, PGresult *res)
 {
     char err[160];
@@ -975,6 +989,8 @@ static int fail(struct worker *w, struct stq_req *r, PGresult *res)
         PQclear(res);
         return CC_E_UNAVAIL;
     }
+    if (is_conflict(res))
+        w->conflict = 1;
     snprintf(r->error, sizeof r->error, "postgres: %s",
              res ? PQresultErrorMessage(res) : conn_error(w->conn, err,
                                                           sizeof err));
@@ -2156,15 +2172,18 @@ static int pipelinable(const struct stq_req *group)
     return 1;
 }
 
-/* One group of writes in one transaction: appends pipelined in one round
- * trip; otherwise (other writes, or an append that failed) a savepoint
- * per request, so one failing request rolls back only itself.  Returns -1
- * when the connection died (the group has failed). */
-static int write_txn(struct worker *w, struct stq_req *group)
+/* Tries of a group that conflicts (is_conflict) before a conflicting
+ * request fails alone like any other. */
+#define CONFLICT_TRIES 3
+
+/* One try of write_txn: 1 when a request conflicted and last is false
+ * (nothing is stored: run the group again), else as write_txn. */
+static int write_txn_try(struct worker *w, struct stq_req *group, int last)
 {
     char err[300];
     struct stq_req *r;
 
+    w->conflict = 0;
     /* A group of one append (a quiet node's usual group): S_APPEND is one
      * statement and its own transaction, so one round trip and none of
      * the BEGIN, locks and COMMIT a group needs.  (One with a due time
@@ -2173,7 +2192,7 @@ static int write_txn(struct worker *w, struct stq_req *group)
     if (!group->next && group->op == STQ_MSG_APPEND && !group->due) {
         group->status = run_op(w, group);
         if (group->status != CC_E_UNAVAIL)
-            return 0;
+            return w->conflict && !last;
         fail_group(group, CC_E_UNAVAIL, "database unavailable");
         return -1;
     }
@@ -2193,9 +2212,15 @@ static int write_txn(struct worker *w, struct stq_req *group)
     for (r = group; r; r = r->next) {
         if (wcommand(w, "SAVEPOINT item", err, sizeof err) < 0)
             goto failed;
+        w->conflict = 0;
         r->status = run_op(w, r);
         if (r->status == CC_E_UNAVAIL)
             goto failed;
+        if (w->conflict && !last) {
+            if (command(w->conn, "ROLLBACK", err, sizeof err) < 0)
+                goto failed;
+            return 1;
+        }
         if (wcommand(w, r->status == CC_OK
                             ? "RELEASE item"
                             : "ROLLBACK TO item; RELEASE item",
@@ -2214,6 +2239,25 @@ failed:
     command(w->conn, "ROLLBACK", err, sizeof err);
     fail_group(group, CC_E_FAIL, "commit failed");
     return 0;
+}
+
+/* One group of writes in one transaction: appends pipelined in one round
+ * trip; otherwise (other writes, or an append that failed) a savepoint
+ * per request, so one failing request rolls back only itself.  A group
+ * in which a request conflicts with another node's transaction
+ * (is_conflict) is rolled back and run again, in order (it has released
+ * its locks, so the other goes on); on the last try the request fails
+ * alone.  Returns -1 when the connection died (the group has failed). */
+static int write_txn(struct worker *w, struct stq_req *group)
+{
+    int rc, tries = 1;
+
+    while ((rc = write_txn_try(w, group, tries == CONFLICT_TRIES)) == 1) {
+        tries++;
+        for (struct stq_req *r = group; r; r = r->next)
+            stq_req_rewind(r);
+    }
+    return rc;
 }
 
 /* A group of writes.  Purges run first, each alone in its own
