@@ -23,6 +23,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -629,6 +630,23 @@ class RedisServer:
                     break
                 out += chunk
             return out
+
+    def wait_subscribers(self, chat, n, timeout=10):
+        """Wait until n nodes subscribe to a chat's channel (a node
+        subscribes when its first client joins the chat, asynchronously):
+        what is relayed and never stored, like typing, reaches a node only
+        from then on."""
+        channel = "carechat:chat:" + chat
+        deadline = time.time() + timeout
+        while True:
+            out = self.command("PUBSUB", "NUMSUB", channel)
+            m = re.search(rb":(\d+)\r\n$", out)
+            if m and int(m.group(1)) >= n:
+                return
+            if time.time() > deadline:
+                raise AssertionError("%d node(s) never subscribed to %s: %r"
+                                     % (n, channel, out))
+            time.sleep(0.02)
 
     def address(self):
         return "127.0.0.1:%d" % self.port

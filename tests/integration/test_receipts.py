@@ -284,6 +284,9 @@ class ReceiptsTwoNodes(unittest.TestCase):
         pa = h.raw_ws(a, chat, pt, query="&receipts=1")
         rb = h.raw_ws(b, chat, rt, query="&receipts=1")
         try:
+            # Typing is relayed, never stored: it crosses to node B once
+            # B's subscription to the chat is in Redis.
+            self.redis.wait_subscribers(chat, 2)
             pa.send_json({"typing": True})
             self.assertEqual(next_of(rb, "typing"),
                              {"sender_type": "patient"})
