@@ -138,9 +138,16 @@ static int drop_if_idle(struct side *d, int window_over)
  * it is not one of them. */
 static int64_t seen_seq(const struct side *d, const char *id)
 {
-    for (unsigned i = 0; i < SEEN; i++)
-        if (d->seen[i].seq && strcmp(d->seen[i].id, id) == 0)
+    /* Newest first: a reader marks what has just arrived.  Ids here are
+     * canonical, CC_UUID_LEN bytes. */
+    for (unsigned k = 1; k <= SEEN; k++) {
+        unsigned i = (d->seen_at + SEEN - k) % SEEN;
+
+        if (!d->seen[i].seq)
+            return 0;
+        if (memcmp(d->seen[i].id, id, CC_UUID_LEN) == 0)
             return d->seen[i].seq;
+    }
     return 0;
 }
 

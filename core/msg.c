@@ -7,6 +7,7 @@
  */
 #include "msg.h"
 #include "timefmt.h"
+#include "utf8.h"
 #include "xalloc.h"
 
 #include <jansson.h>
@@ -272,50 +273,178 @@ int cc_role_parse(const char *s, size_t n)
     return -1;
 }
 
+/* A field of an inbound frame as both parsers see it: absent, a string
+ * (s[0..n), unescaped), null, true, false, or anything else. */
+enum { JV_ABSENT, JV_STRING, JV_NULL, JV_TRUE, JV_FALSE, JV_OTHER };
+struct jv {
+    int t;
+    const char *s;
+    size_t n;
+};
+
+/* The fields the protocol knows, in the order of field_names. */
+struct fields {
+    struct jv content, role, client_id, priority, read, typing;
+};
+static const char *const field_names[] = {
+    "content", "role", "client_id", "priority", "read", "typing",
+};
+#define N_FIELDS (sizeof field_names / sizeof field_names[0])
+
+static struct jv *field_at(struct fields *f, size_t i)
+{
+    struct jv *all[] = { &f->content, &f->role, &f->client_id,
+                         &f->priority, &f->read, &f->typing };
+    return all[i];
+}
+
+/* ------------------------------------------------- the flat fast path */
+
+/* Most frames are one flat object of short strings ({"content": "..."},
+ * {"read": "<id>"}); building and freeing jansson's tree for them was a
+ * fifth of the loop's time in a flood with receipts (doc/benchmarks.md).
+ * flat_parse takes exactly the frames whose meaning is plain: an object
+ * of the known keys, each once, whose values are true, false, null or a
+ * string without escapes or control characters, in valid UTF-8.  Any
+ * other text (escapes, numbers, nesting, unknown or repeated keys,
+ * invalid JSON) returns 0 and jansson decides, so what is accepted and
+ * refused is jansson's; fuzz_msg.c checks the two agree. */
+static const char *skip_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* At a '"': the string's end, v its bytes; NULL when not plain. */
+static const char *flat_string(const char *p, const char *e, struct jv *v)
+{
+    const char *s = p + 1, *q = memchr(s, '"', (size_t)(e - s));
+
+    if (!q)
+        return NULL;
+    for (const char *c = s; c < q; c++)
+        if ((unsigned char)*c < 0x20 || *c == '\\')
+            return NULL;
+    if (!cc_utf8_valid(s, (size_t)(q - s)))
+        return NULL;
+    v->t = JV_STRING;
+    v->s = s;
+    v->n = (size_t)(q - s);
+    return q + 1;
+}
+
+static const char *flat_value(const char *p, const char *e, struct jv *v)
+{
+    static const struct { const char *w; size_t n; int t; } lit[] = {
+        { "true", 4, JV_TRUE }, { "false", 5, JV_FALSE },
+        { "null", 4, JV_NULL },
+    };
+
+    if (p < e && *p == '"')
+        return flat_string(p, e, v);
+    for (size_t i = 0; i < sizeof lit / sizeof lit[0]; i++)
+        if ((size_t)(e - p) >= lit[i].n &&
+            memcmp(p, lit[i].w, lit[i].n) == 0) {
+            v->t = lit[i].t;
+            return p + lit[i].n;
+        }
+    return NULL;
+}
+
+/* 1 with f filled when text is a plain frame, 0 for jansson. */
+static int flat_parse(const char *text, size_t len, struct fields *f)
+{
+    const char *p = text, *e = text + len;
+    struct jv key, *v;
+    size_t i;
+
+    memset(f, 0, sizeof *f);
+    p = skip_ws(p, e);
+    if (p == e || *p++ != '{')
+        return 0;
+    p = skip_ws(p, e);
+    if (p < e && *p == '}')
+        return skip_ws(p + 1, e) == e;
+    for (;;) {
+        if (p == e || *p != '"' || !(p = flat_string(p, e, &key)))
+            return 0;
+        for (i = 0; i < N_FIELDS; i++)
+            if (strlen(field_names[i]) == key.n &&
+                memcmp(field_names[i], key.s, key.n) == 0)
+                break;
+        if (i == N_FIELDS || (v = field_at(f, i))->t != JV_ABSENT)
+            return 0;
+        p = skip_ws(p, e);
+        if (p == e || *p++ != ':')
+            return 0;
+        if (!(p = flat_value(skip_ws(p, e), e, v)))
+            return 0;
+        p = skip_ws(p, e);
+        if (p < e && *p == '}')
+            return skip_ws(p + 1, e) == e;
+        if (p == e || *p++ != ',')
+            return 0;
+        p = skip_ws(p, e);
+    }
+}
+
+/* ------------------------------------------------------------ jansson */
+
+static void from_json(json_t *root, struct fields *f)
+{
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        json_t *j = json_object_get(root, field_names[i]);
+        struct jv *v = field_at(f, i);
+
+        v->t = !j ? JV_ABSENT : json_is_string(j) ? JV_STRING
+             : json_is_null(j) ? JV_NULL : json_is_true(j) ? JV_TRUE
+             : json_is_false(j) ? JV_FALSE : JV_OTHER;
+        v->s = v->t == JV_STRING ? json_string_value(j) : NULL;
+        v->n = v->t == JV_STRING ? json_string_length(j) : 0;
+    }
+}
+
+/* ------------------------------------------------------------- checks */
+
 /* A read mark or typing (no "content"): 0, 1 when it is neither, or -1
  * with *error. */
-static int parse_action(json_t *root, struct cc_inbound *out,
+static int parse_action(const struct fields *f, struct cc_inbound *out,
                         const char **error)
 {
-    json_t *read = json_object_get(root, "read");
-    json_t *typing = json_object_get(root, "typing");
-
-    if (read) {
+    if (f->read.t != JV_ABSENT) {
         out->kind = CC_IN_READ;
-        if (json_is_null(read))
+        if (f->read.t == JV_NULL)
             return 0; /* up to the newest: read_id "" */
-        if (!json_is_string(read) ||
-            cc_uuid_canon(json_string_value(read), json_string_length(read),
-                          out->read_id) < 0) {
+        if (f->read.t != JV_STRING ||
+            cc_uuid_canon(f->read.s, f->read.n, out->read_id) < 0) {
             *error = CC_ERR_READ;
             return -1;
         }
         return 0;
     }
-    if (typing) {
+    if (f->typing.t != JV_ABSENT) {
         out->kind = CC_IN_TYPING;
-        if (!json_is_boolean(typing)) {
+        if (f->typing.t != JV_TRUE && f->typing.t != JV_FALSE) {
             *error = CC_ERR_TYPING;
             return -1;
         }
-        out->typing = json_is_true(typing);
+        out->typing = f->typing.t == JV_TRUE;
         return 0;
     }
     return 1;
 }
 
 /* "role": absent, null or a role name: 0, or -1 with *error. */
-static int parse_role(json_t *role, struct cc_inbound *out,
+static int parse_role(const struct jv *role, struct cc_inbound *out,
                       const char **error)
 {
     int r;
 
     out->role = CC_SIDE_NONE;
-    if (!role || json_is_null(role))
+    if (role->t == JV_ABSENT || role->t == JV_NULL)
         return 0;
-    r = json_is_string(role) ? cc_role_parse(json_string_value(role),
-                                             json_string_length(role))
-                             : -1;
+    r = role->t == JV_STRING ? cc_role_parse(role->s, role->n) : -1;
     if (r < 0) {
         *error = "Invalid role: use patient, professional or provider";
         return -1;
@@ -325,56 +454,50 @@ static int parse_role(json_t *role, struct cc_inbound *out,
 }
 
 /* "priority": absent, null, "normal" or "urgent": 0, or -1. */
-static int parse_priority(json_t *v, int *out)
+static int parse_priority(const struct jv *v, int *out)
 {
     *out = CC_PRIORITY_NORMAL;
-    if (!v || json_is_null(v))
+    if (v->t == JV_ABSENT || v->t == JV_NULL)
         return 0;
-    if (!json_is_string(v))
+    if (v->t != JV_STRING)
         return -1;
-    if (strcmp(json_string_value(v), "urgent") == 0)
+    if (v->n == 6 && memcmp(v->s, "urgent", 6) == 0)
         *out = CC_PRIORITY_URGENT;
-    else if (strcmp(json_string_value(v), "normal") != 0)
+    else if (v->n != 6 || memcmp(v->s, "normal", 6) != 0)
         return -1;
     return 0;
 }
 
-/* The checks of a frame's fields; out->content points into root. */
-static int inbound_fields(json_t *root, size_t max_chars,
+/* The checks of a frame's fields; out->content points into f's text. */
+static int inbound_fields(const struct fields *f, size_t max_chars,
                           struct cc_inbound *out, const char **error,
                           char *err_buf, size_t err_size)
 {
-    json_t *content = json_object_get(root, "content");
-    json_t *role = json_object_get(root, "role");
-    json_t *cid;
+    const struct jv *content = &f->content, *cid = &f->client_id;
     int rc;
 
-    if (!content && (rc = parse_action(root, out, error)) <= 0)
-        return rc < 0 ? -1 : parse_role(role, out, error);
-    if (content && !json_is_string(content) && !json_is_null(content)) {
+    if (content->t == JV_ABSENT && (rc = parse_action(f, out, error)) <= 0)
+        return rc < 0 ? -1 : parse_role(&f->role, out, error);
+    if (content->t != JV_ABSENT && content->t != JV_STRING &&
+        content->t != JV_NULL) {
         *error = "Message content must be a string";
         return -1;
     }
-    if (!content || json_is_null(content) ||
-        cc_text_blank(json_string_value(content),
-                      json_string_length(content))) {
+    if (content->t != JV_STRING || cc_text_blank(content->s, content->n)) {
         *error = CC_ERR_EMPTY;
         return -1;
     }
-    out->content = json_string_value(content);
-    out->content_len = json_string_length(content);
-    if (parse_role(role, out, error) < 0)
+    out->content = content->s;
+    out->content_len = content->n;
+    if (parse_role(&f->role, out, error) < 0)
         return -1;
-    cid = json_object_get(root, "client_id");
-    if (cid && !json_is_null(cid) &&
-        (!json_is_string(cid) ||
-         cc_uuid_canon(json_string_value(cid), json_string_length(cid),
-                       out->client_id) < 0)) {
+    if (cid->t != JV_ABSENT && cid->t != JV_NULL &&
+        (cid->t != JV_STRING ||
+         cc_uuid_canon(cid->s, cid->n, out->client_id) < 0)) {
         *error = CC_ERR_CLIENT_ID;
         return -1;
     }
-    if (parse_priority(json_object_get(root, "priority"),
-                       &out->priority) < 0) {
+    if (parse_priority(&f->priority, &out->priority) < 0) {
         *error = CC_ERR_PRIORITY;
         return -1;
     }
@@ -389,22 +512,26 @@ static int inbound_fields(json_t *root, size_t max_chars,
     return 0;
 }
 
-int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
-                     struct cc_inbound *out, const char **error,
-                     char *err_buf, size_t err_size)
+int cc_inbound_parse_with(const char *text, size_t len, size_t max_chars,
+                          struct cc_inbound *out, const char **error,
+                          char *err_buf, size_t err_size, int fast)
 {
     json_error_t jerr;
-    json_t *root;
+    json_t *root = NULL;
+    struct fields f;
     int rc;
 
     memset(out, 0, sizeof *out);
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root || !json_is_object(root)) {
-        json_decref(root);
-        *error = CC_ERR_JSON;
-        return -1;
+    if (!fast || !flat_parse(text, len, &f)) {
+        root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root || !json_is_object(root)) {
+            json_decref(root);
+            *error = CC_ERR_JSON;
+            return -1;
+        }
+        from_json(root, &f);
     }
-    rc = inbound_fields(root, max_chars, out, error, err_buf, err_size);
+    rc = inbound_fields(&f, max_chars, out, error, err_buf, err_size);
     /* The content is copied and the tree freed now, while it is in the
      * cache: a message's job lives until storage answers, and freeing a
      * cold tree then cost the loop more than the copy (issue 26). */
@@ -418,6 +545,14 @@ int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
     if (rc < 0)
         cc_inbound_free(out);
     return rc;
+}
+
+int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
+                     struct cc_inbound *out, const char **error,
+                     char *err_buf, size_t err_size)
+{
+    return cc_inbound_parse_with(text, len, max_chars, out, error, err_buf,
+                                 err_size, 1);
 }
 
 void cc_inbound_free(struct cc_inbound *in)

@@ -104,6 +104,12 @@ struct cc_inbound {
 int cc_inbound_parse(const char *text, size_t len, size_t max_chars,
                      struct cc_inbound *out, const char **error,
                      char *err_buf, size_t err_size);
+/* The same; fast 0 parses every frame with jansson, as the fast path
+ * (plain flat frames, msg.c) must agree with it: for the tests and the
+ * fuzz target. */
+int cc_inbound_parse_with(const char *text, size_t len, size_t max_chars,
+                          struct cc_inbound *out, const char **error,
+                          char *err_buf, size_t err_size, int fast);
 void cc_inbound_free(struct cc_inbound *in);
 
 /* 1 when s[0..n) is empty or only whitespace (Python str.isspace()

@@ -286,8 +286,90 @@ static void test_classify(void)
     cc_sbuf_free(&b);
 }
 
+/* Both parsers of inbound frames give the same answer: msg.c's flat fast
+ * path must take only frames whose meaning jansson agrees on. */
+static int same_parse(const char *text, size_t len, size_t max_chars)
+{
+    struct cc_inbound a, b;
+    const char *ea = NULL, *eb = NULL;
+    char ba[96], bb[96];
+    int ra = cc_inbound_parse_with(text, len, max_chars, &a, &ea, ba,
+                                   sizeof ba, 1);
+    int rb = cc_inbound_parse_with(text, len, max_chars, &b, &eb, bb,
+                                   sizeof bb, 0);
+    int same = ra == rb;
+
+    if (same && ra < 0)
+        same = strcmp(ea, eb) == 0;
+    if (same && ra == 0)
+        same = a.kind == b.kind && a.role == b.role &&
+               a.priority == b.priority && a.typing == b.typing &&
+               strcmp(a.client_id, b.client_id) == 0 &&
+               strcmp(a.read_id, b.read_id) == 0 &&
+               a.content_len == b.content_len &&
+               (!a.content) == (!b.content) &&
+               (!a.content || memcmp(a.content, b.content,
+                                     a.content_len) == 0);
+    if (ra == 0)
+        cc_inbound_free(&a);
+    if (rb == 0)
+        cc_inbound_free(&b);
+    return same;
+}
+
+static void test_fast_path(void)
+{
+    static const char *const frames[] = {
+        "{\"content\": \"hi\"}", " {\"content\" : \"hi\" }\r\n",
+        "{\"content\":\"hi\",\"role\":\"patient\",\"priority\":\"urgent\","
+        "\"client_id\":\"" PAT "\"}",
+        "{\"content\": \"hi\", \"client_id\": null, \"role\": null, "
+        "\"priority\": null}",
+        "{\"content\": \"hi\", \"priority\": \"urgentx\"}",
+        "{\"content\": \"hi\", \"priority\": \"norma\"}",
+        "{\"content\": \"hi\", \"role\": \"provider\"}",
+        "{\"content\": \"hi\", \"role\": true}",
+        "{\"content\": \"hi\", \"client_id\": \"nope\"}",
+        "{\"read\": \"" PAT "\"}", "{\"read\": null}", "{\"read\": \"x\"}",
+        "{\"read\": true}", "{\"read\": \"" PAT "\", \"role\": \"patient\"}",
+        "{\"typing\": true}", "{\"typing\": false}", "{\"typing\": null}",
+        "{\"typing\": \"yes\"}", "{\"typing\": true, \"content\": \"x\"}",
+        "{}", " { } ", "{\"content\": null}", "{\"content\": \"  \"}",
+        "{\"content\": true}", "{\"content\": 5}", "{\"content\": [\"a\"]}",
+        "{\"content\": \"a\\\"b\"}", "{\"content\": \"a\\u00e9\"}",
+        "{\"content\": \"\xc3\xa9\xf0\x9f\x98\x80\"}",
+        "{\"content\": \"\xff\"}", "{\"content\": \"\xc0\xaf\"}",
+        "{\"content\": \"\xed\xa0\x80\"}",
+        "{\"content\": \"\xf4\x90\x80\x80\"}",
+        "{\"content\": \"a\tb\"}", "{\"content\": \"a\nb\"}",
+        "{\"content\": \"hi\",}", "{\"content\": \"hi\"} x",
+        "{\"content\": \"hi\"}}", "{\"content\" \"hi\"}", "{\"content\":}",
+        "{\"content\": \"hi\", \"content\": \"ho\"}",
+        "{\"read\": null, \"read\": null}", "{\"x\": 1, \"content\": \"hi\"}",
+        "{\"x\": 1, \"x\": 2, \"content\": \"hi\"}", "{\"content\": \"hi",
+        "{\"content", "{", "", "[]", "null", "\"content\"", "{,}",
+        "{\"\": \"hi\"}", "{\"content\": tru}", "{\"content\": nul}",
+        "{\"typing\": truex}", "{\"content\": \"\xe2\x80\x83\"}",
+        "{\"content\": \"\xc2\xa0x\"}", "{\"content\": \"abcdef\"}",
+    };
+    size_t n = sizeof frames / sizeof frames[0], agree = 0;
+    const char *with_nul = "{\"content\": \"a\0b\"}";
+
+    for (size_t i = 0; i < n; i++) {
+        if (same_parse(frames[i], strlen(frames[i]), 0) &&
+            same_parse(frames[i], strlen(frames[i]), 4))
+            agree++;
+        else
+            printf("# parsers disagree on frame %zu: %s\n", i, frames[i]);
+    }
+    is_int((int)agree, (int)n, "the fast path and jansson agree on every "
+                               "frame (%zu)", n);
+    ok(same_parse(with_nul, 18, 0), "and on a raw NUL inside a string");
+}
+
 int main(void)
 {
+    test_fast_path();
     test_inbound();
     test_encode();
     test_roles();
