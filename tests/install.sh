@@ -72,6 +72,13 @@ check "the systemd unit is installed under P" \
     '[ -f "$P/lib/systemd/system/carechatd.service" ]'
 check "the sysusers.d file (the carechat user) is installed under P" \
     '[ -f "$P/lib/sysusers.d/carechat.conf" ]'
+docs=
+for f in README.md doc/protocol.md doc/operations.md \
+         doc/high-availability.md doc/plugin-guide.md; do
+    [ -f "$P/share/doc/carechat/$f" ] || docs="$docs $f"
+done
+check "the manuals are in share/doc/carechat (missing:${docs:- none})" \
+    '[ -z "$docs" ]'
 state=$(stat -c %a "$P/var/lib/carechat" 2>/dev/null)
 check "the state directory is mode 750 (was ${state:-missing})" \
     '[ "$state" = 750 ]'
