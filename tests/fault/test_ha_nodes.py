@@ -10,7 +10,6 @@ the node that is left; a professional resumes with since=<the last
 message it got> and receives everything it missed, once, in history
 order; patients' sends are acknowledged again within seconds; the node
 that is left logs little."""
-import json
 import os
 import time
 
@@ -22,11 +21,9 @@ import ha
 def joins(srv):
     """{(professional id, chat id)} of the WebSockets that joined srv."""
     got = set()
-    with open(srv.conf["audit"]["file"]) as trail:
-        for line in trail:
-            ev = json.loads(line)
-            if ev["event"] == "ws_join" and ev.get("professional_id"):
-                got.add((ev["professional_id"], ev["chat_id"]))
+    for ev in h.read_json_lines(srv.conf["audit"]["file"]):
+        if ev["event"] == "ws_join" and ev.get("professional_id"):
+            got.add((ev["professional_id"], ev["chat_id"]))
     return got
 
 

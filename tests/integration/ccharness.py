@@ -903,11 +903,15 @@ async def closed_with(ws, timeout=5):
 
 def read_json_lines(path):
     """The JSON objects of a file with one per line (an audit trail);
-    [] when it does not exist yet."""
+    [] when it does not exist yet.  A last line without its newline is
+    being written (the daemon appends while we read): left for the next
+    read."""
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        text = f.read()
+    lines = text.split("\n")[:-1]      # whole lines only
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def wait_for(pred, timeout=5, what="a condition"):
