@@ -282,21 +282,20 @@ struct jv {
     size_t n;
 };
 
-/* The fields the protocol knows, in the order of field_names. */
+/* The fields the protocol knows: f[F_*], named in field_names. */
+enum { F_CONTENT, F_ROLE, F_CLIENT_ID, F_PRIORITY, F_READ, F_TYPING,
+       N_FIELDS };
 struct fields {
-    struct jv content, role, client_id, priority, read, typing;
+    struct jv f[N_FIELDS];
 };
-static const char *const field_names[] = {
-    "content", "role", "client_id", "priority", "read", "typing",
+static const struct {
+    const char *name;
+    size_t len;
+} field_names[N_FIELDS] = {
+    [F_CONTENT] = { "content", 7 }, [F_ROLE] = { "role", 4 },
+    [F_CLIENT_ID] = { "client_id", 9 }, [F_PRIORITY] = { "priority", 8 },
+    [F_READ] = { "read", 4 }, [F_TYPING] = { "typing", 6 },
 };
-#define N_FIELDS (sizeof field_names / sizeof field_names[0])
-
-static struct jv *field_at(struct fields *f, size_t i)
-{
-    struct jv *all[] = { &f->content, &f->role, &f->client_id,
-                         &f->priority, &f->read, &f->typing };
-    return all[i];
-}
 
 /* ------------------------------------------------- the flat fast path */
 
@@ -370,10 +369,10 @@ static int flat_parse(const char *text, size_t len, struct fields *f)
         if (p == e || *p != '"' || !(p = flat_string(p, e, &key)))
             return 0;
         for (i = 0; i < N_FIELDS; i++)
-            if (strlen(field_names[i]) == key.n &&
-                memcmp(field_names[i], key.s, key.n) == 0)
+            if (field_names[i].len == key.n &&
+                memcmp(field_names[i].name, key.s, key.n) == 0)
                 break;
-        if (i == N_FIELDS || (v = field_at(f, i))->t != JV_ABSENT)
+        if (i == N_FIELDS || (v = &f->f[i])->t != JV_ABSENT)
             return 0;
         p = skip_ws(p, e);
         if (p == e || *p++ != ':')
@@ -394,8 +393,8 @@ static int flat_parse(const char *text, size_t len, struct fields *f)
 static void from_json(json_t *root, struct fields *f)
 {
     for (size_t i = 0; i < N_FIELDS; i++) {
-        json_t *j = json_object_get(root, field_names[i]);
-        struct jv *v = field_at(f, i);
+        json_t *j = json_object_get(root, field_names[i].name);
+        struct jv *v = &f->f[i];
 
         v->t = !j ? JV_ABSENT : json_is_string(j) ? JV_STRING
              : json_is_null(j) ? JV_NULL : json_is_true(j) ? JV_TRUE
@@ -412,24 +411,26 @@ static void from_json(json_t *root, struct fields *f)
 static int parse_action(const struct fields *f, struct cc_inbound *out,
                         const char **error)
 {
-    if (f->read.t != JV_ABSENT) {
+    const struct jv *read = &f->f[F_READ], *typing = &f->f[F_TYPING];
+
+    if (read->t != JV_ABSENT) {
         out->kind = CC_IN_READ;
-        if (f->read.t == JV_NULL)
+        if (read->t == JV_NULL)
             return 0; /* up to the newest: read_id "" */
-        if (f->read.t != JV_STRING ||
-            cc_uuid_canon(f->read.s, f->read.n, out->read_id) < 0) {
+        if (read->t != JV_STRING ||
+            cc_uuid_canon(read->s, read->n, out->read_id) < 0) {
             *error = CC_ERR_READ;
             return -1;
         }
         return 0;
     }
-    if (f->typing.t != JV_ABSENT) {
+    if (typing->t != JV_ABSENT) {
         out->kind = CC_IN_TYPING;
-        if (f->typing.t != JV_TRUE && f->typing.t != JV_FALSE) {
+        if (typing->t != JV_TRUE && typing->t != JV_FALSE) {
             *error = CC_ERR_TYPING;
             return -1;
         }
-        out->typing = f->typing.t == JV_TRUE;
+        out->typing = typing->t == JV_TRUE;
         return 0;
     }
     return 1;
@@ -473,11 +474,12 @@ static int inbound_fields(const struct fields *f, size_t max_chars,
                           struct cc_inbound *out, const char **error,
                           char *err_buf, size_t err_size)
 {
-    const struct jv *content = &f->content, *cid = &f->client_id;
+    const struct jv *content = &f->f[F_CONTENT], *cid = &f->f[F_CLIENT_ID];
+    const struct jv *role = &f->f[F_ROLE];
     int rc;
 
     if (content->t == JV_ABSENT && (rc = parse_action(f, out, error)) <= 0)
-        return rc < 0 ? -1 : parse_role(&f->role, out, error);
+        return rc < 0 ? -1 : parse_role(role, out, error);
     if (content->t != JV_ABSENT && content->t != JV_STRING &&
         content->t != JV_NULL) {
         *error = "Message content must be a string";
@@ -489,7 +491,7 @@ static int inbound_fields(const struct fields *f, size_t max_chars,
     }
     out->content = content->s;
     out->content_len = content->n;
-    if (parse_role(&f->role, out, error) < 0)
+    if (parse_role(role, out, error) < 0)
         return -1;
     if (cid->t != JV_ABSENT && cid->t != JV_NULL &&
         (cid->t != JV_STRING ||
@@ -497,7 +499,7 @@ static int inbound_fields(const struct fields *f, size_t max_chars,
         *error = CC_ERR_CLIENT_ID;
         return -1;
     }
-    if (parse_priority(&f->priority, &out->priority) < 0) {
+    if (parse_priority(&f->f[F_PRIORITY], &out->priority) < 0) {
         *error = CC_ERR_PRIORITY;
         return -1;
     }
