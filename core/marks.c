@@ -78,19 +78,23 @@ static uint64_t now_ms(void)
     return cc_time_mono_ns() / 1000000;
 }
 
-static struct side **slot(const char *chat_id, int side)
+/* "<chat id>:<side>".  Every message delivered comes here: no format
+ * engine. */
+static void key_of(char key[CC_UUID_LEN + 3], const char *chat_id, int side)
 {
-    char key[CC_UUID_LEN + 3];
-    struct side **pp;
     size_t n;
 
-    /* Every message delivered comes here: no format engine. */
     cc_uuid_copy(key, chat_id);
     n = strlen(key);
     key[n] = ':';
     key[n + 1] = (char)('0' + side);
     key[n + 2] = '\0';
-    pp = &table[cc_strhash(key) & (BUCKETS - 1)];
+}
+
+static struct side **slot(const char *key)
+{
+    struct side **pp = &table[cc_strhash(key) & (BUCKETS - 1)];
+
     while (*pp && strcmp((*pp)->key, key) != 0)
         pp = &(*pp)->next;
     return pp;
@@ -100,13 +104,16 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
 static struct side *side_get(const char *chat_id, int side)
 {
-    struct side **pp = slot(chat_id, side), *d = *pp;
+    char key[CC_UUID_LEN + 3];
+    struct side **pp, *d;
 
-    if (d)
+    key_of(key, chat_id, side);
+    pp = slot(key);
+    if ((d = *pp))
         return d;
     d = cc_xcalloc(1, sizeof *d);
+    memcpy(d->key, key, sizeof key);
     cc_uuid_copy(d->chat_id, chat_id);
-    snprintf(d->key, sizeof d->key, "%s:%d", d->chat_id, side);
     d->side = side;
     d->timer = evtimer_new(cc_loop_base(cc_main_loop), timer_cb, d);
     if (!d->timer)
@@ -127,7 +134,7 @@ static int drop_if_idle(struct side *d, int window_over)
         d->reads_in_flight || d->merged ||
         event_pending(d->timer, EV_TIMEOUT, NULL))
         return 0;
-    pp = slot(d->chat_id, d->side);
+    pp = slot(d->key);
     *pp = d->next;
     event_free(d->timer);
     free(d);
@@ -203,15 +210,14 @@ static void answer(struct read_op *op, int status, const struct cc_mark *m,
     }
 }
 
-static void read_done(void *arg, int status, const struct cc_store_result *res)
+/* A write is over (stored, failed or refused): answered, and its side
+ * sends the reads that waited behind it. */
+static void write_over(struct read_op *op, int status,
+                       const struct cc_mark *m, int64_t count)
 {
-    struct read_op *op = arg;
-    const struct cc_mark *m = status == CC_OK ? cc_store_mark(res) : NULL;
     struct side *d = op->d;
 
-    if (m && m->moved)
-        publish(op->chat_id, m);
-    answer(op, status, m, status == CC_OK ? res->count : 0);
+    answer(op, status, m, count);
     free(op);
     if (d) {
         d->reads_in_flight--;
@@ -220,19 +226,22 @@ static void read_done(void *arg, int status, const struct cc_store_result *res)
     }
 }
 
+static void read_done(void *arg, int status, const struct cc_store_result *res)
+{
+    struct read_op *op = arg;
+    const struct cc_mark *m = status == CC_OK ? cc_store_mark(res) : NULL;
+
+    if (m && m->moved)
+        publish(op->chat_id, m);
+    write_over(op, status, m, status == CC_OK ? res->count : 0);
+}
+
 static void refused_cb(struct cc_loop *on, struct cc_mail *mail)
 {
     struct read_op *op = (struct read_op *)mail;
-    struct side *d = op->d;
 
     (void)on;
-    answer(op, op->status, NULL, 0);
-    free(op);
-    if (d) {
-        d->reads_in_flight--;
-        write_merged(d);
-        drop_if_idle(d, now_ms() >= d->written_ms + CC_MARKS_COALESCE_MS);
-    }
+    write_over(op, op->status, NULL, 0);
 }
 
 static void issue(struct read_op *op, const char *up_to_id)
@@ -262,8 +271,12 @@ void cc_marks_read(const char *chat_id, int side, const char *up_to_id,
     op->side = side;
     op->done = done;
     op->arg = arg;
-    if (merge && up_to_id && up_to_id[0] && cc_store_can(CC_STORE_MARKS))
-        d = *slot(chat_id, side);
+    if (merge && up_to_id && up_to_id[0] && cc_store_can(CC_STORE_MARKS)) {
+        char key[CC_UUID_LEN + 3];
+
+        key_of(key, chat_id, side);
+        d = *slot(key);
+    }
     /* A read of a message lately delivered to this side while one of
      * its writes is with storage waits and goes with the next write, as
      * one: a reader who marks each message as it arrives costs storage a
