@@ -966,7 +966,6 @@ static PGresult *run(struct worker *w, enum stmt s, int n,
                           NULL, 0);
 }
 
-/* Record the failure of r; a dead connection makes it CC_E_UNAVAIL. */
 /* A statement the server aborted because of other transactions (chosen
  * as a deadlock's victim, or a serialization failure: SQLSTATE 40P01,
  * 40001).  Its transaction stored nothing, and run again once the others
@@ -980,6 +979,7 @@ static int is_conflict(const PGresult *res)
     return s && (strcmp(s, "40P01") == 0 || strcmp(s, "40001") == 0);
 }
 
+/* Record the failure of r; a dead connection makes it CC_E_UNAVAIL. */
 static int fail(struct worker *w, struct stq_req *r, PGresult *res)
 {
     char err[160];
